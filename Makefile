@@ -1,0 +1,33 @@
+# `make test` and `make demo` do all set-up themselves on a fresh machine.
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export HEADWATER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TOOLS := .tools
+NOX := $(TOOLS)/bin/nox
+UV := $(TOOLS)/bin/uv
+
+.PHONY: test demo bench postgres tools clean
+
+$(NOX) $(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "uv>=0.5" "nox>=2024.10"
+
+tools: $(NOX)
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+test: tools postgres
+	@start=$$(date +%s); \
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s core; rc=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$rc
+
+demo: tools
+	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s core -- --co -q >/dev/null
+	@bash examples/manual/demo.sh
+
+bench: tools postgres
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s bench
+
+clean:
+	rm -rf $(TOOLS) .nox

@@ -1,0 +1,738 @@
+"""The public Python API: `import headwater as hw`.
+
+Every write becomes events that go through the durable outbox (headwater.outbox) and are then
+delivered to the backend within the time budget; reads go to the backend directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Union
+
+from headwater import config
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound
+from headwater.events import (
+    AliasMoved,
+    EdgeRecorded,
+    Event,
+    RunRecorded,
+    TagsChanged,
+    VersionDeleted,
+    VersionRecorded,
+    new_id,
+    utcnow,
+)
+from headwater.models import (
+    AliasMove,
+    Artifact,
+    Diff,
+    Impact,
+    LineageGraph,
+    ManifestEntry,
+    Run,
+    RunStatus,
+    Version,
+    VerifyReport,
+)
+from headwater.outbox import Delivery, Outbox
+from headwater.refs import (
+    Ref,
+    file_uri_to_path,
+    is_uri,
+    normalize_name,
+    parse_ref,
+    path_to_file_uri,
+    validate_alias,
+    validate_name,
+)
+from headwater.store import Store, open_store
+
+log = logging.getLogger("headwater")
+
+# HEADWATER_NAMESPACE_UUID = uuid5(NAMESPACE_URL, "https://headwater.dev/run"); never change it:
+# every deterministic run id, uuid5(NAMESPACE_UUID, "\x1f".join(parts)), depends on it.
+NAMESPACE_UUID = uuid.UUID("a0d4572f-a9e9-5a56-adb4-f6544a06bd6d")
+
+
+def run_id(*parts: object) -> str:
+    """A run id derived from the orchestrator's own identity: the same event twice, the same run."""
+    return str(uuid.uuid5(NAMESPACE_UUID, "\x1f".join(str(p) for p in parts)))
+
+
+@dataclass
+class Output:
+    """An output to record: a local path (stored) or a URI (referenced) under artifact `name`."""
+
+    name: str
+    path: str | os.PathLike[str]
+    type: str | None = None
+    aliases: Sequence[str] = ()
+    metadata: dict[str, Any] | None = None
+    description: str | None = None
+    tags: Sequence[str] = ()
+    store: bool | None = None
+
+
+InputLike = Union[str, os.PathLike, Version]
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A naive datetime given by a user is UTC (DESIGN.md)."""
+    if at is None:
+        return None
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+@dataclass
+class _Content:
+    entries: list[ManifestEntry]
+    digest: str
+    files: dict[str, Path] = field(default_factory=dict)  # entry path -> local file to store
+
+
+class Client:
+    """One backend plus the local outbox, blob store and caches under HEADWATER_HOME."""
+
+    def __init__(self, uri: str | None = None, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home).expanduser() if home is not None else config.headwater_home()
+        if uri is None:
+            uri = os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
+        self.uri = uri
+        self.outbox = Outbox(self.home, uri, self._connect)
+        self._store: Store | None = None
+        self._store_pid = 0
+        self._blobs: Any = None
+        self._stat_cache: Any = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _connect(self) -> Store:
+        # Connections do not survive fork (Airflow forks task processes): one store per pid.
+        with self._lock:
+            if self._store is None or self._store_pid != os.getpid():
+                self._store = open_store(self.uri)
+                self._store_pid = os.getpid()
+            return self._store
+
+    @property
+    def store(self) -> Store:
+        return self._connect()
+
+    @property
+    def blobs(self) -> Any:
+        if self._blobs is None:
+            from headwater.blobs import BlobStore
+
+            self._blobs = BlobStore(os.environ.get("HEADWATER_BLOB_URI") or str(self.home / "blobs"))
+        return self._blobs
+
+    @property
+    def stat_cache(self) -> Any:
+        if self._stat_cache is None:
+            from headwater.digest import StatCache
+
+            self._stat_cache = StatCache(self.home / "statcache.db")
+        return self._stat_cache
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def emit(self, events: Sequence[Event]) -> bool:
+        """Write events to the outbox, then deliver within the time budget.
+
+        Returns True when this batch reached the backend, False when it waits in the outbox.
+        Raises the store's error when the backend refused this batch for good.
+        """
+        name = self.outbox.write(events)
+        result = self.outbox.deliver(config.timeout_s())
+        if name in result.dead:
+            raise result.dead[name]
+        delivered = not (self.outbox.folder / name).exists()
+        if not delivered:
+            log.warning(
+                "headwater: %s not delivered (%s); %d batch(es) wait in the outbox, `headwater sync` delivers them",
+                self.uri.split("@")[-1],
+                result.error or "backend busy",
+                len(self.outbox.pending()),
+            )
+        return delivered
+
+    def sync(self, timeout: float | None = None) -> Delivery:
+        """Deliver everything waiting in the outbox."""
+        return self.outbox.deliver(timeout if timeout is not None else max(60.0, config.timeout_s()))
+
+    def parse(self, ref: str) -> Ref:
+        if isinstance(ref, Ref):
+            return ref
+        if not isinstance(ref, str):
+            raise InvalidInput(f"expected a reference string, got {type(ref).__name__}")
+        return parse_ref(ref, is_artifact=self.store.artifact_exists)
+
+    def _bind(self, version: Version) -> Version:
+        version._client = self
+        return version
+
+    # -- content -----------------------------------------------------------------------------
+
+    def content(self, target: str | os.PathLike[str], *, store: bool | None = None) -> _Content:
+        """Hash a local path (stored by default) or a URI (referenced by default)."""
+        from headwater.digest import build_manifest, manifest_digest, reference_manifest
+
+        if isinstance(target, str) and is_uri(target):
+            if target.startswith("file:"):
+                path = file_uri_to_path(normalize_name(target))
+                stored = bool(store)
+            else:
+                if store:
+                    raise InvalidInput(
+                        f"store=True is supported for local paths and file:// URIs, not {target!r}"
+                    )
+                entries = reference_manifest(target, stat_cache=self.stat_cache)
+                return _Content(entries, manifest_digest(entries))
+        else:
+            path = Path(target)
+            stored = store is not False
+        if not path.exists():
+            raise InvalidInput(f"no such file or directory: {path}")
+        path = path.absolute()
+        if not stored:
+            entries = reference_manifest(path_to_file_uri(path), stat_cache=self.stat_cache)
+            return _Content(entries, manifest_digest(entries))
+        entries = build_manifest(path, stat_cache=self.stat_cache)
+        files = {e.path: (path if path.is_file() else path / e.path) for e in entries}
+        return _Content(entries, manifest_digest(entries), files)
+
+    def _store_blobs(self, content: _Content) -> None:
+        # Blobs land before their event is queued, so a delivered version is always restorable.
+        for entry in content.entries:
+            if entry.path in content.files:
+                self.blobs.put_file(content.files[entry.path], entry.digest)
+
+    def _version_event(
+        self,
+        name: str,
+        target: str | os.PathLike[str],
+        *,
+        type: str | None,
+        aliases: Sequence[str],
+        metadata: dict[str, Any] | None,
+        description: str | None,
+        tags: Sequence[str],
+        store: bool | None,
+        run: str | None,
+        direction: str | None,
+    ) -> VersionRecorded:
+        name = validate_name(name)
+        aliases = [validate_alias(a) for a in aliases]
+        content = self.content(target, store=store)
+        self._store_blobs(content)
+        return VersionRecorded(
+            name=name,
+            digest=content.digest,
+            entries=content.entries,
+            type=type,
+            metadata=metadata or {},
+            description=description,
+            tags=list(tags),
+            aliases=aliases,
+            run_id=run,
+            direction=direction,  # type: ignore[arg-type]
+        )
+
+    def _version_after(self, event: VersionRecorded, delivered: bool) -> Version:
+        if delivered:
+            return self._bind(self.store.get_version(Ref(event.name, digest=event.digest)))
+        return self._bind(
+            Version(
+                name=event.name,
+                type=event.type,
+                digest=event.digest,
+                entries=event.entries,
+                metadata=event.metadata,
+                description=event.description,
+                aliases=list(event.aliases),
+                tags=list(event.tags),
+                size=sum(e.size for e in event.entries),
+            )
+        )
+
+    def log_artifact(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        type: str | None = None,
+        aliases: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        store: bool | None = None,
+        run: str | None = None,
+    ) -> Version:
+        """Record the content at `path` as a version of `name` (the same content: the same version)."""
+        event = self._version_event(
+            name,
+            path,
+            type=type,
+            aliases=aliases,
+            metadata=metadata,
+            description=description,
+            tags=tags,
+            store=store,
+            run=run,
+            direction="produced" if run else None,
+        )
+        return self._version_after(event, self.emit([event]))
+
+    def log_reference(self, name: str, uri: str, **kwargs: Any) -> Version:
+        """Record a pointer to `uri` with the checksum its storage reports; nothing is uploaded."""
+        kwargs["store"] = False
+        return self.log_artifact(name, uri, **kwargs)
+
+    def _use_event(self, run: str, item: InputLike, *, name: str | None, type: str | None) -> tuple[Event, Version | None]:
+        if isinstance(item, Version):
+            return EdgeRecorded(run_id=run, ref=f"{item.name}@{item.digest}"), item
+        if isinstance(item, os.PathLike) or (isinstance(item, str) and is_uri(item)):
+            location = item if isinstance(item, str) else path_to_file_uri(Path(item).absolute())
+            event = self._version_event(
+                name or normalize_name(location),
+                item,
+                type=type,
+                aliases=(),
+                metadata=None,
+                description=None,
+                tags=(),
+                store=False,
+                run=run,
+                direction="used",
+            )
+            return event, None
+        version = self.get(item)
+        return EdgeRecorded(run_id=run, ref=f"{version.name}@{version.digest}"), version
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run(
+        self,
+        job: str,
+        *,
+        job_namespace: str = "manual",
+        params: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        links: dict[str, str] | None = None,
+        code: dict[str, Any] | None = None,
+    ) -> ActiveRun:
+        return ActiveRun(self, job, job_namespace=job_namespace, params=params, parent_id=parent_id, links=links, code=code)
+
+    def link(
+        self,
+        job: str,
+        inputs: Iterable[InputLike] = (),
+        outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
+        *,
+        job_namespace: str = "manual",
+        params: dict[str, Any] | None = None,
+        status: RunStatus = "succeeded",
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        error: str | None = None,
+        links: dict[str, str] | None = None,
+    ) -> Run:
+        """Attach a step done elsewhere (by hand, by another team) to the graph in one call."""
+        if not job or not job.strip():
+            raise InvalidInput("a run needs a job name")
+        now = utcnow()
+        rid = new_id()
+        events: list[Event] = [
+            RunRecorded(
+                run_id=rid,
+                job=job,
+                job_namespace=job_namespace,
+                orchestrator="manual",
+                run_kind="manual",
+                status=status,
+                started_at=_utc(started_at) or now,
+                ended_at=_utc(ended_at) or now,
+                params=params or {},
+                error=error,
+                links=links,
+            )
+        ]
+        for item in inputs:
+            events.append(self._use_event(rid, item, name=None, type=None)[0])
+        for out in outputs:
+            if isinstance(out, tuple):
+                out = Output(*out)
+            events.append(
+                self._version_event(
+                    out.name,
+                    out.path,
+                    type=out.type,
+                    aliases=out.aliases,
+                    metadata=out.metadata,
+                    description=out.description,
+                    tags=out.tags,
+                    store=out.store,
+                    run=rid,
+                    direction="produced",
+                )
+            )
+        if self.emit(events):
+            return self.store.get_run(rid)
+        return Run(id=rid, job=job, job_namespace=job_namespace, status=status, params=params or {})
+
+    def get_run(self, run_id: str) -> Run:
+        return self.store.get_run(run_id)
+
+    def runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        return self.store.list_runs(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, ref: str, at: datetime | None = None) -> Version:
+        return self._bind(self.store.get_version(self.parse(ref), at=_utc(at)))
+
+    def artifacts(self, type: str | None = None, limit: int | None = None, name_like: str | None = None) -> list[Artifact]:
+        return self.store.list_artifacts(type=type, limit=limit, name_like=name_like)
+
+    def versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        found = self.store.list_versions(
+            normalize_name(name), limit=limit, tags=tags, metadata=metadata, include_deleted=include_deleted
+        )
+        return [self._bind(v) for v in found]
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        return self.store.alias_history(normalize_name(name), alias)
+
+    def upstream(self, ref: str, depth: int | None = None) -> LineageGraph:
+        return self.store.lineage(self.parse(ref), "upstream", depth)
+
+    def downstream(self, ref: str, depth: int | None = None) -> LineageGraph:
+        return self.store.lineage(self.parse(ref), "downstream", depth)
+
+    def path(self, source: str, target: str) -> LineageGraph:
+        return self.store.lineage_path(self.parse(source), self.parse(target))
+
+    def runs_using(self, name: str) -> list[Run]:
+        return self.store.runs_using(normalize_name(name))
+
+    def diff(self, left: str, right: str) -> Diff:
+        a, b = self.get(left), self.get(right)
+        old = {e.path: e.digest for e in a.entries}
+        new = {e.path: e.digest for e in b.entries}
+        return Diff(
+            left=a.ref,
+            right=b.ref,
+            added=sorted(set(new) - set(old)),
+            removed=sorted(set(old) - set(new)),
+            changed=sorted(p for p in set(old) & set(new) if old[p] != new[p]),
+            unchanged=sum(1 for p in set(old) & set(new) if old[p] == new[p]),
+        )
+
+    def impact(self, digest: str | None = None, path: str | os.PathLike[str] | None = None) -> Impact:
+        """Versions that hold a file (by digest or path) and everything downstream of them."""
+        if (digest is None) == (path is None):
+            raise InvalidInput("impact needs exactly one of digest= or path=")
+        holding: dict[str, Version] = {}
+        if digest is not None:
+            if ":" not in digest:
+                digest = f"blake3:{digest}"
+            found = self.store.versions_holding(digest=digest)
+        else:
+            text = os.fspath(path)  # type: ignore[arg-type]
+            candidates = {text}
+            if not is_uri(text):
+                local = Path(text).absolute()
+                candidates.add(path_to_file_uri(local))
+                if local.is_file():
+                    from headwater.digest import hash_file
+
+                    file_digest, _ = hash_file(local)
+                    candidates.add(file_digest)
+            found = []
+            for candidate in sorted(candidates):
+                if candidate.startswith("blake3:"):
+                    found.extend(self.store.versions_holding(digest=candidate))
+                else:
+                    found.extend(self.store.versions_holding(path=candidate))
+        for version in found:
+            holding.setdefault(version.ref, version)
+        graphs = [self.store.lineage(Ref(v.name, label=v.label), "downstream") for v in holding.values()]
+        return Impact(holding=list(holding.values()), downstream=merge_graphs(graphs))
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def alias(self, ref: str, alias: str) -> Version:
+        version = self.get(ref)
+        self.emit([AliasMoved(name=version.name, alias=validate_alias(alias), digest=version.digest)])
+        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+
+    def unalias(self, name: str, alias: str) -> None:
+        name = normalize_name(name)
+        if not self.store.artifact_exists(name):
+            raise NotFound(f"no artifact named {name!r}")
+        self.emit([AliasMoved(name=name, alias=validate_alias(alias), digest=None)])
+
+    def tag(self, ref: str, *tags: str) -> Version:
+        version = self.get(ref)
+        self.emit([TagsChanged(name=version.name, digest=version.digest, add=list(tags))])
+        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+
+    def untag(self, ref: str, *tags: str) -> Version:
+        version = self.get(ref)
+        self.emit([TagsChanged(name=version.name, digest=version.digest, remove=list(tags))])
+        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+
+    def delete(self, ref: str) -> Version:
+        """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc()."""
+        version = self.get(ref)
+        self.emit([VersionDeleted(name=version.name, digest=version.digest)])
+        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+
+    def gc(self, dry_run: bool = False) -> list[str]:
+        """Remove stored blobs that no live version references; returns their digests."""
+        keep = self.store.referenced_blob_digests()
+        doomed = [d for d in self.blobs.iter_digests() if d not in keep]
+        if not dry_run:
+            for digest in doomed:
+                self.blobs.delete(digest)
+        return doomed
+
+    # -- bytes -------------------------------------------------------------------------------
+
+    def download(self, version: Version, dest: str | os.PathLike[str] | None = None, entry: str | None = None) -> Path:
+        """Restore a version's files, every byte verified. Returns the file for a single-file
+        version (or `entry`), else the folder."""
+        if version.deleted:
+            raise NotFound(f"{version.ref} was deleted; its content is gone")
+        if not version.entries:
+            version = self.get(version.ref)
+        chosen = version.entries
+        if entry is not None:
+            chosen = [e for e in version.entries if e.path == entry]
+            if not chosen:
+                raise NotFound(f"{version.ref} has no entry {entry!r}")
+        root = Path(dest) if dest is not None else self.home / "cache" / version.digest.replace(":", "-")
+        for item in chosen:
+            target = root / item.path
+            if dest is None and target.is_file() and target.stat().st_size == item.size:
+                continue  # the cache is filled only through verified copies
+            self._restore(version, item, target)
+        if entry is not None or len(version.entries) == 1:
+            return root / chosen[0].path
+        return root
+
+    def _restore(self, version: Version, item: ManifestEntry, target: Path) -> None:
+        from headwater.digest import hash_file, is_content_digest, reference_manifest
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if item.ref is None:
+            self.blobs.get_file(item.digest, target)
+            return
+        if not is_content_digest(item.digest):
+            current = reference_manifest(item.ref)
+            if len(current) != 1 or current[0].digest != item.digest:
+                raise Conflict(f"{item.ref} has changed since {version.ref} was recorded ({item.digest})")
+        import fsspec
+
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".headwater-")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            with fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, 4 << 20)
+            if is_content_digest(item.digest) and hash_file(tmp)[0] != item.digest:
+                raise Conflict(f"{item.ref} has changed since {version.ref} was recorded")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def verify(self, ref: str) -> VerifyReport:
+        """Re-hash every entry of a version: missing files, changed bytes, drifted references."""
+        from headwater.digest import hash_file, is_content_digest, reference_manifest
+
+        version = self.get(ref)
+        report = VerifyReport(ref=version.ref, ok=True, checked=len(version.entries))
+        for item in version.entries:
+            try:
+                if item.ref is None:
+                    if not self.blobs.has(item.digest):
+                        report.missing.append(item.path)
+                        continue
+                    with tempfile.TemporaryDirectory() as tmp:
+                        try:
+                            self.blobs.get_file(item.digest, Path(tmp) / "blob")
+                        except Conflict:
+                            report.changed.append(item.path)
+                elif item.ref.startswith("file://"):
+                    local = file_uri_to_path(item.ref)
+                    if not local.is_file():
+                        report.missing.append(item.path)
+                    elif hash_file(local)[0] != item.digest:
+                        report.changed.append(item.path)
+                else:
+                    current = reference_manifest(item.ref)
+                    if not current:
+                        report.missing.append(item.path)
+                    elif current[0].digest != item.digest:
+                        (report.changed if is_content_digest(item.digest) else report.drifted).append(item.path)
+            except (HeadwaterError, OSError):
+                report.missing.append(item.path)
+        report.ok = not (report.missing or report.changed or report.drifted)
+        return report
+
+
+def merge_graphs(graphs: Sequence[LineageGraph]) -> LineageGraph:
+    merged = LineageGraph()
+    seen_versions: set[str] = set()
+    seen_runs: set[str] = set()
+    seen_edges: set[tuple[str, str, str]] = set()
+    for graph in graphs:
+        for version in graph.versions:
+            if version.ref not in seen_versions:
+                seen_versions.add(version.ref)
+                merged.versions.append(version)
+        for run in graph.runs:
+            if run.id not in seen_runs:
+                seen_runs.add(run.id)
+                merged.runs.append(run)
+        for edge in graph.edges:
+            key = (edge.run_id, edge.version, edge.direction)
+            if key not in seen_edges:
+                seen_edges.add(key)
+                merged.edges.append(edge)
+        for ref, hops in graph.depth.items():
+            merged.depth[ref] = min(hops, merged.depth.get(ref, hops))
+    return merged
+
+
+class ActiveRun:
+    """A manual run: `with hw.run("train") as run: ...`. Fails (with the error) if the block raises."""
+
+    def __init__(
+        self,
+        client: Client,
+        job: str,
+        *,
+        job_namespace: str = "manual",
+        params: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        links: dict[str, str] | None = None,
+        code: dict[str, Any] | None = None,
+    ) -> None:
+        if not job or not job.strip():
+            raise InvalidInput("a run needs a job name")
+        self.client = client
+        self.id = new_id()
+        self.job = job
+        self.job_namespace = job_namespace
+        self.params = params or {}
+        self.parent_id = parent_id
+        self.links = links
+        self.code = code
+        self.status: RunStatus = "running"
+        self._started = False
+
+    def start(self) -> ActiveRun:
+        if not self._started:
+            self._started = True
+            self.client.emit(
+                [
+                    RunRecorded(
+                        run_id=self.id,
+                        job=self.job,
+                        job_namespace=self.job_namespace,
+                        orchestrator="manual",
+                        run_kind="manual",
+                        status="running",
+                        started_at=utcnow(),
+                        params=self.params,
+                        parent_id=self.parent_id,
+                        links=self.links,
+                        code=self.code,
+                    )
+                ]
+            )
+        return self
+
+    def finish(self, status: RunStatus = "succeeded", error: str | None = None) -> None:
+        self.start()
+        self.status = status
+        self.client.emit([RunRecorded(run_id=self.id, status=status, ended_at=utcnow(), error=error)])
+
+    def __enter__(self) -> ActiveRun:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.finish("succeeded")
+        else:
+            self.finish("failed", error=f"{exc_type.__name__ if exc_type else 'Error'}: {exc}")
+
+    def use(self, item: InputLike, *, name: str | None = None, type: str | None = None) -> Version:
+        """Record an input: a REF string, a Version, a Path or a URI (hashed; created if new)."""
+        self.start()
+        event, known = self.client._use_event(self.id, item, name=name, type=type)
+        delivered = self.client.emit([event])
+        if known is not None:
+            return known
+        assert isinstance(event, VersionRecorded)
+        return self.client._version_after(event, delivered)
+
+    def log_artifact(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Version:
+        self.start()
+        return self.client.log_artifact(name, path, run=self.id, **kwargs)
+
+    def log_reference(self, name: str, uri: str, **kwargs: Any) -> Version:
+        self.start()
+        return self.client.log_reference(name, uri, run=self.id, **kwargs)
+
+    def info(self) -> Run:
+        return self.client.get_run(self.id)
+
+
+_default: Client | None = None
+_default_key: tuple[str | None, str | None] | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client for HEADWATER_URI / HEADWATER_HOME, rebuilt when they change."""
+    global _default, _default_key
+    key = (os.environ.get("HEADWATER_URI"), os.environ.get("HEADWATER_HOME"))
+    with _default_lock:
+        if _default is None or key != _default_key:
+            if _default is not None:
+                _default.close()
+            _default = Client()
+            _default_key = key
+        return _default

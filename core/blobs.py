@@ -1,0 +1,213 @@
+"""Content-addressed blob store: a local folder or any fsspec location.
+
+A blob is the bytes of one file, kept at ``<root>/blake3/<hex[:2]>/<hex[2:]>`` under its content
+digest, so equal files are stored once whoever logs them. Every byte written or restored is
+hashed on the way through: a blob never sits under a digest it does not have, and a restore
+from a damaged store raises Conflict instead of handing back wrong bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from headwater.config import headwater_home
+from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
+from headwater.errors import Conflict, InvalidInput, NotFound
+
+__all__ = ["BlobStore", "default_blob_url"]
+
+_PREFIX = "blake3:"
+# Object stores publish an object only once its upload completes, so a blob can be written in
+# place; elsewhere it is written under tmp/ and moved.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+
+
+def default_blob_url() -> str:
+    """`$HEADWATER_BLOB_URI`, else the folder `blobs` in $HEADWATER_HOME."""
+    return os.environ.get("HEADWATER_BLOB_URI") or str(headwater_home() / "blobs")
+
+
+def _hex(digest: str) -> str:
+    if not is_content_digest(digest):
+        raise InvalidInput(f"not a content digest: {digest!r}; expected blake3:<64 hex>")
+    return digest[len(_PREFIX) :]
+
+
+def _pump(src: BinaryIO, dst: BinaryIO) -> str:
+    """Copy `src` to `dst`, returning the digest of every byte that went through."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    hasher: Any = None
+    while n := src.readinto(buf):
+        if hasher is None:
+            # A large first read means a large file: worth blake3's own threads.
+            hasher = new_hasher(n)
+        hasher.update(view[:n])
+        dst.write(view[:n])
+    if hasher is None:
+        hasher = new_hasher(0)
+    return _PREFIX + hasher.hexdigest()
+
+
+class BlobStore:
+    """Blobs under one root: a local path, ``file://``, ``s3://``, ``gs://``, ``memory://``, ..."""
+
+    def __init__(self, url: str | os.PathLike[str]) -> None:
+        import fsspec.core
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.url = os.fspath(url)
+        if "://" in self.url:
+            try:
+                fs, root = fsspec.core.url_to_fs(self.url)
+            except ImportError as exc:
+                raise InvalidInput(f"blob store {self.url!r} needs a package: {exc}") from None
+            except ValueError as exc:
+                raise InvalidInput(f"unsupported blob store URL {self.url!r}: {exc}") from None
+        else:
+            fs, root = LocalFileSystem(), os.path.abspath(os.path.expanduser(self.url))
+        self._fs: Any = fs
+        self._root: str = root.rstrip("/") or "/"
+        self._local = isinstance(fs, LocalFileSystem)
+        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        self._in_place = bool(_OBJECT_STORES.intersection(protocols))
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.url!r})"
+
+    def _path(self, digest: str) -> str:
+        hexd = _hex(digest)
+        return f"{self._root}/blake3/{hexd[:2]}/{hexd[2:]}"
+
+    def has(self, digest: str) -> bool:
+        path = self._path(digest)
+        return os.path.isfile(path) if self._local else bool(self._fs.exists(path))
+
+    def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
+        """Store a file under its digest (a no-op when already stored); returns the digest.
+
+        The bytes are hashed while they are copied; when they do not match `digest` (given, or
+        computed just before) nothing is kept and Conflict is raised.
+        """
+        if digest is None:
+            digest, _ = hash_file(path)  # cheap when the stat cache knows the file
+        final = self._path(digest)
+        if self.has(digest):
+            return digest
+        try:
+            src = open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise InvalidInput(f"no such file: {os.fspath(path)!r}") from None
+        with src:
+            if self._local:
+                self._put_local(src, final, digest, path)
+            elif self._in_place:
+                self._put_in_place(src, final, digest, path)
+            else:
+                self._put_moved(src, final, digest, path)
+        return digest
+
+    def _changed(self, path: str | os.PathLike[str], expected: str, got: str) -> Conflict:
+        return Conflict(f"{os.fspath(path)!r} changed while being stored: expected {expected}, got {got}")
+
+    def _put_local(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+        tmp_dir = os.path.join(self._root, "tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
+        try:
+            with open(tmp, "wb") as out:
+                got = _pump(src, out)
+                if got != digest:
+                    raise self._changed(path, digest, got)
+                out.flush()
+                # The outbox may fsync an event naming this blob right after: make the bytes
+                # as durable as the event before publishing them under their digest.
+                os.fsync(out.fileno())
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _put_in_place(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+        with self._fs.open(final, "wb") as out:
+            got = _pump(src, out)
+        if got != digest:
+            self._fs.rm_file(final)
+            raise self._changed(path, digest, got)
+
+    def _put_moved(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+        tmp = f"{self._root}/tmp/{uuid.uuid4().hex}"
+        self._fs.makedirs(f"{self._root}/tmp", exist_ok=True)
+        try:
+            with self._fs.open(tmp, "wb") as out:
+                got = _pump(src, out)
+            if got != digest:
+                raise self._changed(path, digest, got)
+            self._fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.mv(tmp, final)
+        finally:
+            if self._fs.exists(tmp):
+                self._fs.rm_file(tmp)
+
+    def open(self, digest: str) -> BinaryIO:
+        """The stored bytes, unverified (get_file verifies)."""
+        path = self._path(digest)
+        try:
+            return open(path, "rb") if self._local else self._fs.open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in {self.url}") from None
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Restore a blob to `dest`, verifying every byte; nothing is left at `dest` on failure."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
+        try:
+            with self.open(digest) as src, open(tmp, "wb") as out:
+                got = _pump(src, out)
+            if got != digest:
+                raise Conflict(f"blob {digest} in {self.url} is corrupt: expected {digest} got {got}")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def delete(self, digest: str) -> None:
+        """Remove a blob; removing one that is not there is not an error."""
+        path = self._path(digest)
+        try:
+            if self._local:
+                os.unlink(path)
+            else:
+                self._fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored digest, in no particular order."""
+        base = f"{self._root}/blake3"
+        if self._local:
+            try:
+                shards = [e for e in os.scandir(base) if e.is_dir()]
+            except FileNotFoundError:
+                return
+            for shard in shards:
+                for entry in os.scandir(shard.path):
+                    digest = _PREFIX + shard.name + entry.name
+                    if is_content_digest(digest):
+                        yield digest
+            return
+        try:
+            paths = self._fs.find(base)
+        except FileNotFoundError:
+            return
+        for path in paths:
+            shard, _, name = path.rstrip("/").rpartition("/")
+            digest = _PREFIX + shard.rpartition("/")[2] + name
+            if is_content_digest(digest):
+                yield digest

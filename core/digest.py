@@ -1,0 +1,748 @@
+"""Digests of files, directories and references; canonical manifests; the stat cache.
+
+A content digest is ``blake3:<hex>`` of a file's bytes. A version digest is the blake3 of the
+canonical manifest: entries sorted by path in code-point order, ``\\n``-joined
+``path\\0digest\\0size`` (``ref`` is not part of it). A reference that cannot be read cheaply
+carries the checksum its storage reports instead, with a prefix that can never be mistaken for
+content: ``s3v:<version id>``, ``etag:<etag>``, ``mtime:<size>:<ISO time>``.
+
+Directory scans follow symlinks to files wherever they point (a Hugging Face snapshot is a
+folder of such links into a shared blob folder) but never descend into symlinked directories
+(no cycles, no walking out into the whole disk); dangling links, sockets, FIFOs and devices are
+skipped. Large files are hashed with buffered reads, not mmap: a mapped file counts towards the
+process's RSS and a truncation during hashing would kill it with SIGBUS (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import posixpath
+import sqlite3
+import stat as stat_mod
+import sys
+import threading
+import time
+import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, NamedTuple, Union
+
+import blake3
+
+from headwater.config import hash_threads, headwater_home, timeout_s
+from headwater.errors import HeadwaterError, InvalidInput, Unavailable
+from headwater.models import ManifestEntry
+
+__all__ = [
+    "ALGO",
+    "StatCache",
+    "StatKey",
+    "build_manifest",
+    "files_hashed",
+    "hash_bytes",
+    "hash_file",
+    "hash_stream",
+    "is_content_digest",
+    "local_files",
+    "manifest_digest",
+    "new_hasher",
+    "reference_manifest",
+    "validate_entry_path",
+]
+
+log = logging.getLogger(__name__)
+
+ALGO = "blake3"
+_PREFIX = ALGO + ":"
+_HEX_LEN = 64
+_HEXDIGITS = frozenset("0123456789abcdef")
+
+# Files below this size are read whole by one pool worker; larger ones are read in chunks of
+# this size and hashed by blake3's own threads (one file at a time, so threads never multiply).
+LARGE_FILE = 4 << 20
+CHUNK = 8 << 20
+# Pool tasks carry several small files so that per-future overhead stays small next to hashing.
+_BATCH_FILES = 32
+_BATCH_BYTES = 8 << 20
+# git's racy-index rule: a file modified this close to hashing may change again within the
+# file system's timestamp granularity without its stat changing, so its digest is not cached.
+RACY_NS = 2_000_000_000
+_PROGRESS_MIN_BYTES = 256 << 20
+_STAT_CACHE_BUSY_S = 2.0
+_SQL_CHUNK = 500  # below SQLite's historical 999 bound-parameter limit
+
+
+# --- digests of bytes --------------------------------------------------------------------------
+
+
+def new_hasher(size: int = 0, threads: int | None = None) -> Any:
+    """A blake3 hasher for about `size` bytes, multi-threaded only when that pays off.
+
+    The thread count is always explicit: after hashing with ``blake3.AUTO`` a forked child that
+    hashes with AUTO hangs (Airflow forks task processes).
+    """
+    if size >= LARGE_FILE:
+        n = threads or hash_threads()
+        if n > 1:
+            return blake3.blake3(max_threads=n)
+    return blake3.blake3()
+
+
+def hash_bytes(data: bytes) -> str:
+    """``blake3:<hex>`` of `data`."""
+    return _PREFIX + new_hasher(len(data)).update(data).hexdigest()
+
+
+def hash_stream(stream: BinaryIO, size_hint: int = 0) -> str:
+    """``blake3:<hex>`` of everything left in a binary stream, read in bounded chunks."""
+    hasher = new_hasher(size_hint)
+    while chunk := stream.read(CHUNK):
+        hasher.update(chunk)
+    return _PREFIX + hasher.hexdigest()
+
+
+def is_content_digest(d: str) -> bool:
+    """True for a digest of bytes (``blake3:<64 hex>``); False for pointer checksums
+    (``etag:``, ``s3v:``, ``mtime:``) and unverifiable ones (``ol:``, ``unverified:``)."""
+    return (
+        isinstance(d, str)
+        and d.startswith(_PREFIX)
+        and len(d) == len(_PREFIX) + _HEX_LEN
+        and _HEXDIGITS.issuperset(d[len(_PREFIX) :])
+    )
+
+
+_hashed_lock = threading.Lock()
+_hashed_count = 0
+
+
+def files_hashed() -> int:
+    """How many files this process has read and hashed (stat-cache hits are not counted)."""
+    return _hashed_count
+
+
+def _count_hashed(n: int) -> None:
+    global _hashed_count
+    with _hashed_lock:
+        _hashed_count += n
+
+
+def _hash_small(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read()
+    return _PREFIX + blake3.blake3(data).hexdigest()
+
+
+def _hash_large(path: str, threads: int, advance: Callable[[int], None]) -> str:
+    hasher = blake3.blake3(max_threads=threads) if threads > 1 else blake3.blake3()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+            advance(n)
+    return _PREFIX + hasher.hexdigest()
+
+
+def _hash_batch(paths: Sequence[str]) -> list[str]:
+    return [_hash_small(p) for p in paths]
+
+
+_pool_lock = threading.Lock()
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    # A pool inherited over fork() has no threads behind it (Airflow forks task processes), so
+    # pools are per pid; an inherited one is dropped without shutdown, which would wait forever.
+    key = (os.getpid(), threads)
+    with _pool_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            for stale in [k for k in _pools if k[0] != key[0]]:
+                del _pools[stale]
+            pool = _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="headwater-hash")
+        return pool
+
+
+# --- the stat cache ----------------------------------------------------------------------------
+
+
+class StatKey(NamedTuple):
+    """What must be unchanged for a cached digest to be trusted."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str, st: os.stat_result) -> StatKey:
+        return cls(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+# Connections inherited over fork() are kept referenced forever: closing one in the child could
+# disturb the parent's locks, and SQLite forbids using it there at all.
+_inherited_connections: list[sqlite3.Connection] = []
+
+
+class StatCache:
+    """(absolute path, size, mtime_ns, ctime_ns, inode) -> content digest, in one SQLite file.
+
+    An optimisation only: every failure to open, read or write it is logged at debug level and
+    ignored. Shared by many processes (WAL, busy timeout); one connection per process.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else headwater_home() / "statcache.db"
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:
+            _inherited_connections.append(self._conn)
+            self._conn = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=_STAT_CACHE_BUSY_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS stat_cache (path TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+                " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,"
+                " digest TEXT NOT NULL) WITHOUT ROWID"
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def lookup(self, keys: Sequence[StatKey]) -> dict[str, str]:
+        """Path -> digest for every key whose cached stat matches exactly."""
+        if not keys:
+            return {}
+        wanted = {k.path: k for k in keys}
+        paths = list(wanted)
+        found: dict[str, str] = {}
+        try:
+            with self._lock:
+                conn = self._connect()
+                for i in range(0, len(paths), _SQL_CHUNK):
+                    part = paths[i : i + _SQL_CHUNK]
+                    rows = conn.execute(
+                        "SELECT path, size, mtime_ns, ctime_ns, inode, digest FROM stat_cache"
+                        f" WHERE path IN ({','.join('?' * len(part))})",
+                        part,
+                    )
+                    for path, size, mtime_ns, ctime_ns, inode, digest in rows:
+                        if wanted[path] == (path, size, mtime_ns, ctime_ns, inode):
+                            found[path] = digest
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("stat cache %s not read: %s", self.path, exc)
+        return found
+
+    def store(self, items: Iterable[tuple[StatKey, str]]) -> None:
+        """Remember digests, all in one transaction."""
+        rows = [(*key, digest) for key, digest in items]
+        if not rows:
+            return
+        try:
+            with self._lock:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO stat_cache"
+                        " (path, size, mtime_ns, ctime_ns, inode, digest) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            log.debug("stat cache %s not written: %s", self.path, exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+_default_caches: dict[Path, StatCache] = {}
+_default_caches_lock = threading.Lock()
+
+# None: the shared cache at $HEADWATER_HOME/statcache.db; False: no cache.
+StatCacheArg = Union[StatCache, Literal[False], None]
+
+
+def _resolve_cache(stat_cache: StatCacheArg) -> StatCache | None:
+    if stat_cache is False:
+        return None
+    if stat_cache is not None:
+        return stat_cache
+    path = headwater_home() / "statcache.db"
+    with _default_caches_lock:
+        cache = _default_caches.get(path)
+        if cache is None:
+            cache = _default_caches[path] = StatCache(path)
+        return cache
+
+
+# --- manifests of local files ------------------------------------------------------------------
+
+
+def validate_entry_path(p: str) -> str:
+    """The canonical form of a manifest path: relative POSIX, NFC, '.'/'..' resolved.
+
+    Raises InvalidInput for an empty or absolute path, a newline or NUL, an empty segment, a path
+    that is not valid UTF-8, or one that escapes its root.
+    """
+    if not isinstance(p, str) or not p:
+        raise InvalidInput(f"invalid entry path {p!r}: empty")
+    if "\n" in p or "\0" in p:
+        raise InvalidInput(f"invalid entry path {p!r}: holds a newline or NUL character")
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"invalid entry path {p!r}: not valid UTF-8") from None
+    if p.startswith("/"):
+        raise InvalidInput(f"invalid entry path {p!r}: absolute; manifest paths are relative")
+    normal = unicodedata.normalize("NFC", p)
+    parts: list[str] = []
+    for segment in normal.split("/"):
+        if segment == "":
+            raise InvalidInput(f"invalid entry path {p!r}: empty segment")
+        if segment == ".":
+            continue
+        if segment == "..":
+            if not parts:
+                raise InvalidInput(f"invalid entry path {p!r}: escapes its root")
+            parts.pop()
+            continue
+        parts.append(segment)
+    if not parts:
+        raise InvalidInput(f"invalid entry path {p!r}: names the root itself")
+    return "/".join(parts)
+
+
+def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
+    """``blake3:<hex>`` of the canonical manifest; independent of entry order and of `ref`."""
+    rows = sorted((validate_entry_path(e.path), e.digest, e.size) for e in entries)
+    for before, after in zip(rows, rows[1:]):
+        if before[0] == after[0]:
+            raise InvalidInput(f"manifest lists {before[0]!r} twice")
+    for path, digest, _ in rows:
+        if not digest or "\n" in digest or "\0" in digest:
+            raise InvalidInput(f"entry {path!r} has an invalid digest {digest!r}")
+    canonical = "\n".join(f"{path}\0{digest}\0{size}" for path, digest, size in rows)
+    return hash_bytes(canonical.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    rel: str  # the entry path (NFC)
+    abspath: str  # the path it was found at, as the file system spells it
+    key: StatKey
+
+
+def _missing(path: str | os.PathLike[str]) -> InvalidInput:
+    return InvalidInput(f"no such file or directory: {os.fspath(path)!r}")
+
+
+def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
+    """Every regular file at or below `path`, sorted by entry path; and whether `path` is a file."""
+    root = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {root!r}: {exc.strerror}") from None
+    if stat_mod.S_ISREG(st.st_mode):
+        name = validate_entry_path(os.path.basename(root))
+        return [_LocalFile(name, root, StatKey.of(root, st))], True
+    if not stat_mod.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"not a regular file or directory: {root!r}")
+
+    files: list[_LocalFile] = []
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read directory {folder!r}: {exc.strerror}") from None
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                    continue
+                est = entry.stat(follow_symlinks=True)
+            except FileNotFoundError:
+                continue  # a dangling symlink, or removed while we looked
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {entry.path!r}: {exc.strerror}") from None
+            if stat_mod.S_ISREG(est.st_mode):
+                files.append(_LocalFile(validate_entry_path(rel), entry.path, StatKey.of(entry.path, est)))
+            elif stat_mod.S_ISDIR(est.st_mode):
+                log.warning("headwater: not following symlinked directory %s", entry.path)
+    files.sort(key=lambda f: f.rel)
+    for before, after in zip(files, files[1:]):
+        if before.rel == after.rel:
+            raise InvalidInput(
+                f"{before.abspath!r} and {after.abspath!r} are one entry path once NFC-normalised"
+            )
+    return files, False
+
+
+def local_files(path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Entry path -> the file it is read from (NFC entry paths may differ from on-disk names)."""
+    return {f.rel: Path(f.abspath) for f in _scan(path)[0]}
+
+
+class _Progress:
+    """A rich progress bar on a terminal for large work; nothing otherwise."""
+
+    def __init__(self, total: int, wanted: bool | None) -> None:
+        show = wanted if wanted is not None else total > _PROGRESS_MIN_BYTES and sys.stderr.isatty()
+        self._bar: Any = None
+        if show and total > 0:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+            self._bar = Progress(
+                "hashing",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._task = self._bar.add_task("hashing", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+
+def _batches(files: Sequence[_LocalFile]) -> Iterator[list[_LocalFile]]:
+    batch: list[_LocalFile] = []
+    size = 0
+    for f in files:
+        batch.append(f)
+        size += f.key.size
+        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _digest_files(
+    files: Sequence[_LocalFile], cache: StatCache | None, threads: int, progress: bool | None
+) -> list[str]:
+    """The content digest of each file, from the stat cache when its stat is unchanged."""
+    digests = cache.lookup([f.key for f in files]) if cache is not None else {}
+    todo = [f for f in files if f.key.path not in digests]
+    if todo:
+        started_ns = time.time_ns()
+        large = [f for f in todo if f.key.size >= LARGE_FILE]
+        small = [f for f in todo if f.key.size < LARGE_FILE]
+        try:
+            with _Progress(sum(f.key.size for f in todo), progress) as bar:
+                # Large files first, each on all threads; then small files, one per thread.
+                for f in large:
+                    digests[f.key.path] = _hash_large(f.abspath, threads, bar.advance)
+                if len(small) == 1 or threads == 1:
+                    for f in small:
+                        digests[f.key.path] = _hash_small(f.abspath)
+                        bar.advance(f.key.size)
+                elif small:
+                    batches = list(_batches(small))
+                    results = _pool(threads).map(_hash_batch, [[f.abspath for f in b] for b in batches])
+                    for batch, batch_digests in zip(batches, results):
+                        for f, digest in zip(batch, batch_digests):
+                            digests[f.key.path] = digest
+                            bar.advance(f.key.size)
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"{exc.filename!r} disappeared while being hashed") from None
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {exc.filename!r}: {exc.strerror}") from None
+        _count_hashed(len(todo))
+        if cache is not None:
+            cache.store(
+                (f.key, digests[f.key.path]) for f in todo if f.key.mtime_ns < started_ns - RACY_NS
+            )
+    return [digests[f.key.path] for f in files]
+
+
+def _manifest(
+    files: Sequence[_LocalFile],
+    digests: Sequence[str],
+    ref_of: Callable[[_LocalFile], str | None],
+) -> list[ManifestEntry]:
+    # Paths and digests were validated above; skipping pydantic validation keeps a re-digest of
+    # an unchanged directory fast.
+    return [
+        ManifestEntry.model_construct(path=f.rel, digest=d, size=f.key.size, ref=ref_of(f))
+        for f, d in zip(files, digests)
+    ]
+
+
+def build_manifest(
+    path: str | os.PathLike[str],
+    *,
+    stat_cache: StatCacheArg = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    ref_prefix: str | None = None,
+) -> list[ManifestEntry]:
+    """The manifest of a file (one entry named by its basename) or a directory (every regular
+    file below it, sorted); an empty directory gives an empty manifest.
+
+    `stat_cache`: None uses the shared cache in $HEADWATER_HOME, False uses none. `ref_prefix`
+    sets each entry's ref to ``ref_prefix + "/" + path`` (a single file gets `ref_prefix` itself).
+    `progress`: None shows a bar only on a terminal and for more than 256 MiB to hash.
+    """
+    files, single = _scan(path)
+    digests = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress)
+
+    def ref_of(f: _LocalFile) -> str | None:
+        if ref_prefix is None:
+            return None
+        return ref_prefix if single else f"{ref_prefix.rstrip('/')}/{f.rel}"
+
+    return _manifest(files, digests, ref_of)
+
+
+def hash_file(
+    path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None
+) -> tuple[str, int]:
+    """(content digest, size) of one file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _missing(path) from None
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise InvalidInput(f"not a regular file: {os.fspath(path)!r}")
+    abspath = os.path.abspath(os.fspath(path))
+    f = _LocalFile(os.path.basename(abspath), abspath, StatKey.of(abspath, st))
+    (digest,) = _digest_files([f], _resolve_cache(stat_cache), hash_threads(), None)
+    return digest, st.st_size
+
+
+# --- references --------------------------------------------------------------------------------
+
+_REFERENCE_SCHEMES = 'file://, http(s)://, s3:// (pip install "headwater[s3]"), gs:// (pip install "headwater[gcs]")'
+_EXTRAS = {"s3": "s3", "gs": "gcs"}
+
+
+def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[ManifestEntry]:
+    """The manifest of a location, kept as pointers: each entry's ref is the URI of one object.
+
+    ``file://`` content is hashed (bytes are readable); ``http(s)://`` and fsspec locations
+    (s3, gs, memory, ...) carry the checksum their storage reports.
+    """
+    from headwater.refs import file_uri_to_path, is_uri, normalize_uri, path_to_file_uri
+
+    if not isinstance(uri, str) or not is_uri(uri):
+        raise InvalidInput(f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}")
+    canonical = normalize_uri(uri)
+    scheme = canonical.partition("://")[0]
+    if scheme == "file":
+        path = file_uri_to_path(canonical)
+        files, _ = _scan(path)
+        digests = _digest_files(files, _resolve_cache(stat_cache), hash_threads(), None)
+        return _manifest(files, digests, lambda f: path_to_file_uri(f.abspath))
+    if scheme in ("http", "https"):
+        return [_http_entry(canonical)]
+    return _fsspec_manifest(canonical, scheme)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _iso(value: object) -> str | None:
+    """A timestamp reported by some storage as an ISO-8601 UTC string."""
+    when: datetime | None = None
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        when = datetime.fromtimestamp(value, tz=timezone.utc)
+    elif isinstance(value, str) and value:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return value
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def _etag(value: str) -> str:
+    value = value.strip()
+    weak = value.startswith("W/")
+    value = value[2:] if weak else value
+    return ("W/" if weak else "") + value.strip('"')
+
+
+_MTIME_KEYS = ("mtime", "lastmodified", "last_modified", "updated", "modified", "created", "timecreated")
+
+
+def _pointer_checksum(info: Mapping[str, Any], size: int) -> str:
+    """The storage's own checksum of an object, prefixed so it never looks like content."""
+    low = {str(k).lower(): v for k, v in info.items()}
+    version = low.get("versionid") or low.get("version_id")
+    if version and version != "null":  # S3 reports "null" for objects from before versioning
+        return f"s3v:{version}"
+    etag = low.get("etag")
+    if isinstance(etag, str) and etag.strip('" '):
+        return f"etag:{_etag(etag)}"
+    for key in _MTIME_KEYS:
+        stamp = _iso(low.get(key))
+        if stamp:
+            return f"mtime:{size}:{stamp}"
+    return f"mtime:{size}:unknown"
+
+
+def _open_fs(uri: str, scheme: str) -> tuple[Any, str]:
+    import fsspec.core
+
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except ImportError as exc:
+        extra = _EXTRAS.get(scheme)
+        if extra:
+            raise InvalidInput(f'{scheme}:// references need an extra: pip install "headwater[{extra}]"') from None
+        raise InvalidInput(f"{scheme}:// is not available here: {_one_line(exc)}") from None
+    except ValueError as exc:
+        if "protocol" in str(exc).lower():
+            raise InvalidInput(
+                f"unsupported URI scheme {scheme + '://'!r} in {uri!r}; supported: {_REFERENCE_SCHEMES}"
+                " and other installed fsspec protocols"
+            ) from None
+        raise InvalidInput(f"cannot open {uri!r}: {_one_line(exc)}") from None
+    except Exception as exc:  # a third-party constructor can fail in any way
+        raise InvalidInput(f"cannot open {uri!r}: {_one_line(exc)}") from None
+
+
+def _fsspec_manifest(uri: str, scheme: str) -> list[ManifestEntry]:
+    fs, root = _open_fs(uri, scheme)
+    root = root.rstrip("/")
+    try:
+        info = fs.info(root)
+        if info.get("type") != "directory":
+            size = int(info.get("size") or 0)
+            name = validate_entry_path(posixpath.basename(root))
+            return [ManifestEntry(path=name, digest=_pointer_checksum(info, size), size=size, ref=uri)]
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        raise InvalidInput(f"no such object or prefix: {uri!r}") from None
+    except PermissionError as exc:
+        raise InvalidInput(f"access denied to {uri!r}: {_one_line(exc)}") from None
+    except HeadwaterError:
+        raise
+    except Exception as exc:  # network and credential errors come in many types
+        raise Unavailable(f"cannot list {uri!r}: {_one_line(exc)}") from None
+    prefix = root + "/"
+    entries = []
+    for name, item in found.items():
+        if item.get("type") == "directory" or not name.startswith(prefix):
+            continue
+        rel = name[len(prefix) :]
+        size = int(item.get("size") or 0)
+        entries.append(
+            ManifestEntry(
+                path=validate_entry_path(rel),
+                digest=_pointer_checksum(item, size),
+                size=size,
+                ref=f"{uri}/{rel}",
+            )
+        )
+    entries.sort(key=lambda e: e.path)
+    return entries
+
+
+class _KeepHeadOnRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib turns a redirected HEAD into a GET, which would download the whole body."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and req.get_method() == "HEAD":
+            new.method = "HEAD"
+        return new
+
+
+def _http_headers(url: str) -> Mapping[str, str]:
+    opener = urllib.request.build_opener(_KeepHeadOnRedirect())
+    base = {"User-Agent": "headwater"}
+    timeout = timeout_s()
+    try:
+        try:
+            with opener.open(urllib.request.Request(url, method="HEAD", headers=base), timeout=timeout) as resp:
+                return resp.headers
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (405, 501):
+                raise
+        # Some servers refuse HEAD; one byte of a ranged GET reports the same headers.
+        ranged = urllib.request.Request(url, headers={**base, "Range": "bytes=0-0"})
+        with opener.open(ranged, timeout=timeout) as resp:
+            return resp.headers
+    except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500:
+            raise InvalidInput(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
+        raise Unavailable(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason if isinstance(exc.reason, BaseException) else Exception(str(exc.reason))
+        raise Unavailable(f"cannot reach {url!r}: {_one_line(reason)}") from None
+    except (TimeoutError, OSError) as exc:
+        raise Unavailable(f"cannot reach {url!r} within {timeout:g} s: {_one_line(exc)}") from None
+
+
+def _http_entry(url: str) -> ManifestEntry:
+    headers = _http_headers(url)
+    size = 0
+    content_range = headers.get("Content-Range", "")
+    total = content_range.rpartition("/")[2]
+    if total.isdigit():
+        size = int(total)
+    elif (headers.get("Content-Length") or "").isdigit():
+        size = int(headers["Content-Length"])
+    info = {"etag": headers.get("ETag"), "lastmodified": headers.get("Last-Modified")}
+    name = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path)) or "index"
+    return ManifestEntry(path=validate_entry_path(name), digest=_pointer_checksum(info, size), size=size, ref=url)

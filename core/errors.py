@@ -1,0 +1,43 @@
+"""Errors a user can act on. Every message fits on one line; the CLI prints it and exits non-zero."""
+
+from __future__ import annotations
+
+
+class HeadwaterError(Exception):
+    """Base of every error headwater raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidRef(HeadwaterError, ValueError):
+    """A REF string, alias, name or path that headwater does not accept."""
+
+    exit_code = 2
+
+
+class InvalidInput(HeadwaterError, ValueError):
+    """Bad input other than a REF: a missing file, an unsupported scheme, a path escaping its root."""
+
+    exit_code = 2
+
+
+class NotFound(HeadwaterError, LookupError):
+    """An artifact, version, alias or run that does not exist."""
+
+    exit_code = 3
+
+
+class Conflict(HeadwaterError):
+    """The request contradicts what is recorded: mutating a committed version, drifted content."""
+
+    exit_code = 4
+
+
+class Unavailable(HeadwaterError):
+    """The backend cannot be reached within the time budget, or its schema is not one we can use."""
+
+    exit_code = 5
+
+
+class SchemaTooNew(Unavailable):
+    """The database was migrated by a newer headwater than this one."""

@@ -1,0 +1,165 @@
+"""The objects headwater returns. Field names listed in DESIGN.md are part of the public contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.api import Client
+
+RunStatus = Literal["running", "succeeded", "failed", "skipped", "aborted"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "aborted"})
+RunKind = Literal["task", "container", "manual", "openlineage"]
+Direction = Literal["used", "produced"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ManifestEntry(_Model):
+    """One file of a version. `ref` (where the bytes live, when not stored) is not part of the digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    digest: str
+    size: int = Field(ge=0)
+    ref: str | None = None
+
+
+class Artifact(_Model):
+    name: str
+    type: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    latest: str | None = Field(default=None, description="label of the version `latest` points to")
+    versions: int = 0
+
+
+class Version(_Model):
+    name: str
+    type: str | None = None
+    label: str | None = Field(default=None, description="v0, v1, ...; None while still in the outbox")
+    digest: str
+    aliases: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    entries: list[ManifestEntry] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    size: int = 0
+    created_at: datetime | None = None
+    produced_by: str | None = None
+    producers: list[str] = Field(default_factory=list)
+    deleted: bool = False
+
+    _client: Client | None = PrivateAttr(default=None)
+
+    @property
+    def ref(self) -> str:
+        if self.label is not None:
+            return f"{self.name}:{self.label}"
+        return f"{self.name}@{self.digest}"
+
+    @property
+    def path(self) -> Path | None:
+        """The local path of a single-`file://`-reference version, else None (use download())."""
+        from headwater.refs import file_uri_to_path
+
+        roots = {e.ref for e in self.entries if e.ref}
+        if self.entries and len(roots) == len(self.entries) and all(r.startswith("file://") for r in roots):
+            if len(self.entries) == 1:
+                return file_uri_to_path(self.entries[0].ref or "")
+            if self.name.startswith("file://"):
+                return file_uri_to_path(self.name)
+        return None
+
+    def download(self, dest: str | Path | None = None, entry: str | None = None) -> Path:
+        """Restore the bytes (verified) into `dest`, or the cache under $HEADWATER_HOME/cache."""
+        if self._client is None:
+            from headwater.api import default_client
+
+            client = default_client()
+        else:
+            client = self._client
+        return client.download(self, dest=dest, entry=entry)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class Run(_Model):
+    id: str
+    job: str
+    job_namespace: str = "default"
+    orchestrator: str = "manual"
+    kind: RunKind = "manual"
+    status: RunStatus = "running"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    error: str | None = None
+    code: dict[str, Any] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class Edge(_Model):
+    run_id: str
+    version: str = Field(description="ref of the version, name:vN")
+    direction: Direction
+    exact: bool = True
+    created_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AliasMove(_Model):
+    """One entry of an alias's history; `version` is None when the alias was removed."""
+
+    name: str
+    alias: str
+    version: str | None
+    at: datetime
+
+
+class LineageGraph(_Model):
+    root: str | None = None
+    direction: Literal["upstream", "downstream", "both", "path"] | None = None
+    versions: list[Version] = Field(default_factory=list)
+    runs: list[Run] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+    depth: dict[str, int] = Field(default_factory=dict, description="version ref -> hops from root")
+
+    def __contains__(self, ref: object) -> bool:
+        if isinstance(ref, Version):
+            ref = ref.ref
+        return any(v.ref == ref for v in self.versions) or any(r.id == ref for r in self.runs)
+
+
+class Diff(_Model):
+    left: str
+    right: str
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    unchanged: int = 0
+
+
+class Impact(_Model):
+    holding: list[Version] = Field(default_factory=list)
+    downstream: LineageGraph = Field(default_factory=LineageGraph)
+
+
+class VerifyReport(_Model):
+    ref: str
+    ok: bool
+    missing: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    drifted: list[str] = Field(default_factory=list, description="references whose checksum moved")
+    checked: int = 0

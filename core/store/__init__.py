@@ -1,0 +1,23 @@
+"""Tracking backends, chosen by URI (HEADWATER_URI)."""
+
+from __future__ import annotations
+
+from headwater.errors import InvalidInput
+from headwater.store.base import Store
+
+
+def open_store(uri: str) -> Store:
+    """`sqlite:///path` (default), `postgresql://...`, or `http(s)://host:port` (tracking server)."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme.startswith("sqlite") or scheme.startswith("postgres"):
+        from headwater.store.sql import SQLStore
+
+        return SQLStore(uri)
+    if scheme in ("http", "https"):
+        from headwater.store.http import HTTPStore  # type: ignore[import-not-found]
+
+        return HTTPStore(uri)
+    raise InvalidInput(f"unsupported HEADWATER_URI {uri!r}: use sqlite:///PATH, postgresql://... or http(s)://HOST:PORT")
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,118 @@
+"""The Store contract every backend implements (SQLite, PostgreSQL, the HTTP tracking server).
+
+Writes are events (headwater.events) applied idempotently; reads are the queries below. Every
+backend runs the same contract tests (tests/test_store_contract.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from headwater.errors import (  # re-exported: the shared errors of every store
+    Conflict,
+    HeadwaterError,
+    InvalidInput,
+    InvalidRef,
+    NotFound,
+    SchemaTooNew,
+    Unavailable,
+)
+from headwater.events import Event
+from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.refs import Ref
+
+__all__ = [
+    "Store",
+    "Conflict",
+    "HeadwaterError",
+    "InvalidInput",
+    "InvalidRef",
+    "NotFound",
+    "SchemaTooNew",
+    "Unavailable",
+]
+
+LineageDirection = Literal["upstream", "downstream"]
+
+
+class Store(ABC):
+    """One tracking backend. Chosen by URI in headwater.store.open_store()."""
+
+    uri: str
+
+    @abstractmethod
+    def apply(self, events: Sequence[Event]) -> None:
+        """Apply events in order, in one transaction; an event id seen before is skipped.
+
+        Raises Conflict (nothing applied) when an event contradicts the record, Unavailable when
+        the backend cannot be reached.
+        """
+
+    @abstractmethod
+    def artifact_exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def get_artifact(self, name: str) -> Artifact: ...
+
+    @abstractmethod
+    def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        """The version a parsed REF names; with `at`, what an alias pointed to at that time."""
+
+    @abstractmethod
+    def list_artifacts(
+        self, type: str | None = None, limit: int | None = None, name_like: str | None = None
+    ) -> list[Artifact]: ...
+
+    @abstractmethod
+    def list_versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        """Versions of one artifact, oldest first."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run: ...
+
+    @abstractmethod
+    def list_runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs, newest first."""
+
+    @abstractmethod
+    def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
+        """Versions and runs reachable from a version through edges, at most `depth` runs away."""
+
+    @abstractmethod
+    def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
+        """The versions and runs on every path from `source` down to `target` (empty if none)."""
+
+    @abstractmethod
+    def runs_using(self, name: str) -> list[Run]:
+        """Every run that used any version of an artifact, newest first."""
+
+    @abstractmethod
+    def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
+        """Versions with an entry of that file digest, or whose entry path or ref matches `path`."""
+
+    @abstractmethod
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]: ...
+
+    @abstractmethod
+    def referenced_blob_digests(self) -> set[str]:
+        """File digests that versions not deleted still store (the blobs garbage collection keeps)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,149 @@
+"""Tables of the SQL store. Alembic migrations (headwater.migrations) create exactly these."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would hand back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        # SQLite compares datetimes as text: store them naive so every row has the same format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+RunId = sa.String(64)
+
+metadata = sa.MetaData()
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(1024), nullable=False, unique=True),
+    sa.Column("type", sa.String(128)),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Next label number; bumped under a row lock so labels stay gapless (no sequences).
+    sa.Column("next_label", sa.Integer, nullable=False, server_default="0"),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(200), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("n_entries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("produced_by", RunId),
+    sa.Column("deleted_at", UTCDateTime),
+    sa.UniqueConstraint("artifact_id", "digest", name="uq_versions_artifact_digest"),
+    sa.UniqueConstraint("artifact_id", "label", name="uq_versions_artifact_label"),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("path", sa.String(4096), primary_key=True),
+    sa.Column("digest", sa.String(200), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("ref", sa.String(4096)),
+    sa.Index("ix_entries_digest", "digest"),
+    sa.Index("ix_entries_ref", "ref"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", RunId, primary_key=True),
+    sa.Column("job", sa.String(1024), nullable=False),
+    sa.Column("job_namespace", sa.String(1024), nullable=False),
+    sa.Column("orchestrator", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("parent_id", RunId),
+    sa.Column("error", sa.Text),
+    sa.Column("code", JSON, nullable=False),
+    sa.Column("links", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_runs_job", "job"),
+    sa.Index("ix_runs_parent", "parent_id"),
+    sa.Index("ix_runs_created", "created_at"),
+)
+
+edges = sa.Table(
+    "edges",
+    metadata,
+    sa.Column("run_id", RunId, primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("direction", sa.String(8), primary_key=True),
+    sa.Column("exact", sa.Boolean, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Walks go version -> runs that used it -> versions they produced (and back): both orders.
+    sa.Index("ix_edges_version", "version_id", "direction", "run_id"),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), primary_key=True),
+    sa.Column("alias", sa.String(256), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id")),  # NULL: removed
+    sa.Column("moved_at", UTCDateTime, nullable=False),
+)
+
+alias_moves = sa.Table(
+    "alias_moves",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("alias", sa.String(256), nullable=False),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id")),  # NULL: removed
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_alias_moves_lookup", "artifact_id", "alias", "at"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("tag", sa.String(256), primary_key=True),
+    sa.Index("ix_tags_tag", "tag"),
+)
+
+applied_events = sa.Table(
+    "applied_events",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,993 @@
+"""The SQL store: SQLite (the default, embedded) and PostgreSQL, through SQLAlchemy 2 Core.
+
+Both databases run the same statements. Labels stay gapless under concurrency because every
+write transaction holds a lock before it reads the label counter: `BEGIN IMMEDIATE` on SQLite
+(a deferred read-then-write transaction fails at once in WAL mode), `SELECT ... FOR UPDATE` of
+the artifact row on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from headwater import config
+from headwater.errors import Conflict, InvalidInput, InvalidRef, NotFound, Unavailable
+from headwater.events import (
+    AliasMoved,
+    EdgeRecorded,
+    Event,
+    RunRecorded,
+    TagsChanged,
+    VersionDeleted,
+    VersionRecorded,
+    utcnow,
+)
+from headwater.models import (
+    TERMINAL_STATUSES,
+    AliasMove,
+    Artifact,
+    Edge,
+    LineageGraph,
+    ManifestEntry,
+    Run,
+    Version,
+)
+from headwater.refs import LATEST, Ref, parse_ref, validate_alias, validate_name
+from headwater.store import migrate
+from headwater.store.base import LineageDirection, Store
+from headwater.store.schema import (
+    alias_moves,
+    aliases,
+    applied_events,
+    artifacts,
+    edges,
+    entries,
+    runs,
+    tags,
+    versions,
+)
+
+tags_t = tags  # list_versions has a parameter named `tags`
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+
+
+def _label(number: int) -> str:
+    return f"v{number}"
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def engine_url(uri: str) -> sa.URL:
+    url = sa.make_url(uri)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+class SQLStore(Store):
+    def __init__(self, uri: str, *, upgrade: bool = True) -> None:
+        self.uri = uri
+        url = engine_url(uri)
+        self.dialect = "postgresql" if url.drivername.startswith("postgresql") else url.get_backend_name()
+        timeout = config.timeout_s()
+        if self.dialect == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(url, connect_args={"timeout": timeout})
+            _configure_sqlite(self.engine, timeout)
+        elif self.dialect == "postgresql":
+            self.engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                connect_args={
+                    "connect_timeout": max(1, int(timeout)),
+                    # A stuck lock must not stall a pipeline past the time budget.
+                    "options": f"-c lock_timeout={int(timeout * 1000)}",
+                },
+            )
+        else:
+            raise InvalidInput(
+                f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://..."
+            )
+        self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        if upgrade:
+            with self._translate_errors():
+                migrate.upgrade(self.engine, self._safe_url())
+        else:
+            with self._translate_errors(), self.engine.connect() as conn:
+                migrate.check_known(migrate.current_revision(conn), self._safe_url())
+
+    def _safe_url(self) -> str:
+        return sa.make_url(self.uri).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.OperationalError as err:
+            raise Unavailable(f"cannot reach {self._safe_url()}: {_first_line(err.orig or err)}") from err
+        except sa_exc.InterfaceError as err:
+            raise Unavailable(f"cannot reach {self._safe_url()}: {_first_line(err.orig or err)}") from err
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._translate_errors():
+            conn = self.engine.connect()
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_write=True)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._translate_errors(), self.engine.connect() as conn:
+            yield conn
+
+    def _lock(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # SQLite's BEGIN IMMEDIATE already serialises writers; FOR UPDATE is PostgreSQL's way.
+        return query.with_for_update() if self.dialect == "postgresql" else query
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        with self._write() as conn:
+            for event in events:
+                if not self._claim(conn, event.id):
+                    continue
+                if isinstance(event, RunRecorded):
+                    self._apply_run(conn, event)
+                elif isinstance(event, VersionRecorded):
+                    self._apply_version(conn, event)
+                elif isinstance(event, EdgeRecorded):
+                    self._apply_edge(conn, event)
+                elif isinstance(event, AliasMoved):
+                    self._apply_alias(conn, event)
+                elif isinstance(event, TagsChanged):
+                    self._apply_tags(conn, event)
+                elif isinstance(event, VersionDeleted):
+                    self._apply_delete(conn, event)
+                else:  # pragma: no cover - the Event union is closed
+                    raise InvalidInput(f"unknown event kind {event.kind!r}")
+
+    def _claim(self, conn: sa.Connection, event_id: str) -> bool:
+        inserted = conn.execute(
+            self._insert(applied_events)
+            .values(id=event_id, applied_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(applied_events.c.id)
+        ).first()
+        return inserted is not None
+
+    def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
+        conn.execute(
+            self._insert(runs)
+            .values(
+                id=ev.run_id,
+                job=ev.job or "unknown",
+                job_namespace=ev.job_namespace or "default",
+                orchestrator=ev.orchestrator or "manual",
+                kind=ev.run_kind or "manual",
+                status=ev.status or "running",
+                status_at=ev.time,
+                started_at=ev.started_at,
+                ended_at=ev.ended_at,
+                params=ev.params or {},
+                parent_id=ev.parent_id,
+                error=ev.error,
+                code=ev.code or {},
+                links=ev.links or {},
+                created_at=ev.time,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        row = conn.execute(self._lock(sa.select(runs).where(runs.c.id == ev.run_id))).one()
+        changes: dict[str, Any] = {}
+        for field, column in (
+            ("job", "job"),
+            ("job_namespace", "job_namespace"),
+            ("orchestrator", "orchestrator"),
+            ("run_kind", "kind"),
+            ("parent_id", "parent_id"),
+            ("error", "error"),
+        ):
+            value = getattr(ev, field)
+            if value is not None and value != row._mapping[column]:
+                changes[column] = value
+        if ev.started_at is not None and (row.started_at is None or ev.started_at < row.started_at):
+            changes["started_at"] = ev.started_at
+        if ev.ended_at is not None and row.ended_at is None:
+            changes["ended_at"] = ev.ended_at
+        for column, value in (("params", ev.params), ("code", ev.code), ("links", ev.links)):
+            if value:
+                merged = {**(row._mapping[column] or {}), **value}
+                if merged != row._mapping[column]:
+                    changes[column] = merged
+        if ev.status is not None and ev.status != row.status:
+            # Terminal states never revert; otherwise the later event wins (events may arrive late).
+            if row.status not in TERMINAL_STATUSES and (
+                ev.status in TERMINAL_STATUSES or ev.time >= row.status_at
+            ):
+                changes["status"] = ev.status
+                changes["status_at"] = ev.time
+        if changes:
+            conn.execute(sa.update(runs).where(runs.c.id == ev.run_id).values(**changes))
+
+    def _artifact_for_write(
+        self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
+    ) -> sa.Row[Any]:
+        name = validate_name(name)
+        conn.execute(
+            self._insert(artifacts)
+            .values(name=name, type=type_, description=description, created_at=at, next_label=0)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = conn.execute(self._lock(sa.select(artifacts).where(artifacts.c.name == name))).one()
+        if type_ and row.type and type_ != row.type:
+            raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
+        fill = {}
+        if type_ and not row.type:
+            fill["type"] = type_
+        if description and not row.description:
+            fill["description"] = description
+        if fill:
+            conn.execute(sa.update(artifacts).where(artifacts.c.id == row.id).values(**fill))
+        return row
+
+    def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
+        from headwater.digest import is_content_digest, manifest_digest
+
+        if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
+            raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
+        art = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
+        existing = conn.execute(
+            sa.select(versions.c.id, versions.c.produced_by, versions.c.deleted_at).where(
+                versions.c.artifact_id == art.id, versions.c.digest == ev.digest
+            )
+        ).first()
+        created = existing is None
+        if existing is None:
+            label = art.next_label
+            conn.execute(
+                sa.update(artifacts).where(artifacts.c.id == art.id).values(next_label=label + 1)
+            )
+            version_id = conn.execute(
+                sa.insert(versions)
+                .values(
+                    artifact_id=art.id,
+                    label=label,
+                    digest=ev.digest,
+                    size=sum(e.size for e in ev.entries),
+                    n_entries=len(ev.entries),
+                    metadata=ev.metadata,
+                    description=ev.description,
+                    created_at=ev.time,
+                    produced_by=ev.run_id if ev.direction == "produced" else None,
+                )
+                .returning(versions.c.id)
+            ).scalar_one()
+            if ev.entries:
+                conn.execute(
+                    sa.insert(entries),
+                    [
+                        {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
+                        for e in ev.entries
+                    ],
+                )
+        else:
+            version_id = existing.id
+            if existing.deleted_at is not None:
+                raise Conflict(f"{ev.name}@{ev.digest} was deleted; its content cannot be logged again")
+            if not is_content_digest(ev.digest):
+                # Pointer digests (ol:, unverified:) do not pin the entries: they must agree.
+                known = self._entries(conn, [version_id])[version_id]
+                if {(e.path, e.digest, e.size) for e in known} != {
+                    (e.path, e.digest, e.size) for e in ev.entries
+                }:
+                    raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
+            if ev.direction == "produced" and existing.produced_by is None:
+                conn.execute(
+                    sa.update(versions).where(versions.c.id == version_id).values(produced_by=ev.run_id)
+                )
+        if ev.run_id and ev.direction:
+            # A version's metadata is frozen at its first commit; later producers keep theirs here.
+            edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
+            self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
+        if created or ev.direction != "used":
+            self._move_alias(conn, art.id, LATEST, version_id, ev.time)
+        for alias in ev.aliases:
+            self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
+        self._add_tags(conn, version_id, ev.tags)
+
+    def _add_edge(
+        self,
+        conn: sa.Connection,
+        run_id: str,
+        version_id: int,
+        direction: str,
+        exact: bool,
+        metadata: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        conn.execute(
+            self._insert(edges)
+            .values(
+                run_id=run_id,
+                version_id=version_id,
+                direction=direction,
+                exact=exact,
+                metadata=metadata,
+                created_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["run_id", "version_id", "direction"])
+        )
+
+    def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded) -> None:
+        ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
+        version_id = self._resolve(conn, ref, at=ev.time)
+        self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, ev.metadata, ev.time)
+        if ev.direction == "produced":
+            conn.execute(
+                sa.update(versions)
+                .where(versions.c.id == version_id, versions.c.produced_by.is_(None))
+                .values(produced_by=ev.run_id)
+            )
+
+    def _apply_alias(self, conn: sa.Connection, ev: AliasMoved) -> None:
+        alias = validate_alias(ev.alias)
+        artifact_id = self._artifact_id(conn, ev.name)
+        if artifact_id is None:
+            raise NotFound(f"no artifact named {ev.name!r}")
+        version_id = None
+        if ev.digest is not None:
+            version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+        elif not conn.execute(
+            sa.select(aliases.c.version_id).where(
+                aliases.c.artifact_id == artifact_id,
+                aliases.c.alias == alias,
+                aliases.c.version_id.is_not(None),
+            )
+        ).first():
+            raise NotFound(f"artifact {ev.name!r} has no alias {alias!r}")
+        self._move_alias(conn, artifact_id, alias, version_id, ev.time)
+
+    def _move_alias(
+        self, conn: sa.Connection, artifact_id: int, alias: str, version_id: int | None, at: datetime
+    ) -> None:
+        current = conn.execute(
+            sa.select(aliases.c.version_id, aliases.c.moved_at).where(
+                aliases.c.artifact_id == artifact_id, aliases.c.alias == alias
+            )
+        ).first()
+        if current is not None and current.version_id == version_id and current.moved_at <= at:
+            return  # re-pointing at the same version is not a move
+        conn.execute(
+            sa.insert(alias_moves).values(
+                artifact_id=artifact_id, alias=alias, version_id=version_id, at=at
+            )
+        )
+        stmt = self._insert(aliases).values(
+            artifact_id=artifact_id, alias=alias, version_id=version_id, moved_at=at
+        )
+        # By event time: a late replay never overwrites a newer move.
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["artifact_id", "alias"],
+                set_={"version_id": stmt.excluded.version_id, "moved_at": stmt.excluded.moved_at},
+                where=aliases.c.moved_at <= stmt.excluded.moved_at,
+            )
+        )
+
+    def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
+        rows = [{"version_id": version_id, "tag": _check_tag(t)} for t in dict.fromkeys(new_tags)]
+        if rows:
+            conn.execute(
+                self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows
+            )
+
+    def _apply_tags(self, conn: sa.Connection, ev: TagsChanged) -> None:
+        version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+        self._add_tags(conn, version_id, ev.add)
+        if ev.remove:
+            conn.execute(
+                sa.delete(tags).where(tags.c.version_id == version_id, tags.c.tag.in_(ev.remove))
+            )
+
+    def _apply_delete(self, conn: sa.Connection, ev: VersionDeleted) -> None:
+        version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+        artifact_id = self._artifact_id(conn, ev.name)
+        assert artifact_id is not None
+        conn.execute(
+            sa.update(versions)
+            .where(versions.c.id == version_id, versions.c.deleted_at.is_(None))
+            .values(deleted_at=ev.time)
+        )
+        pointing = conn.execute(
+            sa.select(aliases.c.alias).where(
+                aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id
+            )
+        ).scalars()
+        for alias in list(pointing):
+            replacement = None
+            if alias == LATEST:
+                replacement = conn.execute(
+                    sa.select(versions.c.id)
+                    .where(versions.c.artifact_id == artifact_id, versions.c.deleted_at.is_(None))
+                    .order_by(versions.c.label.desc())
+                    .limit(1)
+                ).scalar()
+            self._move_alias(conn, artifact_id, alias, replacement, ev.time)
+
+    # -- resolving ---------------------------------------------------------------------------
+
+    def _artifact_id(self, conn: sa.Connection, name: str) -> int | None:
+        return conn.execute(sa.select(artifacts.c.id).where(artifacts.c.name == name)).scalar()
+
+    def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
+        artifact_id = self._artifact_id(conn, ref.name)
+        if artifact_id is None:
+            raise NotFound(f"no artifact named {ref.name!r}")
+        if ref.label is not None:
+            found = conn.execute(
+                sa.select(versions.c.id).where(
+                    versions.c.artifact_id == artifact_id, versions.c.label == int(ref.label[1:])
+                )
+            ).scalar()
+            if found is None:
+                raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
+            return found
+        if ref.digest is not None:
+            prefix = ref.digest if ":" in ref.digest else f"blake3:{ref.digest}"
+            found_ids = conn.execute(
+                sa.select(versions.c.id)
+                .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
+                .limit(2)
+            ).scalars().all()
+            if not found_ids:
+                raise NotFound(f"artifact {ref.name!r} has no version with digest {ref.digest}")
+            if len(found_ids) > 1:
+                raise InvalidRef(f"digest prefix {ref.digest} of {ref.name!r} is ambiguous: give more characters")
+            return found_ids[0]
+        alias = ref.alias or LATEST
+        if at is None:
+            found = conn.execute(
+                sa.select(aliases.c.version_id).where(
+                    aliases.c.artifact_id == artifact_id, aliases.c.alias == alias
+                )
+            ).first()
+        else:
+            found = conn.execute(
+                sa.select(alias_moves.c.version_id)
+                .where(
+                    alias_moves.c.artifact_id == artifact_id,
+                    alias_moves.c.alias == alias,
+                    alias_moves.c.at <= at,
+                )
+                .order_by(alias_moves.c.at.desc(), alias_moves.c.id.desc())
+                .limit(1)
+            ).first()
+        if found is None or found.version_id is None:
+            when = f" at {at.isoformat()}" if at is not None else ""
+            raise NotFound(f"artifact {ref.name!r} has no alias {alias!r}{when}")
+        return found.version_id
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def artifact_exists(self, name: str) -> bool:
+        with self._read() as conn:
+            return self._artifact_id(conn, name) is not None
+
+    def get_artifact(self, name: str) -> Artifact:
+        found = self.list_artifacts(exact_name=name)
+        if not found:
+            raise NotFound(f"no artifact named {name!r}")
+        return found[0]
+
+    def list_artifacts(
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        exact_name: str | None = None,
+    ) -> list[Artifact]:
+        latest = (
+            sa.select(aliases.c.artifact_id, versions.c.label)
+            .join(versions, versions.c.id == aliases.c.version_id)
+            .where(aliases.c.alias == LATEST)
+            .subquery()
+        )
+        counts = (
+            sa.select(versions.c.artifact_id, sa.func.count().label("n"))
+            .where(versions.c.deleted_at.is_(None))
+            .group_by(versions.c.artifact_id)
+            .subquery()
+        )
+        query = (
+            sa.select(artifacts, latest.c.label.label("latest_label"), counts.c.n)
+            .outerjoin(latest, latest.c.artifact_id == artifacts.c.id)
+            .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
+            .order_by(artifacts.c.name)
+        )
+        if type is not None:
+            query = query.where(artifacts.c.type == type)
+        if name_like is not None:
+            query = query.where(artifacts.c.name.contains(name_like, autoescape=True))
+        if exact_name is not None:
+            query = query.where(artifacts.c.name == exact_name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [
+                Artifact(
+                    name=row.name,
+                    type=row.type,
+                    description=row.description,
+                    created_at=row.created_at,
+                    latest=None if row.latest_label is None else _label(row.latest_label),
+                    versions=row.n or 0,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        with self._read() as conn:
+            version_id = self._resolve(conn, ref, at=at)
+            return self._versions(conn, [version_id], with_entries=True)[0]
+
+    def list_versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        with self._read() as conn:
+            artifact_id = self._artifact_id(conn, name)
+            if artifact_id is None:
+                raise NotFound(f"no artifact named {name!r}")
+            query = sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id)
+            if not include_deleted:
+                query = query.where(versions.c.deleted_at.is_(None))
+            for tag in tags:
+                query = query.where(
+                    sa.exists().where(tags_t.c.version_id == versions.c.id, tags_t.c.tag == tag)
+                )
+            for key, value in (metadata or {}).items():
+                query = query.where(_json_equals(versions.c.metadata, key, value))
+            query = query.order_by(versions.c.label)
+            if limit is not None:
+                query = query.limit(limit)
+            ids = list(conn.execute(query).scalars())
+            return self._versions(conn, ids, with_entries=False)
+
+    def _entries(self, conn: sa.Connection, version_ids: Sequence[int]) -> dict[int, list[ManifestEntry]]:
+        found: dict[int, list[ManifestEntry]] = {vid: [] for vid in version_ids}
+        for chunk in _chunks(version_ids):
+            for row in conn.execute(
+                sa.select(entries).where(entries.c.version_id.in_(chunk))
+            ):
+                found[row.version_id].append(
+                    ManifestEntry(path=row.path, digest=row.digest, size=row.size, ref=row.ref)
+                )
+        for listed in found.values():
+            listed.sort(key=lambda e: e.path)  # code-point order, whatever the collation
+        return found
+
+    def _versions(
+        self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool
+    ) -> list[Version]:
+        """Versions in the order of `version_ids`, with aliases, tags and producers."""
+        rows: dict[int, Any] = {}
+        alias_map: dict[int, list[str]] = defaultdict(list)
+        tag_map: dict[int, list[str]] = defaultdict(list)
+        producer_map: dict[int, list[str]] = defaultdict(list)
+        for chunk in _chunks(list(version_ids)):
+            for row in conn.execute(
+                sa.select(versions, artifacts.c.name, artifacts.c.type)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(versions.c.id.in_(chunk))
+            ):
+                rows[row.id] = row
+            for row in conn.execute(
+                sa.select(aliases.c.version_id, aliases.c.alias)
+                .where(aliases.c.version_id.in_(chunk))
+                .order_by(aliases.c.alias)
+            ):
+                alias_map[row.version_id].append(row.alias)
+            for row in conn.execute(
+                sa.select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(chunk)).order_by(tags.c.tag)
+            ):
+                tag_map[row.version_id].append(row.tag)
+            for row in conn.execute(
+                sa.select(edges.c.version_id, edges.c.run_id)
+                .where(edges.c.version_id.in_(chunk), edges.c.direction == "produced")
+                .order_by(edges.c.created_at, edges.c.run_id)
+            ):
+                producer_map[row.version_id].append(row.run_id)
+        entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
+        result = []
+        for vid in version_ids:
+            row = rows[vid]
+            aliases_here = alias_map[vid]
+            if LATEST in aliases_here:  # latest first, the rest alphabetical
+                aliases_here = [LATEST] + [a for a in aliases_here if a != LATEST]
+            result.append(
+                Version(
+                    name=row.name,
+                    type=row.type,
+                    label=_label(row.label),
+                    digest=row.digest,
+                    aliases=aliases_here,
+                    tags=tag_map[vid],
+                    entries=entry_map.get(vid, []),
+                    metadata=row.metadata or {},
+                    description=row.description,
+                    size=row.size,
+                    created_at=row.created_at,
+                    produced_by=row.produced_by,
+                    producers=producer_map[vid],
+                    deleted=row.deleted_at is not None,
+                )
+            )
+        return result
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            found = self._runs(conn, sa.select(runs).where(runs.c.id == run_id))
+        if not found:
+            raise NotFound(f"no run with id {run_id!r}")
+        return found[0]
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        for column, value in (
+            (runs.c.job, job),
+            (runs.c.orchestrator, orchestrator),
+            (runs.c.status, status),
+            (runs.c.parent_id, parent_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return self._runs(conn, query)
+
+    def _runs(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Run]:
+        rows = list(conn.execute(query))
+        io: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"used": [], "produced": []})
+        for chunk in _chunks([r.id for r in rows]):
+            for row in conn.execute(
+                sa.select(edges.c.run_id, edges.c.direction, artifacts.c.name, versions.c.label)
+                .join(versions, versions.c.id == edges.c.version_id)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(edges.c.run_id.in_(chunk))
+                .order_by(artifacts.c.name, versions.c.label)
+            ):
+                io[row.run_id][row.direction].append(f"{row.name}:{_label(row.label)}")
+        return [_run_model(row, io[row.id]["used"], io[row.id]["produced"]) for row in rows]
+
+    def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
+        found: list[Run] = []
+        for chunk in _chunks(list(run_ids)):
+            found.extend(self._runs(conn, sa.select(runs).where(runs.c.id.in_(chunk))))
+        return sorted(found, key=lambda r: (r.started_at or _EPOCH, r.id))
+
+    # -- lineage -----------------------------------------------------------------------------
+
+    def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
+        if depth is not None and depth < 0:
+            raise InvalidInput("depth must be 0 or more")
+        with self._read() as conn:
+            root = self._resolve(conn, ref)
+            depths = self.closure(conn, root, direction, depth)
+            graph = self._graph(conn, depths, direction, depth)
+        graph.root = next(v.ref for v in graph.versions if graph.depth[v.ref] == 0)
+        graph.direction = direction
+        return graph
+
+    def closure(
+        self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None
+    ) -> dict[int, int]:
+        """Version id -> fewest runs between it and `root`, walked in SQL.
+
+        Unbounded walks recurse on the version id alone so UNION stops at cycles; bounded ones
+        carry a depth (which defeats UNION's dedup) and stop at `depth`, taking the minimum here.
+        """
+        step_in, step_out = ("used", "produced") if direction == "downstream" else ("produced", "used")
+        if depth is None:
+            sql = sa.text(
+                f"""
+                WITH RECURSIVE walk(vid) AS (
+                    SELECT CAST(:root AS INTEGER)
+                    UNION
+                    SELECT nxt.version_id FROM walk
+                    JOIN edges cur ON cur.version_id = walk.vid AND cur.direction = '{step_in}'
+                    JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
+                )
+                SELECT vid FROM walk
+                """
+            )
+            ids = [row[0] for row in conn.execute(sql, {"root": root})]
+            return self._bfs_depths(conn, root, set(ids), step_in, step_out)
+        sql = sa.text(
+            f"""
+            WITH RECURSIVE walk(vid, depth) AS (
+                SELECT CAST(:root AS INTEGER), CAST(0 AS INTEGER)
+                UNION
+                SELECT nxt.version_id, walk.depth + 1 FROM walk
+                JOIN edges cur ON cur.version_id = walk.vid AND cur.direction = '{step_in}'
+                JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
+                WHERE walk.depth < :depth
+            )
+            SELECT vid, MIN(depth) FROM walk GROUP BY vid
+            """
+        )
+        return {row[0]: row[1] for row in conn.execute(sql, {"root": root, "depth": depth})}
+
+    def _bfs_depths(
+        self, conn: sa.Connection, root: int, reachable: set[int], step_in: str, step_out: str
+    ) -> dict[int, int]:
+        """Hop counts for an unbounded closure, from the edges among the reachable versions only."""
+        if len(reachable) == 1:
+            return {root: 0}
+        links: dict[int, list[int]] = defaultdict(list)
+        sql = sa.text(
+            f"""
+            SELECT cur.version_id, nxt.version_id FROM edges cur
+            JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
+            WHERE cur.direction = '{step_in}' AND cur.version_id IN :ids
+            """
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        for chunk in _chunks(sorted(reachable)):
+            for src, dst in conn.execute(sql, {"ids": list(chunk)}):
+                links[src].append(dst)
+        depths = {root: 0}
+        frontier = [root]
+        while frontier:
+            following = []
+            for vid in frontier:
+                for nxt in links.get(vid, ()):
+                    if nxt not in depths:
+                        depths[nxt] = depths[vid] + 1
+                        following.append(nxt)
+            frontier = following
+        return depths
+
+    def _graph(
+        self,
+        conn: sa.Connection,
+        depths: dict[int, int],
+        direction: LineageDirection | str,
+        depth: int | None,
+    ) -> LineageGraph:
+        """Versions in `depths` plus the runs that join them (and, at the frontier, their edges)."""
+        ids = sorted(depths, key=lambda v: (depths[v], v))
+        # Runs one step outward from every version not at the depth limit.
+        walk = "used" if direction == "downstream" else "produced"
+        expanding = [v for v in ids if depth is None or depths[v] < depth]
+        run_ids: set[str] = set()
+        for chunk in _chunks(expanding):
+            run_ids.update(
+                conn.execute(
+                    sa.select(edges.c.run_id).where(edges.c.version_id.in_(chunk), edges.c.direction == walk)
+                ).scalars()
+            )
+        if direction == "path":
+            run_ids = self._runs_between(conn, ids)
+        in_graph = set(ids)
+        edge_rows = []
+        for chunk in _chunks(sorted(run_ids)):
+            for row in conn.execute(sa.select(edges).where(edges.c.run_id.in_(chunk))):
+                if row.version_id in in_graph:
+                    edge_rows.append(row)
+        version_models = self._versions(conn, ids, with_entries=False)
+        ref_of = {vid: v.ref for vid, v in zip(ids, version_models)}
+        return LineageGraph(
+            versions=version_models,
+            runs=self._runs_by_id(conn, sorted(run_ids)),
+            edges=[
+                Edge(
+                    run_id=row.run_id,
+                    version=ref_of[row.version_id],
+                    direction=row.direction,
+                    exact=row.exact,
+                    created_at=row.created_at,
+                    metadata=row.metadata or {},
+                )
+                for row in sorted(edge_rows, key=lambda r: (r.run_id, r.direction, r.version_id))
+            ],
+            depth={ref_of[vid]: depths[vid] for vid in ids},
+        )
+
+    def _runs_between(self, conn: sa.Connection, ids: Sequence[int]) -> set[str]:
+        used: dict[str, set[int]] = defaultdict(set)
+        produced: dict[str, set[int]] = defaultdict(set)
+        for chunk in _chunks(list(ids)):
+            for row in conn.execute(
+                sa.select(edges.c.run_id, edges.c.version_id, edges.c.direction).where(
+                    edges.c.version_id.in_(chunk)
+                )
+            ):
+                (used if row.direction == "used" else produced)[row.run_id].add(row.version_id)
+        return {run_id for run_id in used if produced.get(run_id)}
+
+    def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
+        with self._read() as conn:
+            src = self._resolve(conn, source)
+            dst = self._resolve(conn, target)
+            down = self.closure(conn, src, "downstream", None)
+            up = self.closure(conn, dst, "upstream", None)
+            on_path = {vid: down[vid] for vid in down if vid in up}
+            graph = self._graph(conn, on_path, "path", None)
+        graph.direction = "path"
+        if on_path:
+            graph.root = next(v.ref for v in graph.versions if graph.depth[v.ref] == 0)
+        return graph
+
+    def runs_using(self, name: str) -> list[Run]:
+        with self._read() as conn:
+            artifact_id = self._artifact_id(conn, name)
+            if artifact_id is None:
+                raise NotFound(f"no artifact named {name!r}")
+            used_by = (
+                sa.select(edges.c.run_id)
+                .join(versions, versions.c.id == edges.c.version_id)
+                .where(versions.c.artifact_id == artifact_id, edges.c.direction == "used")
+            )
+            return self._runs(
+                conn,
+                sa.select(runs).where(runs.c.id.in_(used_by)).order_by(runs.c.created_at.desc(), runs.c.id.desc()),
+            )
+
+    def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
+        if (digest is None) == (path is None):
+            raise InvalidInput("give exactly one of digest or path")
+        if digest is not None:
+            condition = entries.c.digest == digest
+        else:
+            assert path is not None
+            condition = sa.or_(
+                entries.c.ref == path,
+                entries.c.path == path.strip("/"),
+                entries.c.path.endswith("/" + path.strip("/"), autoescape=True),
+                entries.c.ref.endswith("/" + path.strip("/"), autoescape=True),
+            )
+        with self._read() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(entries.c.version_id).where(condition).distinct().order_by(entries.c.version_id)
+                ).scalars()
+            )
+            return self._versions(conn, ids, with_entries=False)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        with self._read() as conn:
+            artifact_id = self._artifact_id(conn, name)
+            if artifact_id is None:
+                raise NotFound(f"no artifact named {name!r}")
+            query = (
+                sa.select(alias_moves.c.alias, alias_moves.c.at, versions.c.label)
+                .outerjoin(versions, versions.c.id == alias_moves.c.version_id)
+                .where(alias_moves.c.artifact_id == artifact_id)
+                .order_by(alias_moves.c.at, alias_moves.c.id)
+            )
+            if alias is not None:
+                query = query.where(alias_moves.c.alias == alias)
+            return [
+                AliasMove(
+                    name=name,
+                    alias=row.alias,
+                    version=None if row.label is None else f"{name}:{_label(row.label)}",
+                    at=row.at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def referenced_blob_digests(self) -> set[str]:
+        with self._read() as conn:
+            return set(
+                conn.execute(
+                    sa.select(entries.c.digest)
+                    .join(versions, versions.c.id == entries.c.version_id)
+                    .where(versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .distinct()
+                ).scalars()
+            )
+
+
+def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.ColumnElement[bool]:
+    element = column[key]
+    if isinstance(value, bool):
+        return element.as_boolean() == value
+    if isinstance(value, int):
+        return element.as_integer() == value
+    if isinstance(value, float):
+        return element.as_float() == value
+    return element.as_string() == str(value)
+
+
+def _check_tag(tag: str) -> str:
+    if not tag or len(tag) > 256 or any(c.isspace() or not c.isprintable() for c in tag):
+        raise InvalidInput(f"invalid tag {tag!r}: use printable text without spaces")
+    return tag
+
+
+def _run_model(row: Any, inputs: list[str], outputs: list[str]) -> Run:
+    return Run(
+        id=row.id,
+        job=row.job,
+        job_namespace=row.job_namespace,
+        orchestrator=row.orchestrator,
+        kind=row.kind,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        params=row.params or {},
+        parent_id=row.parent_id,
+        inputs=inputs,
+        outputs=outputs,
+        error=row.error,
+        code=row.code or {},
+        links=row.links or {},
+    )
+
+
+def _first_line(err: object) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _configure_sqlite(engine: sa.Engine, timeout: float) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # Writers take the lock up front: a deferred read-then-write transaction would fail
+        # with "database is locked" instead of waiting for the busy timeout.
+        immediate = conn.get_execution_options().get("sqlite_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

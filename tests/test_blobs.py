@@ -1,0 +1,159 @@
+"""The content-addressed blob store, on a local folder and on fsspec's memory:// file system."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import blake3
+import fsspec
+import pytest
+
+from headwater.blobs import BlobStore, default_blob_url
+from headwater.digest import CHUNK
+from headwater.errors import Conflict, InvalidInput, NotFound
+
+
+def b3(data: bytes) -> str:
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
+@pytest.fixture(params=["local", "file-url", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return BlobStore(str(tmp_path / "blobs"))
+    if request.param == "file-url":
+        return BlobStore((tmp_path / "blobs").as_uri())
+    return BlobStore(f"memory://hw-blobs-{uuid.uuid4().hex}")
+
+
+def _corrupt(store: BlobStore, digest: str) -> None:
+    """Flip the stored bytes behind the store's back, the way a bad disk would."""
+    hexd = digest.split(":", 1)[1]
+    path = f"{store._root}/blake3/{hexd[:2]}/{hexd[2:]}"
+    with store._fs.open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[0] ^= 0xFF
+    with store._fs.open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+def test_put_get_roundtrip(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "model.pt"
+    src.write_bytes(b"weights")
+    digest = store.put_file(src)
+    assert digest == b3(b"weights")
+    assert store.has(digest)
+    assert store.put_file(src, digest) == digest  # dedup
+    with store.open(digest) as f:
+        assert f.read() == b"weights"
+    out = store.get_file(digest, tmp_path / "restored" / "model.pt")
+    assert out == tmp_path / "restored" / "model.pt"
+    assert out.read_bytes() == b"weights"
+    assert list(store.iter_digests()) == [digest]
+
+
+def test_large_blob_roundtrip(store: BlobStore, tmp_path: Path) -> None:
+    data = os.urandom(CHUNK * 2 + 17)
+    src = tmp_path / "big.bin"
+    src.write_bytes(data)
+    digest = store.put_file(src, b3(data))
+    assert store.get_file(digest, tmp_path / "out.bin").read_bytes() == data
+
+
+def test_empty_file(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "empty"
+    src.write_bytes(b"")
+    digest = store.put_file(src)
+    assert digest == b3(b"")
+    assert store.get_file(digest, tmp_path / "e2").read_bytes() == b""
+
+
+def test_put_with_wrong_digest_keeps_nothing(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "a"
+    src.write_bytes(b"actual")
+    claimed = b3(b"something else")
+    with pytest.raises(Conflict, match="changed while being stored"):
+        store.put_file(src, claimed)
+    assert not store.has(claimed)
+    assert list(store.iter_digests()) == []
+
+
+def test_corrupt_blob_is_detected_on_restore(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "data.csv"
+    src.write_bytes(b"a,b\n1,2\n")
+    digest = store.put_file(src)
+    _corrupt(store, digest)
+    dest = tmp_path / "restore" / "data.csv"
+    with pytest.raises(Conflict, match=f"blob {digest} .*is corrupt: expected {digest} got blake3:") as err:
+        store.get_file(digest, dest)
+    assert "\n" not in str(err.value)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []  # no temporary file left behind either
+
+
+def test_missing_blob(store: BlobStore, tmp_path: Path) -> None:
+    digest = b3(b"never stored")
+    assert not store.has(digest)
+    with pytest.raises(NotFound):
+        store.open(digest)
+    with pytest.raises(NotFound):
+        store.get_file(digest, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_delete_is_idempotent(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "a"
+    src.write_bytes(b"a")
+    digest = store.put_file(src)
+    store.delete(digest)
+    assert not store.has(digest)
+    store.delete(digest)
+    assert list(store.iter_digests()) == []
+
+
+def test_iter_digests_lists_every_blob(store: BlobStore, tmp_path: Path) -> None:
+    digests = set()
+    for i in range(5):
+        src = tmp_path / f"f{i}"
+        src.write_bytes(b"%d" % i)
+        digests.add(store.put_file(src))
+    assert set(store.iter_digests()) == digests
+
+
+@pytest.mark.parametrize("bad", ["blake3:../../etc/passwd", "etag:abc", "blake3:" + "A" * 64, "deadbeef"])
+def test_only_content_digests_name_blobs(bad: str, tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    with pytest.raises(InvalidInput):
+        store.has(bad)
+
+
+def test_local_layout_and_no_leftover_temporaries(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    src = tmp_path / "a"
+    src.write_bytes(b"layout")
+    hexd = store.put_file(src).split(":", 1)[1]
+    assert (tmp_path / "blobs" / "blake3" / hexd[:2] / hexd[2:]).read_bytes() == b"layout"
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_memory_store_is_shared_through_fsspec(tmp_path: Path) -> None:
+    url = f"memory://hw-shared-{uuid.uuid4().hex}"
+    src = tmp_path / "a"
+    src.write_bytes(b"shared")
+    digest = BlobStore(url).put_file(src)
+    other = BlobStore(url)
+    assert other.has(digest)
+    assert fsspec.filesystem("memory").exists(f"{other._root}/blake3/{digest[7:9]}/{digest[9:]}")
+
+
+def test_unsupported_store_url() -> None:
+    with pytest.raises(InvalidInput):
+        BlobStore("ftpx://host/blobs")
+
+
+def test_default_blob_url(monkeypatch: pytest.MonkeyPatch, headwater_home: Path) -> None:
+    assert default_blob_url() == str(headwater_home / "blobs")
+    monkeypatch.setenv("HEADWATER_BLOB_URI", "s3://bucket/blobs")
+    assert default_blob_url() == "s3://bucket/blobs"

@@ -1,0 +1,354 @@
+"""The contract every backend passes: the same tests on SQLite and PostgreSQL (and, with the
+tracking server, over HTTP). Each asserts exact versions, labels, edges and statuses."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import headwater as hw
+from headwater.events import AliasMoved, EdgeRecorded, RunRecorded, VersionRecorded
+from headwater.refs import Ref
+
+
+def edges_of(graph: hw.LineageGraph, client: hw.Client) -> set[tuple[str, str, str]]:
+    """(job, direction, version ref) for every edge, readable in assertions."""
+    jobs = {r.id: r.job for r in graph.runs}
+    return {(jobs[e.run_id], e.direction, e.version) for e in graph.edges}
+
+
+# -- versions ----------------------------------------------------------------------------------
+
+
+def test_same_content_is_the_same_version_and_moves_latest(client: hw.Client, files) -> None:
+    root = files({"a.csv": "1\n"})
+    v0 = client.log_artifact("users", root / "a.csv", type="dataset", metadata={"rows": 1})
+    assert (v0.ref, v0.label, v0.aliases, v0.type) == ("users:v0", "v0", ["latest"], "dataset")
+    assert [(e.path, e.size, e.ref) for e in v0.entries] == [("a.csv", 2, None)]
+    (root / "a.csv").write_text("1\n2\n")
+    v1 = client.log_artifact("users", root / "a.csv")
+    assert v1.label == "v1" and v1.digest != v0.digest
+    (root / "a.csv").write_text("1\n")
+    again = client.log_artifact("users", root / "a.csv", metadata={"rows": 99})
+    assert again.label == "v0" and again.digest == v0.digest
+    assert again.metadata == {"rows": 1}  # frozen at the first commit
+    assert client.get("users").label == "v0"  # latest moved back to the logged content
+    assert [v.label for v in client.versions("users")] == ["v0", "v1"]
+    moves = [(m.alias, m.version) for m in client.alias_history("users", "latest")]
+    assert moves == [("latest", "users:v0"), ("latest", "users:v1"), ("latest", "users:v0")]
+
+
+def test_directory_version_and_manifest(client: hw.Client, files) -> None:
+    root = files({"train/a.csv": "a", "train/b.csv": "bb", "test/c.csv": "ccc"})
+    version = client.log_artifact("mnist", root, type="dataset")
+    assert [(e.path, e.size) for e in version.entries] == [
+        ("test/c.csv", 3),
+        ("train/a.csv", 1),
+        ("train/b.csv", 2),
+    ]
+    assert version.size == 6
+    fetched = client.get("mnist:v0")
+    assert fetched.entries == version.entries and fetched.digest == version.digest
+
+
+def test_refs_by_label_alias_digest_and_uri_names(client: hw.Client, files) -> None:
+    root = files({"x.txt": "x"})
+    version = client.log_artifact("model", root / "x.txt", aliases=["candidate"])
+    short = version.digest.split(":", 1)[1][:10]
+    for ref in ("model", "model:latest", "model:v0", "model:candidate", f"model@{short}", f"model@blake3:{short}"):
+        assert client.get(ref).digest == version.digest, ref
+    uri = client.log_reference("file:///" + str(root / "x.txt").lstrip("/") + "/", (root / "x.txt").as_uri())
+    assert uri.name == (root / "x.txt").as_uri()
+    assert client.get(uri.name + ":v0").digest == uri.digest
+    assert uri.entries[0].ref == (root / "x.txt").as_uri()
+
+
+def test_not_found_errors_name_what_is_missing(client: hw.Client, files) -> None:
+    client.log_artifact("ds", files({"a": "a"}) / "a")
+    with pytest.raises(hw.NotFound, match="no artifact named 'nope'"):
+        client.get("nope")
+    with pytest.raises(hw.NotFound, match="has no version v7"):
+        client.get("ds:v7")
+    with pytest.raises(hw.NotFound, match="has no alias 'production'"):
+        client.get("ds:production")
+    with pytest.raises(hw.NotFound, match="no version with digest"):
+        client.get("ds@00000000")
+
+
+def test_gapless_labels_across_artifacts_and_blob_dedup(client: hw.Client, files) -> None:
+    root = files({"a": "same", "b": "other"})
+    assert client.log_artifact("one", root / "a").label == "v0"
+    assert client.log_artifact("two", root / "a").label == "v0"
+    assert client.log_artifact("one", root / "b").label == "v1"
+    assert len(list(client.blobs.iter_digests())) == 2
+
+
+def test_aliases_move_with_history_and_time_travel(client: hw.Client, files) -> None:
+    root = files({"m": "1"})
+    client.log_artifact("m", root / "m")
+    (root / "m").write_text("2")
+    client.log_artifact("m", root / "m")
+    client.alias("m:v0", "production")
+    between = datetime.now(timezone.utc)
+    client.alias("m:v1", "production")
+    assert client.get("m:production").label == "v1"
+    assert client.get("m:production", at=between).label == "v0"
+    assert client.get("m:production", at=between.replace(tzinfo=None)).label == "v0"  # naive = UTC
+    with pytest.raises(hw.NotFound):
+        client.get("m:production", at=between - timedelta(days=1))
+    client.unalias("m", "production")
+    with pytest.raises(hw.NotFound):
+        client.get("m:production")
+    history = [(h.alias, h.version) for h in client.alias_history("m", "production")]
+    assert history == [("production", "m:v0"), ("production", "m:v1"), ("production", None)]
+    assert client.get("m:v1").aliases == ["latest"]
+
+
+def test_late_alias_replay_never_overwrites_a_newer_move(client: hw.Client, files) -> None:
+    root = files({"m": "1"})
+    v0 = client.log_artifact("m", root / "m")
+    (root / "m").write_text("2")
+    v1 = client.log_artifact("m", root / "m")
+    now = datetime.now(timezone.utc)
+    client.store.apply([AliasMoved(name="m", alias="prod", digest=v1.digest, time=now)])
+    client.store.apply([AliasMoved(name="m", alias="prod", digest=v0.digest, time=now - timedelta(minutes=5))])
+    assert client.get("m:prod").label == "v1"
+    assert client.get("m:prod", at=now - timedelta(minutes=1)).label == "v0"
+
+
+def test_tags_metadata_filters_and_limits(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    client.log_artifact("d", root / "a", metadata={"split": "train", "rows": 10}, tags=["pii"])
+    (root / "a").write_text("22")
+    client.log_artifact("d", root / "a", metadata={"split": "test", "rows": 20, "ok": True})
+    client.tag("d:v1", "validated")
+    assert [v.label for v in client.versions("d", tags=["pii"])] == ["v0"]
+    assert [v.label for v in client.versions("d", tags=["validated"])] == ["v1"]
+    assert [v.label for v in client.versions("d", metadata={"split": "test"})] == ["v1"]
+    assert [v.label for v in client.versions("d", metadata={"rows": 10})] == ["v0"]
+    assert [v.label for v in client.versions("d", metadata={"ok": True})] == ["v1"]
+    assert [v.label for v in client.versions("d", limit=1)] == ["v0"]
+    client.untag("d:v0", "pii")
+    assert client.get("d:v0").tags == []
+    arts = client.artifacts()
+    assert [(a.name, a.latest, a.versions) for a in arts] == [("d", "v1", 2)]
+
+
+def test_artifact_type_cannot_change(client: hw.Client, files) -> None:
+    root = files({"a": "1", "b": "2"})
+    client.log_artifact("x", root / "a", type="dataset")
+    with pytest.raises(hw.Conflict, match="has type 'dataset', not 'model'"):
+        client.log_artifact("x", root / "b", type="model")
+    assert [v.label for v in client.versions("x")] == ["v0"]  # nothing changed
+
+
+# -- runs and lineage -------------------------------------------------------------------------
+
+
+def three_steps(client: hw.Client, files) -> dict[str, object]:
+    """raw -> clean (run `clean`) -> model (run `train`) -> report (run `evaluate`)."""
+    root = files({"raw/users.csv": "id\n1\n2\n", "raw/orders.csv": "o\n1\n", "clean.csv": "c", "model.pt": "M", "report.md": "R"})
+    raw = client.log_artifact("raw", root / "raw", type="dataset")
+    with client.run("clean", params={"drop_nulls": True}) as clean:
+        clean.use("raw:latest")
+        clean.log_artifact("clean", root / "clean.csv", type="dataset")
+    with client.run("train") as train:
+        train.use("clean")
+        train.log_artifact("model", root / "model.pt", type="model", aliases=["candidate"])
+    with client.run("evaluate") as evaluate:
+        evaluate.use("model:candidate")
+        evaluate.use("raw:v0")
+        evaluate.log_artifact("report", root / "report.md")
+    return {"raw": raw, "root": root, "clean": clean.id, "train": train.id, "evaluate": evaluate.id}
+
+
+def test_runs_record_inputs_outputs_and_status(client: hw.Client, files) -> None:
+    ids = three_steps(client, files)
+    train = client.get_run(ids["train"])  # type: ignore[arg-type]
+    assert (train.job, train.status, train.orchestrator, train.inputs, train.outputs) == (
+        "train", "succeeded", "manual", ["clean:v0"], ["model:v0"],
+    )
+    assert train.started_at is not None and train.ended_at is not None and train.ended_at >= train.started_at
+    assert client.get_run(ids["clean"]).params == {"drop_nulls": True}  # type: ignore[arg-type]
+    assert [r.job for r in client.runs()] == ["evaluate", "train", "clean"]  # newest first
+    assert [r.job for r in client.runs(job="train")] == ["train"]
+    model = client.get("model:candidate")
+    assert model.produced_by == ids["train"] and model.producers == [ids["train"]]
+
+
+def test_failed_block_marks_the_run_failed_with_its_error(client: hw.Client) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with client.run("broken") as run:
+            1 / 0
+    recorded = client.get_run(run.id)
+    assert recorded.status == "failed" and recorded.error == "ZeroDivisionError: division by zero"
+
+
+def test_upstream_and_downstream_graphs_are_exact(client: hw.Client, files) -> None:
+    three_steps(client, files)
+    up = client.upstream("model:candidate")
+    assert up.root == "model:v0" and up.direction == "upstream"
+    assert sorted(v.ref for v in up.versions) == ["clean:v0", "model:v0", "raw:v0"]
+    assert up.depth == {"model:v0": 0, "clean:v0": 1, "raw:v0": 2}
+    assert edges_of(up, client) == {
+        ("train", "used", "clean:v0"), ("train", "produced", "model:v0"),
+        ("clean", "used", "raw:v0"), ("clean", "produced", "clean:v0"),
+    }
+    assert "raw:v0" in up and "report:v0" not in up
+    down = client.downstream("raw:v0")
+    assert sorted(v.ref for v in down.versions) == ["clean:v0", "model:v0", "raw:v0", "report:v0"]
+    assert down.depth == {"raw:v0": 0, "clean:v0": 1, "model:v0": 2, "report:v0": 1}
+    assert sorted(r.job for r in down.runs) == ["clean", "evaluate", "train"]
+    one = client.downstream("raw:v0", depth=1)
+    assert sorted(v.ref for v in one.versions) == ["clean:v0", "raw:v0", "report:v0"]
+    assert sorted(r.job for r in one.runs) == ["clean", "evaluate"]
+    assert [v.ref for v in client.upstream("raw:v0").versions] == ["raw:v0"]
+
+
+def test_lineage_survives_cycles(client: hw.Client, files) -> None:
+    root = files({"a": "same bytes"})
+    with client.run("rewrite") as run:
+        run.use(root / "a", name="loop")
+        run.log_artifact("loop", root / "a", store=False)
+    assert [v.ref for v in client.versions("loop")] == ["loop:v0"]
+    for graph in (client.upstream("loop"), client.downstream("loop"), client.downstream("loop", depth=5)):
+        assert [v.ref for v in graph.versions] == ["loop:v0"]
+        assert edges_of(graph, client) == {("rewrite", "used", "loop:v0"), ("rewrite", "produced", "loop:v0")}
+
+
+def test_runs_using_and_path(client: hw.Client, files) -> None:
+    three_steps(client, files)
+    assert [r.job for r in client.runs_using("raw")] == ["evaluate", "clean"]
+    path = client.path("raw:v0", "model:v0")
+    assert sorted(v.ref for v in path.versions) == ["clean:v0", "model:v0", "raw:v0"]
+    assert sorted(r.job for r in path.runs) == ["clean", "train"]
+    assert client.path("report:v0", "raw:v0").versions == []
+
+
+def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) -> None:
+    ids = three_steps(client, files)
+    root: Path = ids["root"]  # type: ignore[assignment]
+    (root / "raw" / "users.csv").write_text("id\n1\n")  # a privacy takedown removes a row
+    (root / "raw" / "extra.csv").write_text("e")
+    client.log_artifact("raw", root / "raw")
+    diff = client.diff("raw:v0", "raw:v1")
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (["extra.csv"], [], ["users.csv"], 1)
+    old_users = next(e for e in client.get("raw:v0").entries if e.path == "users.csv")
+    impact = client.impact(digest=old_users.digest)
+    assert [v.ref for v in impact.holding] == ["raw:v0"]
+    assert sorted(v.ref for v in impact.downstream.versions) == ["clean:v0", "model:v0", "raw:v0", "report:v0"]
+    by_path = client.impact(path="users.csv")
+    assert sorted(v.ref for v in by_path.holding) == ["raw:v0", "raw:v1"]
+
+
+def test_a_use_may_arrive_before_its_producer(client: hw.Client, files) -> None:
+    root = files({"m": "model"})
+    early = client.content(root / "m")
+    store = client.store
+    consumer, producer = hw.run_id("test", "consumer"), hw.run_id("test", "producer")
+    store.apply([RunRecorded(run_id=consumer, job="consume", status="succeeded")])
+    store.apply([VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=consumer, direction="used")])
+    store.apply([RunRecorded(run_id=producer, job="produce", status="succeeded")])
+    store.apply([VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=producer, direction="produced")])
+    version = client.get("m:v0")
+    assert version.produced_by == producer
+    assert edges_of(client.upstream("m:v0"), client) == {("produce", "produced", "m:v0")}
+    assert edges_of(client.downstream("m:v0"), client) == {("consume", "used", "m:v0")}
+
+
+def test_events_replayed_change_nothing(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    content = client.content(root / "a")
+    rid = hw.run_id("airflow", "dag", "task", "run", 1, -1)
+    assert rid == hw.run_id("airflow", "dag", "task", "run", 1, -1)
+    batch = [
+        RunRecorded(run_id=rid, job="t", status="running"),
+        VersionRecorded(name="a", digest=content.digest, entries=content.entries, run_id=rid, direction="produced"),
+        AliasMoved(name="a", alias="prod", digest=content.digest),
+        RunRecorded(run_id=rid, status="succeeded"),
+    ]
+    client.store.apply(batch)
+    client.store.apply(batch)
+    assert [m.version for m in client.alias_history("a")] == ["a:v0", "a:v0"]  # latest + prod, once each
+    assert client.get_run(rid).status == "succeeded"
+    assert len(client.downstream("a:v0").edges) == 0 and len(client.upstream("a:v0").edges) == 1
+
+
+def test_terminal_states_never_revert(client: hw.Client) -> None:
+    rid = hw.run_id("x", 1)
+    now = datetime.now(timezone.utc)
+    client.store.apply([RunRecorded(run_id=rid, job="j", status="succeeded", time=now)])
+    client.store.apply([RunRecorded(run_id=rid, status="running", time=now + timedelta(seconds=5))])
+    client.store.apply([RunRecorded(run_id=rid, status="failed", time=now + timedelta(seconds=6))])
+    assert client.get_run(rid).status == "succeeded"
+    other = hw.run_id("x", 2)
+    client.store.apply([RunRecorded(run_id=other, job="j", status="running", time=now)])
+    client.store.apply([RunRecorded(run_id=other, status="running", params={"a": 1}, time=now - timedelta(seconds=1))])
+    client.store.apply([RunRecorded(run_id=other, status="aborted", time=now - timedelta(seconds=2))])
+    assert client.get_run(other).status == "aborted" and client.get_run(other).params == {"a": 1}
+
+
+def test_input_by_alias_at_event_time_is_marked_inexact(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    client.log_artifact("a", root / "a")
+    rid = hw.run_id("t", "inexact")
+    then = datetime.now(timezone.utc)
+    (root / "a").write_text("2")
+    client.log_artifact("a", root / "a")
+    client.store.apply([RunRecorded(run_id=rid, job="late"), EdgeRecorded(run_id=rid, ref="a:latest", exact=False, time=then)])
+    edge = client.downstream("a:v0").edges[0]
+    assert (edge.version, edge.exact, edge.direction) == ("a:v0", False, "used")
+
+
+# -- bytes ------------------------------------------------------------------------------------
+
+
+def test_download_restores_verified_bytes(client: hw.Client, files, tmp_path: Path) -> None:
+    root = files({"d/x.bin": b"\x00" * 1000, "d/sub/y.txt": "why"})
+    version = client.log_artifact("d", root / "d")
+    folder = version.download(tmp_path / "out")
+    assert (folder / "x.bin").read_bytes() == b"\x00" * 1000 and (folder / "sub/y.txt").read_text() == "why"
+    cached = client.get("d:v0").download()
+    assert cached.parent.name == "cache" and (cached / "sub" / "y.txt").read_text() == "why"
+    single = client.get("d:v0").download(entry="sub/y.txt")
+    assert single.read_text() == "why"
+    reference = client.log_reference("ref", (root / "d" / "sub" / "y.txt").as_uri())
+    assert reference.path == root / "d" / "sub" / "y.txt"
+    (root / "d" / "sub" / "y.txt").write_text("drifted")
+    with pytest.raises(hw.Conflict, match="changed"):
+        reference.download(tmp_path / "drift")
+
+
+def test_verify_reports_missing_and_changed(client: hw.Client, files) -> None:
+    root = files({"a.txt": "a", "b.txt": "b"})
+    stored = client.log_artifact("s", root)
+    ref = client.log_reference("r", root.as_uri())
+    assert client.verify("s").ok and client.verify("r").ok
+    (root / "a.txt").write_text("A")
+    (root / "b.txt").unlink()
+    report = client.verify("r")
+    assert (report.ok, report.changed, report.missing, report.checked) == (False, ["a.txt"], ["b.txt"], 2)
+    assert client.verify("s").ok  # stored bytes do not depend on the source folder
+    blob = next(d for d in client.blobs.iter_digests() if d == stored.entries[0].digest)
+    client.blobs.delete(blob)
+    assert client.verify("s").missing == ["a.txt"]
+
+
+def test_delete_keeps_lineage_and_gc_collects_blobs(client: hw.Client, files) -> None:
+    root = files({"a": "secret", "b": "fine"})
+    client.log_artifact("p", root / "a")
+    client.log_artifact("p", root / "b")
+    with client.run("use-it") as run:
+        run.use("p:v0")
+    deleted = client.delete("p:v0")
+    assert deleted.deleted and deleted.aliases == []
+    assert [v.label for v in client.versions("p")] == ["v1"]
+    assert client.get("p").label == "v1"
+    assert [r.job for r in client.runs_using("p")] == ["use-it"]  # the tombstone keeps lineage
+    assert client.gc() == [client.get("p:v0").entries[0].digest]
+    with pytest.raises(hw.NotFound, match="deleted"):
+        client.get("p:v0").download()
+    with pytest.raises(hw.Conflict, match="deleted"):
+        client.log_artifact("p", root / "a")
