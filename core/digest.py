@@ -30,7 +30,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple, Union
@@ -64,6 +63,7 @@ ALGO = "blake3"
 _PREFIX = ALGO + ":"
 _HEX_LEN = 64
 _HEXDIGITS = frozenset("0123456789abcdef")
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 # Files below this size are read whole by one pool worker; larger ones are read in chunks of
 # this size and hashed by blake3's own threads (one file at a time, so threads never multiply).
@@ -135,25 +135,43 @@ def _count_hashed(n: int) -> None:
         _hashed_count += n
 
 
-def _hash_small(path: str) -> str:
-    with open(path, "rb") as f:
-        data = f.read()
-    return _PREFIX + blake3.blake3(data).hexdigest()
+# Both readers hash the `size` bytes that stat reported (fewer if the file shrank) and return
+# how many they read, so an entry's size always describes the bytes behind its digest.
 
 
-def _hash_large(path: str, threads: int, advance: Callable[[int], None]) -> str:
+def _hash_small(path: str, size: int) -> tuple[str, int]:
+    # os.read of the exact size: the io stack and its end-of-file probe cost as much as hashing
+    # a small file.
+    fd = os.open(path, _O_RDONLY)
+    try:
+        data = os.read(fd, size)
+        if len(data) < size:
+            parts = [data]
+            got = len(data)
+            while got < size and (more := os.read(fd, size - got)):
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+    finally:
+        os.close(fd)
+    return _PREFIX + blake3.blake3(data).hexdigest(), len(data)
+
+
+def _hash_large(path: str, size: int, threads: int, advance: Callable[[int], None]) -> tuple[str, int]:
     hasher = blake3.blake3(max_threads=threads) if threads > 1 else blake3.blake3()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
+    got = 0
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
+        while got < size and (n := f.readinto(view[: min(CHUNK, size - got)])):
             hasher.update(view[:n])
+            got += n
             advance(n)
-    return _PREFIX + hasher.hexdigest()
+    return _PREFIX + hasher.hexdigest(), got
 
 
-def _hash_batch(paths: Sequence[str]) -> list[str]:
-    return [_hash_small(p) for p in paths]
+def _hash_batch(files: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    return [_hash_small(path, size) for path, size in files]
 
 
 _pool_lock = threading.Lock()
@@ -184,10 +202,6 @@ class StatKey(NamedTuple):
     mtime_ns: int
     ctime_ns: int
     inode: int
-
-    @classmethod
-    def of(cls, path: str, st: os.stat_result) -> StatKey:
-        return cls(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 # Connections inherited over fork() are kept referenced forever: closing one in the child could
@@ -355,11 +369,21 @@ def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     return hash_bytes(canonical.encode("utf-8"))
 
 
-@dataclass(frozen=True)
-class _LocalFile:
+class _LocalFile(NamedTuple):
     rel: str  # the entry path (NFC)
     abspath: str  # the path it was found at, as the file system spells it
     key: StatKey
+
+
+def _stat_key(path: str, st: os.stat_result) -> StatKey:
+    return StatKey(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _entry_name(name: str) -> str:
+    # One segment from scandir: never empty, '.', '..' or holding '/'. ASCII is already NFC.
+    if name.isascii() and "\n" not in name and "\0" not in name:
+        return name
+    return validate_entry_path(name)
 
 
 def _missing(path: str | os.PathLike[str]) -> InvalidInput:
@@ -377,7 +401,7 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
         raise InvalidInput(f"cannot read {root!r}: {exc.strerror}") from None
     if stat_mod.S_ISREG(st.st_mode):
         name = validate_entry_path(os.path.basename(root))
-        return [_LocalFile(name, root, StatKey.of(root, st))], True
+        return [_LocalFile(name, root, _stat_key(root, st))], True
     if not stat_mod.S_ISDIR(st.st_mode):
         raise InvalidInput(f"not a regular file or directory: {root!r}")
 
@@ -391,7 +415,7 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
         except OSError as exc:
             raise InvalidInput(f"cannot read directory {folder!r}: {exc.strerror}") from None
         for entry in entries:
-            rel = prefix + entry.name
+            rel = prefix + _entry_name(entry.name)
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
@@ -402,7 +426,7 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
             except OSError as exc:
                 raise InvalidInput(f"cannot read {entry.path!r}: {exc.strerror}") from None
             if stat_mod.S_ISREG(est.st_mode):
-                files.append(_LocalFile(validate_entry_path(rel), entry.path, StatKey.of(entry.path, est)))
+                files.append(_LocalFile(rel, entry.path, _stat_key(entry.path, est)))
             elif stat_mod.S_ISDIR(est.st_mode):
                 log.warning("headwater: not following symlinked directory %s", entry.path)
     files.sort(key=lambda f: f.rel)
@@ -454,67 +478,70 @@ class _Progress:
             self._bar.advance(self._task, n)
 
 
-def _batches(files: Sequence[_LocalFile]) -> Iterator[list[_LocalFile]]:
-    batch: list[_LocalFile] = []
-    size = 0
-    for f in files:
-        batch.append(f)
-        size += f.key.size
-        if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+def _batches(files: Sequence[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+    batch: list[tuple[str, int]] = []
+    total = 0
+    for path, size in files:
+        batch.append((path, size))
+        total += size
+        if len(batch) >= _BATCH_FILES or total >= _BATCH_BYTES:
             yield batch
-            batch, size = [], 0
+            batch, total = [], 0
     if batch:
         yield batch
 
 
 def _digest_files(
     files: Sequence[_LocalFile], cache: StatCache | None, threads: int, progress: bool | None
-) -> list[str]:
-    """The content digest of each file, from the stat cache when its stat is unchanged."""
-    digests = cache.lookup([f.key for f in files]) if cache is not None else {}
-    todo = [f for f in files if f.key.path not in digests]
+) -> list[tuple[str, int]]:
+    """(content digest, size) of each file, from the stat cache when its stat is unchanged."""
+    cached = cache.lookup([f.key for f in files]) if cache is not None else {}
+    results: dict[str, tuple[str, int]] = {}
+    todo = [f for f in files if f.key.path not in cached]
     if todo:
         started_ns = time.time_ns()
         large = [f for f in todo if f.key.size >= LARGE_FILE]
         small = [f for f in todo if f.key.size < LARGE_FILE]
+        hashed: list[tuple[str, int]] = []
         try:
             with _Progress(sum(f.key.size for f in todo), progress) as bar:
                 # Large files first, each on all threads; then small files, one per thread.
                 for f in large:
-                    digests[f.key.path] = _hash_large(f.abspath, threads, bar.advance)
+                    hashed.append(_hash_large(f.abspath, f.key.size, threads, bar.advance))
                 if len(small) == 1 or threads == 1:
-                    for f in small:
-                        digests[f.key.path] = _hash_small(f.abspath)
-                        bar.advance(f.key.size)
+                    hashed.extend(_hash_batch([(f.abspath, f.key.size) for f in small]))
                 elif small:
-                    batches = list(_batches(small))
-                    results = _pool(threads).map(_hash_batch, [[f.abspath for f in b] for b in batches])
-                    for batch, batch_digests in zip(batches, results):
-                        for f, digest in zip(batch, batch_digests):
-                            digests[f.key.path] = digest
-                            bar.advance(f.key.size)
+                    jobs = list(_batches([(f.abspath, f.key.size) for f in small]))
+                    for job, done in zip(jobs, _pool(threads).map(_hash_batch, jobs)):
+                        hashed.extend(done)
+                        bar.advance(sum(size for _, size in job))
         except FileNotFoundError as exc:
             raise InvalidInput(f"{exc.filename!r} disappeared while being hashed") from None
         except OSError as exc:
             raise InvalidInput(f"cannot read {exc.filename!r}: {exc.strerror}") from None
+        todo = large + small
+        results = dict(zip([f.key.path for f in todo], hashed))
         _count_hashed(len(todo))
         if cache is not None:
             cache.store(
-                (f.key, digests[f.key.path]) for f in todo if f.key.mtime_ns < started_ns - RACY_NS
+                (f.key, results[f.key.path][0])
+                for f in todo
+                # A file that changed size under us, or changed recently, is not cached.
+                if results[f.key.path][1] == f.key.size and f.key.mtime_ns < started_ns - RACY_NS
             )
-    return [digests[f.key.path] for f in files]
+    return [
+        results[f.key.path] if f.key.path in results else (cached[f.key.path], f.key.size) for f in files
+    ]
 
 
 def _manifest(
     files: Sequence[_LocalFile],
-    digests: Sequence[str],
+    hashed: Sequence[tuple[str, int]],
     ref_of: Callable[[_LocalFile], str | None],
 ) -> list[ManifestEntry]:
-    # Paths and digests were validated above; skipping pydantic validation keeps a re-digest of
-    # an unchanged directory fast.
     return [
-        ManifestEntry.model_construct(path=f.rel, digest=d, size=f.key.size, ref=ref_of(f))
-        for f, d in zip(files, digests)
+        ManifestEntry(path=f.rel, digest=digest, size=size, ref=ref_of(f))
+        for f, (digest, size) in zip(files, hashed)
     ]
 
 
@@ -534,14 +561,14 @@ def build_manifest(
     `progress`: None shows a bar only on a terminal and for more than 256 MiB to hash.
     """
     files, single = _scan(path)
-    digests = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress)
+    hashed = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress)
 
     def ref_of(f: _LocalFile) -> str | None:
         if ref_prefix is None:
             return None
         return ref_prefix if single else f"{ref_prefix.rstrip('/')}/{f.rel}"
 
-    return _manifest(files, digests, ref_of)
+    return _manifest(files, hashed, ref_of)
 
 
 def hash_file(
@@ -555,9 +582,9 @@ def hash_file(
     if not stat_mod.S_ISREG(st.st_mode):
         raise InvalidInput(f"not a regular file: {os.fspath(path)!r}")
     abspath = os.path.abspath(os.fspath(path))
-    f = _LocalFile(os.path.basename(abspath), abspath, StatKey.of(abspath, st))
-    (digest,) = _digest_files([f], _resolve_cache(stat_cache), hash_threads(), None)
-    return digest, st.st_size
+    f = _LocalFile(os.path.basename(abspath), abspath, _stat_key(abspath, st))
+    ((digest, size),) = _digest_files([f], _resolve_cache(stat_cache), hash_threads(), None)
+    return digest, size
 
 
 # --- references --------------------------------------------------------------------------------
@@ -581,8 +608,8 @@ def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[Man
     if scheme == "file":
         path = file_uri_to_path(canonical)
         files, _ = _scan(path)
-        digests = _digest_files(files, _resolve_cache(stat_cache), hash_threads(), None)
-        return _manifest(files, digests, lambda f: path_to_file_uri(f.abspath))
+        hashed = _digest_files(files, _resolve_cache(stat_cache), hash_threads(), None)
+        return _manifest(files, hashed, lambda f: path_to_file_uri(f.abspath))
     if scheme in ("http", "https"):
         return [_http_entry(canonical)]
     return _fsspec_manifest(canonical, scheme)

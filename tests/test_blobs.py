@@ -138,6 +138,26 @@ def test_local_layout_and_no_leftover_temporaries(tmp_path: Path) -> None:
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
+def test_blob_cut_short_by_a_crash_is_stored_again(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    src = tmp_path / "a"
+    src.write_bytes(b"complete content")
+    digest = store.put_file(src)
+    hexd = digest.split(":", 1)[1]
+    blob = tmp_path / "blobs" / "blake3" / hexd[:2] / hexd[2:]
+    blob.write_bytes(b"")  # what a power cut can leave behind an unsynced rename
+    store.put_file(src, digest)
+    assert blob.read_bytes() == b"complete content"
+
+
+def test_put_file_needs_a_readable_file(tmp_path: Path) -> None:
+    store = BlobStore(str(tmp_path / "blobs"))
+    with pytest.raises(InvalidInput, match="no such file"):
+        store.put_file(tmp_path / "missing", "blake3:" + "0" * 64)
+    with pytest.raises(InvalidInput):
+        store.put_file(tmp_path, "blake3:" + "0" * 64)
+
+
 def test_memory_store_is_shared_through_fsspec(tmp_path: Path) -> None:
     url = f"memory://hw-shared-{uuid.uuid4().hex}"
     src = tmp_path / "a"

@@ -303,13 +303,45 @@ def test_broken_stat_cache_is_ignored(tmp_path: Path) -> None:
 
 
 def test_stat_cache_lookup_handles_many_files(tmp_path: Path) -> None:
-    root = write(tmp_path / "d", {f"{i:04}": b"%d" % i for i in range(1200)})  # > one IN (...) chunk
+    root = write(tmp_path / "d", {f"{i:04}": b"%d" % i for i in range(dg._SQL_CHUNK + 100)})
     age(root)
     cache = StatCache(tmp_path / "stat.db")
     first = build_manifest(root, stat_cache=cache)
     before = dg.files_hashed()
     assert build_manifest(root, stat_cache=cache) == first
     assert dg.files_hashed() == before
+
+
+def _build_with_cache(root: str, cache_path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(manifest_digest(build_manifest(root, stat_cache=StatCache(cache_path))))
+
+
+@pytest.mark.timeout(120)
+def test_stat_cache_shared_by_concurrent_processes(tmp_path: Path) -> None:
+    root = write(tmp_path / "d", {f"f{i}": b"%d" % i for i in range(200)})
+    age(root)
+    cache_path = tmp_path / "shared.db"
+    expected = manifest_digest(build_manifest(root, stat_cache=False))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    children = [ctx.Process(target=_build_with_cache, args=(str(root), str(cache_path), queue)) for _ in range(4)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+    assert results == [expected] * 4
+    before = dg.files_hashed()
+    assert manifest_digest(build_manifest(root, stat_cache=StatCache(cache_path))) == expected
+    assert dg.files_hashed() == before
+
+
+def test_progress_bar_can_be_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = write(tmp_path / "d", {"a": b"a" * 1000, "b": b"b"})
+    assert len(build_manifest(root, progress=True, stat_cache=False)) == 2
+    build_manifest(root, stat_cache=False)  # not a terminal, small: no bar
+    assert capsys.readouterr().out == ""
 
 
 # --- fork safety ---------------------------------------------------------------------------------
@@ -448,7 +480,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_base() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     _Handler.methods = []
     try:
