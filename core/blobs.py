@@ -57,7 +57,8 @@ def _pump(src: Any, dst: Any) -> str:
     while n := src.readinto(buf):
         hasher.update(view[:n])
         dst.write(view[:n])
-    return _PREFIX + hasher.hexdigest()
+    hexdigest: str = hasher.hexdigest()
+    return _PREFIX + hexdigest
 
 
 class BlobStore:
@@ -75,7 +76,9 @@ class BlobStore:
             try:
                 fs, root = fsspec.core.url_to_fs(self.url)
             except ImportError as exc:
-                raise InvalidInput(f"blob store {self.url!r} needs a package: {exc}") from None
+                extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}.get(self.url.partition(":")[0])
+                need = f'pip install "headwater[{extra}]"' if extra else " ".join(str(exc).split())
+                raise InvalidInput(f"blob store {self.url!r} needs an extra: {need}") from None
             except ValueError as exc:
                 raise InvalidInput(f"unsupported blob store URL {self.url!r}: {exc}") from None
         else:
@@ -109,7 +112,7 @@ class BlobStore:
             digest, _ = hash_file(path)  # cheap when the stat cache knows the file
         final = self._path(digest)
         try:
-            src = open(path, "rb", buffering=0)
+            src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with` below
         except FileNotFoundError:
             raise InvalidInput(f"no such file: {os.fspath(path)!r}") from None
         except OSError as exc:
@@ -141,9 +144,13 @@ class BlobStore:
         return folder
 
     def _changed(self, path: str | os.PathLike[str], expected: str, got: str) -> Conflict:
-        return Conflict(f"{os.fspath(path)!r} changed while being stored: expected {expected}, got {got}")
+        return Conflict(
+            f"{os.fspath(path)!r} changed while being stored: expected {expected}, got {got}"
+        )
 
-    def _put_local(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+    def _put_local(
+        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
+    ) -> None:
         tmp = os.path.join(self._root, "tmp", uuid.uuid4().hex)
         try:
             with self._create(tmp) as out:
@@ -171,14 +178,18 @@ class BlobStore:
             os.makedirs(os.path.dirname(tmp), exist_ok=True)
             return open(tmp, "xb")
 
-    def _put_in_place(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+    def _put_in_place(
+        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
+    ) -> None:
         with self._fs.open(final, "wb") as out:
             got = _pump(src, out)
         if got != digest:
             self._fs.rm_file(final)
             raise self._changed(path, digest, got)
 
-    def _put_moved(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
+    def _put_moved(
+        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
+    ) -> None:
         tmp = f"{self._root}/tmp/{uuid.uuid4().hex}"
         self._fs.makedirs(f"{self._root}/tmp", exist_ok=True)
         try:
@@ -209,7 +220,9 @@ class BlobStore:
             with self.open(digest) as src, open(tmp, "wb") as out:
                 got = _pump(src, out)
             if got != digest:
-                raise Conflict(f"blob {digest} in {self.url} is corrupt: expected {digest} got {got}")
+                raise Conflict(
+                    f"blob {digest} in {self.url} is corrupt: expected {digest} got {got}"
+                )
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)

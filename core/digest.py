@@ -16,6 +16,7 @@ process's RSS and a truncation during hashing would kill it with SIGBUS (DESIGN.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import os
 import posixpath
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NamedTuple, Union
+from typing import Any, BinaryIO, Literal, NamedTuple
 
 import blake3
 
@@ -98,7 +99,8 @@ def new_hasher(size: int = 0, threads: int | None = None) -> Any:
 
 def hash_bytes(data: bytes) -> str:
     """``blake3:<hex>`` of `data`."""
-    return _PREFIX + new_hasher(len(data)).update(data).hexdigest()
+    hexdigest: str = new_hasher(len(data)).update(data).hexdigest()
+    return _PREFIX + hexdigest
 
 
 def hash_stream(stream: BinaryIO, size_hint: int = 0) -> str:
@@ -106,7 +108,8 @@ def hash_stream(stream: BinaryIO, size_hint: int = 0) -> str:
     hasher = new_hasher(size_hint)
     while chunk := stream.read(CHUNK):
         hasher.update(chunk)
-    return _PREFIX + hasher.hexdigest()
+    hexdigest: str = hasher.hexdigest()
+    return _PREFIX + hexdigest
 
 
 def is_content_digest(d: str) -> bool:
@@ -157,7 +160,9 @@ def _hash_small(path: str, size: int) -> tuple[str, int]:
     return _PREFIX + blake3.blake3(data).hexdigest(), len(data)
 
 
-def _hash_large(path: str, size: int, threads: int, advance: Callable[[int], None]) -> tuple[str, int]:
+def _hash_large(
+    path: str, size: int, threads: int, advance: Callable[[int], None]
+) -> tuple[str, int]:
     hasher = blake3.blake3(max_threads=threads) if threads > 1 else blake3.blake3()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -303,7 +308,7 @@ _default_caches: dict[Path, StatCache] = {}
 _default_caches_lock = threading.Lock()
 
 # None: the shared cache at $HEADWATER_HOME/statcache.db; False: no cache.
-StatCacheArg = Union[StatCache, Literal[False], None]
+StatCacheArg = StatCache | Literal[False] | None
 
 
 def _resolve_cache(stat_cache: StatCacheArg) -> StatCache | None:
@@ -359,7 +364,7 @@ def validate_entry_path(p: str) -> str:
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     """``blake3:<hex>`` of the canonical manifest; independent of entry order and of `ref`."""
     rows = sorted((validate_entry_path(e.path), e.digest, e.size) for e in entries)
-    for before, after in zip(rows, rows[1:]):
+    for before, after in itertools.pairwise(rows):
         if before[0] == after[0]:
             raise InvalidInput(f"manifest lists {before[0]!r} twice")
     for path, digest, _ in rows:
@@ -430,7 +435,7 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
             elif stat_mod.S_ISDIR(est.st_mode):
                 log.warning("headwater: not following symlinked directory %s", entry.path)
     files.sort(key=lambda f: f.rel)
-    for before, after in zip(files, files[1:]):
+    for before, after in itertools.pairwise(files):
         if before.rel == after.rel:
             raise InvalidInput(
                 f"{before.abspath!r} and {after.abspath!r} are one entry path once NFC-normalised"
@@ -451,7 +456,13 @@ class _Progress:
         self._bar: Any = None
         if show and total > 0:
             from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._bar = Progress(
                 "hashing",
@@ -530,7 +541,8 @@ def _digest_files(
                 if results[f.key.path][1] == f.key.size and f.key.mtime_ns < started_ns - RACY_NS
             )
     return [
-        results[f.key.path] if f.key.path in results else (cached[f.key.path], f.key.size) for f in files
+        results[f.key.path] if f.key.path in results else (cached[f.key.path], f.key.size)
+        for f in files
     ]
 
 
@@ -571,14 +583,14 @@ def build_manifest(
     return _manifest(files, hashed, ref_of)
 
 
-def hash_file(
-    path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None
-) -> tuple[str, int]:
+def hash_file(path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None) -> tuple[str, int]:
     """(content digest, size) of one file."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
         raise _missing(path) from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from None
     if not stat_mod.S_ISREG(st.st_mode):
         raise InvalidInput(f"not a regular file: {os.fspath(path)!r}")
     abspath = os.path.abspath(os.fspath(path))
@@ -589,7 +601,9 @@ def hash_file(
 
 # --- references --------------------------------------------------------------------------------
 
-_REFERENCE_SCHEMES = 'file://, http(s)://, s3:// (pip install "headwater[s3]"), gs:// (pip install "headwater[gcs]")'
+_REFERENCE_SCHEMES = (
+    'file://, http(s)://, s3:// (pip install "headwater[s3]"), gs:// (pip install "headwater[gcs]")'
+)
 _EXTRAS = {"s3": "s3", "gs": "gcs"}
 
 
@@ -602,7 +616,9 @@ def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[Man
     from headwater.refs import file_uri_to_path, is_uri, normalize_uri, path_to_file_uri
 
     if not isinstance(uri, str) or not is_uri(uri):
-        raise InvalidInput(f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}")
+        raise InvalidInput(
+            f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}"
+        )
     canonical = normalize_uri(uri)
     scheme = canonical.partition("://")[0]
     if scheme == "file":
@@ -648,7 +664,15 @@ def _etag(value: str) -> str:
     return ("W/" if weak else "") + value.strip('"')
 
 
-_MTIME_KEYS = ("mtime", "lastmodified", "last_modified", "updated", "modified", "created", "timecreated")
+_MTIME_KEYS = (
+    "mtime",
+    "lastmodified",
+    "last_modified",
+    "updated",
+    "modified",
+    "created",
+    "timecreated",
+)
 
 
 def _pointer_checksum(info: Mapping[str, Any], size: int) -> str:
@@ -671,11 +695,14 @@ def _open_fs(uri: str, scheme: str) -> tuple[Any, str]:
     import fsspec.core
 
     try:
-        return fsspec.core.url_to_fs(uri)
+        fs, root = fsspec.core.url_to_fs(uri)
+        return fs, str(root)
     except ImportError as exc:
         extra = _EXTRAS.get(scheme)
         if extra:
-            raise InvalidInput(f'{scheme}:// references need an extra: pip install "headwater[{extra}]"') from None
+            raise InvalidInput(
+                f'{scheme}:// references need an extra: pip install "headwater[{extra}]"'
+            ) from None
         raise InvalidInput(f"{scheme}:// is not available here: {_one_line(exc)}") from None
     except ValueError as exc:
         if "protocol" in str(exc).lower():
@@ -684,7 +711,7 @@ def _open_fs(uri: str, scheme: str) -> tuple[Any, str]:
                 " and other installed fsspec protocols"
             ) from None
         raise InvalidInput(f"cannot open {uri!r}: {_one_line(exc)}") from None
-    except Exception as exc:  # a third-party constructor can fail in any way
+    except Exception as exc:  # noqa: BLE001 - a third-party constructor can fail in any way
         raise InvalidInput(f"cannot open {uri!r}: {_one_line(exc)}") from None
 
 
@@ -696,7 +723,9 @@ def _fsspec_manifest(uri: str, scheme: str) -> list[ManifestEntry]:
         if info.get("type") != "directory":
             size = int(info.get("size") or 0)
             name = validate_entry_path(posixpath.basename(root))
-            return [ManifestEntry(path=name, digest=_pointer_checksum(info, size), size=size, ref=uri)]
+            return [
+                ManifestEntry(path=name, digest=_pointer_checksum(info, size), size=size, ref=uri)
+            ]
         found = fs.find(root, detail=True)
     except FileNotFoundError:
         raise InvalidInput(f"no such object or prefix: {uri!r}") from None
@@ -704,7 +733,7 @@ def _fsspec_manifest(uri: str, scheme: str) -> list[ManifestEntry]:
         raise InvalidInput(f"access denied to {uri!r}: {_one_line(exc)}") from None
     except HeadwaterError:
         raise
-    except Exception as exc:  # network and credential errors come in many types
+    except Exception as exc:  # noqa: BLE001 - network and credential errors come in many types
         raise Unavailable(f"cannot list {uri!r}: {_one_line(exc)}") from None
     prefix = root + "/"
     entries = []
@@ -741,15 +770,16 @@ def _http_headers(url: str) -> Mapping[str, str]:
     timeout = timeout_s()
     try:
         try:
-            with opener.open(urllib.request.Request(url, method="HEAD", headers=base), timeout=timeout) as resp:
-                return resp.headers
+            head = urllib.request.Request(url, method="HEAD", headers=base)
+            with opener.open(head, timeout=timeout) as resp:
+                return resp.headers  # type: ignore[no-any-return]
         except urllib.error.HTTPError as exc:
             if exc.code not in (405, 501):
                 raise
         # Some servers refuse HEAD; one byte of a ranged GET reports the same headers.
         ranged = urllib.request.Request(url, headers={**base, "Range": "bytes=0-0"})
         with opener.open(ranged, timeout=timeout) as resp:
-            return resp.headers
+            return resp.headers  # type: ignore[no-any-return]
     except urllib.error.HTTPError as exc:
         if 400 <= exc.code < 500:
             raise InvalidInput(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
@@ -772,4 +802,6 @@ def _http_entry(url: str) -> ManifestEntry:
         size = int(headers["Content-Length"])
     info = {"etag": headers.get("ETag"), "lastmodified": headers.get("Last-Modified")}
     name = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path)) or "index"
-    return ManifestEntry(path=validate_entry_path(name), digest=_pointer_checksum(info, size), size=size, ref=url)
+    return ManifestEntry(
+        path=validate_entry_path(name), digest=_pointer_checksum(info, size), size=size, ref=url
+    )

@@ -59,6 +59,14 @@ class Version(_Model):
 
     _client: Client | None = PrivateAttr(default=None)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A committed version is immutable (like a committed W&B artifact): say so clearly.
+        if not name.startswith("_") and self.label is not None:
+            from headwater.errors import Conflict
+
+            raise Conflict(f"{self.ref} is committed and immutable: log a new version instead of setting {name!r}")
+        super().__setattr__(name, value)
+
     @property
     def ref(self) -> str:
         if self.label is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from pathlib import Path
@@ -86,7 +87,9 @@ def test_corrupt_blob_is_detected_on_restore(store: BlobStore, tmp_path: Path) -
     digest = store.put_file(src)
     _corrupt(store, digest)
     dest = tmp_path / "restore" / "data.csv"
-    with pytest.raises(Conflict, match=f"blob {digest} .*is corrupt: expected {digest} got blake3:") as err:
+    with pytest.raises(
+        Conflict, match=f"blob {digest} .*is corrupt: expected {digest} got blake3:"
+    ) as err:
         store.get_file(digest, dest)
     assert "\n" not in str(err.value)
     assert not dest.exists()
@@ -122,7 +125,9 @@ def test_iter_digests_lists_every_blob(store: BlobStore, tmp_path: Path) -> None
     assert set(store.iter_digests()) == digests
 
 
-@pytest.mark.parametrize("bad", ["blake3:../../etc/passwd", "etag:abc", "blake3:" + "A" * 64, "deadbeef"])
+@pytest.mark.parametrize(
+    "bad", ["blake3:../../etc/passwd", "etag:abc", "blake3:" + "A" * 64, "deadbeef"]
+)
 def test_only_content_digests_name_blobs(bad: str, tmp_path: Path) -> None:
     store = BlobStore(str(tmp_path / "blobs"))
     with pytest.raises(InvalidInput):
@@ -169,8 +174,11 @@ def test_memory_store_is_shared_through_fsspec(tmp_path: Path) -> None:
 
 
 def test_unsupported_store_url() -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match="unsupported"):
         BlobStore("ftpx://host/blobs")
+    if importlib.util.find_spec("s3fs") is None:
+        with pytest.raises(InvalidInput, match=r'pip install "headwater\[s3\]"'):
+            BlobStore("s3://bucket/blobs")
 
 
 def test_default_blob_url(monkeypatch: pytest.MonkeyPatch, headwater_home: Path) -> None:

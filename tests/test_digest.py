@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import blake3
 import fsspec
@@ -165,7 +166,10 @@ def test_symlinks(tmp_path: Path) -> None:
     (root / "dangling").symlink_to(tmp_path / "missing")  # skipped
     os.mkfifo(root / "fifo")  # never opened: reading it would block
     entries = build_manifest(root)
-    assert [(e.path, e.digest) for e in entries] == [("link.txt", b3(b"shared")), ("real.txt", b3(b"real"))]
+    assert [(e.path, e.digest) for e in entries] == [
+        ("link.txt", b3(b"shared")),
+        ("real.txt", b3(b"real")),
+    ]
 
 
 def test_ref_prefix(tmp_path: Path) -> None:
@@ -180,7 +184,10 @@ def test_ref_prefix(tmp_path: Path) -> None:
 
 
 def test_manifest_digest_is_the_canonical_form() -> None:
-    entries = [ManifestEntry(path="b", digest=b3(b"b"), size=1), ManifestEntry(path="a", digest=b3(b"a"), size=1)]
+    entries = [
+        ManifestEntry(path="b", digest=b3(b"b"), size=1),
+        ManifestEntry(path="a", digest=b3(b"a"), size=1),
+    ]
     canonical = f"a\0{b3(b'a')}\x001\nb\0{b3(b'b')}\x001".encode()
     assert manifest_digest(entries) == hash_bytes(canonical)
 
@@ -194,7 +201,9 @@ def test_manifest_digest_ignores_order_and_ref() -> None:
     ]
     assert manifest_digest([a, b]) == manifest_digest([b, a]) == manifest_digest(with_refs)
     assert manifest_digest([a]) != manifest_digest([a, b])
-    assert manifest_digest([a]) != manifest_digest([ManifestEntry(path="a.csv", digest=b3(b"1"), size=2)])
+    assert manifest_digest([a]) != manifest_digest(
+        [ManifestEntry(path="a.csv", digest=b3(b"1"), size=2)]
+    )
 
 
 def test_manifest_digest_rejects_duplicate_paths() -> None:
@@ -324,7 +333,10 @@ def test_stat_cache_shared_by_concurrent_processes(tmp_path: Path) -> None:
     expected = manifest_digest(build_manifest(root, stat_cache=False))
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    children = [ctx.Process(target=_build_with_cache, args=(str(root), str(cache_path), queue)) for _ in range(4)]
+    children = [
+        ctx.Process(target=_build_with_cache, args=(str(root), str(cache_path), queue))
+        for _ in range(4)
+    ]
     for child in children:
         child.start()
     results = [queue.get(timeout=60) for _ in children]
@@ -355,7 +367,10 @@ def _hash_in_child(root: str, expected: str, queue: multiprocessing.Queue) -> No
 @pytest.mark.timeout(120)
 def test_forked_child_hashes_after_parent_did(tmp_path: Path) -> None:
     # Airflow forks task processes: the parent's hash threads do not exist in the child.
-    root = write(tmp_path / "d", {"big": os.urandom(dg.LARGE_FILE * 2), **{f"s{i}": b"%d" % i for i in range(50)}})
+    root = write(
+        tmp_path / "d",
+        {"big": os.urandom(dg.LARGE_FILE * 2), **{f"s{i}": b"%d" % i for i in range(50)}},
+    )
     expected = manifest_digest(build_manifest(root, stat_cache=False, threads=2))
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
@@ -394,7 +409,9 @@ def test_unsupported_scheme_is_one_line_invalid_input() -> None:
     assert "\n" not in message and "s3://" in message and "headwater[s3]" in message
 
 
-@pytest.mark.parametrize(("scheme", "package", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")])
+@pytest.mark.parametrize(
+    ("scheme", "package", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")]
+)
 def test_missing_fsspec_package_names_the_extra(scheme: str, package: str, extra: str) -> None:
     if importlib.util.find_spec(package) is not None:
         pytest.skip(f"{package} is installed")
@@ -430,7 +447,7 @@ def test_pointer_checksum_prefixes() -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     body = b"0123456789"
-    methods: list[str] = []
+    methods: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass
@@ -480,7 +497,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_base() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     _Handler.methods = []
     try:
@@ -492,7 +511,9 @@ def http_base() -> Iterator[str]:
 
 def test_http_reference_with_etag(http_base: str) -> None:
     (entry,) = reference_manifest(f"{http_base}/etag/file.bin")
-    assert entry == ManifestEntry(path="file.bin", digest="etag:v1-abc", size=10, ref=f"{http_base}/etag/file.bin")
+    assert entry == ManifestEntry(
+        path="file.bin", digest="etag:v1-abc", size=10, ref=f"{http_base}/etag/file.bin"
+    )
     assert _Handler.methods == ["HEAD"]  # the body is never downloaded
 
 

@@ -90,7 +90,10 @@ class SQLStore(Store):
         timeout = config.timeout_s()
         if self.dialect == "sqlite":
             if url.database and url.database != ":memory:":
-                Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise Unavailable(f"cannot open {url.database}: {err.strerror or err}") from err
             self.engine = sa.create_engine(url, connect_args={"timeout": timeout})
             _configure_sqlite(self.engine, timeout)
         elif self.dialect == "postgresql":
@@ -262,8 +265,11 @@ class SQLStore(Store):
         return row
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
-        from headwater.digest import is_content_digest, manifest_digest
+        from headwater.digest import is_content_digest, manifest_digest, validate_entry_path
 
+        for entry in ev.entries:
+            if validate_entry_path(entry.path) != entry.path:
+                raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)

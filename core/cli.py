@@ -1,0 +1,790 @@
+"""The `headwater` command. It parses, calls `headwater.api.Client`, and prints via headwater.render.
+
+Every command takes `--json` (machine-readable output on stdout). A `headwater.HeadwaterError`
+becomes one line `headwater: error: <message>` on stderr and the error's exit code (2 bad input,
+3 not found, 4 conflict, 5 backend unavailable); click's usage errors keep exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from headwater import __version__
+from headwater import render
+from headwater.api import Client, Output
+from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
+from headwater.models import Run
+from headwater.refs import LATEST, is_uri
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Plain output (not a terminal) is never wrapped: lines are as long as their content.
+_PLAIN_WIDTH = 4096
+_RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "aborted")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+class _Failure(click.ClickException):
+    """A HeadwaterError as click sees it: one line on stderr, the error's own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(_one_line(message))
+        self.exit_code = exit_code  # type: ignore[misc]  # a ClassVar in click's stubs
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"headwater: error: {self.message}", err=True)
+
+
+def _fail(message: str, exit_code: int = 1) -> NoReturn:
+    raise _Failure(message, exit_code)
+
+
+class _Warnings(logging.Handler):
+    """Collects the library's warnings (an undelivered batch, ...) while a command runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = _one_line(record.getMessage())
+        self.lines.append(text if text.startswith("headwater: ") else f"headwater: warning: {text}")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx.parent is not None:  # a nested group (`db`): the root handles errors
+            return super().invoke(ctx)
+        logger = logging.getLogger("headwater")
+        warnings = _Warnings()
+        logger.addHandler(warnings)
+        failed = False
+        try:
+            return super().invoke(ctx)
+        except HeadwaterError as err:
+            # The error line says what went wrong; the library's warnings about the same
+            # failure (a refused outbox batch) would only repeat it.
+            failed = True
+            raise _Failure(str(err), err.exit_code) from err
+        finally:
+            logger.removeHandler(warnings)
+            if not failed:
+                for line in dict.fromkeys(warnings.lines):
+                    click.echo(line, err=True)
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def _console() -> Console:
+    out = sys.stdout
+    if out.isatty():
+        return Console(file=out, highlight=False, emoji=False)
+    return Console(
+        file=out,
+        no_color=True,
+        force_terminal=False,
+        color_system=None,
+        width=_PLAIN_WIDTH,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+
+
+def _show(*renderables: RenderableType) -> None:
+    console = _console()
+    if console.is_terminal:
+        for item in renderables:
+            console.print(item)
+        return
+    with console.capture() as captured:
+        for item in renderables:
+            console.print(item)
+    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    click.echo(text)
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(render.to_json(obj))
+
+
+def _note(message: str) -> None:
+    click.echo(f"headwater: {message}", err=True)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(
+        func
+    )
+
+
+def _client(ctx: click.Context) -> Client:
+    """One Client per invocation (HEADWATER_URI / HEADWATER_HOME), closed when the command ends."""
+    root = ctx.find_root()
+    client = root.meta.get("headwater.client")
+    if client is None:
+        client = Client()
+        root.meta["headwater.client"] = client
+        root.call_on_close(client.close)
+    return client
+
+
+def _with_client(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(_client(click.get_current_context()), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- parameter types -----------------------------------------------------------------------------
+
+
+class IsoTime(click.ParamType):
+    """ISO 8601: 2024-03-01, 2024-03-01T12:00, 2024-03-01T12:00:00+01:00, ...Z. Naive means UTC."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            when = value
+        else:
+            text = str(value).strip()
+            if text[-1:] in ("Z", "z"):
+                text = text[:-1] + "+00:00"
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                self.fail(
+                    f"{value!r} is not an ISO 8601 time: use e.g. 2024-03-01, 2024-03-01T12:00:00 "
+                    "(UTC) or 2024-03-01T12:00:00+02:00",
+                    param,
+                    ctx,
+                )
+        if when.tzinfo is None:
+            return when.replace(tzinfo=timezone.utc)
+        return when.astimezone(timezone.utc)
+
+
+def _pairs(
+    meta: str,
+) -> Callable[[click.Context, click.Parameter, Sequence[str]], list[tuple[str, str]]]:
+    """A callback splitting repeated `KEY=VALUE` values at the first '='."""
+
+    def split(
+        ctx: click.Context, param: click.Parameter, values: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        found = []
+        for value in values or ():
+            key, sep, rest = value.partition("=")
+            if not sep or not key or not rest:
+                raise click.BadParameter(
+                    f"{value!r} is not {meta} (both sides of '=' are needed)", ctx, param
+                )
+            found.append((key, rest))
+        return found
+
+    return split
+
+
+def _param_value(text: str) -> Any:
+    """`--param` values: JSON numbers, booleans, null, lists and objects; anything else a string."""
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)  # NaN and Infinity are not JSON: keep them as text
+
+    try:
+        return json.loads(text, parse_constant=no_constants)
+    except ValueError:
+        return text
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", prog_name="headwater", message="%(prog)s %(version)s"
+)
+def cli() -> None:
+    """headwater: what every pipeline step read and wrote, as one lineage graph.
+
+    Uses the backend in HEADWATER_URI (default sqlite:///$HEADWATER_HOME/headwater.db).
+    A REF is NAME (its latest), NAME:vN, NAME:ALIAS or NAME@DIGEST.
+    """
+
+
+# -- log --------------------------------------------------------------------------------------------
+
+
+def _input_item(client: Client, text: str) -> Any:
+    """An `--input`: a local path or a URI is hashed; anything else is a REF.
+
+    A URI followed by a label, alias or digest of an artifact that exists
+    (`file:///d/users.csv:v2`) is that version, not a location.
+    """
+    if is_uri(text):
+        ref = client.parse(text)
+        explicit = ref.label is not None or ref.digest is not None or ref.alias != LATEST
+        if explicit and client.store.artifact_exists(ref.name):
+            return client.get(text)
+        return text
+    if os.path.lexists(text):
+        if client.store.artifact_exists(text):
+            raise InvalidInput(
+                f"--input {text!r} is both a local path and an artifact: "
+                f"write ./{text} for the path or {text}:latest for the artifact"
+            )
+        return Path(text)
+    return text
+
+
+@cli.command("log")
+@click.option("--job", required=True, help="The step's name.")
+@click.option(
+    "--namespace", "job_namespace", default="manual", show_default=True, help="The job's namespace."
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="REF_OR_PATH",
+    help="What the step read: a REF, or a local path or URI (hashed, kept as a reference).",
+)
+@click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="NAME=PATH",
+    callback=_pairs("NAME=PATH"),
+    help="What the step wrote; a local path is stored.",
+)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="NAME=URI",
+    callback=_pairs("NAME=URI"),
+    help="An output kept as a pointer only (not stored).",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="NAME=TYPE",
+    callback=_pairs("NAME=TYPE"),
+    help="The type of output NAME (dataset, model, ...).",
+)
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    metavar="NAME=ALIAS",
+    callback=_pairs("NAME=ALIAS"),
+    help="Point ALIAS of output NAME at the new version.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_pairs("KEY=VALUE"),
+    help="A run parameter (JSON values are parsed).",
+)
+@click.option(
+    "--status", type=click.Choice(["succeeded", "failed"]), default="succeeded", show_default=True
+)
+@json_option
+@_with_client
+def log_cmd(
+    client: Client,
+    job: str,
+    job_namespace: str,
+    inputs: Sequence[str],
+    outputs: list[tuple[str, str]],
+    references: list[tuple[str, str]],
+    types: list[tuple[str, str]],
+    aliases: list[tuple[str, str]],
+    params: list[tuple[str, str]],
+    status: str,
+    as_json: bool,
+) -> None:
+    """Record a manual run: what a step done by hand read and wrote."""
+    names = [n for n, _ in outputs] + [n for n, _ in references]
+    type_of: dict[str, str] = {}
+    for name, type_ in types:
+        if name not in names:
+            raise click.BadParameter(
+                f"no --output or --reference named {name!r}", param_hint="--type"
+            )
+        if type_of.setdefault(name, type_) != type_:
+            raise click.BadParameter(f"two types for {name!r}", param_hint="--type")
+    aliases_of: dict[str, list[str]] = {}
+    for name, alias in aliases:
+        if name not in names:
+            raise click.BadParameter(
+                f"no --output or --reference named {name!r}", param_hint="--alias"
+            )
+        aliases_of.setdefault(name, []).append(alias)
+    items = [_input_item(client, text) for text in inputs]
+    outs = [
+        Output(name, path, type=type_of.get(name), aliases=aliases_of.get(name, ()))
+        for name, path in outputs
+    ] + [
+        Output(name, uri, type=type_of.get(name), aliases=aliases_of.get(name, ()), store=False)
+        for name, uri in references
+    ]
+    run = client.link(
+        job,
+        items,
+        outs,
+        job_namespace=job_namespace,
+        params={k: _param_value(v) for k, v in params},
+        status=status,  # type: ignore[arg-type]
+    )
+    if as_json:
+        _print_json(run)
+    else:
+        _show(render.logged_run(run))
+
+
+# -- reads ------------------------------------------------------------------------------------------
+
+
+@cli.command("ls")
+@click.option("--type", "type_", metavar="T", help="Only artifacts of this type.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N")
+@json_option
+@_with_client
+def ls_cmd(client: Client, type_: str | None, limit: int | None, as_json: bool) -> None:
+    """List artifacts: name, type, latest version, number of versions."""
+    found = client.artifacts(type=type_, limit=limit)
+    if as_json:
+        _print_json(found)
+    elif not found:
+        _note("no artifacts")
+    else:
+        _show(render.artifacts_table(found))
+
+
+@cli.command("versions")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="T",
+    help="Only versions with this tag (repeatable: all of them).",
+)
+@click.option("--deleted", is_flag=True, help="Include deleted versions.")
+@json_option
+@_with_client
+def versions_cmd(
+    client: Client, name: str, limit: int | None, tags: Sequence[str], deleted: bool, as_json: bool
+) -> None:
+    """List the versions of artifact NAME, oldest first."""
+    found = client.versions(name, limit=limit, tags=tags, include_deleted=deleted)
+    if as_json:
+        _print_json(found)
+    elif not found:
+        _note(f"{name!r} has no versions matching")
+    else:
+        _show(render.versions_table(found))
+
+
+def _runs_by_id(client: Client, run_ids: Sequence[str]) -> dict[str, Run | None]:
+    found: dict[str, Run | None] = {}
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            found[run_id] = client.get_run(run_id)
+        except NotFound:  # an edge can arrive before its run
+            found[run_id] = None
+    return found
+
+
+@cli.command("show")
+@click.argument("ref")
+@click.option(
+    "--at", type=IsoTime(), help="What REF pointed to at this time (ISO 8601; no offset = UTC)."
+)
+@json_option
+@_with_client
+def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> None:
+    """Show one version: fields, aliases, tags, metadata, producers, entries."""
+    version = client.get(ref, at=at)
+    if as_json:
+        _print_json(version)
+        return
+    producers = _runs_by_id(client, [r for r in [version.produced_by, *version.producers] if r])
+    _show(render.version_detail(version, producers, at=at))
+
+
+@cli.command("runs")
+@click.option("--job", metavar="J")
+@click.option(
+    "--orchestrator", metavar="O", help="manual, airflow, prefect, dagster, openlineage, ..."
+)
+@click.option("--status", type=click.Choice(_RUN_STATUSES))
+@click.option("--limit", type=click.IntRange(min=1), metavar="N")
+@json_option
+@_with_client
+def runs_cmd(
+    client: Client,
+    job: str | None,
+    orchestrator: str | None,
+    status: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    found = client.runs(job=job, orchestrator=orchestrator, status=status, limit=limit)
+    if as_json:
+        _print_json(found)
+    elif not found:
+        _note("no runs")
+    else:
+        _show(render.runs_table(found))
+
+
+_RUN_ID_PART = re.compile(r"[0-9a-fA-F-]{6,}")
+
+
+def _find_run(client: Client, run_id: str) -> Run:
+    try:
+        return client.get_run(run_id)
+    except NotFound:
+        if not _RUN_ID_PART.fullmatch(run_id) or len(run_id) >= 36:
+            raise
+    # The short id shown in tables and trees is the id's last group; a leading part works too.
+    needle = run_id.lower()
+    matches = [r for r in client.runs() if r.id.endswith(needle) or r.id.startswith(needle)]
+    if not matches:
+        raise NotFound(f"no run with id {run_id!r} (nor one whose id starts or ends with it)")
+    if len(matches) > 1:
+        raise InvalidInput(
+            f"run id {run_id!r} is ambiguous ({len(matches)} runs match): give more characters"
+        )
+    return matches[0]
+
+
+@cli.command("run")
+@click.argument("run_id")
+@json_option
+@_with_client
+def run_cmd(client: Client, run_id: str, as_json: bool) -> None:
+    """Show one run (RUN_ID: the full id, or the short id shown by `runs` and trees)."""
+    run = _find_run(client, run_id)
+    if as_json:
+        _print_json(run)
+    else:
+        _show(render.run_detail(run))
+
+
+# -- changes ----------------------------------------------------------------------------------------
+
+
+@cli.command("alias")
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--remove", is_flag=True, help="Remove ALIAS from artifact REF (then a NAME).")
+@json_option
+@_with_client
+def alias_cmd(client: Client, ref: str, alias: str, remove: bool, as_json: bool) -> None:
+    """Point ALIAS (production, candidate, ...) at the version REF; with --remove: NAME ALIAS."""
+    if remove:
+        client.unalias(ref, alias)
+        if as_json:
+            _print_json({"name": ref, "alias": alias, "removed": True})
+        else:
+            _show(Text(f"removed alias {alias} of {ref}"))
+        return
+    version = client.alias(ref, alias)
+    if as_json:
+        _print_json(version)
+    else:
+        _show(Text(f"{alias} -> {version.ref}"))
+
+
+@cli.command("tag")
+@click.argument("ref")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
+@json_option
+@_with_client
+def tag_cmd(client: Client, ref: str, tags: Sequence[str], remove: bool, as_json: bool) -> None:
+    """Add free-form tags (pii, validated, ...) to the version REF, or remove them."""
+    version = client.untag(ref, *tags) if remove else client.tag(ref, *tags)
+    if as_json:
+        _print_json(version)
+    else:
+        _show(Text(f"{version.ref} tags: {', '.join(version.tags) or '-'}"))
+
+
+@cli.command("delete")
+@click.argument("ref")
+@json_option
+@_with_client
+def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
+    """Delete the version REF: its lineage stays as a tombstone, its aliases go."""
+    version = client.delete(ref)
+    if as_json:
+        _print_json(version)
+    else:
+        _show(Text(f"deleted {version.ref} (lineage kept; `headwater gc` frees its stored bytes)"))
+
+
+@cli.command("gc")
+@click.option("--dry-run", is_flag=True, help="Only list the blobs that would be removed.")
+@json_option
+@_with_client
+def gc_cmd(client: Client, dry_run: bool, as_json: bool) -> None:
+    """Remove stored blobs that no live version references."""
+    doomed = sorted(client.gc(dry_run=dry_run))
+    if as_json:
+        _print_json({"dry_run": dry_run, "blobs": doomed, "count": len(doomed)})
+        return
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(doomed)} unreferenced blob(s)"]
+    if dry_run:
+        lines += [f"  {d}" for d in doomed]
+    _show(Text("\n".join(lines)))
+
+
+# -- lineage ----------------------------------------------------------------------------------------
+
+
+def _depth_option(func: F) -> F:
+    return click.option(
+        "--depth",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="At most N runs away (default: all).",
+    )(func)
+
+
+def _lineage(client: Client, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
+    graph = (
+        client.upstream(ref, depth=depth)
+        if direction == "upstream"
+        else client.downstream(ref, depth=depth)
+    )
+    if as_json:
+        _print_json(graph)
+    else:
+        _show(render.lineage_tree(graph, depth=depth, direction=direction))
+
+
+@cli.command("upstream")
+@click.argument("ref")
+@_depth_option
+@json_option
+@_with_client
+def upstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+    """What REF was made from: version -> run that produced it -> versions that run used ..."""
+    _lineage(client, ref, "upstream", depth, as_json)
+
+
+@cli.command("downstream")
+@click.argument("ref")
+@_depth_option
+@json_option
+@_with_client
+def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+    """What was made from REF: version -> runs that used it -> versions they produced ..."""
+    _lineage(client, ref, "downstream", depth, as_json)
+
+
+@cli.command("graph")
+@click.argument("ref")
+@click.option(
+    "--direction",
+    type=click.Choice(["upstream", "downstream"]),
+    default="upstream",
+    show_default=True,
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot", "json"]),
+    default="text",
+    show_default=True,
+)
+@_depth_option
+@json_option
+@_with_client
+def graph_cmd(
+    client: Client, ref: str, direction: str, fmt: str, depth: int | None, as_json: bool
+) -> None:
+    """The lineage of REF as a tree, a Mermaid flowchart, a Graphviz digraph or JSON."""
+    if as_json:
+        fmt = "json"
+    graph = (
+        client.upstream(ref, depth=depth)
+        if direction == "upstream"
+        else client.downstream(ref, depth=depth)
+    )
+    if fmt == "json":
+        _print_json(graph)
+    elif fmt == "mermaid":
+        click.echo(render.mermaid(graph), nl=False)
+    elif fmt == "dot":
+        click.echo(render.dot(graph), nl=False)
+    else:
+        _show(render.lineage_tree(graph, depth=depth, direction=direction))
+
+
+@cli.command("diff")
+@click.argument("left", metavar="REF")
+@click.argument("right", metavar="REF")
+@json_option
+@_with_client
+def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
+    """Entries added (+), removed (-) and changed (~) from the first REF to the second."""
+    result = client.diff(left, right)
+    if as_json:
+        _print_json(result)
+    else:
+        _show(render.diff_view(result))
+
+
+@cli.command("impact")
+@click.option(
+    "--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI)."
+)
+@click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
+@json_option
+@_with_client
+def impact_cmd(client: Client, path: str | None, digest: str | None, as_json: bool) -> None:
+    """Every version holding a file and everything downstream: what to retrain and re-run."""
+    if (path is None) == (digest is None):
+        raise click.UsageError("give exactly one of --path or --digest")
+    result = client.impact(digest=digest, path=path)
+    if as_json:
+        _print_json(result)
+        return
+    what = f"path {path!r}" if path is not None else f"digest {digest}"
+    graph = result.downstream
+    using = {e.run_id for e in graph.edges if e.direction == "used"}
+    _show(render.impact_view(result, what, [r for r in graph.runs if r.id in using]))
+
+
+@cli.command("verify")
+@click.argument("ref")
+@json_option
+@_with_client
+def verify_cmd(client: Client, ref: str, as_json: bool) -> None:
+    """Re-hash every entry of REF; exit 1 if anything is missing, changed or drifted."""
+    report = client.verify(ref)
+    if as_json:
+        _print_json(report)
+    else:
+        _show(render.verify_view(report))
+    if not report.ok:
+        click.get_current_context().exit(1)
+
+
+# -- operations -------------------------------------------------------------------------------------
+
+
+@cli.command("sync")
+@json_option
+@_with_client
+def sync_cmd(client: Client, as_json: bool) -> None:
+    """Deliver everything waiting in the outbox to the backend."""
+    result = client.sync()
+    pending = len(client.outbox.pending())
+    dead = len(client.outbox.dead())
+    if as_json:
+        _print_json(
+            {
+                "delivered": result.delivered,
+                "pending": pending,
+                "dead": dead,
+                "refused": {name: str(err) for name, err in sorted(result.dead.items())},
+                "error": result.error,
+            }
+        )
+    else:
+        _show(Text(f"delivered {result.delivered}, pending {pending}, dead {dead}"))
+        for name, err in sorted(result.dead.items()):
+            _note(f"refused {name}: {_one_line(str(err))}")
+    if pending:
+        raise Unavailable(
+            f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}"
+        )
+
+
+@cli.group("db", cls=_Group)
+def db_group() -> None:
+    """The tracking database."""
+
+
+@db_group.command("upgrade")
+@json_option
+@_with_client
+def db_upgrade_cmd(client: Client, as_json: bool) -> None:
+    """Migrate the database in HEADWATER_URI to this headwater's schema."""
+    import sqlalchemy as sa
+
+    from headwater.store.migrate import head_revision
+
+    store = client.store  # opening a SQL store migrates it (under a lock)
+    try:
+        where = sa.make_url(client.uri).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:  # an http(s) URI is not a database URL
+        where = client.uri
+    revision = head_revision()
+    if as_json:
+        _print_json({"uri": where, "revision": revision, "backend": type(store).__name__})
+    else:
+        _show(Text(f"{where}: schema at revision {revision}"))
+
+
+@cli.command(
+    "server",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@json_option
+def server_cmd(as_json: bool) -> None:
+    """The tracking server (the `server` extra; not available in this version yet)."""
+    _fail(
+        'the tracking server comes with the "server" extra (pip install "headwater[server]") '
+        "and is not available in this version yet",
+        2,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `headwater` script."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="headwater")
+    except HeadwaterError as err:  # raised outside a command (e.g. while closing the client)
+        click.echo(f"headwater: error: {_one_line(str(err))}", err=True)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

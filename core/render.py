@@ -1,0 +1,590 @@
+"""Pure rendering for the `headwater` command: tables, lineage trees, Mermaid/DOT text and JSON.
+
+Nothing here talks to a store or prints: each function turns headwater models into a rich
+renderable or a string, so the CLI only parses, dispatches and prints. Labels are built as
+`rich.text.Text`, never as markup strings, so a name holding `[` prints as typed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from headwater.models import (
+    Artifact,
+    Diff,
+    Impact,
+    LineageGraph,
+    Run,
+    Version,
+    VerifyReport,
+)
+
+__all__ = [
+    "artifacts_table",
+    "diff_view",
+    "dot",
+    "fmt_size",
+    "fmt_time",
+    "impact_view",
+    "lineage_tree",
+    "mermaid",
+    "run_detail",
+    "run_label",
+    "runs_table",
+    "short_digest",
+    "short_id",
+    "to_json",
+    "to_jsonable",
+    "verify_view",
+    "version_detail",
+    "version_label",
+    "versions_table",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "aborted": "red",
+    "running": "yellow",
+    "skipped": "dim",
+}
+SEE_ABOVE = "(see above)"
+
+
+# --- small formatters --------------------------------------------------------------------------
+
+
+def short_id(run_id: str) -> str:
+    """The part of a run id shown in tables and trees: its last group.
+
+    Manual run ids are uuid7, whose leading hex digits are a timestamp (runs made within the same
+    minute share them); the last group is random in uuid7 and uuid5 alike.
+    """
+    return run_id.rsplit("-", 1)[-1] if "-" in run_id else run_id[:12]
+
+
+def short_digest(digest: str, n: int = 12) -> str:
+    algo, sep, rest = digest.partition(":")
+    if sep and algo == "blake3":
+        return f"{algo}:{rest[:n]}"
+    return digest if len(digest) <= 32 else digest[:31] + "…"
+
+
+def fmt_time(when: datetime | None) -> str:
+    if when is None:
+        return "-"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fmt_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _label_key(version: Version) -> tuple[str, int, str]:
+    number = int(version.label[1:]) if version.label else -1
+    return (version.name, number, version.digest)
+
+
+def _run_key(run: Run) -> tuple[datetime, str, str]:
+    when = run.started_at or _EPOCH
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when, run.job, run.id)
+
+
+def _table(*columns: str) -> Table:
+    table = Table(
+        box=None, show_edge=False, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0)
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=False, overflow="fold")
+    return table
+
+
+def _fields(rows: Iterable[tuple[str, RenderableType | str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value if not isinstance(value, str) else Text(value))
+    return grid
+
+
+def _heading(text: str) -> Text:
+    return Text(text, style="bold underline")
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+
+def version_label(version: Version, *, exact: bool = True) -> Text:
+    text = Text(version.ref, style="bold cyan")
+    if version.type:
+        text.append(f" ({version.type})")
+    if version.aliases:
+        text.append(" [" + ", ".join(version.aliases) + "]", style="magenta")
+    if version.deleted:
+        text.append(" deleted", style="red")
+    if not exact:
+        text.append(" (not exact)", style="yellow")
+    return text
+
+
+def run_label(run: Run) -> Text:
+    text = Text()
+    text.append(run.job, style="bold")
+    text.append(" (")
+    text.append(run.orchestrator)
+    text.append(", ")
+    text.append(run.status, style=_STATUS_STYLE.get(run.status, ""))
+    text.append(")")
+    text.append(f" run {short_id(run.id)}", style="dim")
+    return text
+
+
+def _run_or_id(run_id: str, runs: Mapping[str, Run | None]) -> Text:
+    run = runs.get(run_id)
+    if run is None:
+        return Text(f"run {run_id}", style="dim")
+    return run_label(run)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def artifacts_table(artifacts: Sequence[Artifact]) -> Table:
+    table = _table("NAME", "TYPE", "LATEST", "VERSIONS")
+    for art in artifacts:
+        table.add_row(
+            Text(art.name, style="cyan"), art.type or "-", art.latest or "-", str(art.versions)
+        )
+    return table
+
+
+def versions_table(versions: Sequence[Version]) -> Table:
+    table = _table("VERSION", "DIGEST", "SIZE", "CREATED", "ALIASES", "TAGS", "PRODUCED BY")
+    for version in versions:
+        label = Text(version.label or "-", style="cyan")
+        if version.deleted:
+            label.append(" deleted", style="red")
+        table.add_row(
+            label,
+            short_digest(version.digest),
+            fmt_size(version.size),
+            fmt_time(version.created_at),
+            Text(", ".join(version.aliases) or "-"),
+            Text(", ".join(version.tags) or "-"),
+            short_id(version.produced_by) if version.produced_by else "-",
+        )
+    return table
+
+
+def _refs_cell(refs: Sequence[str], limit: int = 3) -> Text:
+    if not refs:
+        return Text("-")
+    shown = ", ".join(refs[:limit])
+    if len(refs) > limit:
+        shown += f" +{len(refs) - limit} more"
+    return Text(shown)
+
+
+def runs_table(runs: Sequence[Run]) -> Table:
+    table = _table(
+        "RUN", "JOB", "NAMESPACE", "ORCHESTRATOR", "STATUS", "STARTED", "INPUTS", "OUTPUTS"
+    )
+    for run in runs:
+        table.add_row(
+            short_id(run.id),
+            Text(run.job, style="bold"),
+            Text(run.job_namespace),
+            run.orchestrator,
+            Text(run.status, style=_STATUS_STYLE.get(run.status, "")),
+            fmt_time(run.started_at),
+            _refs_cell(run.inputs),
+            _refs_cell(run.outputs),
+        )
+    return table
+
+
+# --- one object ----------------------------------------------------------------------------------
+
+
+def version_detail(
+    version: Version,
+    producers: Mapping[str, Run | None] | None = None,
+    *,
+    at: datetime | None = None,
+) -> Group:
+    """Every field of a version, then its entries."""
+    producers = producers or {}
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("ref", Text(version.ref, style="bold cyan")),
+        ("name", version.name),
+        ("type", version.type or "-"),
+        ("label", version.label or "- (not delivered yet)"),
+        ("digest", version.digest),
+        (
+            "size",
+            f"{fmt_size(version.size)} in {len(version.entries)} entr{'y' if len(version.entries) == 1 else 'ies'}",
+        ),
+        ("created", fmt_time(version.created_at)),
+    ]
+    if at is not None:
+        rows.append(("resolved at", fmt_time(at)))
+    rows.append(("aliases", ", ".join(version.aliases) or "-"))
+    rows.append(("tags", ", ".join(version.tags) or "-"))
+    if version.description:
+        rows.append(("description", version.description))
+    if version.deleted:
+        rows.append(("deleted", Text("yes: lineage kept, content may be collected", style="red")))
+    rows.append(
+        ("produced by", _run_or_id(version.produced_by, producers) if version.produced_by else "-")
+    )
+    others = [p for p in version.producers if p != version.produced_by]
+    for index, run_id in enumerate(others):
+        rows.append(("also produced by" if index == 0 else "", _run_or_id(run_id, producers)))
+    if version.metadata:
+        for index, (key, value) in enumerate(sorted(version.metadata.items())):
+            rows.append(("metadata" if index == 0 else "", Text(f"{key} = {_compact(value)}")))
+    else:
+        rows.append(("metadata", "-"))
+    parts: list[RenderableType] = [_fields(rows)]
+    parts.append(Text(""))
+    parts.append(_heading(f"entries ({len(version.entries)})"))
+    if version.entries:
+        table = _table("PATH", "SIZE", "DIGEST", "REF")
+        for entry in version.entries:
+            table.add_row(
+                Text(entry.path),
+                fmt_size(entry.size),
+                short_digest(entry.digest),
+                Text(entry.ref or "stored"),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
+def run_detail(run: Run) -> Group:
+    rows: list[tuple[str, RenderableType | str]] = [
+        ("run", Text(run.id, style="bold")),
+        ("job", Text(run.job, style="bold")),
+        ("namespace", run.job_namespace),
+        ("orchestrator", run.orchestrator),
+        ("kind", run.kind),
+        ("status", Text(run.status, style=_STATUS_STYLE.get(run.status, ""))),
+        ("started", fmt_time(run.started_at)),
+        ("ended", fmt_time(run.ended_at)),
+    ]
+    if run.parent_id:
+        rows.append(("parent", run.parent_id))
+    if run.error:
+        rows.append(("error", Text(run.error, style="red")))
+    for title, mapping in (("params", run.params), ("links", run.links), ("code", run.code)):
+        for index, (key, value) in enumerate(sorted(mapping.items())):
+            rows.append((title if index == 0 else "", Text(f"{key} = {_compact(value)}")))
+    rows.extend(_io_rows(run))
+    return Group(_fields(rows))
+
+
+def _io_rows(run: Run) -> list[tuple[str, RenderableType | str]]:
+    rows: list[tuple[str, RenderableType | str]] = []
+    for title, refs in (("used", run.inputs), ("produced", run.outputs)):
+        if not refs:
+            rows.append((title, "-"))
+        for index, ref in enumerate(refs):
+            rows.append((title if index == 0 else "", Text(ref, style="cyan")))
+    return rows
+
+
+def logged_run(run: Run) -> Group:
+    """What `headwater log` prints: the run id, then what it used and produced."""
+    head = Text("run ")
+    head.append(run.id, style="bold")
+    head.append(f" ({run.job}, ")
+    head.append(run.status, style=_STATUS_STYLE.get(run.status, ""))
+    head.append(")")
+    return Group(head, _fields(_io_rows(run)))
+
+
+# --- lineage -------------------------------------------------------------------------------------
+
+
+class _Walk:
+    """Adjacency of a lineage graph in the direction it was walked, deterministically ordered."""
+
+    def __init__(self, graph: LineageGraph, direction: str | None = None) -> None:
+        self.direction = direction or graph.direction or "upstream"
+        self.versions = {v.ref: v for v in graph.versions}
+        self.runs = {r.id: r for r in graph.runs}
+        # upstream: version <- run that produced it <- versions that run used
+        to_run, to_version = (
+            ("produced", "used") if self.direction == "upstream" else ("used", "produced")
+        )
+        runs_of: dict[str, set[str]] = defaultdict(set)
+        versions_of: dict[str, dict[str, bool]] = defaultdict(dict)
+        for edge in graph.edges:
+            if edge.run_id not in self.runs or edge.version not in self.versions:
+                continue
+            if edge.direction == to_run:
+                runs_of[edge.version].add(edge.run_id)
+            if edge.direction == to_version:
+                versions_of[edge.run_id][edge.version] = edge.exact
+        self.runs_of = {
+            ref: sorted(ids, key=lambda i: _run_key(self.runs[i])) for ref, ids in runs_of.items()
+        }
+        self.versions_of = {
+            rid: sorted(found.items(), key=lambda item: _label_key(self.versions[item[0]]))
+            for rid, found in versions_of.items()
+        }
+
+
+def lineage_tree(
+    graph: LineageGraph, *, depth: int | None = None, direction: str | None = None
+) -> Tree:
+    """An indented tree from the root version: version -> run -> versions -> run ...
+
+    A node printed before shows "(see above)" instead of its subtree again (lineage can have
+    cycles and diamonds). `depth` counts runs from the root, as in `Client.upstream(depth=)`.
+    """
+    walk = _Walk(graph, direction)
+    root_ref = graph.root or (graph.versions[0].ref if graph.versions else None)
+    if root_ref is None or root_ref not in walk.versions:
+        return Tree(Text("(empty lineage)"))
+    seen: set[str] = set()
+    tree = Tree(version_label(walk.versions[root_ref]), guide_style="dim")
+    seen.add(root_ref)
+
+    def expand_version(node: Tree, ref: str, hops: int) -> None:
+        if depth is not None and hops >= depth:
+            return
+        for run_id in walk.runs_of.get(ref, ()):
+            label = run_label(walk.runs[run_id])
+            key = "run:" + run_id
+            if key in seen:
+                node.add(label.append(" " + SEE_ABOVE, style="dim"))
+                continue
+            seen.add(key)
+            expand_run(node.add(label), run_id, hops + 1)
+
+    def expand_run(node: Tree, run_id: str, hops: int) -> None:
+        for ref, exact in walk.versions_of.get(run_id, ()):
+            label = version_label(walk.versions[ref], exact=exact)
+            if ref in seen:
+                node.add(label.append(" " + SEE_ABOVE, style="dim"))
+                continue
+            seen.add(ref)
+            expand_version(node.add(label), ref, hops)
+
+    expand_version(tree, root_ref, 0)
+    return tree
+
+
+def _node_ids(graph: LineageGraph) -> tuple[list[Version], list[Run], dict[str, str]]:
+    versions = sorted(graph.versions, key=lambda v: (graph.depth.get(v.ref, 0), *_label_key(v)))
+    runs = sorted(graph.runs, key=_run_key)
+    ids: dict[str, str] = {}
+    for index, version in enumerate(versions):
+        ids[version.ref] = f"v{index}"
+    for index, run in enumerate(runs):
+        ids["run:" + run.id] = f"r{index}"
+    return versions, runs, ids
+
+
+def _graph_edges(graph: LineageGraph) -> list[tuple[str, str, bool]]:
+    """(source node key, target node key, exact) in data-flow direction, sorted, no duplicates."""
+    versions = {v.ref for v in graph.versions}
+    runs = {r.id for r in graph.runs}
+    found: dict[tuple[str, str], bool] = {}
+    for edge in graph.edges:
+        if edge.version not in versions or edge.run_id not in runs:
+            continue
+        run_key = "run:" + edge.run_id
+        pair = (edge.version, run_key) if edge.direction == "used" else (run_key, edge.version)
+        found[pair] = found.get(pair, True) and edge.exact
+    return [(a, b, exact) for (a, b), exact in sorted(found.items())]
+
+
+def _mermaid_text(text: str) -> str:
+    for raw, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+        text = text.replace(raw, code)
+    return text.replace("\n", " ")
+
+
+def mermaid(graph: LineageGraph) -> str:
+    """A Mermaid flowchart, data flowing left to right: versions are boxes, runs hexagons."""
+    versions, runs, ids = _node_ids(graph)
+    lines = ["flowchart LR"]
+    for version in versions:
+        lines.append(f'    {ids[version.ref]}["{_mermaid_text(version.ref)}"]')
+    for run in runs:
+        text = f"{run.job} ({run.orchestrator}, {run.status}) {short_id(run.id)}"
+        lines.append(f'    {ids["run:" + run.id]}{{{{"{_mermaid_text(text)}"}}}}')
+    for source, target, exact in sorted(_graph_edges(graph), key=lambda e: (ids[e[0]], ids[e[1]])):
+        arrow = "-->" if exact else "-.->"
+        lines.append(f"    {ids[source]} {arrow} {ids[target]}")
+    if graph.root and graph.root in ids:
+        lines.append(f"    style {ids[graph.root]} stroke-width:3px")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dot(graph: LineageGraph) -> str:
+    """A Graphviz digraph: node ids are the version refs and `run:<run id>`."""
+    versions, runs, _ = _node_ids(graph)
+    lines = [
+        "digraph lineage {",
+        "    rankdir=LR;",
+        '    node [fontname="Helvetica", fontsize=10];',
+    ]
+    for version in versions:
+        attrs = [f"label={_dot_text(version.ref)}", "shape=box"]
+        if version.ref == graph.root:
+            attrs.append("penwidth=2")
+        lines.append(f"    {_dot_text(version.ref)} [{', '.join(attrs)}];")
+    for run in runs:
+        text = f"{run.job}\n({run.orchestrator}, {run.status})\n{short_id(run.id)}"
+        lines.append(f"    {_dot_text('run:' + run.id)} [label={_dot_text(text)}, shape=ellipse];")
+    for source, target, exact in _graph_edges(graph):
+        style = "" if exact else " [style=dashed]"
+        lines.append(f"    {_dot_text(source)} -> {_dot_text(target)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --- diff, impact, verify ------------------------------------------------------------------------
+
+
+def diff_view(diff: Diff) -> Group:
+    marks = [(p, "+", "green") for p in diff.added]
+    marks += [(p, "-", "red") for p in diff.removed]
+    marks += [(p, "~", "yellow") for p in diff.changed]
+    lines: list[RenderableType] = [Text(f"{diff.left} -> {diff.right}", style="bold")]
+    for path, mark, style in sorted(marks):
+        lines.append(Text(f"{mark} {path}", style=style))
+    lines.append(
+        Text(
+            f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
+            f"{diff.unchanged} unchanged"
+        )
+    )
+    return Group(*lines)
+
+
+def impact_view(impact: Impact, what: str, downstream_runs: Sequence[Run] | None = None) -> Group:
+    """Versions holding the content, then what must be retrained, rebuilt and re-run."""
+    holding_refs = {v.ref for v in impact.holding}
+    graph = impact.downstream
+    if not impact.holding:
+        return Group(Text(f"no version holds {what}"))
+    parts: list[RenderableType] = [_heading(f"holding {what} ({len(impact.holding)})")]
+    for version in sorted(impact.holding, key=_label_key):
+        parts.append(Text("  ").append_text(version_label(version)))
+    affected = [v for v in graph.versions if v.ref not in holding_refs]
+    affected.sort(key=lambda v: (graph.depth.get(v.ref, 0), *_label_key(v)))
+    models = [v for v in affected if (v.type or "").lower() == "model"]
+    others = [v for v in affected if (v.type or "").lower() != "model"]
+    for title, group in (("models to retrain", models), ("other versions to rebuild", others)):
+        parts.append(Text(""))
+        parts.append(_heading(f"{title} ({len(group)})"))
+        if group:
+            table = _table("VERSION", "TYPE", "HOPS", "ALIASES")
+            for version in group:
+                table.add_row(
+                    Text(version.ref, style="cyan"),
+                    version.type or "-",
+                    str(graph.depth.get(version.ref, "-")),
+                    Text(", ".join(version.aliases) or "-"),
+                )
+            parts.append(table)
+    runs = sorted(downstream_runs if downstream_runs is not None else graph.runs, key=_run_key)
+    parts.append(Text(""))
+    parts.append(_heading(f"runs to re-run ({len(runs)})"))
+    if runs:
+        parts.append(runs_table(runs))
+    return Group(*parts)
+
+
+def verify_view(report: VerifyReport) -> Group:
+    if report.ok:
+        noun = "entry" if report.checked == 1 else "entries"
+        return Group(Text(f"{report.ref}: ok ({report.checked} {noun} checked)", style="green"))
+    bad = len(report.missing) + len(report.changed) + len(report.drifted)
+    lines: list[RenderableType] = [
+        Text(f"{report.ref}: FAILED ({bad} of {report.checked} entries)", style="bold red")
+    ]
+    rows = [(p, "-", "missing") for p in report.missing]
+    rows += [(p, "~", "changed") for p in report.changed]
+    rows += [(p, "!", "drifted") for p in report.drifted]
+    for path, mark, what in sorted(rows):
+        lines.append(Text(f"{mark} {path}  {what}", style="red" if what != "drifted" else "yellow"))
+    return Group(*lines)
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def _version_json(version: Version) -> dict[str, Any]:
+    data = version.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = value
+        if key == "label":
+            out["ref"] = version.ref  # a property on the model, part of the public contract
+    return out
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Pydantic models as `model_dump(mode="json")`, with each Version's `ref` included."""
+    if isinstance(obj, Version):
+        return _version_json(obj)
+    if isinstance(obj, LineageGraph):
+        data = obj.model_dump(mode="json")
+        data["versions"] = [_version_json(v) for v in obj.versions]
+        return data
+    if isinstance(obj, Impact):
+        return {
+            "holding": [_version_json(v) for v in obj.holding],
+            "downstream": to_jsonable(obj.downstream),
+        }
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False)

@@ -1,0 +1,588 @@
+"""The `headwater` command: lineage through `log`, JSON output, trees, graphs and bad input.
+
+Every test runs against its own HEADWATER_HOME (the autouse fixture in conftest.py), so the
+default SQLite store and blob folder are fresh each time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from headwater.cli import cli
+from headwater.render import short_id
+
+FORMS = "use NAME, NAME:vN, NAME:ALIAS or NAME@DIGEST"
+
+
+def hw(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    return result
+
+
+def hw_json(*args: str) -> Any:
+    return json.loads(hw(*args, "--json").stdout)
+
+
+def lines(result: Result) -> list[str]:
+    return result.stdout.splitlines()
+
+
+def one_error_line(result: Result) -> str:
+    err = result.stderr.splitlines()
+    assert len(err) == 1, result.stderr
+    assert err[0].startswith("headwater: error: "), err[0]
+    return err[0]
+
+
+def state() -> tuple[Any, Any]:
+    """Everything a failed command must leave alone: the artifacts and the runs."""
+    return hw_json("ls"), hw_json("runs")
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> dict[str, Any]:
+    """ingest -> raw:v0 -> train -> model:v0, logged by hand through the CLI."""
+    data = tmp_path / "raw.csv"
+    data.write_text("id,label\n1,cat\n2,dog\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00\x01\x02")
+    (model / "config.json").write_text('{"layers": 2}')
+    ingest = hw_json("log", "--job", "ingest", "--output", f"raw={data}")
+    train = hw_json(
+        "log",
+        "--job",
+        "train",
+        "--input",
+        "raw",
+        "--output",
+        f"model={model}",
+        "--type",
+        "model=model",
+        "--param",
+        "lr=0.01",
+        "--param",
+        "optimizer=adam",
+    )
+    return {"data": data, "model": model, "ingest": ingest, "train": train}
+
+
+# -- the manual three-step lineage ------------------------------------------------------------------
+
+
+def test_log_prints_the_run_and_what_it_used_and_produced(tmp_path: Path) -> None:
+    data = tmp_path / "raw.csv"
+    data.write_text("a\n")
+    first = hw("log", "--job", "ingest", "--output", f"raw={data}")
+    assert lines(first)[0].startswith("run ") and lines(first)[0].endswith(" (ingest, succeeded)")
+    assert lines(first)[1:] == ["used      -", "produced  raw:v0"]
+    second = hw(
+        "log", "--job", "train", "--input", "raw", "--output", f"copy={data}", "--status", "failed"
+    )
+    assert lines(second)[0].endswith(" (train, failed)")
+    assert lines(second)[1:] == ["used      raw:v0", "produced  copy:v0"]
+
+
+def test_three_step_lineage_through_log(pipeline: dict[str, Any]) -> None:
+    ingest, train = pipeline["ingest"], pipeline["train"]
+    assert (ingest["job"], ingest["orchestrator"], ingest["status"]) == (
+        "ingest",
+        "manual",
+        "succeeded",
+    )
+    assert ingest["inputs"] == [] and ingest["outputs"] == ["raw:v0"]
+    assert train["inputs"] == ["raw:v0"] and train["outputs"] == ["model:v0"]
+    assert train["params"] == {"lr": 0.01, "optimizer": "adam"}
+    assert lines(hw("upstream", "model")) == [
+        "model:v0 (model) [latest]",
+        f"└── train (manual, succeeded) run {short_id(train['id'])}",
+        "    └── raw:v0 [latest]",
+        f"        └── ingest (manual, succeeded) run {short_id(ingest['id'])}",
+    ]
+    assert lines(hw("downstream", "raw:v0")) == [
+        "raw:v0 [latest]",
+        f"└── train (manual, succeeded) run {short_id(train['id'])}",
+        "    └── model:v0 (model) [latest]",
+    ]
+    # --depth counts runs: one run up from the model, its inputs, no further.
+    assert lines(hw("upstream", "model", "--depth", "1")) == lines(hw("upstream", "model"))[:3]
+    assert lines(hw("graph", "model")) == lines(hw("upstream", "model"))
+
+
+def test_upstream_json(pipeline: dict[str, Any]) -> None:
+    graph = hw_json("upstream", "model:v0")
+    assert graph["root"] == "model:v0" and graph["direction"] == "upstream"
+    assert sorted(v["ref"] for v in graph["versions"]) == ["model:v0", "raw:v0"]
+    assert graph["depth"] == {"model:v0": 0, "raw:v0": 1}
+    assert sorted(r["job"] for r in graph["runs"]) == ["ingest", "train"]
+    jobs = {r["id"]: r["job"] for r in graph["runs"]}
+    edges = sorted((jobs[e["run_id"]], e["direction"], e["version"]) for e in graph["edges"])
+    assert edges == [
+        ("ingest", "produced", "raw:v0"),
+        ("train", "produced", "model:v0"),
+        ("train", "used", "raw:v0"),
+    ]
+    assert hw_json("graph", "model", "--format", "json") == graph
+
+
+def test_a_node_seen_before_is_not_repeated(tmp_path: Path) -> None:
+    data = tmp_path / "raw.csv"
+    data.write_text("same bytes\n")
+    ingest = hw_json("log", "--job", "ingest", "--output", f"raw={data}")
+    # A step that rewrites identical bytes uses and produces one version: a cycle.
+    rewrite = hw_json("log", "--job", "rewrite", "--input", "raw", "--output", f"raw={data}")
+    assert rewrite["inputs"] == rewrite["outputs"] == ["raw:v0"]
+    assert lines(hw("upstream", "raw")) == [
+        "raw:v0 [latest]",
+        f"├── ingest (manual, succeeded) run {short_id(ingest['id'])}",
+        f"└── rewrite (manual, succeeded) run {short_id(rewrite['id'])}",
+        "    └── raw:v0 [latest] (see above)",
+    ]
+
+
+# -- listing and showing ------------------------------------------------------------------------------
+
+
+def test_ls_versions_show_runs_and_run(pipeline: dict[str, Any]) -> None:
+    listed = hw_json("ls")
+    assert [(a["name"], a["type"], a["latest"], a["versions"]) for a in listed] == [
+        ("model", "model", "v0", 1),
+        ("raw", None, "v0", 1),
+    ]
+    assert [a["name"] for a in hw_json("ls", "--type", "model")] == ["model"]
+    assert len(hw_json("ls", "--limit", "1")) == 1
+    table = lines(hw("ls"))
+    assert table[0].split() == ["NAME", "TYPE", "LATEST", "VERSIONS"]
+    assert table[1].split() == ["model", "model", "v0", "1"]
+    assert table[2].split() == ["raw", "-", "v0", "1"]
+
+    shown = hw_json("show", "model")
+    assert (shown["ref"], shown["name"], shown["label"], shown["type"]) == (
+        "model:v0",
+        "model",
+        "v0",
+        "model",
+    )
+    assert shown["aliases"] == ["latest"]
+    assert shown["produced_by"] == pipeline["train"]["id"]
+    assert shown["producers"] == [pipeline["train"]["id"]]
+    assert [(e["path"], e["size"], e["ref"]) for e in shown["entries"]] == [
+        ("config.json", 13, None),
+        ("weights.bin", 3, None),
+    ]
+    human = hw("show", "model").stdout
+    assert "model:v0" in human and "config.json" in human and "weights.bin" in human
+    assert f"train (manual, succeeded) run {short_id(pipeline['train']['id'])}" in human
+
+    assert [v["ref"] for v in hw_json("versions", "model")] == ["model:v0"]
+    runs = hw_json("runs")
+    assert [r["job"] for r in runs] == ["train", "ingest"]  # newest first
+    assert [r["job"] for r in hw_json("runs", "--job", "ingest")] == ["ingest"]
+    assert hw_json("runs", "--status", "failed") == []
+    one = hw_json("run", pipeline["train"]["id"])
+    assert one["outputs"] == ["model:v0"]
+    by_short = hw("run", short_id(pipeline["train"]["id"])).stdout
+    assert pipeline["train"]["id"] in by_short and "lr = 0.01" in by_short
+
+
+def test_show_at_a_time(tmp_path: Path) -> None:
+    data = tmp_path / "users.csv"
+    data.write_text("1\n")
+    hw("log", "--job", "ingest", "--output", f"users={data}")
+    data.write_text("1\n2\n")
+    hw("log", "--job", "ingest", "--output", f"users={data}")
+    v0, v1 = hw_json("versions", "users")
+    assert hw_json("show", "users")["label"] == "v1"
+    # A time without an offset is UTC.
+    naive_v0 = v0["created_at"].replace("Z", "").replace("+00:00", "")
+    assert hw_json("show", "users", "--at", naive_v0)["label"] == "v0"
+    assert hw_json("show", "users:latest", "--at", v1["created_at"])["label"] == "v1"
+    assert "resolved at" in hw("show", "users", "--at", naive_v0).stdout
+    before = one_error_line(hw("show", "users", "--at", "2000-01-01", code=3))
+    assert "no alias 'latest'" in before
+    bad = hw("show", "users", "--at", "yesterday-ish", code=2)
+    assert "ISO 8601" in bad.stderr
+
+
+def test_alias_tag_delete_gc(pipeline: dict[str, Any], tmp_path: Path) -> None:
+    assert hw("alias", "model:v0", "production").stdout.strip() == "production -> model:v0"
+    assert hw_json("show", "model:production")["ref"] == "model:v0"
+    hw("alias", "--remove", "model", "production")
+    one_error_line(hw("show", "model:production", code=3))
+    assert hw_json("tag", "model", "pii", "validated")["tags"] == ["pii", "validated"]
+    assert [v["ref"] for v in hw_json("versions", "model", "--tag", "pii")] == ["model:v0"]
+    assert hw_json("tag", "model", "pii", "--remove")["tags"] == ["validated"]
+    alias_error = one_error_line(hw("alias", "model", "latest", code=2))
+    assert "reserved" in alias_error
+
+    pipeline["data"].write_text("id,label\n1,cat\n")
+    hw("log", "--job", "ingest", "--output", f"raw={pipeline['data']}")
+    deleted = hw_json("delete", "raw:v0")
+    assert deleted["deleted"] is True
+    assert [v["ref"] for v in hw_json("versions", "raw")] == ["raw:v1"]
+    # The deleted version stays in the lineage as a tombstone.
+    assert "raw:v0 deleted" in hw("upstream", "model").stdout
+    dry = hw_json("gc", "--dry-run")
+    assert dry["count"] == 1
+    assert hw_json("gc")["blobs"] == dry["blobs"]
+    assert hw_json("gc")["count"] == 0
+
+
+# -- diff, impact, verify, graph ------------------------------------------------------------------------
+
+
+def test_diff(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    for name, text in {"a.csv": "a", "b.csv": "b", "c.csv": "c"}.items():
+        (root / name).write_text(text)
+    hw("log", "--job", "ingest", "--output", f"data={root}")
+    (root / "b.csv").write_text("b2")
+    (root / "c.csv").unlink()
+    (root / "d.csv").write_text("d")
+    hw("log", "--job", "ingest", "--output", f"data={root}")
+    assert lines(hw("diff", "data:v0", "data:v1")) == [
+        "data:v0 -> data:v1",
+        "~ b.csv",  # in path order
+        "- c.csv",
+        "+ d.csv",
+        "1 added, 1 removed, 1 changed, 1 unchanged",
+    ]
+    result = hw_json("diff", "data:v0", "data")
+    assert (result["added"], result["removed"], result["changed"], result["unchanged"]) == (
+        ["d.csv"],
+        ["c.csv"],
+        ["b.csv"],
+        1,
+    )
+
+
+def test_impact_by_path(tmp_path: Path) -> None:
+    root = tmp_path / "users"
+    root.mkdir()
+    (root / "part-0.csv").write_text("alice\n")
+    (root / "part-1.csv").write_text("bob\n")
+    other = tmp_path / "other.csv"
+    other.write_text("unrelated\n")
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w")
+    features = tmp_path / "features.parquet"
+    features.write_bytes(b"f")
+    hw("log", "--job", "ingest", "--output", f"users={root}", "--type", "users=dataset")
+    hw("log", "--job", "ingest-other", "--output", f"other={other}")
+    featurize = hw_json(
+        "log", "--job", "featurize", "--input", "users", "--output", f"features={features}"
+    )
+    train = hw_json(
+        "log",
+        "--job",
+        "train",
+        "--input",
+        "features",
+        "--input",
+        "other",
+        "--output",
+        f"clf={weights}",
+        "--type",
+        "clf=model",
+    )
+    result = hw_json("impact", "--path", str(root / "part-1.csv"))
+    assert [v["ref"] for v in result["holding"]] == ["users:v0"]
+    assert sorted(v["ref"] for v in result["downstream"]["versions"]) == [
+        "clf:v0",
+        "features:v0",
+        "users:v0",
+    ]
+    assert sorted(r["id"] for r in result["downstream"]["runs"]) == sorted(
+        [featurize["id"], train["id"]]
+    )
+    human = lines(hw("impact", "--path", str(root / "part-1.csv")))
+    assert human[0] == f"holding path {str(root / 'part-1.csv')!r} (1)"
+    assert human[1] == "  users:v0 (dataset) [latest]"
+    text = "\n".join(human)
+    models = text.split("models to retrain (1)")[1].split("other versions to rebuild")[0]
+    assert "clf:v0" in models and "features:v0" not in models
+    rebuild = text.split("other versions to rebuild (1)")[1].split("runs to re-run")[0]
+    assert "features:v0" in rebuild
+    reruns = text.split("runs to re-run (2)")[1]
+    assert short_id(featurize["id"]) in reruns and short_id(train["id"]) in reruns
+    assert "other:v0" not in models + rebuild  # only an input of train, not affected by it
+    assert hw("impact", "--path", str(tmp_path / "nothing.csv")).stdout.startswith(
+        "no version holds"
+    )
+    usage = hw("impact", code=2)
+    assert "exactly one of --path or --digest" in usage.stderr
+
+
+def test_verify_after_a_referenced_file_changes(tmp_path: Path) -> None:
+    data = tmp_path / "scores.csv"
+    data.write_text("0.9\n")
+    hw("log", "--job", "score", "--reference", f"scores={data.as_uri()}")
+    shown = hw_json("show", "scores")
+    assert [e["ref"] for e in shown["entries"]] == [data.as_uri()]
+    assert hw("verify", "scores").stdout.strip() == "scores:v0: ok (1 entry checked)"
+    data.write_text("0.1\n")
+    failed = hw("verify", "scores", code=1)
+    assert lines(failed) == ["scores:v0: FAILED (1 of 1 entries)", "~ scores.csv  changed"]
+    report = json.loads(hw("verify", "scores", "--json", code=1).stdout)
+    assert (report["ok"], report["changed"], report["missing"]) == (False, ["scores.csv"], [])
+    data.unlink()
+    assert json.loads(hw("verify", "scores", "--json", code=1).stdout)["missing"] == ["scores.csv"]
+
+
+def test_stored_version_verifies(pipeline: dict[str, Any]) -> None:
+    pipeline["data"].write_text("changed after logging\n")  # stored bytes do not depend on it
+    assert hw_json("verify", "raw")["ok"] is True
+
+
+def test_graph_mermaid_and_dot(pipeline: dict[str, Any]) -> None:
+    ingest, train = pipeline["ingest"]["id"], pipeline["train"]["id"]
+    out = hw("graph", "model", "--format", "mermaid").stdout
+    assert out.splitlines()[0] == "flowchart LR"
+    ids = {}  # node id -> its declaration line
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith(("v", "r")) and ("[" in line or "{{" in line):
+            ident = line.split("[", 1)[0].split("{", 1)[0]
+            ids[ident] = line
+    model = next(i for i, text in ids.items() if '"model:v0"' in text)
+    raw = next(i for i, text in ids.items() if '"raw:v0"' in text)
+    run_train = next(i for i, text in ids.items() if "train (manual, succeeded)" in text)
+    run_ingest = next(i for i, text in ids.items() if "ingest (manual, succeeded)" in text)
+    edges = {line.strip() for line in out.splitlines() if "-->" in line}
+    assert edges == {
+        f"{run_ingest} --> {raw}",
+        f"{raw} --> {run_train}",
+        f"{run_train} --> {model}",
+    }
+
+    dot = hw("graph", "model", "--format", "dot").stdout
+    assert dot.startswith("digraph lineage {") and dot.rstrip().endswith("}")
+    assert '"model:v0" [label="model:v0", shape=box, penwidth=2];' in dot
+    assert '"raw:v0" [label="raw:v0", shape=box];' in dot
+    assert f'"run:{ingest}" -> "raw:v0";' in dot
+    assert f'"raw:v0" -> "run:{train}";' in dot
+    assert f'"run:{train}" -> "model:v0";' in dot
+    down = hw("graph", "raw", "--direction", "downstream", "--format", "dot").stdout
+    assert f'"raw:v0" -> "run:{train}";' in down and f'"run:{ingest}"' not in down
+
+
+def test_inputs_by_path_and_uri(tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("x\n")
+    out = tmp_path / "out.csv"
+    out.write_text("y\n")
+    run = hw_json("log", "--job", "j", "--input", str(data), "--output", f"result={out}")
+    assert run["inputs"] == [f"{data.as_uri()}:v0"]
+    # A location artifact's version given by label is that version, not a location to hash.
+    again = hw_json("log", "--job", "k", "--input", f"{data.as_uri()}:v0", "--input", "result:v0")
+    assert again["inputs"] == [f"{data.as_uri()}:v0", "result:v0"]
+    shown = hw_json("show", data.as_uri())
+    assert shown["entries"][0]["ref"] == data.as_uri()  # an input is referenced, not stored
+
+
+def test_input_both_a_path_and_an_artifact_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raw").write_text("a local file named like the artifact\n")
+    data = tmp_path / "raw.csv"
+    data.write_text("1\n")
+    hw("log", "--job", "ingest", "--output", f"raw={data}")
+    monkeypatch.chdir(tmp_path)
+    before = state()
+    err = one_error_line(hw("log", "--job", "train", "--input", "raw", code=2))
+    assert "./raw" in err and "raw:latest" in err
+    assert state() == before
+    assert hw_json("log", "--job", "train", "--input", "raw:latest")["inputs"] == ["raw:v0"]
+
+
+# -- operations -------------------------------------------------------------------------------------
+
+
+def test_sync_db_upgrade_server_version(pipeline: dict[str, Any]) -> None:
+    assert hw_json("sync") == {
+        "delivered": 0,
+        "pending": 0,
+        "dead": 0,
+        "refused": {},
+        "error": None,
+    }
+    assert hw("sync").stdout.strip() == "delivered 0, pending 0, dead 0"
+    from headwater.store.migrate import head_revision
+
+    upgraded = hw_json("db", "upgrade")
+    assert upgraded["revision"] == head_revision()
+    assert hw("db", "upgrade").stdout.strip().endswith(f"schema at revision {head_revision()}")
+    server = hw("server", code=2)
+    assert "server" in one_error_line(server) and "not available" in server.stderr
+    assert hw("--version").stdout.strip() == "headwater 0.1.0.dev0"
+
+
+# -- bad input changes nothing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["raw@", ":v1", "raw@zz", "raw\tx"])
+def test_malformed_ref(pipeline: dict[str, Any], ref: str) -> None:
+    before = state()
+    for command in (["show", ref], ["upstream", ref], ["alias", ref, "prod"]):
+        result = hw(*command, code=2)
+        line = one_error_line(result)
+        assert "invalid reference" in line and FORMS in line
+        assert result.stdout == ""
+    assert state() == before
+
+
+def test_unknown_artifact(pipeline: dict[str, Any]) -> None:
+    before = state()
+    for command in (
+        ["show", "nope"],
+        ["upstream", "nope:v1"],
+        ["versions", "nope"],
+        ["show", "raw:v9"],
+    ):
+        line = one_error_line(hw(*command, code=3))
+        assert "nope" in line or "v9" in line
+    # An input that does not exist: nothing is recorded, not even the run.
+    one_error_line(
+        hw("log", "--job", "train", "--input", "nope", "--output", f"m={pipeline['data']}", code=3)
+    )
+    one_error_line(hw("run", "00000000-0000-0000-0000-000000000000", code=3))
+    assert state() == before
+
+
+def test_missing_output_path(pipeline: dict[str, Any], tmp_path: Path) -> None:
+    before = state()
+    line = one_error_line(
+        hw(
+            "log",
+            "--job",
+            "train",
+            "--input",
+            "raw",
+            "--output",
+            f"m={tmp_path / 'missing.pt'}",
+            code=2,
+        )
+    )
+    assert "missing.pt" in line
+    assert state() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--output", "model"],
+        ["--output", "=x"],
+        ["--reference", "r"],
+        ["--param", "lr"],
+        ["--output", "m=x", "--type", "other=model"],
+        ["--status", "maybe"],
+    ],
+)
+def test_malformed_options_are_usage_errors(pipeline: dict[str, Any], args: list[str]) -> None:
+    before = state()
+    result = hw("log", "--job", "x", *args, code=2)
+    assert "Usage:" in result.stderr and result.stdout == ""
+    assert state() == before
+
+
+def test_unsupported_reference_scheme(pipeline: dict[str, Any]) -> None:
+    before = state()
+    line = one_error_line(
+        hw("log", "--job", "x", "--reference", "r=nosuchscheme://bucket/key", code=2)
+    )
+    assert "nosuchscheme://" in line and "s3://" in line
+    assert state() == before
+
+
+def test_bad_backend_uri_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_URI", "mysql://nowhere/db")
+    line = one_error_line(hw("ls", code=2))
+    assert "HEADWATER_URI" in line
+
+
+# -- the installed script -----------------------------------------------------------------------------
+
+
+def test_installed_script_smoke(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "headwater"
+    if not script.exists():
+        pytest.skip(f"no headwater script beside {sys.executable}")
+    env = {**os.environ, "HEADWATER_HOME": str(tmp_path / "home")}
+    data = tmp_path / "d.csv"
+    data.write_text("1\n")
+    done = subprocess.run(
+        [str(script), "log", "--job", "ingest", "--output", f"d={data}", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"] == ["d:v0"]
+    listed = subprocess.run(
+        [str(script), "ls"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert listed.stdout.splitlines()[1].split() == ["d", "-", "v0", "1"]
+    assert "\x1b[" not in listed.stdout  # no colour codes when stdout is not a terminal
+    failed = subprocess.run(
+        [str(script), "show", "d@"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert failed.returncode == 2 and failed.stdout == ""
+    assert failed.stderr.splitlines() == [
+        f"headwater: error: invalid reference 'd@': {FORMS} (8+ hex chars); nothing after '@'"
+    ]
+
+
+def test_refused_write_is_one_error_line(pipeline: dict[str, Any]) -> None:
+    before = state()
+    result = hw(
+        "log",
+        "--job",
+        "x",
+        "--output",
+        f"model={pipeline['data']}",
+        "--type",
+        "model=dataset",
+        code=4,
+    )
+    assert "has type 'model', not 'dataset'" in one_error_line(result)
+    assert state() == before
+
+
+def test_undelivered_log_waits_in_the_outbox_and_sync_delivers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("HEADWATER_URI", f"sqlite:///{blocker / 'headwater.db'}")
+    monkeypatch.setenv("HEADWATER_TIMEOUT_S", "1")
+    data = tmp_path / "d.csv"
+    data.write_text("1\n")
+    logged = hw("log", "--job", "ingest", "--output", f"d={data}")
+    warning = logged.stderr.splitlines()
+    assert (
+        len(warning) == 1 and "wait in the outbox" in warning[0] and "headwater sync" in warning[0]
+    )
+    waiting = hw("sync", code=5)
+    assert "1 batch(es) still wait in the outbox" in one_error_line(waiting)
+    assert waiting.stdout.strip() == "delivered 0, pending 1, dead 0"
+    blocker.unlink()  # the backend is back
+    assert hw_json("sync")["delivered"] == 1
+    assert [(a["name"], a["latest"]) for a in hw_json("ls")] == [("d", "v0")]
+    assert [r["job"] for r in hw_json("runs")] == ["ingest"]

@@ -1,0 +1,116 @@
+"""Delivery when the backend is away: nothing raised, nothing lost, nothing applied twice."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import headwater as hw
+from headwater.events import RunRecorded
+from headwater.outbox import Outbox
+from tests.tcp_proxy import TCPProxy
+
+
+@pytest.fixture
+def proxied_postgres(postgres_database: str, headwater_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """The test database behind a proxy the test can stop: (client, proxy)."""
+    url = sa.make_url(postgres_database)
+    proxy = TCPProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.start()
+    monkeypatch.setenv("HEADWATER_TIMEOUT_S", "2")
+    engine = sa.create_engine(url.set(drivername="postgresql+psycopg"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    uri = url.set(port=proxy.port).render_as_string(hide_password=False)
+    client = hw.Client(uri=uri, home=headwater_home)
+    yield client, proxy
+    proxy.stop()
+    client.close()
+
+
+@pytest.mark.postgres
+def test_backend_down_then_sync_delivers_everything_once(proxied_postgres, files, caplog) -> None:
+    client, proxy = proxied_postgres
+    root = files({"raw.csv": "r"})
+    client.log_artifact("raw", root / "raw.csv")
+    proxy.stop()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="headwater"):
+        for i in range(20):
+            (root / f"m{i}").write_text(f"model {i}")
+            run = client.link(f"train-{i}", inputs=[root / "raw.csv"], outputs=[hw.Output("model", root / f"m{i}")])
+            assert run.outputs == []  # not delivered: nothing to report yet
+    assert time.monotonic() - started < 20 * 2 + 10  # each call within the 2 s budget
+    assert len(client.outbox.pending()) == 20
+    assert all(r.levelname == "WARNING" and "\n" not in r.getMessage() for r in caplog.records)
+    assert "outbox" in caplog.records[-1].getMessage()
+    proxy.start()
+    delivered = client.sync()
+    assert (delivered.delivered, delivered.pending, delivered.dead) == (20, 0, {})
+    assert client.sync().delivered == 0
+    assert [v.label for v in client.versions("model")] == [f"v{i}" for i in range(20)]
+    assert len(client.runs()) == 20
+    assert sorted(r.job for r in client.runs_using(root.joinpath("raw.csv").as_uri())) == sorted(f"train-{i}" for i in range(20))
+
+
+def test_a_crash_after_apply_before_unlink_applies_once(client: hw.Client, files) -> None:
+    rid = hw.run_id("crash", 1)
+    batch = [RunRecorded(run_id=rid, job="j", status="running")]
+    name = client.outbox.write(batch)
+    client.store.apply(batch)  # delivered, then the process died before removing the file
+    assert (client.outbox.folder / name).exists()
+    result = client.sync()
+    assert (result.delivered, result.pending) == (1, 0)
+    assert [r.id for r in client.runs()] == [rid]
+
+
+def test_a_refused_batch_is_set_aside_and_does_not_block_the_rest(client: hw.Client, files) -> None:
+    root = files({"a": "1", "b": "2"})
+    client.log_artifact("typed", root / "a", type="dataset")
+    good = [RunRecorded(run_id=hw.run_id("ok"), job="after")]
+    wrong_type = client._version_event(
+        "typed", root / "b", type="model", aliases=(), metadata=None, description=None,
+        tags=(), store=None, run=None, direction=None,
+    )
+    client.outbox.write([wrong_type])
+    client.outbox.write(good)
+    result = client.sync()
+    assert result.delivered == 1 and len(result.dead) == 1
+    assert "has type 'dataset'" in str(next(iter(result.dead.values())))
+    assert [r.job for r in client.runs()] == ["after"]
+    assert len(client.outbox.dead()) == 1 and client.outbox.pending() == []
+
+
+def test_delivery_gives_up_within_the_budget_when_another_process_holds_the_lock(client: hw.Client) -> None:
+    from filelock import FileLock
+
+    client.outbox.write([RunRecorded(run_id=hw.run_id("l"), job="j")])
+    with FileLock(client.outbox.folder / ".lock"):
+        started = time.monotonic()
+        result = client.outbox.deliver(timeout=0.5)
+        assert time.monotonic() - started < 2
+    assert (result.delivered, result.pending) == (0, 1)
+    assert client.sync().delivered == 1
+
+
+def test_unwritable_backend_leaves_events_in_the_outbox(tmp_path: Path, headwater_home: Path, files) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    client = hw.Client(uri=f"sqlite:///{blocker}/db/headwater.db", home=headwater_home)
+    version = client.log_artifact("x", files({"a": "1"}) / "a")
+    assert version.label is None and version.ref.startswith("x@blake3:")
+    assert len(client.outbox.pending()) == 1
+    blocker.unlink()
+    assert client.sync().delivered == 1
+    assert client.get("x").label == "v0"
+
+
+def test_outboxes_are_kept_per_backend(tmp_path: Path) -> None:
+    a = Outbox(tmp_path, "sqlite:///a.db", lambda: None)  # type: ignore[arg-type,return-value]
+    b = Outbox(tmp_path, "sqlite:///b.db", lambda: None)  # type: ignore[arg-type,return-value]
+    assert a.folder != b.folder and a.folder.parent == b.folder.parent
