@@ -23,8 +23,7 @@ test: tools postgres
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 demo: tools
-	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s core -- --co -q >/dev/null
-	@bash examples/manual/demo.sh
+	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s demo
 
 bench: tools postgres
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s bench

@@ -21,6 +21,13 @@ def core(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The manual three-step lineage of examples/manual/, printed as a tree."""
+    session.install("-c", "constraints/core.txt", "-e", ".")
+    session.run("bash", "examples/manual/demo.sh", external=True)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmarks in bench/, full size (not part of `make test`)."""
     session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres]")

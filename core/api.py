@@ -104,9 +104,12 @@ class Client:
     """One backend plus the local outbox, blob store and caches under HEADWATER_HOME."""
 
     def __init__(self, uri: str | None = None, home: str | os.PathLike[str] | None = None) -> None:
-        self.home = Path(home).expanduser() if home is not None else config.headwater_home()
-        if uri is None:
-            uri = os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
+        if home is None:
+            self.home = config.headwater_home()
+            uri = uri or config.store_uri()
+        else:
+            self.home = Path(home).expanduser().absolute()
+            uri = uri or os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
         self.uri = uri
         self.outbox = Outbox(self.home, uri, self._connect)
         self._store: Store | None = None
@@ -189,7 +192,7 @@ class Client:
 
     def content(self, target: str | os.PathLike[str], *, store: bool | None = None) -> _Content:
         """Hash a local path (stored by default) or a URI (referenced by default)."""
-        from headwater.digest import build_manifest, manifest_digest, reference_manifest
+        from headwater.digest import build_manifest, local_files, manifest_digest, reference_manifest
 
         if isinstance(target, str) and is_uri(target):
             if target.startswith("file:"):
@@ -212,8 +215,7 @@ class Client:
             entries = reference_manifest(path_to_file_uri(path), stat_cache=self.stat_cache)
             return _Content(entries, manifest_digest(entries))
         entries = build_manifest(path, stat_cache=self.stat_cache)
-        files = {e.path: (path if path.is_file() else path / e.path) for e in entries}
-        return _Content(entries, manifest_digest(entries), files)
+        return _Content(entries, manifest_digest(entries), local_files(path))
 
     def _store_blobs(self, content: _Content) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.

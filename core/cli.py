@@ -379,7 +379,7 @@ def log_cmd(
 @json_option
 @_with_client
 def ls_cmd(client: Client, type_: str | None, limit: int | None, as_json: bool) -> None:
-    """List artifacts: name, type, latest version, number of versions."""
+    """List artifacts with their latest version."""
     found = client.artifacts(type=type_, limit=limit)
     if as_json:
         _print_json(found)
@@ -433,7 +433,11 @@ def _runs_by_id(client: Client, run_ids: Sequence[str]) -> dict[str, Run | None]
 @json_option
 @_with_client
 def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> None:
-    """Show one version: fields, aliases, tags, metadata, producers, entries."""
+    """Show one version and its entries.
+
+    Fields, aliases, tags, metadata and the runs that produced it; with --at, the version REF
+    named at that time (what `production` pointed to on 1 March).
+    """
     version = client.get(ref, at=at)
     if as_json:
         _print_json(version)
@@ -495,7 +499,10 @@ def _find_run(client: Client, run_id: str) -> Run:
 @json_option
 @_with_client
 def run_cmd(client: Client, run_id: str, as_json: bool) -> None:
-    """Show one run (RUN_ID: the full id, or the short id shown by `runs` and trees)."""
+    """Show one run.
+
+    RUN_ID is the full id, or the short id shown by `runs` and lineage trees.
+    """
     run = _find_run(client, run_id)
     if as_json:
         _print_json(run)
@@ -513,7 +520,11 @@ def run_cmd(client: Client, run_id: str, as_json: bool) -> None:
 @json_option
 @_with_client
 def alias_cmd(client: Client, ref: str, alias: str, remove: bool, as_json: bool) -> None:
-    """Point ALIAS (production, candidate, ...) at the version REF; with --remove: NAME ALIAS."""
+    """Point an alias at a version, or remove it.
+
+    ALIAS (production, candidate, ...) moves to the version REF; with --remove the arguments
+    are NAME ALIAS and the alias is removed from artifact NAME.
+    """
     if remove:
         client.unalias(ref, alias)
         if as_json:
@@ -535,7 +546,10 @@ def alias_cmd(client: Client, ref: str, alias: str, remove: bool, as_json: bool)
 @json_option
 @_with_client
 def tag_cmd(client: Client, ref: str, tags: Sequence[str], remove: bool, as_json: bool) -> None:
-    """Add free-form tags (pii, validated, ...) to the version REF, or remove them."""
+    """Add or remove tags on a version.
+
+    Tags are free-form labels (pii, validated, ...); a version can have many.
+    """
     version = client.untag(ref, *tags) if remove else client.tag(ref, *tags)
     if as_json:
         _print_json(version)
@@ -548,7 +562,11 @@ def tag_cmd(client: Client, ref: str, tags: Sequence[str], remove: bool, as_json
 @json_option
 @_with_client
 def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
-    """Delete the version REF: its lineage stays as a tombstone, its aliases go."""
+    """Delete a version; its lineage is kept.
+
+    The version REF stays in the lineage as a tombstone, its aliases go, and `headwater gc`
+    can then free its stored bytes.
+    """
     version = client.delete(ref)
     if as_json:
         _print_json(version)
@@ -603,7 +621,10 @@ def _lineage(client: Client, ref: str, direction: str, depth: int | None, as_jso
 @json_option
 @_with_client
 def upstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
-    """What REF was made from: version -> run that produced it -> versions that run used ..."""
+    """What a version was made from, as a tree.
+
+    version -> run that produced it -> versions that run used -> ...
+    """
     _lineage(client, ref, "upstream", depth, as_json)
 
 
@@ -613,7 +634,10 @@ def upstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> 
 @json_option
 @_with_client
 def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
-    """What was made from REF: version -> runs that used it -> versions they produced ..."""
+    """What was made from a version, as a tree.
+
+    version -> runs that used it -> versions they produced -> ...
+    """
     _lineage(client, ref, "downstream", depth, as_json)
 
 
@@ -638,7 +662,7 @@ def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -
 def graph_cmd(
     client: Client, ref: str, direction: str, fmt: str, depth: int | None, as_json: bool
 ) -> None:
-    """The lineage of REF as a tree, a Mermaid flowchart, a Graphviz digraph or JSON."""
+    """Lineage as a tree, Mermaid, Graphviz DOT or JSON."""
     if as_json:
         fmt = "json"
     graph = (
@@ -662,7 +686,10 @@ def graph_cmd(
 @json_option
 @_with_client
 def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
-    """Entries added (+), removed (-) and changed (~) from the first REF to the second."""
+    """Compare the entries of two versions.
+
+    Lists the paths added (+), removed (-) and changed (~) from the first REF to the second.
+    """
     result = client.diff(left, right)
     if as_json:
         _print_json(result)
@@ -678,7 +705,11 @@ def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
 @json_option
 @_with_client
 def impact_cmd(client: Client, path: str | None, digest: str | None, as_json: bool) -> None:
-    """Every version holding a file and everything downstream: what to retrain and re-run."""
+    """Which versions hold a file, and what to retrain.
+
+    Lists the versions holding the file (by path or digest), then every version and run
+    downstream of them: the models to retrain, other versions to rebuild, runs to re-run.
+    """
     if (path is None) == (digest is None):
         raise click.UsageError("give exactly one of --path or --digest")
     result = client.impact(digest=digest, path=path)
@@ -696,7 +727,10 @@ def impact_cmd(client: Client, path: str | None, digest: str | None, as_json: bo
 @json_option
 @_with_client
 def verify_cmd(client: Client, ref: str, as_json: bool) -> None:
-    """Re-hash every entry of REF; exit 1 if anything is missing, changed or drifted."""
+    """Check a version's bytes; exit 1 if any changed.
+
+    Re-hashes every entry of REF: stored blobs, referenced files and remote checksums.
+    """
     report = client.verify(ref)
     if as_json:
         _print_json(report)
@@ -769,7 +803,7 @@ def db_upgrade_cmd(client: Client, as_json: bool) -> None:
 )
 @json_option
 def server_cmd(as_json: bool) -> None:
-    """The tracking server (the `server` extra; not available in this version yet)."""
+    """The tracking server (not available yet)."""
     _fail(
         'the tracking server comes with the "server" extra (pip install "headwater[server]") '
         "and is not available in this version yet",

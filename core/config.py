@@ -39,3 +39,13 @@ def hash_threads() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, min(4, cpus))
+
+
+def store_uri() -> str:
+    """`$HEADWATER_URI`, default `sqlite:///$HEADWATER_HOME/headwater.db`."""
+    return os.environ.get("HEADWATER_URI") or f"sqlite:///{headwater_home() / 'headwater.db'}"
+
+
+def disabled() -> bool:
+    """`HEADWATER_DISABLED=1` turns every adapter into a no-op."""
+    return os.environ.get("HEADWATER_DISABLED", "").strip().lower() in {"1", "true", "yes", "on"}
