@@ -46,6 +46,7 @@ from headwater.models import (
 )
 from headwater.outbox import Delivery, Outbox
 from headwater.refs import (
+    LATEST,
     Ref,
     file_uri_to_path,
     is_uri,
@@ -236,11 +237,17 @@ class Client:
         store: bool | None,
         run: str | None,
         direction: str | None,
+        blobs_to_store: list[_Content] | None = None,
     ) -> VersionRecorded:
+        """The event for `target`'s content. Its blobs are stored now, or, when `blobs_to_store`
+        is given, appended to it so a caller can check every input before writing any blob."""
         name = validate_name(name)
         aliases = [validate_alias(a) for a in aliases]
         content = self.content(target, store=store)
-        self._store_blobs(content)
+        if blobs_to_store is None:
+            self._store_blobs(content)
+        else:
+            blobs_to_store.append(content)
         return VersionRecorded(
             name=name,
             digest=content.digest,
@@ -304,9 +311,17 @@ class Client:
         kwargs["store"] = False
         return self.log_artifact(name, uri, **kwargs)
 
-    def _use_event(self, run: str, item: InputLike, *, name: str | None, type: str | None) -> tuple[Event, Version | None]:
+    def _use_event(
+        self, run: str, item: InputLike, *, name: str | None, type: str | None
+    ) -> tuple[Event, Version | None]:
         if isinstance(item, Version):
             return EdgeRecorded(run_id=run, ref=f"{item.name}@{item.digest}"), item
+        if isinstance(item, str) and is_uri(item) and name is None:
+            # `file:///d/users.csv:v2` names a recorded version; `file:///d/users.csv` is read now.
+            ref = parse_ref(item, is_artifact=self.store.artifact_exists)
+            if (ref.label or ref.digest or ref.alias != LATEST) and self.store.artifact_exists(ref.name):
+                version = self.get(item)
+                return EdgeRecorded(run_id=run, ref=f"{version.name}@{version.digest}"), version
         if isinstance(item, os.PathLike) or (isinstance(item, str) and is_uri(item)):
             location = item if isinstance(item, str) else path_to_file_uri(Path(item).absolute())
             event = self._version_event(
@@ -373,8 +388,13 @@ class Client:
                 links=links,
             )
         ]
+        used: list[str] = []
         for item in inputs:
-            events.append(self._use_event(rid, item, name=None, type=None)[0])
+            event, known = self._use_event(rid, item, name=None, type=None)
+            events.append(event)
+            used.append(known.ref if known else f"{event.name}@{event.digest}")  # type: ignore[union-attr]
+        produced: list[str] = []
+        blobs: list[_Content] = []
         for out in outputs:
             if isinstance(out, tuple):
                 out = Output(*out)
@@ -390,11 +410,19 @@ class Client:
                     store=out.store,
                     run=rid,
                     direction="produced",
+                    blobs_to_store=blobs,
                 )
             )
+            produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]
+        for content in blobs:
+            self._store_blobs(content)
         if self.emit(events):
             return self.store.get_run(rid)
-        return Run(id=rid, job=job, job_namespace=job_namespace, status=status, params=params or {})
+        # Still in the outbox: say what will be recorded, by digest since labels come on delivery.
+        return Run(
+            id=rid, job=job, job_namespace=job_namespace, status=status, params=params or {},
+            inputs=used, outputs=produced,
+        )
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field, model_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater.api import Client
@@ -67,6 +67,15 @@ class Version(_Model):
             raise Conflict(f"{self.ref} is committed and immutable: log a new version instead of setting {name!r}")
         super().__setattr__(name, value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # `ref` is computed; JSON that carries it (the CLI's, the server's) must still load.
+        if isinstance(data, dict) and "ref" in data:
+            data = {k: v for k, v in data.items() if k != "ref"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ref(self) -> str:
         if self.label is not None:

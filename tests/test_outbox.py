@@ -44,7 +44,7 @@ def test_backend_down_then_sync_delivers_everything_once(proxied_postgres, files
         for i in range(20):
             (root / f"m{i}").write_text(f"model {i}")
             run = client.link(f"train-{i}", inputs=[root / "raw.csv"], outputs=[hw.Output("model", root / f"m{i}")])
-            assert run.outputs == []  # not delivered: nothing to report yet
+            assert run.outputs == [f"model@{client.content(root / f'm{i}').digest}"]  # queued, by digest
     assert time.monotonic() - started < 20 * 2 + 10  # each call within the 2 s budget
     assert len(client.outbox.pending()) == 20
     assert all(r.levelname == "WARNING" and "\n" not in r.getMessage() for r in caplog.records)

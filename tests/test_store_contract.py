@@ -352,3 +352,18 @@ def test_delete_keeps_lineage_and_gc_collects_blobs(client: hw.Client, files) ->
         client.get("p:v0").download()
     with pytest.raises(hw.Conflict, match="deleted"):
         client.log_artifact("p", root / "a")
+
+
+def test_location_artifacts_are_used_by_path_uri_or_versioned_ref(client: hw.Client, files) -> None:
+    root = files({"users.csv": "1\n"})
+    uri = (root / "users.csv").as_uri()
+    with client.run("first") as first:
+        assert first.use(root / "users.csv").ref == f"{uri}:v0"  # a Path: hashed, named by its URI
+    (root / "users.csv").write_text("1\n2\n")
+    with client.run("second") as second:
+        assert second.use(uri).ref == f"{uri}:v1"  # a URI: hashed now
+        assert second.use(f"{uri}:v0").ref == f"{uri}:v0"  # a REF to a recorded version
+    assert client.get_run(second.id).inputs == [f"{uri}:v0", f"{uri}:v1"]
+    assert client.get(uri).label == "v1"
+    dumped = client.get(f"{uri}:v0").model_dump(mode="json")
+    assert dumped["ref"] == f"{uri}:v0" and hw.Version.model_validate(dumped).ref == f"{uri}:v0"
