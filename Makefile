@@ -3,6 +3,8 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export HEADWATER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TOOLS := .tools
+# Each orchestrator in its own environment: Airflow 3.3 and Prefect 3.9 cannot share one.
+SESSIONS ?= core dagster airflow prefect
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
@@ -19,7 +21,7 @@ postgres:
 
 test: tools postgres
 	@start=$$(date +%s); \
-	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s core; rc=$$?; \
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s $(SESSIONS); rc=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 demo: tools

@@ -154,14 +154,14 @@ class Client:
             self._store.close()
             self._store = None
 
-    def emit(self, events: Sequence[Event]) -> bool:
+    def emit(self, events: Sequence[Event], timeout: float | None = None) -> bool:
         """Write events to the outbox, then deliver within the time budget.
 
         Returns True when this batch reached the backend, False when it waits in the outbox.
         Raises the store's error when the backend refused this batch for good.
         """
         name = self.outbox.write(events)
-        result = self.outbox.deliver(config.timeout_s())
+        result = self.outbox.deliver(config.timeout_s() if timeout is None else timeout)
         if name in result.dead:
             raise result.dead[name]
         delivered = not (self.outbox.folder / name).exists()

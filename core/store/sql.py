@@ -357,7 +357,20 @@ class SQLStore(Store):
 
     def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded) -> None:
         ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
-        version_id = self._resolve(conn, ref, at=ev.time)
+        try:
+            version_id = self._resolve(conn, ref, at=ev.time)
+        except NotFound:
+            if ev.exact or ref.label or ref.digest:
+                raise
+            # An unreadable input of an artifact with no version yet: say so, invent nothing.
+            self._apply_version(
+                conn,
+                VersionRecorded(
+                    id=ev.id, time=ev.time, name=ref.name, digest=f"unverified:{ev.run_id}", entries=[],
+                    run_id=ev.run_id, direction="used", exact=False, edge_metadata=ev.metadata,
+                ),
+            )
+            return
         self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, ev.metadata, ev.time)
         if ev.direction == "produced":
             conn.execute(

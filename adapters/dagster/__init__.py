@@ -1,0 +1,1 @@
+"""Dagster integration: HeadwaterIOManager, wrapping any IO manager."""

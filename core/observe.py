@@ -1,0 +1,211 @@
+"""The surface orchestrator adapters call: translate, then `with observer.batch() as b: ...`.
+
+Nothing here may break or stall a pipeline. A batch catches every exception (the adapter's own
+translation code included), logs one warning line and returns; hashing and delivery share one
+time budget (HEADWATER_TIMEOUT_S); what cannot be delivered in time stays in the durable outbox.
+Outputs are recorded as references to where the orchestrator wrote them (nothing is copied),
+inputs as the exact version read, by digest. Content that cannot be read in time is recorded
+honestly as `unverified:<run id>`, never invented.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from headwater import config
+from headwater.api import Client, default_client
+from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
+from headwater.models import ManifestEntry, RunKind, RunStatus
+from headwater.refs import is_uri, normalize_name, path_to_file_uri
+
+log = logging.getLogger("headwater")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def location_name(target: str | os.PathLike[str]) -> str:
+    """The artifact name of a location: its canonical URI (local paths become file:// URIs)."""
+    if isinstance(target, str) and is_uri(target):
+        return normalize_name(target)
+    return path_to_file_uri(Path(target).absolute())
+
+
+class Batch:
+    """Events of one orchestrator hook, written to the outbox as one batch when the block ends."""
+
+    def __init__(self, observer: Observer, deadline: float) -> None:
+        self.observer = observer
+        self.deadline = deadline
+        self.events: list[Event] = []
+        self.delivered: bool | None = None  # set after the block: None if nothing was emitted
+        self.active = observer.enabled  # HEADWATER_DISABLED=1: every method does nothing
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def run(
+        self,
+        run_id: str,
+        *,
+        job: str | None = None,
+        job_namespace: str | None = None,
+        kind: RunKind | None = None,
+        status: RunStatus | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        params: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+        error: str | None = None,
+        code: dict[str, Any] | None = None,
+        links: dict[str, str] | None = None,
+    ) -> None:
+        """Create or update a run (a task try, a flow run, a step, or their container)."""
+        if not self.active:
+            return None
+        self.events.append(
+            RunRecorded(
+                run_id=run_id,
+                job=job,
+                job_namespace=job_namespace,
+                orchestrator=self.observer.orchestrator,
+                run_kind=kind,
+                status=status,
+                started_at=started_at,
+                ended_at=ended_at,
+                params=params,
+                parent_id=parent_id,
+                error=error,
+                code=code,
+                links=links,
+            )
+        )
+
+    def _hash(self, target: str | os.PathLike[str]) -> tuple[str, list[ManifestEntry]] | None:
+        """Hash a location within what is left of the budget; None when it cannot be read in time."""
+        box: dict[str, Any] = {}
+        client = self.observer.client()
+
+        def work() -> None:
+            try:
+                content = client.content(target, store=False)
+                box["result"] = (content.digest, content.entries)
+            except BaseException as err:  # reported below, in the caller's thread
+                box["error"] = err
+
+        # A daemon thread: if the budget runs out it is abandoned, and dies with the process.
+        worker = threading.Thread(target=work, name="headwater-hash", daemon=True)
+        worker.start()
+        worker.join(self.remaining())
+        if "result" in box:
+            return box["result"]
+        reason = _one_line(box["error"]) if "error" in box else f"not hashed within {self.observer.timeout:g}s"
+        log.warning("headwater: %s recorded as unverified (%s)", location_name(target), reason)
+        return None
+
+    def _unverified(self, run_id: str, target: str | os.PathLike[str]) -> tuple[str, list[ManifestEntry]]:
+        uri = location_name(target)
+        digest = f"unverified:{run_id}"
+        basename = uri.rstrip("/").rsplit("/", 1)[-1] or "data"
+        return digest, [ManifestEntry(path=basename, digest=digest, size=0, ref=uri)]
+
+    def used(
+        self,
+        run_id: str,
+        target: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str | None:
+        """The run read `target` (a path or URI): an edge to the exact version, by digest.
+
+        Returns `name@digest`, or None when the content could not be read (the edge then goes
+        to the artifact's latest version at this time, marked inexact).
+        """
+        if not self.active:
+            return None
+        artifact = name or location_name(target)
+        hashed = self._hash(target)
+        if hashed is None:
+            self.events.append(EdgeRecorded(run_id=run_id, ref=artifact, exact=False, metadata=metadata or {}))
+            return None
+        digest, entries = hashed
+        self.events.append(
+            VersionRecorded(
+                name=artifact, digest=digest, entries=entries, run_id=run_id, direction="used",
+                edge_metadata=metadata or {},
+            )
+        )
+        return f"{artifact}@{digest}"
+
+    def used_ref(self, run_id: str, ref: str, *, exact: bool = True, metadata: dict[str, Any] | None = None) -> None:
+        """The run read a version named by a REF (resolved when the event is applied)."""
+        if not self.active:
+            return None
+        self.events.append(EdgeRecorded(run_id=run_id, ref=ref, exact=exact, metadata=metadata or {}))
+
+    def produced(
+        self,
+        run_id: str,
+        target: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str | None:
+        """The run wrote `target`: a version (a reference to where the bytes are) and its edge."""
+        if not self.active:
+            return None
+        artifact = name or location_name(target)
+        digest, entries = self._hash(target) or self._unverified(run_id, target)
+        self.events.append(
+            VersionRecorded(
+                name=artifact, digest=digest, entries=entries, type=type, metadata=metadata or {},
+                run_id=run_id, direction="produced",
+            )
+        )
+        return f"{artifact}@{digest}"
+
+
+class Observer:
+    """One per adapter (per orchestrator); cheap to create, safe to share between threads."""
+
+    def __init__(self, orchestrator: str, client_factory: Callable[[], Client] = default_client) -> None:
+        self.orchestrator = orchestrator
+        self._client_factory = client_factory
+
+    @property
+    def enabled(self) -> bool:
+        return not config.disabled()
+
+    @property
+    def timeout(self) -> float:
+        return config.timeout_s()
+
+    def client(self) -> Client:
+        return self._client_factory()
+
+    @contextmanager
+    def batch(self, what: str = "event") -> Iterator[Batch]:
+        """Collect one hook's events; on exit write them to the outbox and deliver within budget.
+
+        Never raises: an error anywhere (translation, hashing, the disk, the backend) is logged as
+        one warning line naming `what`, and the pipeline goes on.
+        """
+        batch = Batch(self, time.monotonic() + self.timeout)
+        try:
+            yield batch
+            if batch.events and batch.active:
+                batch.delivered = self.client().emit(batch.events, timeout=batch.remaining())
+        except Exception as err:  # noqa: BLE001 - the whole point: never break the pipeline
+            log.warning("headwater: %s %s not recorded: %s", self.orchestrator, what, _one_line(err))
