@@ -817,18 +817,21 @@ class SQLStore(Store):
     ) -> LineageGraph:
         """Versions in `depths` plus the runs that join them (and, at the frontier, their edges)."""
         ids = sorted(depths, key=lambda v: (depths[v], v))
-        # Runs one step outward from every version not at the depth limit.
-        walk = "used" if direction == "downstream" else "produced"
-        expanding = [v for v in ids if depth is None or depths[v] < depth]
-        run_ids: set[str] = set()
-        for chunk in _chunks(expanding):
-            run_ids.update(
-                conn.execute(
-                    sa.select(edges.c.run_id).where(edges.c.version_id.in_(chunk), edges.c.direction == walk)
-                ).scalars()
-            )
         if direction == "path":
             run_ids = self._runs_between(conn, ids)
+        else:
+            # Runs one step outward from every version not at the depth limit.
+            walk = "used" if direction == "downstream" else "produced"
+            expanding = [v for v in ids if depth is None or depths[v] < depth]
+            run_ids = set()
+            for chunk in _chunks(expanding):
+                run_ids.update(
+                    conn.execute(
+                        sa.select(edges.c.run_id).where(
+                            edges.c.version_id.in_(chunk), edges.c.direction == walk
+                        )
+                    ).scalars()
+                )
         in_graph = set(ids)
         edge_rows = []
         for chunk in _chunks(sorted(run_ids)):
