@@ -30,6 +30,7 @@ dropped at the end; when the server cannot be reached the PostgreSQL rows say so
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -752,6 +753,8 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
 
     meta = json.loads((work / "closure" / "load.json").read_text())
     store = SQLStore(f"sqlite:///{meta['db']}")
+    gc.collect()
+    gc.freeze()  # as on the networkx side
     out: dict[str, Any] = {"closure": {}, "lineage": {}}
     for key, root in meta["roots"].items():
         def closure(root: dict[str, Any] = root) -> float:
@@ -800,6 +803,11 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
     conn.close()
     build_s = time.perf_counter() - start
     graph_mib = peak_mib()
+    # The graph is long-lived: take it out of the cyclic GC's scans, as a tuned in-memory
+    # service would. Without this a BFS over half the graph runs ~4x slower (gen-2 collections
+    # traverse all 400,000 nodes' dicts while the BFS allocates).
+    gc.collect()
+    gc.freeze()
     log(f"closure: networkx graph of {g.number_of_nodes():,} nodes built in {build_s:.1f} s")
     out: dict[str, Any] = {"build_s": build_s, "graph_peak_mib": graph_mib, "closure": {}}
     for key, root in meta["roots"].items():

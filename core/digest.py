@@ -4,7 +4,17 @@ A content digest is ``blake3:<hex>`` of a file's bytes. A version digest is the 
 canonical manifest: entries sorted by path in code-point order, ``\\n``-joined
 ``path\\0digest\\0size`` (``ref`` is not part of it). A reference that cannot be read cheaply
 carries the checksum its storage reports instead, with a prefix that can never be mistaken for
-content: ``s3v:<version id>``, ``etag:<etag>``, ``mtime:<size>:<ISO time>``.
+content. The first the storage reports wins, in this order:
+
+- ``s3v:<version id>``: an S3 object's version id (a versioned bucket; S3's ``null`` is none);
+- ``gsgen:<generation>``: a Google Cloud Storage object's generation, new at every write;
+- ``etag:<etag>``: an HTTP or S3 ETag, quotes stripped (``W/`` kept for weak ones);
+- ``mtime:<size>:<ISO time>``: size and modification time in UTC (``unknown`` when not told).
+
+An object store's listing may report less than a lookup of one object: an S3 listing carries no
+version id, so an object of a versioned bucket logged as part of a prefix gets ``etag:``, and
+alone ``s3v:``. `reference_status` therefore compares a recorded checksum only with the
+storage's current checksum *of the same kind*, never with whatever a new lookup would record.
 
 Directory scans follow symlinks to files wherever they point (a Hugging Face snapshot is a
 folder of such links into a shared blob folder) but never descend into symlinked directories
@@ -55,6 +65,7 @@ __all__ = [
     "manifest_digest",
     "new_hasher",
     "reference_manifest",
+    "reference_status",
     "validate_entry_path",
 ]
 

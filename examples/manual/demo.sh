@@ -31,8 +31,8 @@ echo "== what is in production, and what was it trained on?"
 headwater upstream churn-model-int8:production
 
 echo
+hw="$(command -v headwater)"
 echo "The graph lives in $HEADWATER_HOME. Explore it:"
-echo "  HEADWATER_HOME=$HEADWATER_HOME headwater upstream churn-model-int8:production"
-echo "  HEADWATER_HOME=$HEADWATER_HOME headwater downstream users:v0"
-echo "  HEADWATER_HOME=$HEADWATER_HOME headwater ls"
-echo "(headwater is installed in $(dirname "$(command -v headwater)"))"
+echo "  HEADWATER_HOME=$HEADWATER_HOME $hw upstream churn-model-int8:production"
+echo "  HEADWATER_HOME=$HEADWATER_HOME $hw downstream users:v0"
+echo "  HEADWATER_HOME=$HEADWATER_HOME $hw ls"
