@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from headwater import config
-from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound
+from headwater.errors import Conflict, InvalidInput, NotFound
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -580,15 +580,17 @@ class Client:
         return root
 
     def _restore(self, version: Version, item: ManifestEntry, target: Path) -> None:
-        from headwater.digest import hash_file, is_content_digest, reference_manifest
+        from headwater.digest import hash_file, is_content_digest, reference_status
 
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.ref is None:
             self.blobs.get_file(item.digest, target)
             return
         if not is_content_digest(item.digest):
-            current = reference_manifest(item.ref)
-            if len(current) != 1 or current[0].digest != item.digest:
+            status = reference_status(item, stat_cache=self.stat_cache)
+            if status == "missing":
+                raise NotFound(f"{item.ref} is gone since {version.ref} was recorded")
+            if status != "ok":
                 raise Conflict(f"{item.ref} has changed since {version.ref} was recorded ({item.digest})")
         import fsspec
 
@@ -606,7 +608,7 @@ class Client:
 
     def verify(self, ref: str) -> VerifyReport:
         """Re-hash every entry of a version: missing files, changed bytes, drifted references."""
-        from headwater.digest import hash_file, is_content_digest, reference_manifest
+        from headwater.digest import is_content_digest, reference_status
 
         version = self.get(ref)
         report = VerifyReport(ref=version.ref, ok=True, checked=len(version.entries))
@@ -621,19 +623,16 @@ class Client:
                             self.blobs.get_file(item.digest, Path(tmp) / "blob")
                         except Conflict:
                             report.changed.append(item.path)
-                elif item.ref.startswith("file://"):
-                    local = file_uri_to_path(item.ref)
-                    if not local.is_file():
-                        report.missing.append(item.path)
-                    elif hash_file(local)[0] != item.digest:
-                        report.changed.append(item.path)
                 else:
-                    current = reference_manifest(item.ref)
-                    if not current:
+                    status = reference_status(item, stat_cache=self.stat_cache)
+                    if status == "missing":
                         report.missing.append(item.path)
-                    elif current[0].digest != item.digest:
+                    elif status == "drifted":
                         (report.changed if is_content_digest(item.digest) else report.drifted).append(item.path)
-            except (HeadwaterError, OSError):
+            except InvalidInput:
+                # ol:/unverified: checksums were never content: nothing to compare them with.
+                report.unchecked.append(item.path)
+            except OSError:
                 report.missing.append(item.path)
         report.ok = not (report.missing or report.changed or report.drifted)
         return report

@@ -8,6 +8,7 @@ from a damaged store raises Conflict instead of handing back wrong bytes.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
 from headwater.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["BlobStore", "default_blob_url"]
+
+log = logging.getLogger(__name__)
 
 _PREFIX = "blake3:"
 # Object stores publish an object only once its upload completes, so a blob can be written in
@@ -100,7 +103,16 @@ class BlobStore:
 
     def has(self, digest: str) -> bool:
         path = self._path(digest)
-        return os.path.isfile(path) if self._local else bool(self._fs.exists(path))
+        return os.path.isfile(path) if self._local else self._exists(path)
+
+    def _exists(self, path: str) -> bool:
+        # fsspec keeps one file system instance per set of options, with a listings cache
+        # (filled by iter_digests, say): ask the store, not what this process listed earlier.
+        try:
+            self._fs.invalidate_cache(path)
+        except Exception as exc:  # noqa: BLE001 - a cache is an optimisation; never fail on it
+            log.debug("listings cache of %s not cleared: %s", path, exc)
+        return bool(self._fs.exists(path))
 
     def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
         """Store a file under its digest (a no-op when already stored); returns the digest.
@@ -130,7 +142,7 @@ class BlobStore:
 
     def _stored(self, final: str, size: int) -> bool:
         if not self._local:
-            return bool(self._fs.exists(final))  # object stores never publish a partial object
+            return self._exists(final)  # object stores never publish a partial object
         try:
             # A local blob of the wrong size was cut short by a crash: store it again.
             return os.stat(final).st_size == size

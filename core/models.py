@@ -179,4 +179,5 @@ class VerifyReport(_Model):
     missing: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
     drifted: list[str] = Field(default_factory=list, description="references whose checksum moved")
+    unchecked: list[str] = Field(default_factory=list, description="entries recorded without a checksum")
     checked: int = 0

@@ -409,16 +409,6 @@ def test_unsupported_scheme_is_one_line_invalid_input() -> None:
     assert "\n" not in message and "s3://" in message and "headwater[s3]" in message
 
 
-@pytest.mark.parametrize(
-    ("scheme", "package", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")]
-)
-def test_missing_fsspec_package_names_the_extra(scheme: str, package: str, extra: str) -> None:
-    if importlib.util.find_spec(package) is not None:
-        pytest.skip(f"{package} is installed")
-    with pytest.raises(InvalidInput, match=rf'pip install "headwater\[{extra}\]"'):
-        reference_manifest(f"{scheme}://bucket/key")
-
-
 def test_fsspec_reference_uses_storage_checksums() -> None:
     fs = fsspec.filesystem("memory")
     base = f"/ref-{uuid.uuid4().hex}"
