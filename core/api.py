@@ -220,9 +220,13 @@ class Client:
 
     def _store_blobs(self, content: _Content) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.
-        for entry in content.entries:
-            if entry.path in content.files:
+        from headwater.progress import ByteProgress
+
+        stored = [e for e in content.entries if e.path in content.files]
+        with ByteProgress("storing", sum(e.size for e in stored)) as bar:
+            for entry in stored:
                 self.blobs.put_file(content.files[entry.path], entry.digest)
+                bar.advance(entry.size)
 
     def _version_event(
         self,

@@ -32,7 +32,6 @@ import os
 import posixpath
 import sqlite3
 import stat as stat_mod
-import sys
 import threading
 import time
 import unicodedata
@@ -48,6 +47,7 @@ from typing import Any, BinaryIO, Literal, NamedTuple
 import blake3
 
 from headwater.config import hash_threads, headwater_home, timeout_s
+from headwater.progress import ByteProgress
 from headwater.errors import HeadwaterError, InvalidInput, Unavailable
 from headwater.models import ManifestEntry
 
@@ -88,7 +88,6 @@ _BATCH_BYTES = 8 << 20
 # git's racy-index rule: a file modified this close to hashing may change again within the
 # file system's timestamp granularity without its stat changing, so its digest is not cached.
 RACY_NS = 2_000_000_000
-_PROGRESS_MIN_BYTES = 256 << 20
 _STAT_CACHE_BUSY_S = 2.0
 _SQL_CHUNK = 500  # below SQLite's historical 999 bound-parameter limit
 
@@ -460,47 +459,6 @@ def local_files(path: str | os.PathLike[str]) -> dict[str, Path]:
     return {f.rel: Path(f.abspath) for f in _scan(path)[0]}
 
 
-class _Progress:
-    """A rich progress bar on a terminal for large work; nothing otherwise."""
-
-    def __init__(self, total: int, wanted: bool | None) -> None:
-        show = wanted if wanted is not None else total > _PROGRESS_MIN_BYTES and sys.stderr.isatty()
-        self._bar: Any = None
-        if show and total > 0:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._bar = Progress(
-                "hashing",
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._bar.add_task("hashing", total=total)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-
 def _batches(files: Sequence[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
     batch: list[tuple[str, int]] = []
     total = 0
@@ -527,7 +485,7 @@ def _digest_files(
         small = [f for f in todo if f.key.size < LARGE_FILE]
         hashed: list[tuple[str, int]] = []
         try:
-            with _Progress(sum(f.key.size for f in todo), progress) as bar:
+            with ByteProgress("hashing", sum(f.key.size for f in todo), progress) as bar:
                 # Large files first, each on all threads; then small files, one per thread.
                 for f in large:
                     hashed.append(_hash_large(f.abspath, f.key.size, threads, bar.advance))
