@@ -17,7 +17,7 @@ ORCHESTRATORS = ("airflow", "prefect", "dagster")
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The library, the store contract on SQLite and PostgreSQL, the CLI."""
-    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,http]")
+    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,server,openlineage]")
     ignore = [f"--ignore=tests/{name}" for name in ORCHESTRATORS]
     session.run("pytest", *(session.posargs or ["tests", *ignore]), env={"PYTHONUNBUFFERED": "1"})
 
