@@ -1,0 +1,152 @@
+"""What the IO manager, the event-log reader and the sensor share: names, run ids, the observer.
+
+Only translation lives here: every write goes through headwater.observe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from headwater.api import Client, run_id
+from headwater.observe import Batch, Observer, location_name
+from headwater.refs import is_uri
+
+ORCHESTRATOR = "dagster"
+URI_KEY = "headwater/uri"  # asset definition metadata: the artifact's name (a location URI)
+VERSION_KEY = "headwater/version"  # output metadata added to the materialization
+DIGEST_KEY = "headwater/digest"
+PARTITION_TAG = "dagster/partition"
+
+_lock = threading.Lock()
+_observers: dict[str | None, Observer] = {}
+_clients: dict[str, Client] = {}
+# (observer uri, headwater run id) already announced by this process: a run is upserted once per
+# process; the event is durable in the outbox, so announcing it again would add nothing.
+_announced: set[tuple[str | None, str]] = set()
+
+
+def observer(uri: str | None = None) -> Observer:
+    """The observer for a configured backend URI, or for HEADWATER_URI/HEADWATER_HOME when None."""
+    with _lock:
+        found = _observers.get(uri)
+        if found is None:
+            if uri is None:
+                found = Observer(ORCHESTRATOR)
+            else:
+                found = Observer(ORCHESTRATOR, client_factory=lambda: _client(uri))
+            _observers[uri] = found
+        return found
+
+
+def _client(uri: str) -> Client:
+    with _lock:
+        client = _clients.get(uri)
+        if client is None:
+            client = _clients[uri] = Client(uri=uri)
+        return client
+
+
+def container_id(dagster_run_id: str) -> str:
+    """The headwater run of a Dagster run (kind "container")."""
+    return run_id(ORCHESTRATOR, dagster_run_id)
+
+
+def step_id(dagster_run_id: str, step_key: str, attempt: int) -> str:
+    """The headwater run of one attempt of a Dagster step (kind "task")."""
+    return run_id(ORCHESTRATOR, dagster_run_id, step_key, attempt)
+
+
+def utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def raw(value: Any) -> Any:
+    """A metadata value as plain Python (MetadataValue objects carry it in `.value`)."""
+    return getattr(value, "value", value)
+
+
+def uri_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The `headwater/uri` definition metadata, normalised; None when unset or not a URI."""
+    value = raw((metadata or {}).get(URI_KEY))
+    if isinstance(value, str) and value.strip():
+        value = value.strip()
+        return location_name(value) if is_uri(value) else value
+    return None
+
+
+def asset_name(path: list[str] | tuple[str, ...], metadata: Mapping[str, Any] | None) -> str:
+    """An asset's artifact name: its `headwater/uri` when set, else its key joined by `/`."""
+    return uri_of(metadata) or "/".join(path)
+
+
+def partition_name(name: str, partition: str | None) -> str:
+    """Each partition is its own artifact, `<asset name>/<partition key>`, with its own versions."""
+    return f"{name}/{partition}" if partition is not None else name
+
+
+def location_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """Where bytes were stored, from output/materialization metadata: `path`, else `uri`."""
+    for key in ("path", "uri"):
+        value = raw((metadata or {}).get(key))
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def announce(
+    b: Batch,
+    uri: str | None,
+    *,
+    dagster_run_id: str,
+    job: str,
+    job_namespace: str,
+    step_key: str,
+    attempt: int,
+    partition: str | None,
+    links: dict[str, str] | None,
+) -> str:
+    """Upsert the Dagster run (container) and this step attempt (task, running); its run id."""
+    container = container_id(dagster_run_id)
+    step = step_id(dagster_run_id, step_key, attempt)
+    with _lock:
+        new = [rid for rid in (container, step) if (uri, rid) not in _announced]
+    if container in new:
+        params: dict[str, Any] = {"dagster_run_id": dagster_run_id}
+        if partition is not None:
+            params["partition"] = partition
+        b.run(
+            container, job=job, job_namespace=job_namespace, kind="container", status="running",
+            started_at=datetime.now(timezone.utc), params=params, links=links,
+        )
+    if step in new:
+        params = {"dagster_run_id": dagster_run_id, "step_key": step_key, "attempt": attempt}
+        if partition is not None:
+            params["partition"] = partition
+        b.run(
+            step, job=f"{job}.{step_key}", job_namespace=job_namespace, kind="task", status="running",
+            started_at=datetime.now(timezone.utc), params=params, parent_id=container, links=links,
+        )
+    return step
+
+
+def mark_announced(uri: str | None, *run_ids: str) -> None:
+    """Called once the batch that announced these runs is written (delivered or queued)."""
+    with _lock:
+        _announced.update((uri, rid) for rid in run_ids)
+
+
+def forget(uri: str | None, dagster_run_id: str, steps: Iterable[tuple[str, int]]) -> None:
+    """Drop what this process remembers of a Dagster run and its steps (they ended here)."""
+    gone = {(uri, container_id(dagster_run_id))}
+    gone.update((uri, step_id(dagster_run_id, key, attempt)) for key, attempt in steps)
+    with _lock:
+        _announced.difference_update(gone)
+
+
+def run_link(dagster_url: str | None, dagster_run_id: str) -> dict[str, str] | None:
+    if not dagster_url:
+        return None
+    return {"dagster": f"{dagster_url.rstrip('/')}/runs/{dagster_run_id}"}

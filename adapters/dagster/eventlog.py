@@ -1,0 +1,318 @@
+"""What Dagster's event log tells headwater: step and run statuses, and materializations that did
+not go through an IO manager (`MaterializeResult`, `deps=[...]`, assets written by the op itself).
+
+Used by the IO manager's teardown (statuses of the steps it saw, right after they end), by
+`record_run` (one whole run, for scripts and tests) and by `headwater_sensor` (every run that
+ends, in the Dagster daemon).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from dagster import DagsterEventType as T
+from headwater.adapters.dagster import _common as common
+from headwater.refs import is_uri
+
+log = logging.getLogger("headwater")
+
+STEP_EVENTS = {T.STEP_START, T.STEP_RESTARTED, T.STEP_UP_FOR_RETRY, T.STEP_SUCCESS, T.STEP_FAILURE, T.STEP_SKIPPED}
+RUN_END = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
+RUN_EVENTS = {T.RUN_START, *RUN_END}
+
+
+@dataclass
+class Outcome:
+    status: str = "running"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    final: bool = True  # False for an attempt that Dagster retried
+
+
+@dataclass
+class _Materialization:
+    step_key: str
+    attempt: int
+    storage_id: int
+    entry: Any
+
+
+def _is_wrapper(cls_name: str) -> bool:
+    """Dagster's own wrappers around the user's exception (`.cause` holds the user's)."""
+    return cls_name.startswith("Dagster") or cls_name.startswith("RetryRequested")
+
+
+def _error(info: Any) -> str | None:
+    """One line naming the user's exception (Dagster wraps it in a step execution error)."""
+    if info is None:
+        return None
+    while getattr(info, "cause", None) is not None and _is_wrapper(info.cls_name or ""):
+        info = info.cause
+    text = (info.message or "").strip().splitlines()
+    return text[0] if text else info.cls_name
+
+
+def read_steps(records: Iterable[Any]) -> tuple[dict[tuple[str, int], Outcome], list[_Materialization]]:
+    """Each step attempt's outcome, and the materializations, from a run's records in order."""
+    outcomes: dict[tuple[str, int], Outcome] = {}
+    attempts: dict[str, int] = {}
+    materializations: list[_Materialization] = []
+    for record in records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        key = entry.step_key
+        if event is None or key is None:
+            continue
+        attempt = attempts.get(key, 0)
+        at = common.utc(entry.timestamp)
+        kind = event.event_type
+        if kind == T.ASSET_MATERIALIZATION:
+            materializations.append(_Materialization(key, attempt, record.storage_id, entry))
+            continue
+        if kind not in STEP_EVENTS:
+            continue
+        outcome = outcomes.setdefault((key, attempt), Outcome())
+        if kind in (T.STEP_START, T.STEP_RESTARTED):
+            outcome.started_at = outcome.started_at or at
+        elif kind == T.STEP_UP_FOR_RETRY:
+            outcome.status, outcome.ended_at, outcome.final = "failed", at, False
+            outcome.error = _error(getattr(event.event_specific_data, "error", None)) or "retry requested"
+            attempts[key] = attempt + 1
+        elif kind == T.STEP_SUCCESS:
+            outcome.status, outcome.ended_at = "succeeded", at
+        elif kind == T.STEP_FAILURE:
+            outcome.status, outcome.ended_at = "failed", at
+            outcome.error = _error(getattr(event.event_specific_data, "error", None))
+        elif kind == T.STEP_SKIPPED:
+            outcome.status, outcome.ended_at = "skipped", at
+    return outcomes, materializations
+
+
+def _plan_steps(instance: Any, dagster_run: Any) -> list[str] | None:
+    if dagster_run.step_keys_to_execute:
+        return list(dagster_run.step_keys_to_execute)
+    if dagster_run.execution_plan_snapshot_id:
+        snap = instance.get_execution_plan_snapshot(dagster_run.execution_plan_snapshot_id)
+        return list(snap.step_keys_to_execute)
+    return None
+
+
+def _from_children(outcomes: dict[tuple[str, int], Outcome], plan: Sequence[str] | None) -> tuple[str | None, str | None]:
+    """The Dagster run's status as its steps tell it: (status or None when undecided, error)."""
+    final = {key: o for (key, _), o in outcomes.items() if o.final and o.status != "running"}
+    failed = sorted(key for key, o in final.items() if o.status == "failed")
+    if failed:  # a failed step (not retried) fails the run
+        return "failed", f"steps failed: {', '.join(failed)}"
+    if plan and all(final.get(key) is not None for key in plan):
+        return "succeeded", None
+    return None, None
+
+
+def _records(instance: Any, dagster_run_id: str, of_type: set[Any]) -> list[Any]:
+    return list(instance.get_records_for_run(dagster_run_id, of_type=of_type, limit=None).records)
+
+
+def record_step_outcomes(
+    instance: Any, dagster_run: Any, steps: Iterable[tuple[str, int]], *, uri: str | None, job_namespace: str
+) -> None:
+    """Statuses of the step attempts this process saw, and the Dagster run's when its steps
+    decide it (a failed step; or every planned step ended). Called when the IO manager is torn
+    down: at the end of an in-process run, at the end of each step in a multiprocess worker."""
+    with common.observer(uri).batch("step statuses") as b:
+        outcomes, _ = read_steps(_records(instance, dagster_run.run_id, STEP_EVENTS))
+        for key, attempt in sorted(steps):
+            outcome = outcomes.get((key, attempt))
+            if outcome is not None and outcome.status != "running":
+                b.run(
+                    common.step_id(dagster_run.run_id, key, attempt),
+                    status=outcome.status,  # type: ignore[arg-type]
+                    ended_at=outcome.ended_at,
+                    error=outcome.error,
+                )
+        status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+        if status is not None:
+            ended = [o.ended_at for o in outcomes.values() if o.ended_at is not None]
+            b.run(
+                common.container_id(dagster_run.run_id),
+                status=status,  # type: ignore[arg-type]
+                ended_at=max(ended) if ended else datetime.now(timezone.utc),
+                error=error,
+            )
+
+
+def record_run(
+    instance: dg.DagsterInstance,
+    dagster_run_id: str,
+    *,
+    asset_graph: Any = None,
+    uri: str | None = None,
+    job_namespace: str = "dagster",
+    dagster_url: str | None = None,
+) -> None:
+    """Record one Dagster run from its event log: the run and every step attempt with their
+    statuses, and the materializations that bypassed HeadwaterIOManager (with their `deps`).
+
+    Idempotent (deterministic run ids, terminal statuses stick), so it may follow what the IO
+    manager recorded. `asset_graph` (e.g. `defs.resolve_asset_graph()`) supplies each asset's
+    `headwater/uri` and its deps; without it materializations are named by asset key and their
+    deps are not recorded. Never raises.
+    """
+    with common.observer(uri).batch(f"run {dagster_run_id}") as b:
+        dagster_run = instance.get_run_by_id(dagster_run_id)
+        if dagster_run is None:
+            return
+        records = _records(instance, dagster_run_id, STEP_EVENTS | RUN_EVENTS | {T.ASSET_MATERIALIZATION})
+        outcomes, materializations = read_steps(records)
+        started = ended = status = None
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is not None and event.event_type == T.RUN_START:
+                started = common.utc(record.event_log_entry.timestamp)
+            elif event is not None and event.event_type in RUN_END:
+                status, ended = RUN_END[event.event_type], common.utc(record.event_log_entry.timestamp)
+        error = None
+        if status is None:
+            status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+        elif status == "failed":
+            error = _from_children(outcomes, None)[1]
+        job, links = dagster_run.job_name, common.run_link(dagster_url, dagster_run_id)
+        partition = dagster_run.tags.get(common.PARTITION_TAG)
+        container = common.container_id(dagster_run_id)
+        params: dict[str, Any] = {"dagster_run_id": dagster_run_id}
+        if partition is not None:
+            params["partition"] = partition
+        b.run(
+            container, job=job, job_namespace=job_namespace, kind="container", status=status,  # type: ignore[arg-type]
+            started_at=started, ended_at=ended, params=params, error=error, links=links,
+        )
+        run_over = ended is not None
+        for (key, attempt), outcome in sorted(outcomes.items()):
+            step_status, step_error = outcome.status, outcome.error
+            if step_status == "running" and run_over:  # the run ended without this step's end
+                step_status = "aborted" if status == "aborted" else "failed"
+                step_error = f"the Dagster run ended ({status}) before this step did"
+            step_params = {"dagster_run_id": dagster_run_id, "step_key": key, "attempt": attempt}
+            if partition is not None:
+                step_params["partition"] = partition
+            b.run(
+                common.step_id(dagster_run_id, key, attempt), job=f"{job}.{key}", job_namespace=job_namespace,
+                kind="task", status=step_status,  # type: ignore[arg-type]
+                started_at=outcome.started_at, ended_at=outcome.ended_at or (ended if run_over else None),
+                params=step_params, parent_id=container, error=step_error, links=links,
+            )
+        for found in materializations:
+            _record_materialization(b, instance, dagster_run_id, found, asset_graph)
+
+
+def _node(asset_graph: Any, key: Any) -> Any:
+    if asset_graph is None or not asset_graph.has(key):
+        return None
+    return asset_graph.get(key)
+
+
+def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any) -> None:
+    """The deps its asset declares (edges are idempotent: inputs the IO manager loaded are the
+    same versions) and, when HeadwaterIOManager did not record it (no headwater/digest), the
+    version at its `path`/`uri` metadata or its `headwater/uri`."""
+    materialization = found.entry.asset_materialization
+    if materialization is None:
+        return
+    key, partition = materialization.asset_key, materialization.partition
+    node = _node(asset_graph, key)
+    definition = node.metadata if node is not None else {}
+    name = common.partition_name(common.asset_name(key.path, definition), partition)
+    run = common.step_id(dagster_run_id, found.step_key, found.attempt)
+    location = common.location_of(materialization.metadata)
+    uri = common.uri_of(definition)
+    if location is None and uri is not None and is_uri(uri):
+        location = common.partition_name(uri, partition)
+    if common.DIGEST_KEY in materialization.metadata:
+        pass  # HeadwaterIOManager recorded this output; only the deps are left
+    elif location is None:
+        log.warning(
+            "headwater: dagster materialization of %s not recorded: no `path` or `uri` metadata and no %s",
+            name, common.URI_KEY,
+        )
+    else:
+        metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
+        if partition is not None:
+            metadata["dagster/partition"] = partition
+        b.produced(run, location, name=name, metadata=metadata)
+    if node is None:
+        return
+    for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+        parent_node = asset_graph.get(parent)
+        if parent_node.is_partitioned:
+            continue  # which partitions a dep means is not in the event log: not recorded
+        parent_name = common.asset_name(parent.path, parent_node.metadata)
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=parent, before_storage_id=found.storage_id), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata if records else {}
+        digest = common.raw(metadata.get(common.DIGEST_KEY))
+        parent_location = common.location_of(metadata)
+        parent_uri = common.uri_of(parent_node.metadata)
+        if isinstance(digest, str):
+            b.used_ref(run, f"{parent_name}@{digest}")
+        elif parent_location is not None:
+            b.used(run, parent_location, name=parent_name)
+        elif parent_uri is not None and is_uri(parent_uri):
+            b.used(run, parent_uri, name=parent_name)
+        else:
+            b.used_ref(run, parent_name, exact=False)
+
+
+def headwater_sensor(
+    *,
+    name: str = "headwater",
+    uri: str | None = None,
+    job_namespace: str = "dagster",
+    dagster_url: str | None = None,
+    minimum_interval_seconds: int = 30,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    runs_per_tick: int = 50,
+) -> dg.SensorDefinition:
+    """A sensor (run by the Dagster daemon) that records every run ending after its first tick:
+    the final status of the run and of its steps, and what bypassed the IO manager. Its cursor is
+    one storage id per run-end event type; the first tick only sets it (as run status sensors do)."""
+    kinds = list(RUN_END)
+
+    @dg.sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status)
+    def _headwater(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        try:
+            instance = context.instance
+            cursor: dict[str, str | None] = json.loads(context.cursor) if context.cursor else {}
+            first = not cursor
+            repository = getattr(context, "repository_def", None)
+            graph = repository.asset_graph if repository is not None else None
+            recorded = 0
+            for kind in kinds:
+                if first:  # start from now: the newest record's cursor (None: no such event yet)
+                    newest = instance.fetch_run_status_changes(kind, limit=1, ascending=False)
+                    cursor[kind.value] = newest.cursor if newest.records else None
+                    continue
+                result = instance.fetch_run_status_changes(
+                    kind, limit=runs_per_tick, cursor=cursor.get(kind.value), ascending=True
+                )
+                for record in result.records:
+                    record_run(
+                        instance, record.event_log_entry.run_id, asset_graph=graph, uri=uri,
+                        job_namespace=job_namespace, dagster_url=dagster_url,
+                    )
+                    recorded += 1
+                if result.records:
+                    cursor[kind.value] = result.cursor
+            context.update_cursor(json.dumps(cursor, sort_keys=True))
+            return dg.SkipReason("headwater: started" if first else f"headwater: recorded {recorded} run(s)")
+        except Exception as err:  # noqa: BLE001 - a sensor error must not stop the daemon's others
+            log.warning("headwater: dagster sensor tick not recorded: %s: %s", type(err).__name__, err)
+            return dg.SkipReason(f"headwater: {type(err).__name__}")
+
+    return _headwater

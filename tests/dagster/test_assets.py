@@ -1,0 +1,159 @@
+"""HeadwaterIOManager around real Dagster asset runs: the recorded graph, exactly."""
+
+# No `from __future__ import annotations`: Dagster reads these annotations at definition time.
+
+from pathlib import Path
+
+import dagster as dg
+import headwater as hw
+import pytest
+from headwater.adapters.dagster import HeadwaterIOManager
+
+from .conftest import container, graph, step
+
+JOB = "__ephemeral_asset_job__"
+
+
+@dg.asset
+def users() -> list[str]:
+    return ["ada", "grace"]
+
+
+@dg.asset
+def greetings(users: list[str]) -> list[str]:
+    return [f"hello {u}" for u in users]
+
+
+def io(storage: Path) -> HeadwaterIOManager:
+    return HeadwaterIOManager(inner=dg.FilesystemIOManager(base_dir=str(storage)))
+
+
+def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+) -> None:
+    client = hw_env
+    first = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
+    second = dg.materialize(
+        [users, greetings], selection=[greetings], resources={"io_manager": io(storage)}, instance=instance
+    )
+    users_uri, greetings_uri = (storage / "users").as_uri(), (storage / "greetings").as_uri()
+    r1, r2 = first.run_id, second.run_id
+    assert graph(client) == {
+        "runs": {
+            container(r1): (JOB, "container", "succeeded", None, [], []),
+            step(r1, "users"): (f"{JOB}.users", "task", "succeeded", container(r1), [], ["users:v0"]),
+            step(r1, "greetings"): (f"{JOB}.greetings", "task", "succeeded", container(r1), ["users:v0"], ["greetings:v0"]),
+            container(r2): (JOB, "container", "succeeded", None, [], []),
+            # loaded from the first run's storage: the edge goes to that exact version
+            step(r2, "greetings"): (f"{JOB}.greetings", "task", "succeeded", container(r2), ["users:v0"], ["greetings:v0"]),
+        },
+        "versions": {
+            "users:v0": [("users", users_uri)],
+            "greetings:v0": [("greetings", greetings_uri)],
+        },
+    }
+    # The materialization carries the version, so the Dagster UI shows it.
+    event = instance.get_latest_materialization_event(dg.AssetKey("greetings"))
+    metadata = event.asset_materialization.metadata
+    assert metadata["headwater/version"].value == "greetings:v0"
+    assert metadata["headwater/digest"].value == client.get("greetings:v0").digest
+    assert metadata["path"].value == str(storage / "greetings")
+
+
+@dg.asset
+def broken(users: list[str]) -> list[str]:
+    raise ValueError(f"no greeting for {users[0]}")
+
+
+def test_a_failing_step_is_failed_with_its_error_and_fails_the_run(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+) -> None:
+    result = dg.materialize(
+        [users, broken], resources={"io_manager": io(storage)}, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    r = result.run_id
+    assert graph(hw_env)["runs"] == {
+        container(r): (JOB, "container", "failed", None, [], []),
+        step(r, "users"): (f"{JOB}.users", "task", "succeeded", container(r), [], ["users:v0"]),
+        step(r, "broken"): (f"{JOB}.broken", "task", "failed", container(r), ["users:v0"], []),
+    }
+    assert hw_env.get_run(step(r, "broken")).error == "ValueError: no greeting for ada"
+    assert hw_env.get_run(container(r)).error == "steps failed: broken"
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
+
+
+@dg.asset(partitions_def=DAYS)
+def events(context: dg.AssetExecutionContext) -> list[str]:
+    return [f"event of {context.partition_key}"]
+
+
+@dg.asset
+def summary(events: dict[str, list[str]]) -> int:
+    return sum(len(v) for v in events.values())
+
+
+def test_each_partition_is_an_artifact_and_a_reader_of_all_links_every_version(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+) -> None:
+    days = DAYS.get_partition_keys()
+    assert days == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    daily = [
+        dg.materialize([events], partition_key=day, resources={"io_manager": io(storage)}, instance=instance).run_id
+        for day in days
+    ]
+    # 2024-01-02 again, same content: the same version (v0), one more producer
+    again = dg.materialize([events], partition_key=days[1], resources={"io_manager": io(storage)}, instance=instance).run_id
+    reader = dg.materialize(
+        [events, summary], selection=[summary], resources={"io_manager": io(storage)}, instance=instance
+    ).run_id
+    expected_runs = {}
+    for run, day in [*zip(daily, days), (again, days[1])]:
+        expected_runs[container(run)] = (JOB, "container", "succeeded", None, [], [])
+        expected_runs[step(run, "events")] = (f"{JOB}.events", "task", "succeeded", container(run), [], [f"events/{day}:v0"])
+    expected_runs[container(reader)] = (JOB, "container", "succeeded", None, [], [])
+    expected_runs[step(reader, "summary")] = (
+        f"{JOB}.summary", "task", "succeeded", container(reader), [f"events/{d}:v0" for d in days], ["summary:v0"],
+    )
+    assert graph(hw_env) == {
+        "runs": expected_runs,
+        "versions": {
+            **{f"events/{d}:v0": [(d, (storage / "events" / d).as_uri())] for d in days},
+            "summary:v0": [("summary", (storage / "summary").as_uri())],
+        },
+    }
+    assert hw_env.get_run(container(daily[0])).params == {"dagster_run_id": daily[0], "partition": days[0]}
+    assert hw_env.get("events/2024-01-02:v0").metadata == {"dagster/asset_key": "events", "dagster/partition": days[1]}
+    assert hw_env.get("events/2024-01-02:v0").producers == [step(daily[1], "events"), step(again, "events")]
+
+
+@dg.asset(metadata={"headwater/uri": "file:///shared/exports/users"})
+def exported_users() -> list[str]:
+    return ["ada"]
+
+
+def test_headwater_uri_names_the_artifact_and_the_bytes_stay_where_the_manager_put_them(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+) -> None:
+    dg.materialize([exported_users], resources={"io_manager": io(storage)}, instance=instance)
+    version = hw_env.get("file:///shared/exports/users")
+    assert version.ref == "file:///shared/exports/users:v0"
+    assert [(e.path, e.ref) for e in version.entries] == [("exported_users", (storage / "exported_users").as_uri())]
+
+
+def test_recording_never_breaks_the_pipeline_and_disabled_records_nothing(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    monkeypatch.setenv("HEADWATER_DISABLED", "1")
+    assert dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance).success
+    assert hw_env.runs() == [] and hw_env.outbox.pending() == []
+    monkeypatch.delenv("HEADWATER_DISABLED")
+    monkeypatch.setenv("HEADWATER_URI", "nope://nowhere")  # no such backend: every hook fails
+    with caplog.at_level("WARNING", logger="headwater"):
+        result = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
+    assert result.success and result.output_for_node("greetings") == ["hello ada", "hello grace"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "headwater"]
+    assert warnings and all(w.startswith("headwater: ") and "\n" not in w for w in warnings)
+    assert hw_env.runs() == []
