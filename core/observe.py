@@ -157,17 +157,26 @@ class Batch:
     def produced(
         self,
         run_id: str,
-        target: str | os.PathLike[str],
+        target: str | os.PathLike[str] | None,
         *,
         name: str | None = None,
         type: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> str | None:
-        """The run wrote `target`: a version (a reference to where the bytes are) and its edge."""
+        """The run wrote `target`: a version (a reference to where the bytes are) and its edge.
+
+        With no target (an output whose location the orchestrator does not report), `name` is
+        required and the version is `unverified:<run id>` with no entries.
+        """
         if not self.active:
             return None
-        artifact = name or location_name(target)
-        digest, entries = self._hash(target) or self._unverified(run_id, target)
+        if target is None:
+            if not name:
+                raise ValueError("an output without a location needs a name")
+            artifact, digest, entries = name, f"unverified:{run_id}", []
+        else:
+            artifact = name or location_name(target)
+            digest, entries = self._hash(target) or self._unverified(run_id, target)
         self.events.append(
             VersionRecorded(
                 name=artifact, digest=digest, entries=entries, type=type, metadata=metadata or {},

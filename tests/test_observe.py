@@ -104,3 +104,12 @@ def test_disabled_records_nothing(observer: Observer, client: hw.Client, files, 
         b.run(hw.run_id("off"), job="j")
         assert b.produced(hw.run_id("off"), files({"o": "1"}) / "o") is None
     assert b.delivered is None and client.outbox.pending() == [] and client.runs() == []
+
+
+def test_an_output_without_a_location_is_unverified(observer: Observer, client: hw.Client) -> None:
+    task = hw.run_id("testorch", "nowhere")
+    with observer.batch() as b:
+        b.run(task, job="nowhere", status="succeeded")
+        assert b.produced(task, None, name="in-memory-table") == f"in-memory-table@unverified:{task}"
+    version = client.get("in-memory-table")
+    assert (version.digest, version.entries, version.produced_by) == (f"unverified:{task}", [], task)
