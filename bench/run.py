@@ -58,15 +58,33 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 # Sizes. "full" is the issue's; --quick is for a fast look; --tiny is for the smoke test.
 SIZES: dict[str, dict[str, int]] = {
-    "full": dict(
-        n_small=1000, small=1 * MiB, big=512 * MiB, runs=2000, graph=200_000, reps_short=5, reps_long=3
-    ),
-    "quick": dict(
-        n_small=200, small=256 << 10, big=64 * MiB, runs=500, graph=20_000, reps_short=5, reps_long=3
-    ),
-    "tiny": dict(
-        n_small=20, small=64 << 10, big=8 * MiB, runs=40, graph=2_000, reps_short=2, reps_long=2
-    ),
+    "full": {
+        "n_small": 1000,
+        "small": 1 * MiB,
+        "big": 512 * MiB,
+        "runs": 2000,
+        "graph": 200_000,
+        "reps_short": 5,
+        "reps_long": 3,
+    },
+    "quick": {
+        "n_small": 200,
+        "small": 256 << 10,
+        "big": 64 * MiB,
+        "runs": 500,
+        "graph": 20_000,
+        "reps_short": 5,
+        "reps_long": 3,
+    },
+    "tiny": {
+        "n_small": 20,
+        "small": 64 << 10,
+        "big": 8 * MiB,
+        "runs": 30,
+        "graph": 2_000,
+        "reps_short": 2,
+        "reps_long": 1,
+    },
 }
 
 # Roots picked for the closure benchmark: (row key, share of all versions its closure reaches).
@@ -84,7 +102,7 @@ def log(msg: str) -> None:
 def _status_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as f:
-            m = re.search(rf"^{field}:\s+(\d+)\s+kB", f.read(), re.M)
+            m = re.search(rf"^{field}:\s+(\d+)\s+kB", f.read(), re.MULTILINE)
         return int(m.group(1)) if m else None
     except OSError:
         return None
@@ -147,7 +165,9 @@ def make_folder(root: Path, n_small: int, small: int, big: int) -> int:
     files = root / "files"
     files.mkdir(parents=True, exist_ok=True)
     old = time.time() - 3600  # older than the 2 s racy-mtime window, so digests are cacheable
-    wanted = [(files / f"part-{i:05d}.bin", small) for i in range(n_small)] + [(root / "big.bin", big)]
+    wanted = [(files / f"part-{i:05d}.bin", small) for i in range(n_small)] + [
+        (root / "big.bin", big)
+    ]
     rng = random.Random(1)
     for path, size in wanted:
         if not (path.exists() and path.stat().st_size == size):
@@ -325,7 +345,9 @@ def worker_statcache(size: dict[str, int], work: Path, _pg: str | None) -> dict[
             reset_peak()
             times[name].append(fn())
             peaks[name] = max(peaks[name], peak_mib())
-        log(f"statcache rep {rep + 1}: cold {times['cold'][-1] * 1000:.1f} ms, warm {times['warm'][-1] * 1000:.1f} ms")
+        log(
+            f"statcache rep {rep + 1}: cold {times['cold'][-1] * 1000:.1f} ms, warm {times['warm'][-1] * 1000:.1f} ms"
+        )
     return {
         "files": size["n_small"],
         "bytes": size["n_small"] * size["small"],
@@ -343,7 +365,6 @@ def make_batches(n_runs: int) -> tuple[list[Any], list[list[Any]]]:
     """Seed versions (logged untimed first) and one batch per run: RunRecorded, two
     EdgeRecorded inputs by name@digest of versions logged before, one VersionRecorded output."""
     import blake3
-
     from headwater.digest import manifest_digest
     from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
     from headwater.models import ManifestEntry
@@ -352,13 +373,20 @@ def make_batches(n_runs: int) -> tuple[list[Any], list[list[Any]]]:
     now = datetime.now(timezone.utc)
 
     def entry(key: str, size: int) -> ManifestEntry:
-        return ManifestEntry(path="data.bin", digest="blake3:" + blake3.blake3(key.encode()).hexdigest(), size=size)
+        return ManifestEntry(
+            path="data.bin", digest="blake3:" + blake3.blake3(key.encode()).hexdigest(), size=size
+        )
 
     seeds = []
     known: list[tuple[str, str]] = []
     for k in range(N_SEEDS):
         entries = [entry(f"seed-{k}", 1000 + k)]
-        ev = VersionRecorded(name=f"bench/dataset-{k}", digest=manifest_digest(entries), entries=entries, type="dataset")
+        ev = VersionRecorded(
+            name=f"bench/dataset-{k}",
+            digest=manifest_digest(entries),
+            entries=entries,
+            type="dataset",
+        )
         seeds.append(ev)
         known.append((ev.name, ev.digest))
     batches = []
@@ -405,10 +433,16 @@ class BareSQL:
         self.for_update = " FOR UPDATE" if self.pg else ""
 
     def q(self, sql: str) -> str:
-        return sql.replace("?j", "%s::jsonb").replace("?", "%s") if self.pg else sql.replace("?j", "?")
+        return (
+            sql.replace("?j", "%s::jsonb").replace("?", "%s") if self.pg else sql.replace("?j", "?")
+        )
 
     def t(self, dt: datetime) -> Any:
-        return dt if self.pg else dt.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return (
+            dt
+            if self.pg
+            else dt.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        )
 
     def log_run(self, batch: Sequence[Any]) -> None:
         from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
@@ -421,60 +455,116 @@ class BareSQL:
         if not self.pg:
             cur.execute("BEGIN IMMEDIATE")
         for ev in batch:
-            cur.execute(q("INSERT INTO applied_events (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"), (ev.id, now))
+            cur.execute(
+                q(
+                    "INSERT INTO applied_events (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+                ),
+                (ev.id, now),
+            )
         cur.execute(
             q(
                 "INSERT INTO runs (id, job, job_namespace, orchestrator, kind, status, status_at, started_at,"
                 " ended_at, params, parent_id, error, code, links, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?j, NULL, NULL, ?j, ?j, ?) ON CONFLICT (id) DO NOTHING"
             ),
-            (run.run_id, run.job, run.job_namespace, run.orchestrator, run.run_kind, run.status, t(run.time),
-             t(run.started_at), t(run.ended_at), json.dumps(run.params), "{}", "{}", t(run.time)),
+            (
+                run.run_id,
+                run.job,
+                run.job_namespace,
+                run.orchestrator,
+                run.run_kind,
+                run.status,
+                t(run.time),
+                t(run.started_at),
+                t(run.ended_at),
+                json.dumps(run.params),
+                "{}",
+                "{}",
+                t(run.time),
+            ),
         )
         for edge in edges_:
             assert isinstance(edge, EdgeRecorded)
             name, _, digest = edge.ref.partition("@")
             cur.execute(
-                q("SELECT v.id FROM versions v JOIN artifacts a ON a.id = v.artifact_id WHERE a.name = ? AND v.digest = ?"),
+                q(
+                    "SELECT v.id FROM versions v JOIN artifacts a ON a.id = v.artifact_id WHERE a.name = ? AND v.digest = ?"
+                ),
                 (name, digest),
             )
             (vid,) = cur.fetchone()
             cur.execute(
-                q("INSERT INTO edges (run_id, version_id, direction, exact, metadata, created_at)"
-                  " VALUES (?, ?, 'used', ?, ?j, ?) ON CONFLICT DO NOTHING"),
+                q(
+                    "INSERT INTO edges (run_id, version_id, direction, exact, metadata, created_at)"
+                    " VALUES (?, ?, 'used', ?, ?j, ?) ON CONFLICT DO NOTHING"
+                ),
                 (edge.run_id, vid, True, "{}", t(edge.time)),
             )
         cur.execute(
-            q("INSERT INTO artifacts (name, type, created_at, next_label) VALUES (?, ?, ?, 0) ON CONFLICT (name) DO NOTHING"),
+            q(
+                "INSERT INTO artifacts (name, type, created_at, next_label) VALUES (?, ?, ?, 0) ON CONFLICT (name) DO NOTHING"
+            ),
             (out.name, out.type, t(out.time)),
         )
-        cur.execute(q("SELECT id, next_label FROM artifacts WHERE name = ?" + self.for_update), (out.name,))
+        cur.execute(
+            q("SELECT id, next_label FROM artifacts WHERE name = ?" + self.for_update), (out.name,)
+        )
         art_id, label = cur.fetchone()
-        cur.execute(q("SELECT id FROM versions WHERE artifact_id = ? AND digest = ?"), (art_id, out.digest))
+        cur.execute(
+            q("SELECT id FROM versions WHERE artifact_id = ? AND digest = ?"), (art_id, out.digest)
+        )
         assert cur.fetchone() is None
         cur.execute(q("UPDATE artifacts SET next_label = ? WHERE id = ?"), (label + 1, art_id))
         cur.execute(
-            q("INSERT INTO versions (artifact_id, label, digest, size, n_entries, metadata, created_at, produced_by)"
-              " VALUES (?, ?, ?, ?, ?, ?j, ?, ?) RETURNING id"),
-            (art_id, label, out.digest, sum(e.size for e in out.entries), len(out.entries), "{}", t(out.time), out.run_id),
+            q(
+                "INSERT INTO versions (artifact_id, label, digest, size, n_entries, metadata, created_at, produced_by)"
+                " VALUES (?, ?, ?, ?, ?, ?j, ?, ?) RETURNING id"
+            ),
+            (
+                art_id,
+                label,
+                out.digest,
+                sum(e.size for e in out.entries),
+                len(out.entries),
+                "{}",
+                t(out.time),
+                out.run_id,
+            ),
         )
         (vid,) = cur.fetchone()
         for e in out.entries:
-            cur.execute(q("INSERT INTO entries (version_id, path, digest, size, ref) VALUES (?, ?, ?, ?, ?)"),
-                        (vid, e.path, e.digest, e.size, e.ref))
+            cur.execute(
+                q(
+                    "INSERT INTO entries (version_id, path, digest, size, ref) VALUES (?, ?, ?, ?, ?)"
+                ),
+                (vid, e.path, e.digest, e.size, e.ref),
+            )
         cur.execute(
-            q("INSERT INTO edges (run_id, version_id, direction, exact, metadata, created_at)"
-              " VALUES (?, ?, 'produced', ?, ?j, ?) ON CONFLICT DO NOTHING"),
+            q(
+                "INSERT INTO edges (run_id, version_id, direction, exact, metadata, created_at)"
+                " VALUES (?, ?, 'produced', ?, ?j, ?) ON CONFLICT DO NOTHING"
+            ),
             (out.run_id, vid, True, "{}", t(out.time)),
         )
-        cur.execute(q("SELECT version_id, moved_at FROM aliases WHERE artifact_id = ? AND alias = 'latest'"), (art_id,))
-        cur.fetchone()
-        cur.execute(q("INSERT INTO alias_moves (artifact_id, alias, version_id, at) VALUES (?, 'latest', ?, ?)"),
-                    (art_id, vid, t(out.time)))
         cur.execute(
-            q("INSERT INTO aliases (artifact_id, alias, version_id, moved_at) VALUES (?, 'latest', ?, ?)"
-              " ON CONFLICT (artifact_id, alias) DO UPDATE SET version_id = excluded.version_id,"
-              " moved_at = excluded.moved_at WHERE aliases.moved_at <= excluded.moved_at"),
+            q(
+                "SELECT version_id, moved_at FROM aliases WHERE artifact_id = ? AND alias = 'latest'"
+            ),
+            (art_id,),
+        )
+        cur.fetchone()
+        cur.execute(
+            q(
+                "INSERT INTO alias_moves (artifact_id, alias, version_id, at) VALUES (?, 'latest', ?, ?)"
+            ),
+            (art_id, vid, t(out.time)),
+        )
+        cur.execute(
+            q(
+                "INSERT INTO aliases (artifact_id, alias, version_id, moved_at) VALUES (?, 'latest', ?, ?)"
+                " ON CONFLICT (artifact_id, alias) DO UPDATE SET version_id = excluded.version_id,"
+                " moved_at = excluded.moved_at WHERE aliases.moved_at <= excluded.moved_at"
+            ),
             (art_id, vid, t(out.time)),
         )
         self.conn.commit() if self.pg else cur.execute("COMMIT")
@@ -486,7 +576,6 @@ class BareSQL:
 
 def worker_runs(size: dict[str, int], work: Path, pg: str | None) -> dict[str, Any]:
     import sqlalchemy as sa
-
     from headwater.api import Client
     from headwater.store import schema
     from headwater.store.sql import SQLStore
@@ -538,12 +627,14 @@ def worker_runs(size: dict[str, int], work: Path, pg: str | None) -> dict[str, A
             uri = fresh(backend)
             home = work / "runs" / f"home-{next(counter)}"
             client = Client(uri=uri, home=home)
-            client.store  # connect (and check the schema) outside the timing
+            _ = client.store  # connect (and check the schema) outside the timing
             start = time.perf_counter()
             delivered = sum(client.emit(batch) for batch in batches)
             elapsed = time.perf_counter() - start
             client.close()
-            assert delivered == len(batches), f"only {delivered} of {len(batches)} batches delivered"
+            assert delivered == len(batches), (
+                f"only {delivered} of {len(batches)} batches delivered"
+            )
             return elapsed
 
         return call
@@ -651,7 +742,6 @@ def pick_roots(children: list[list[int]], n: int) -> dict[str, tuple[int, int]]:
 def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> dict[str, Any]:
     import blake3
     import sqlalchemy as sa
-
     from headwater.store import schema
     from headwater.store.sql import SQLStore
 
@@ -666,7 +756,10 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
         for v in used:
             children[v].append(run)  # run i produces version i
     roots = pick_roots(children, n)
-    log("closure: roots " + ", ".join(f"{k}: index {i} reaches {s:,}" for k, (i, s) in roots.items()))
+    log(
+        "closure: roots "
+        + ", ".join(f"{k}: index {i} reaches {s:,}" for k, (i, s) in roots.items())
+    )
 
     store = SQLStore(f"sqlite:///{db}")  # creates the schema through the migrations
     n_artifacts = max(10, n // 40)
@@ -685,8 +778,13 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
         conn.execute(
             sa.insert(schema.artifacts),
             [
-                {"id": a + 1, "name": f"bench/artifact-{a:05d}", "type": "dataset" if a % 4 == 0 else "model",
-                 "created_at": base, "next_label": labels[a]}
+                {
+                    "id": a + 1,
+                    "name": f"bench/artifact-{a:05d}",
+                    "type": "dataset" if a % 4 == 0 else "model",
+                    "created_at": base,
+                    "next_label": labels[a],
+                }
                 for a in range(n_artifacts)
             ],
         )
@@ -695,32 +793,69 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
             conn.execute(
                 sa.insert(schema.runs),
                 [
-                    {"id": run_ids[i], "job": f"job-{i % n_artifacts:05d}", "job_namespace": "bench",
-                     "orchestrator": "airflow", "kind": "task", "status": "succeeded",
-                     "status_at": base + timedelta(seconds=i), "started_at": base + timedelta(seconds=i),
-                     "ended_at": base + timedelta(seconds=i + 1), "params": {"i": i}, "parent_id": None,
-                     "error": None, "code": {}, "links": {}, "created_at": base + timedelta(seconds=i)}
+                    {
+                        "id": run_ids[i],
+                        "job": f"job-{i % n_artifacts:05d}",
+                        "job_namespace": "bench",
+                        "orchestrator": "airflow",
+                        "kind": "task",
+                        "status": "succeeded",
+                        "status_at": base + timedelta(seconds=i),
+                        "started_at": base + timedelta(seconds=i),
+                        "ended_at": base + timedelta(seconds=i + 1),
+                        "params": {"i": i},
+                        "parent_id": None,
+                        "error": None,
+                        "code": {},
+                        "links": {},
+                        "created_at": base + timedelta(seconds=i),
+                    }
                     for i in idx
                 ],
             )
             conn.execute(
                 sa.insert(schema.versions),
                 [
-                    {"id": i + 1, "artifact_id": i % n_artifacts + 1, "label": label_of[i],
-                     "digest": "blake3:" + blake3.blake3(i.to_bytes(8, "little")).hexdigest(),
-                     "size": 1000 + i, "n_entries": 1, "metadata": {}, "description": None,
-                     "created_at": base + timedelta(seconds=i + 1), "produced_by": run_ids[i], "deleted_at": None}
+                    {
+                        "id": i + 1,
+                        "artifact_id": i % n_artifacts + 1,
+                        "label": label_of[i],
+                        "digest": "blake3:" + blake3.blake3(i.to_bytes(8, "little")).hexdigest(),
+                        "size": 1000 + i,
+                        "n_entries": 1,
+                        "metadata": {},
+                        "description": None,
+                        "created_at": base + timedelta(seconds=i + 1),
+                        "produced_by": run_ids[i],
+                        "deleted_at": None,
+                    }
                     for i in idx
                 ],
             )
             edge_rows = []
             for i in idx:
                 at = base + timedelta(seconds=i)
-                edge_rows.append({"run_id": run_ids[i], "version_id": i + 1, "direction": "produced",
-                                  "exact": True, "metadata": {}, "created_at": at})
+                edge_rows.append(
+                    {
+                        "run_id": run_ids[i],
+                        "version_id": i + 1,
+                        "direction": "produced",
+                        "exact": True,
+                        "metadata": {},
+                        "created_at": at,
+                    }
+                )
                 for v in inputs[i]:
-                    edge_rows.append({"run_id": run_ids[i], "version_id": v + 1, "direction": "used",
-                                      "exact": True, "metadata": {}, "created_at": at})
+                    edge_rows.append(
+                        {
+                            "run_id": run_ids[i],
+                            "version_id": v + 1,
+                            "direction": "used",
+                            "exact": True,
+                            "metadata": {},
+                            "created_at": at,
+                        }
+                    )
             n_edges += len(edge_rows)
             conn.execute(sa.insert(schema.edges), edge_rows)
         latest = {}
@@ -728,7 +863,10 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
             latest[i % n_artifacts] = i
         conn.execute(
             sa.insert(schema.aliases),
-            [{"artifact_id": a + 1, "alias": "latest", "version_id": i + 1, "moved_at": base} for a, i in latest.items()],
+            [
+                {"artifact_id": a + 1, "alias": "latest", "version_id": i + 1, "moved_at": base}
+                for a, i in latest.items()
+            ],
         )
     load_s = time.perf_counter() - start
     store.close()
@@ -741,7 +879,12 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
         "sources": sources,
         "load_s": load_s,
         "roots": {
-            key: {"version_id": i + 1, "name": f"bench/artifact-{i % n_artifacts:05d}", "label": label_of[i], "size": s}
+            key: {
+                "version_id": i + 1,
+                "name": f"bench/artifact-{i % n_artifacts:05d}",
+                "label": label_of[i],
+                "size": s,
+            }
             for key, (i, s) in roots.items()
         },
     }
@@ -757,6 +900,7 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
     gc.freeze()  # as on the networkx side
     out: dict[str, Any] = {"closure": {}, "lineage": {}}
     for key, root in meta["roots"].items():
+
         def closure(root: dict[str, Any] = root) -> float:
             with store.engine.connect() as conn:
                 start = time.perf_counter()
@@ -765,7 +909,9 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
             assert len(depths) == root["size"], (len(depths), root["size"])
             return elapsed
 
-        out["closure"][key] = asdict(side_by_side({"sql": closure}, size["reps_short"], f"closure/{key}")["sql"])
+        out["closure"][key] = asdict(
+            side_by_side({"sql": closure}, size["reps_short"], f"closure/{key}")["sql"]
+        )
     for key in LINEAGE_ROOTS:
         root = meta["roots"][key]
 
@@ -777,7 +923,9 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
             assert len(graph.versions) == root["size"], (len(graph.versions), root["size"])
             return elapsed
 
-        out["lineage"][key] = asdict(side_by_side({"lineage": lineage}, size["reps_long"], f"lineage/{key}")["lineage"])
+        out["lineage"][key] = asdict(
+            side_by_side({"lineage": lineage}, size["reps_long"], f"lineage/{key}")["lineage"]
+        )
     store.close()
     return out
 
@@ -785,7 +933,7 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
 def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict[str, Any]:
     import sqlite3
 
-    import networkx as nx
+    import networkx as nx  # type: ignore[import-untyped]
 
     meta = json.loads((work / "closure" / "load.json").read_text())
     reset_peak()
@@ -794,7 +942,9 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
     conn = sqlite3.connect(meta["db"])
     run_node: dict[str, int] = {}
     g = nx.DiGraph()
-    for run_id, version_id, direction in conn.execute("SELECT run_id, version_id, direction FROM edges"):
+    for run_id, version_id, direction in conn.execute(
+        "SELECT run_id, version_id, direction FROM edges"
+    ):
         r = run_node.setdefault(run_id, -1 - len(run_node))
         if direction == "used":
             g.add_edge(version_id, r)
@@ -811,6 +961,7 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
     log(f"closure: networkx graph of {g.number_of_nodes():,} nodes built in {build_s:.1f} s")
     out: dict[str, Any] = {"build_s": build_s, "graph_peak_mib": graph_mib, "closure": {}}
     for key, root in meta["roots"].items():
+
         def descendants(root: dict[str, Any] = root) -> float:
             start = time.perf_counter()
             found = nx.descendants(g, root["version_id"])
@@ -819,7 +970,9 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
             assert n_versions == root["size"], (n_versions, root["size"])
             return elapsed
 
-        out["closure"][key] = asdict(side_by_side({"nx": descendants}, size["reps_short"], f"nx/{key}")["nx"])
+        out["closure"][key] = asdict(
+            side_by_side({"nx": descendants}, size["reps_short"], f"nx/{key}")["nx"]
+        )
     return out
 
 
@@ -863,6 +1016,10 @@ def fmt_rss(*values: float | None) -> str:
     return " / ".join("-" if v is None else f"{v:.0f}" for v in values) + " MiB"
 
 
+def share(x: float) -> str:
+    return f"{x:.1%}" if x >= 0.001 else "<0.1%"
+
+
 def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("yes" if ok else "NO")
 
@@ -871,7 +1028,11 @@ def rows_digest(r: dict[str, Any]) -> list[Row]:
     s = {k: Series(**v) for k, v in r["series"].items()}
     mib = r["bytes"] / MiB
     hw = s["headwater"]
-    shape = f"{r['files']:,} files, {r['bytes'] / (1 << 30):.2f} GiB" if mib >= 1024 else f"{r['files']:,} files, {mib:.0f} MiB"
+    shape = (
+        f"{r['files']:,} files, {r['bytes'] / (1 << 30):.2f} GiB"
+        if mib >= 1024
+        else f"{r['files']:,} files, {mib:.0f} MiB"
+    )
 
     def tp(x: Series) -> str:
         return f"{fmt_s(x.median)} ({mib / x.median:,.0f} MiB/s)"
@@ -880,7 +1041,12 @@ def rows_digest(r: dict[str, Any]) -> list[Row]:
     for key, peer, what, target in (
         ("digest-vs-blake3", "blake3_1t", f"digest {shape} vs blake3, 1 thread", 0.7),
         ("digest-vs-md5", "md5", f"digest {shape} vs md5 (W&B, DVC)", 3.0),
-        ("digest-vs-blake3-mmap", "blake3_mmap_2t", f"digest {shape} vs blake3 mmap, 2 threads", None),
+        (
+            "digest-vs-blake3-mmap",
+            "blake3_mmap_2t",
+            f"digest {shape} vs blake3 mmap, 2 threads",
+            None,
+        ),
         ("digest-vs-read", "read", f"digest {shape} vs reading the bytes", None),
     ):
         ratio = s[peer].median / hw.median
@@ -894,7 +1060,12 @@ def rows_digest(r: dict[str, Any]) -> list[Row]:
                 target=f">= {target:g}x" if target else "(reference)",
                 met=verdict(None if target is None else ratio >= target),
                 rss=fmt_rss(hw.peak_mib, s[peer].peak_mib),
-                numbers={"headwater_s": hw.times, "peer_s": s[peer].times, "bytes": r["bytes"], "threads": r["threads"]},
+                numbers={
+                    "headwater_s": hw.times,
+                    "peer_s": s[peer].times,
+                    "bytes": r["bytes"],
+                    "threads": r["threads"],
+                },
             )
         )
     return out
@@ -914,7 +1085,11 @@ def rows_statcache(r: dict[str, Any]) -> list[Row]:
             target=">= 20x",
             met=verdict(ratio >= 20 and hashed == 0),
             rss=fmt_rss(warm.peak_mib, cold.peak_mib),
-            numbers={"warm_s": warm.times, "cold_s": cold.times, "hashed_when_warm": r["hashed_when_warm"]},
+            numbers={
+                "warm_s": warm.times,
+                "cold_s": cold.times,
+                "hashed_when_warm": r["hashed_when_warm"],
+            },
         )
     ]
 
@@ -958,7 +1133,7 @@ def rows_closure(load: dict[str, Any], sql: dict[str, Any], nxr: dict[str, Any])
         out.append(
             Row(
                 key=f"closure-{key}",
-                what=f"closure, {root['size']:,} of {n:,} versions ({root['size'] / n:.1%}) vs networkx",
+                what=f"closure, {root['size']:,} of {n:,} versions ({share(root['size'] / n)}) vs networkx",
                 headwater=fmt_s(a.median),
                 peer=fmt_s(b.median),
                 ratio=f"{ratio:.2f}x",
@@ -990,29 +1165,46 @@ HEADERS = ("benchmark", "what", "headwater", "peer", "ratio", "target", "met", "
 
 
 def render(rows: Sequence[Row], markdown: bool = False) -> str:
-    cells = [HEADERS] + [(r.key, r.what, r.headwater, r.peer, r.ratio, r.target, r.met, r.rss) for r in rows]
+    cells = [HEADERS] + [
+        (r.key, r.what, r.headwater, r.peer, r.ratio, r.target, r.met, r.rss) for r in rows
+    ]
     if markdown:
         lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells[1:]]
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+    return "\n".join(
+        [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
+    )
 
 
 # --- orchestration -----------------------------------------------------------------------------
 
 
-def call_worker(name: str, args: argparse.Namespace, work: Path, pg: str | None) -> dict[str, Any] | str:
+def call_worker(
+    name: str, args: argparse.Namespace, work: Path, pg: str | None
+) -> dict[str, Any] | str:
     """Run one worker in a child process; its result, or the reason it failed."""
     out = work / f"{name}.json"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--workdir", str(work), "--out", str(out), "--size", args.size]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        name,
+        "--workdir",
+        str(work),
+        "--out",
+        str(out),
+        "--size",
+        args.size,
+    ]
     if pg:
         cmd += ["--postgres", pg]
     env = {**os.environ, "HEADWATER_HOME": str(work / "home"), "PYTHONUNBUFFERED": "1"}
     env.pop("HEADWATER_URI", None)
-    proc = subprocess.run(cmd, env=env)
+    proc = subprocess.run(cmd, env=env, check=False)
     if proc.returncode != 0 or not out.exists():
         return f"worker {name} failed (exit {proc.returncode}; see stderr)"
     return json.loads(out.read_text())
@@ -1024,11 +1216,17 @@ def postgres_database(url: str) -> tuple[str | None, str | None, Callable[[], No
 
     name = f"headwater_bench_{uuid.uuid4().hex[:10]}"
     try:
-        admin = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(
+            sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+        )
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except Exception as err:  # noqa: BLE001 - any failure means: no PostgreSQL rows
-        return None, f"PostgreSQL at {url} unreachable ({str(err).strip().splitlines()[0][:80]})", lambda: None
+        return (
+            None,
+            f"PostgreSQL at {url} unreachable ({str(err).strip().splitlines()[0][:80]})",
+            lambda: None,
+        )
 
     def drop() -> None:
         with admin.connect() as conn:
@@ -1040,14 +1238,24 @@ def postgres_database(url: str) -> tuple[str | None, str | None, Callable[[], No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="much smaller shapes (a minute or so)")
-    p.add_argument("--tiny", action="store_true", help="smallest shapes, for the smoke test (seconds)")
+    p.add_argument(
+        "--tiny", action="store_true", help="smallest shapes, for the smoke test (seconds)"
+    )
     p.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
-    p.add_argument("--postgres", help="PostgreSQL server URL (a database is created and dropped there)")
+    p.add_argument(
+        "--postgres", help="PostgreSQL server URL (a database is created and dropped there)"
+    )
     p.add_argument("--json", type=Path, help="also write every measurement to this file")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    p.add_argument("--workdir", type=Path, help="keep data here (reused between invocations) instead of a temp dir")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep data here (reused between invocations) instead of a temp dir",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--size", help=argparse.SUPPRESS)
@@ -1057,7 +1265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.workdir
         try:
             result = WORKERS[args.worker](SIZES[args.size], work, args.postgres)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the parent reports the failure in the table
             traceback.print_exc()
             return 1
         args.out.write_text(json.dumps(result))
@@ -1068,7 +1276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = BENCHMARKS if not args.only else tuple(x.strip() for x in args.only.split(","))
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
-        p.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
+        p.error(
+            f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}"
+        )
     work = args.workdir or Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     work = work.absolute()
     work.mkdir(parents=True, exist_ok=True)
@@ -1086,13 +1296,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "digest" in only:
             r = call_worker("digest", args, work, None)
             if isinstance(r, str):
-                rows += [failure(k, "digest", r) for k in ("digest-vs-blake3", "digest-vs-md5", "digest-vs-blake3-mmap", "digest-vs-read")]
+                rows += [
+                    failure(k, "digest", r)
+                    for k in (
+                        "digest-vs-blake3",
+                        "digest-vs-md5",
+                        "digest-vs-blake3-mmap",
+                        "digest-vs-read",
+                    )
+                ]
             else:
                 rows += rows_digest(r)
-                notes.append(f"digest: headwater hashes with HEADWATER_HASH_THREADS={r['threads']} (its default here)")
+                notes.append(
+                    f"digest: headwater hashes with HEADWATER_HASH_THREADS={r['threads']} (its default here)"
+                )
         if "statcache" in only:
             r = call_worker("statcache", args, work, None)
-            rows += [failure("statcache", "statcache", r)] if isinstance(r, str) else rows_statcache(r)
+            rows += (
+                [failure("statcache", "statcache", r)] if isinstance(r, str) else rows_statcache(r)
+            )
         if "runs" in only:
             server = args.postgres or os.environ.get("HEADWATER_TEST_POSTGRES_URL") or DEFAULT_PG
             pg, pg_note, drop = postgres_database(server)
@@ -1101,19 +1323,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 drop()
             if isinstance(r, str):
-                rows += [failure(f"runs-{h}-{b}", "runs", r) for b in ("sqlite", "postgres") for h in ("apply", "emit")]
+                rows += [
+                    failure(f"runs-{h}-{b}", "runs", r)
+                    for b in ("sqlite", "postgres")
+                    for h in ("apply", "emit")
+                ]
             else:
                 rows += rows_runs(r, pg_note, size["runs"])
         if "closure" in only:
             load = call_worker("closure-load", args, work, None)
-            sql = nxr = "not run"
+            sql: dict[str, Any] | str = "not run"
+            nxr: dict[str, Any] | str = "not run"
             if not isinstance(load, str):
                 (work / "closure" / "load.json").write_text(json.dumps(load))
                 sql = call_worker("closure-sql", args, work, None)
                 nxr = call_worker("closure-nx", args, work, None)
             problem = next((x for x in (load, sql, nxr) if isinstance(x, str)), None)
             if problem is not None:
-                keys = [f"closure-{k}" for k, _ in CLOSURE_ROOTS] + [f"lineage-{k}" for k in LINEAGE_ROOTS]
+                keys = [f"closure-{k}" for k, _ in CLOSURE_ROOTS] + [
+                    f"lineage-{k}" for k in LINEAGE_ROOTS
+                ]
                 rows += [failure(k, "closure", problem) for k in keys]
             else:
                 assert isinstance(load, dict) and isinstance(sql, dict) and isinstance(nxr, dict)
