@@ -111,6 +111,7 @@ class SQLStore(Store):
                 f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://..."
             )
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        self._prepare()
         if upgrade:
             with self._translate_errors():
                 migrate.upgrade(self.engine, self._safe_url())
@@ -158,6 +159,53 @@ class SQLStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
 
+    def _prepare(self) -> None:
+        """Build the write path's statements once: building a statement costs more than
+        running it (SQLAlchemy memoises a prebuilt statement's cache key)."""
+        b, ins = sa.bindparam, self._insert
+        self._q_claim = (
+            ins(applied_events)
+            .values(id=b("id"), applied_at=b("at"))
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(applied_events.c.id)
+        )
+        self._q_run_insert = ins(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
+        self._q_run_get = self._lock(sa.select(runs).where(runs.c.id == b("rid")))
+        self._q_run_update = sa.update(runs).where(runs.c.id == b("rid"))
+        self._q_artifact_get = self._lock(sa.select(artifacts).where(artifacts.c.name == b("name")))
+        self._q_artifact_insert = ins(artifacts).on_conflict_do_nothing(index_elements=["name"])
+        self._q_artifact_update = sa.update(artifacts).where(artifacts.c.id == b("aid"))
+        self._q_artifact_id = sa.select(artifacts.c.id).where(artifacts.c.name == b("name"))
+        self._q_version_by_digest = sa.select(
+            versions.c.id, versions.c.produced_by, versions.c.deleted_at
+        ).where(versions.c.artifact_id == b("aid"), versions.c.digest == b("digest"))
+        self._q_version_by_name_digest = (
+            sa.select(versions.c.id)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(artifacts.c.name == b("name"), versions.c.digest == b("digest"))
+        )
+        self._q_version_insert = sa.insert(versions).returning(versions.c.id)
+        self._q_entries_insert = sa.insert(entries)
+        self._q_produced_by = (
+            sa.update(versions)
+            .where(versions.c.id == b("vid"), versions.c.produced_by.is_(None))
+            .values(produced_by=b("run"))
+        )
+        self._q_edge_insert = ins(edges).on_conflict_do_nothing(
+            index_elements=["run_id", "version_id", "direction"]
+        )
+        self._q_alias_get = sa.select(aliases.c.version_id, aliases.c.moved_at).where(
+            aliases.c.artifact_id == b("aid"), aliases.c.alias == b("alias")
+        )
+        self._q_alias_move = sa.insert(alias_moves)
+        upsert = ins(aliases)
+        # By event time: a late replay never overwrites a newer move.
+        self._q_alias_set = upsert.on_conflict_do_update(
+            index_elements=["artifact_id", "alias"],
+            set_={"version_id": upsert.excluded.version_id, "moved_at": upsert.excluded.moved_at},
+            where=aliases.c.moved_at <= upsert.excluded.moved_at,
+        )
+
     def apply(self, events: Sequence[Event]) -> None:
         if not events:
             return
@@ -181,37 +229,32 @@ class SQLStore(Store):
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
 
     def _claim(self, conn: sa.Connection, event_id: str) -> bool:
-        inserted = conn.execute(
-            self._insert(applied_events)
-            .values(id=event_id, applied_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(applied_events.c.id)
-        ).first()
-        return inserted is not None
+        return conn.execute(self._q_claim, {"id": event_id, "at": utcnow()}).first() is not None
 
     def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
-        conn.execute(
-            self._insert(runs)
-            .values(
-                id=ev.run_id,
-                job=ev.job or "unknown",
-                job_namespace=ev.job_namespace or "default",
-                orchestrator=ev.orchestrator or "manual",
-                kind=ev.run_kind or "manual",
-                status=ev.status or "running",
-                status_at=ev.time,
-                started_at=ev.started_at,
-                ended_at=ev.ended_at,
-                params=ev.params or {},
-                parent_id=ev.parent_id,
-                error=ev.error,
-                code=ev.code or {},
-                links=ev.links or {},
-                created_at=ev.time,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-        row = conn.execute(self._lock(sa.select(runs).where(runs.c.id == ev.run_id))).one()
+        created = conn.execute(
+            self._q_run_insert,
+            {
+                "id": ev.run_id,
+                "job": ev.job or "unknown",
+                "job_namespace": ev.job_namespace or "default",
+                "orchestrator": ev.orchestrator or "manual",
+                "kind": ev.run_kind or "manual",
+                "status": ev.status or "running",
+                "status_at": ev.time,
+                "started_at": ev.started_at,
+                "ended_at": ev.ended_at,
+                "params": ev.params or {},
+                "parent_id": ev.parent_id,
+                "error": ev.error,
+                "code": ev.code or {},
+                "links": ev.links or {},
+                "created_at": ev.time,
+            },
+        ).first()
+        if created is not None:
+            return  # a new run holds exactly what the event says
+        row = conn.execute(self._q_run_get, {"rid": ev.run_id}).one()
         changes: dict[str, Any] = {}
         for field, column in (
             ("job", "job"),
@@ -241,18 +284,19 @@ class SQLStore(Store):
                 changes["status"] = ev.status
                 changes["status_at"] = ev.time
         if changes:
-            conn.execute(sa.update(runs).where(runs.c.id == ev.run_id).values(**changes))
+            conn.execute(self._q_run_update, {"rid": ev.run_id, **changes})
 
     def _artifact_for_write(
         self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
     ) -> sa.Row[Any]:
         name = validate_name(name)
-        conn.execute(
-            self._insert(artifacts)
-            .values(name=name, type=type_, description=description, created_at=at, next_label=0)
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        row = conn.execute(self._lock(sa.select(artifacts).where(artifacts.c.name == name))).one()
+        row = conn.execute(self._q_artifact_get, {"name": name}).first()
+        if row is None:
+            conn.execute(
+                self._q_artifact_insert,
+                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 0},
+            )
+            row = conn.execute(self._q_artifact_get, {"name": name}).one()
         if type_ and row.type and type_ != row.type:
             raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
         fill = {}
@@ -261,7 +305,7 @@ class SQLStore(Store):
         if description and not row.description:
             fill["description"] = description
         if fill:
-            conn.execute(sa.update(artifacts).where(artifacts.c.id == row.id).values(**fill))
+            conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
         return row
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
@@ -273,35 +317,29 @@ class SQLStore(Store):
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
-        existing = conn.execute(
-            sa.select(versions.c.id, versions.c.produced_by, versions.c.deleted_at).where(
-                versions.c.artifact_id == art.id, versions.c.digest == ev.digest
-            )
-        ).first()
+        existing = conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
         created = existing is None
         if existing is None:
             label = art.next_label
-            conn.execute(
-                sa.update(artifacts).where(artifacts.c.id == art.id).values(next_label=label + 1)
-            )
+            conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
             version_id = conn.execute(
-                sa.insert(versions)
-                .values(
-                    artifact_id=art.id,
-                    label=label,
-                    digest=ev.digest,
-                    size=sum(e.size for e in ev.entries),
-                    n_entries=len(ev.entries),
-                    metadata=ev.metadata,
-                    description=ev.description,
-                    created_at=ev.time,
-                    produced_by=ev.run_id if ev.direction == "produced" else None,
-                )
-                .returning(versions.c.id)
+                self._q_version_insert,
+                {
+                    "artifact_id": art.id,
+                    "label": label,
+                    "digest": ev.digest,
+                    "size": sum(e.size for e in ev.entries),
+                    "n_entries": len(ev.entries),
+                    "metadata": ev.metadata,
+                    "description": ev.description,
+                    "created_at": ev.time,
+                    "produced_by": ev.run_id if ev.direction == "produced" else None,
+                    "deleted_at": None,
+                },
             ).scalar_one()
             if ev.entries:
                 conn.execute(
-                    sa.insert(entries),
+                    self._q_entries_insert,
                     [
                         {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
                         for e in ev.entries
@@ -319,9 +357,7 @@ class SQLStore(Store):
                 }:
                     raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
             if ev.direction == "produced" and existing.produced_by is None:
-                conn.execute(
-                    sa.update(versions).where(versions.c.id == version_id).values(produced_by=ev.run_id)
-                )
+                conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
         if ev.run_id and ev.direction:
             # A version's metadata is frozen at its first commit; later producers keep theirs here.
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
@@ -343,19 +379,26 @@ class SQLStore(Store):
         at: datetime,
     ) -> None:
         conn.execute(
-            self._insert(edges)
-            .values(
-                run_id=run_id,
-                version_id=version_id,
-                direction=direction,
-                exact=exact,
-                metadata=metadata,
-                created_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=["run_id", "version_id", "direction"])
+            self._q_edge_insert,
+            {
+                "run_id": run_id,
+                "version_id": version_id,
+                "direction": direction,
+                "exact": exact,
+                "metadata": metadata,
+                "created_at": at,
+            },
         )
 
     def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded) -> None:
+        name, _, digest = ev.ref.rpartition("@")
+        # The common case, an input resolved by the client to its full digest: one query.
+        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).scalar() if name else None
+        if found is not None:
+            self._add_edge(conn, ev.run_id, found, ev.direction, ev.exact, ev.metadata, ev.time)
+            if ev.direction == "produced":
+                conn.execute(self._q_produced_by, {"vid": found, "run": ev.run_id})
+            return
         ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
         try:
             version_id = self._resolve(conn, ref, at=ev.time)
@@ -373,11 +416,7 @@ class SQLStore(Store):
             return
         self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, ev.metadata, ev.time)
         if ev.direction == "produced":
-            conn.execute(
-                sa.update(versions)
-                .where(versions.c.id == version_id, versions.c.produced_by.is_(None))
-                .values(produced_by=ev.run_id)
-            )
+            conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
 
     def _apply_alias(self, conn: sa.Connection, ev: AliasMoved) -> None:
         alias = validate_alias(ev.alias)
@@ -400,28 +439,14 @@ class SQLStore(Store):
     def _move_alias(
         self, conn: sa.Connection, artifact_id: int, alias: str, version_id: int | None, at: datetime
     ) -> None:
-        current = conn.execute(
-            sa.select(aliases.c.version_id, aliases.c.moved_at).where(
-                aliases.c.artifact_id == artifact_id, aliases.c.alias == alias
-            )
-        ).first()
+        current = conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
         if current is not None and current.version_id == version_id and current.moved_at <= at:
             return  # re-pointing at the same version is not a move
         conn.execute(
-            sa.insert(alias_moves).values(
-                artifact_id=artifact_id, alias=alias, version_id=version_id, at=at
-            )
+            self._q_alias_move, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "at": at}
         )
-        stmt = self._insert(aliases).values(
-            artifact_id=artifact_id, alias=alias, version_id=version_id, moved_at=at
-        )
-        # By event time: a late replay never overwrites a newer move.
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["artifact_id", "alias"],
-                set_={"version_id": stmt.excluded.version_id, "moved_at": stmt.excluded.moved_at},
-                where=aliases.c.moved_at <= stmt.excluded.moved_at,
-            )
+            self._q_alias_set, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "moved_at": at}
         )
 
     def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
@@ -467,7 +492,7 @@ class SQLStore(Store):
     # -- resolving ---------------------------------------------------------------------------
 
     def _artifact_id(self, conn: sa.Connection, name: str) -> int | None:
-        return conn.execute(sa.select(artifacts.c.id).where(artifacts.c.name == name)).scalar()
+        return conn.execute(self._q_artifact_id, {"name": name}).scalar()
 
     def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
         artifact_id = self._artifact_id(conn, ref.name)
