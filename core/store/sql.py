@@ -759,19 +759,17 @@ class SQLStore(Store):
             raise InvalidInput("depth must be 0 or more")
         with self._read() as conn:
             root = self._resolve(conn, ref)
-            depths = self.closure(conn, root, direction, depth)
-            graph = self._graph(conn, depths, direction, depth)
-        graph.root = next(v.ref for v in graph.versions if graph.depth[v.ref] == 0)
+            graph = self._graph(conn, root, self.closure(conn, root, direction, depth), direction, depth)
         graph.direction = direction
         return graph
 
     def closure(
         self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None
-    ) -> dict[int, int]:
-        """Version id -> fewest runs between it and `root`, walked in SQL.
+    ) -> set[int]:
+        """Ids of the versions reachable from `root` within `depth` runs, walked in SQL.
 
         Unbounded walks recurse on the version id alone so UNION stops at cycles; bounded ones
-        carry a depth (which defeats UNION's dedup) and stop at `depth`, taking the minimum here.
+        carry a depth (which defeats UNION's dedup) and stop at `depth`.
         """
         step_in, step_out = ("used", "produced") if direction == "downstream" else ("produced", "used")
         if depth is None:
@@ -787,8 +785,7 @@ class SQLStore(Store):
                 SELECT vid FROM walk
                 """
             )
-            ids = [row[0] for row in conn.execute(sql, {"root": root})]
-            return self._bfs_depths(conn, root, set(ids), step_in, step_out)
+            return {row[0] for row in conn.execute(sql, {"root": root})}
         sql = sa.text(
             f"""
             WITH RECURSIVE walk(vid, depth) AS (
@@ -799,75 +796,70 @@ class SQLStore(Store):
                 JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
                 WHERE walk.depth < :depth
             )
-            SELECT vid, MIN(depth) FROM walk GROUP BY vid
+            SELECT DISTINCT vid FROM walk
             """
         )
-        return {row[0]: row[1] for row in conn.execute(sql, {"root": root, "depth": depth})}
-
-    def _bfs_depths(
-        self, conn: sa.Connection, root: int, reachable: set[int], step_in: str, step_out: str
-    ) -> dict[int, int]:
-        """Hop counts for an unbounded closure, from the edges among the reachable versions only."""
-        if len(reachable) == 1:
-            return {root: 0}
-        links: dict[int, list[int]] = defaultdict(list)
-        sql = sa.text(
-            f"""
-            SELECT cur.version_id, nxt.version_id FROM edges cur
-            JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
-            WHERE cur.direction = '{step_in}' AND cur.version_id IN :ids
-            """
-        ).bindparams(sa.bindparam("ids", expanding=True))
-        for chunk in _chunks(sorted(reachable)):
-            for src, dst in conn.execute(sql, {"ids": list(chunk)}):
-                links[src].append(dst)
-        depths = {root: 0}
-        frontier = [root]
-        while frontier:
-            following = []
-            for vid in frontier:
-                for nxt in links.get(vid, ()):
-                    if nxt not in depths:
-                        depths[nxt] = depths[vid] + 1
-                        following.append(nxt)
-            frontier = following
-        return depths
+        return {row[0] for row in conn.execute(sql, {"root": root, "depth": depth})}
 
     def _graph(
         self,
         conn: sa.Connection,
-        depths: dict[int, int],
+        root: int,
+        ids: set[int],
         direction: LineageDirection | str,
         depth: int | None,
     ) -> LineageGraph:
-        """Versions in `depths` plus the runs that join them (and, at the frontier, their edges)."""
-        ids = sorted(depths, key=lambda v: (depths[v], v))
-        if direction == "path":
-            run_ids = self._runs_between(conn, ids)
-        else:
-            # Runs one step outward from every version not at the depth limit.
-            walk = "used" if direction == "downstream" else "produced"
-            expanding = [v for v in ids if depth is None or depths[v] < depth]
-            run_ids = set()
-            for chunk in _chunks(expanding):
-                run_ids.update(
-                    conn.execute(
-                        sa.select(edges.c.run_id).where(
-                            edges.c.version_id.in_(chunk), edges.c.direction == walk
-                        )
-                    ).scalars()
-                )
-        in_graph = set(ids)
+        """The versions `ids` (reachable from `root`), the runs joining them, and hop counts.
+
+        Depths come from a walk over the edges loaded here anyway, so the closure query does not
+        have to carry them. A path graph keeps only runs that both use and produce in `ids`.
+        """
+        step_in = "produced" if direction == "upstream" else "used"
+        run_ids: set[str] = set()
+        for chunk in _chunks(sorted(ids)):
+            run_ids.update(
+                conn.execute(
+                    sa.select(edges.c.run_id).where(edges.c.version_id.in_(chunk), edges.c.direction == step_in)
+                ).scalars()
+            )
         edge_rows = []
+        runs_of: dict[int, list[str]] = defaultdict(list)  # version -> runs one step on
+        reaches: dict[str, list[int]] = defaultdict(list)  # run -> versions one step on
         for chunk in _chunks(sorted(run_ids)):
             for row in conn.execute(sa.select(edges).where(edges.c.run_id.in_(chunk))):
-                if row.version_id in in_graph:
+                if row.version_id in ids:
                     edge_rows.append(row)
-        version_models = self._versions(conn, ids, with_entries=False)
-        ref_of = {vid: v.ref for vid, v in zip(ids, version_models)}
+                    if row.direction == step_in:
+                        runs_of[row.version_id].append(row.run_id)
+                    else:
+                        reaches[row.run_id].append(row.version_id)
+        depths, kept_runs = {root: 0}, set()
+        frontier = [root]
+        while frontier:
+            following = []
+            for vid in frontier:
+                if depth is not None and depths[vid] >= depth:
+                    continue
+                for run_id in runs_of.get(vid, ()):
+                    if direction == "path" and not reaches.get(run_id):
+                        continue
+                    kept_runs.add(run_id)
+                    for nxt in reaches.get(run_id, ()):
+                        if nxt not in depths:
+                            depths[nxt] = depths[vid] + 1
+                            following.append(nxt)
+            frontier = following
+        ordered = sorted(depths, key=lambda v: (depths[v], v))
+        version_models = self._versions(conn, ordered, with_entries=False)
+        ref_of = {vid: v.ref for vid, v in zip(ordered, version_models)}
+        kept_edges = sorted(
+            (r for r in edge_rows if r.run_id in kept_runs and r.version_id in depths),
+            key=lambda r: (r.run_id, r.direction, r.version_id),
+        )
         return LineageGraph(
+            root=ref_of[root],
             versions=version_models,
-            runs=self._runs_by_id(conn, sorted(run_ids)),
+            runs=self._runs_by_id(conn, sorted(kept_runs)),
             edges=[
                 Edge(
                     run_id=row.run_id,
@@ -877,34 +869,20 @@ class SQLStore(Store):
                     created_at=row.created_at,
                     metadata=row.metadata or {},
                 )
-                for row in sorted(edge_rows, key=lambda r: (r.run_id, r.direction, r.version_id))
+                for row in kept_edges
             ],
-            depth={ref_of[vid]: depths[vid] for vid in ids},
+            depth={ref_of[vid]: depths[vid] for vid in ordered},
         )
-
-    def _runs_between(self, conn: sa.Connection, ids: Sequence[int]) -> set[str]:
-        used: dict[str, set[int]] = defaultdict(set)
-        produced: dict[str, set[int]] = defaultdict(set)
-        for chunk in _chunks(list(ids)):
-            for row in conn.execute(
-                sa.select(edges.c.run_id, edges.c.version_id, edges.c.direction).where(
-                    edges.c.version_id.in_(chunk)
-                )
-            ):
-                (used if row.direction == "used" else produced)[row.run_id].add(row.version_id)
-        return {run_id for run_id in used if produced.get(run_id)}
 
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
         with self._read() as conn:
             src = self._resolve(conn, source)
             dst = self._resolve(conn, target)
-            down = self.closure(conn, src, "downstream", None)
-            up = self.closure(conn, dst, "upstream", None)
-            on_path = {vid: down[vid] for vid in down if vid in up}
-            graph = self._graph(conn, on_path, "path", None)
+            on_path = self.closure(conn, src, "downstream", None) & self.closure(conn, dst, "upstream", None)
+            if not on_path:
+                return LineageGraph(direction="path")
+            graph = self._graph(conn, src, on_path, "path", None)
         graph.direction = "path"
-        if on_path:
-            graph.root = next(v.ref for v in graph.versions if graph.depth[v.ref] == 0)
         return graph
 
     def runs_using(self, name: str) -> list[Run]:
