@@ -1,0 +1,136 @@
+"""Airflow listener hooks: each one hands the event to `tasks` and can never raise.
+
+A listener that raises makes pluggy skip the other listeners of that hook, so every hook here
+catches everything and logs one warning line (the same failure once per process).
+
+Task hooks run inside the task's process, on its path: their work is bounded by the time budget
+and what cannot be delivered waits in the outbox (`observe.batch`). DAG-run hooks run in the
+scheduler's loop: they go to one background thread per process, so the scheduler never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from types import SimpleNamespace
+from typing import Any
+
+import pluggy
+from airflow.sdk.lineage import HookLineageReader
+
+log = logging.getLogger("headwater")
+hookimpl = pluggy.HookimplMarker("airflow")
+
+
+class HeadwaterLineageReader(HookLineageReader):
+    """Registering a reader is what turns Airflow's hook lineage collector on."""
+
+
+_warned: set[str] = set()
+
+
+def _guard(what: str, func: Callable[..., None], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception as err:  # noqa: BLE001 - never break the task, never silence other listeners
+        text = str(err).strip().splitlines()
+        line = f"headwater: airflow {what} not recorded: {type(err).__name__}: {text[0] if text else ''}"
+        if line not in _warned:
+            _warned.add(line)
+            log.warning(line.rstrip(": "))
+
+
+def _tasks() -> Any:
+    from headwater.adapters.airflow import tasks  # imported at the first hook, not at plugin load
+
+    return tasks
+
+
+def _in_task_process(task_instance: Any) -> bool:
+    # The scheduler may report a failure with its ORM TaskInstance: no operator, no context.
+    return type(task_instance).__name__ == "RuntimeTaskInstance"
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    _guard("task start", lambda: _tasks().task_started(task_instance))
+
+
+@hookimpl
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    _guard("task success", lambda: _tasks().task_finished(task_instance, "succeeded"))
+
+
+@hookimpl
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    if _in_task_process(task_instance):
+        _guard("task failure", lambda: _tasks().task_finished(task_instance, "failed", error))
+    else:
+        _guard("task failure", _scheduler_failure, task_instance, error)
+
+
+def _scheduler_failure(task_instance: Any, error: Any) -> None:
+    # Read the ORM object here, in the caller's thread; record it in the background.
+    fields = ("dag_id", "task_id", "run_id", "try_number", "map_index", "start_date", "end_date")
+    seen = SimpleNamespace(task=None, **{name: getattr(task_instance, name, None) for name in fields})
+    _in_background("task failure", _tasks().task_finished, seen, "failed", error)
+
+
+@hookimpl
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    _guard("task skip", lambda: _tasks().task_finished(task_instance, "skipped"))
+
+
+def _dag_run(what: str, dag_run: Any, status: str, msg: Any) -> None:
+    # Read the ORM object here, in the scheduler's thread; record it in the background.
+    args = (dag_run.dag_id, dag_run.run_id, status, dag_run.start_date, dag_run.end_date, msg)
+    _in_background(what, _tasks().dag_run_changed, *args)
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: Any) -> None:
+    _guard("DAG run start", _dag_run, "DAG run start", dag_run, "running", msg)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: Any) -> None:
+    _guard("DAG run success", _dag_run, "DAG run success", dag_run, "succeeded", msg)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: Any) -> None:
+    _guard("DAG run failure", _dag_run, "DAG run failure", dag_run, "failed", msg)
+
+
+# -- one background thread per process, for hooks that run in the scheduler ------------------
+
+_executor: ThreadPoolExecutor | None = None
+_executor_pid = 0
+_pending: set[Future[None]] = set()
+_lock = threading.Lock()
+
+
+def _in_background(what: str, func: Callable[..., None], *args: Any) -> None:
+    global _executor, _executor_pid
+    with _lock:
+        if _executor is None or _executor_pid != os.getpid():  # threads do not survive fork
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater")
+            _executor_pid = os.getpid()
+            _pending.clear()
+        future = _executor.submit(_guard, what, func, *args)
+        _pending.add(future)
+    future.add_done_callback(_pending.discard)
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait for background records (DAG-run hooks) to be written; True when none is left.
+
+    Interpreter exit waits for them too; tests and benchmarks call this to read the store at once.
+    """
+    with _lock:
+        pending = list(_pending)
+    _, not_done = wait(pending, timeout=timeout)
+    return not not_done

@@ -1,0 +1,454 @@
+"""Translation of Airflow task instances and DAG runs into headwater runs, inputs and outputs.
+
+Nothing here hashes, writes SQL or talks to a server: it reads what Airflow knows about a task
+and calls `headwater.observe` (`batch.run/used/used_ref/produced`), which does the rest within
+the time budget and never raises.
+
+Identity: a DAG run is the container run `run_id("airflow", dag_id, run_id)`; each task instance
+try is a task run `run_id("airflow", dag_id, task_id, run_id, try_number, map_index)`.
+
+Inputs and outputs, in this order of sources (each location is recorded once per run):
+  1. inlets / outlets: Airflow Assets (by URI), headwater objects (`hw.Output`, a `Version`),
+     plain URI strings or paths, and REF strings (`"mnist-train:production"`) as inlets;
+  2. runtime outlet events: the `extra` of each outlet becomes version metadata, and the assets
+     an AssetAlias named at run time become outputs;
+  3. the hook lineage collector: what ObjectStoragePath and provider hooks read and wrote. It is a
+     per-process singleton, so it is snapshotted at task start and diffed at the end.
+Inputs declared as inlets are hashed at task start (the exact version read); outputs, and inputs
+that only the collector reports, at the end. Failed and skipped tries record their inputs but no
+outputs: what a failed try left behind is not a version anyone should build on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from headwater.adapters.airflow.settings import AirflowObserver, Settings, load
+from headwater.api import Output, run_id
+from headwater.models import Version
+from headwater.observe import Batch, location_name
+from headwater.refs import is_uri, parse_ref, validate_name
+
+log = logging.getLogger("headwater")
+
+ORCHESTRATOR = "airflow"
+
+
+# -- identity ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int
+    map_index: int
+
+    @classmethod
+    def of(cls, ti: Any) -> TaskKey:
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            str(ti.dag_id), str(ti.task_id), str(ti.run_id), int(ti.try_number),
+            -1 if map_index is None else int(map_index),
+        )
+
+    @property
+    def container(self) -> str:
+        return dag_run_id(self.dag_id, self.run_id)
+
+    @property
+    def id(self) -> str:
+        return run_id(ORCHESTRATOR, self.dag_id, self.task_id, self.run_id, self.try_number, self.map_index)
+
+
+def dag_run_id(dag_id: str, airflow_run_id: str) -> str:
+    return run_id(ORCHESTRATOR, dag_id, airflow_run_id)
+
+
+# -- what a task declares and reports -------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One input or output: a location to hash, a REF to resolve (inputs), or only a name."""
+
+    name: str
+    target: str | os.PathLike[str] | None = None  # None: no location (unverified if an output)
+    ref: str | None = None  # inputs named by a REF, recorded with used_ref
+    exact: bool = True
+    type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    output: Output | None = None
+
+
+def _location(target: str | os.PathLike[str], **kwargs: Any) -> Item:
+    return Item(name=location_name(target), target=target, **kwargs)
+
+
+def _ref(text: str) -> Item:
+    parsed = parse_ref(text)
+    # A label or digest names one version; a bare name or an alias moves, so the edge says so.
+    return Item(name=parsed.name, ref=text, exact=parsed.label is not None or parsed.digest is not None)
+
+
+def _asset_classes() -> tuple[type, type, type, type]:
+    from airflow.sdk.definitions.asset import Asset, AssetAlias, AssetNameRef, AssetUriRef
+
+    return Asset, AssetAlias, AssetNameRef, AssetUriRef
+
+
+def translate(obj: Any, *, as_input: bool) -> Item | None:
+    """An inlet or outlet as an Item; None for what headwater cannot place (logged at debug)."""
+    Asset, AssetAlias, AssetNameRef, AssetUriRef = _asset_classes()
+    if isinstance(obj, AssetAlias):
+        return None  # resolved through the outlet events (the assets it named at run time)
+    if isinstance(obj, (Asset, AssetUriRef, AssetNameRef)):
+        uri = getattr(obj, "uri", None)
+        if isinstance(uri, str) and is_uri(uri):
+            return _location(uri)
+        name = validate_name(getattr(obj, "name", None) or uri)
+        # An asset with no location: the artifact of that name. Read: whatever version is latest;
+        # written: a version that says it could not be verified.
+        return Item(name=name, ref=name, exact=False) if as_input else Item(name=name)
+    if isinstance(obj, Output):
+        return Item(
+            name=validate_name(obj.name), target=obj.path, type=obj.type, metadata=dict(obj.metadata or {}), output=obj,
+        )
+    if isinstance(obj, Version):
+        return Item(name=obj.name, ref=f"{obj.name}@{obj.digest}") if as_input else None
+    if isinstance(obj, str):
+        if is_uri(obj):
+            parsed = parse_ref(obj)
+            if parsed.label is not None or parsed.digest is not None:
+                # file:///d/users.csv:v2 names a recorded version: something to read, not write
+                return _ref(obj) if as_input else None
+            return _location(obj)
+        return _ref(obj) if as_input else None
+    if isinstance(obj, os.PathLike):
+        return _location(os.fspath(obj))
+    log.debug("headwater: %s %r is not something headwater records", "inlet" if as_input else "outlet", obj)
+    return None
+
+
+def _declared(objs: Iterable[Any] | None, *, as_input: bool) -> Iterator[Item]:
+    for obj in objs or ():
+        item = _safely(f"{'inlet' if as_input else 'outlet'} {obj!r}", translate, obj, as_input=as_input)
+        if item is not None:
+            yield item
+
+
+_warned: set[str] = set()
+
+
+def _safely(what: str, func: Any, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    """One source or item that cannot be read is skipped (one warning line), not the whole run."""
+    try:
+        return func(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - the run and its other inputs and outputs still count
+        text = str(err).strip().splitlines()
+        line = f"headwater: airflow {what} skipped: {type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+        if line not in _warned:
+            _warned.add(line)
+            log.warning(line)
+        return default
+
+
+def _outlet_events(ti: Any, declared: dict[str, Item]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(uri, extra) of every asset event this task emits: its outlets' and its aliases'."""
+    Asset, _, _, _ = _asset_classes()
+    events = ti.get_template_context().get("outlet_events")
+    for key in list(events or ()):
+        accessor = events[key]
+        if isinstance(key, Asset) and is_uri(key.uri):
+            name = location_name(key.uri)
+            if name in declared:  # Airflow emits events only for declared outlets
+                yield key.uri, dict(accessor.extra or {})
+        for alias_event in getattr(accessor, "asset_alias_events", ()) or ():
+            uri = alias_event.dest_asset_key.uri
+            if is_uri(uri):
+                yield uri, dict(alias_event.extra or {})
+
+
+# -- the hook lineage collector -------------------------------------------------------------
+
+
+def _collector_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """How often each URI was read and written so far in this process."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    lineage = get_hook_lineage_collector().collected_assets
+    counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for side, infos in zip(counts, (lineage.inputs, lineage.outputs)):
+        for info in infos:
+            uri = info.asset.uri
+            side[uri] = side.get(uri, 0) + info.count
+    return counts
+
+
+def _new_since(before: dict[str, int], now: dict[str, int]) -> list[str]:
+    return [uri for uri, count in now.items() if count > before.get(uri, 0) and is_uri(uri)]
+
+
+def _hook_items(uris: list[str]) -> list[Item]:
+    items = (_safely(f"hook lineage {uri!r}", _location, uri) for uri in uris)
+    return [item for item in items if item is not None]
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Started:
+    """What the start hook leaves for the end hook of the same try (same process)."""
+
+    collector: tuple[dict[str, int], dict[str, int]] | None
+    inputs: set[str]
+
+
+_started: dict[TaskKey, _Started] = {}
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _code(ti: Any) -> dict[str, Any]:
+    task = getattr(ti, "task", None)
+    if task is None:
+        return {}
+    code: dict[str, Any] = {"operator": f"{type(task).__module__}.{type(task).__qualname__}"}
+    func = getattr(task, "python_callable", None)
+    if func is not None and hasattr(func, "__qualname__"):
+        code["callable"] = f"{getattr(func, '__module__', '?')}.{func.__qualname__}"
+    fileloc = getattr(getattr(task, "dag", None), "fileloc", None)
+    if fileloc:
+        code["file"] = str(fileloc)
+        code.update(git_head(Path(fileloc)))
+    return code
+
+
+_containers: set[str] = set()  # DAG runs this process has written (their container run)
+
+
+def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any) -> None:
+    """The task try, fully, and its container unless this process already wrote it."""
+    if key.container not in _containers:
+        dag_run = None
+        try:
+            dag_run = ti.get_template_context().get("dag_run")
+        except Exception:  # noqa: BLE001 - an ORM task instance in the scheduler has no context
+            dag_run = None
+        b.run(
+            key.container,
+            job=key.dag_id,
+            job_namespace=settings.namespace,
+            kind="container",
+            started_at=_utc(getattr(dag_run, "start_date", None)),
+            params={"dag_id": key.dag_id, "dag_run_id": key.run_id},
+        )
+    b.run(
+        key.id,
+        job=f"{key.dag_id}.{key.task_id}",
+        job_namespace=settings.namespace,
+        kind="task",
+        started_at=_utc(getattr(ti, "start_date", None)),
+        parent_id=key.container,
+        params={
+            "dag_id": key.dag_id, "task_id": key.task_id, "dag_run_id": key.run_id,
+            "try_number": key.try_number, "map_index": key.map_index,
+        },
+        code=_code(ti),
+        **fields,
+    )
+
+
+def _written(b: Batch, key: TaskKey) -> None:
+    """Once a batch is in the outbox (delivered or waiting), its container run will land."""
+    if b.delivered is not None:
+        _containers.add(key.container)
+
+
+def task_started(ti: Any) -> None:
+    settings = load()
+    if settings.disabled:
+        return
+    key = TaskKey.of(ti)
+    started = _Started(collector=None, inputs=set())
+    if "hooks" in settings.sources:
+        started.collector = _safely("hook lineage", _collector_counts)
+    _started[key] = started
+    observer = AirflowObserver(settings)
+    refs: list[Item] = []
+    with observer.batch("task start") as b:
+        _describe(b, ti, settings, key, status="running")
+        if "inlets" in settings.sources:
+            for item in _declared(getattr(ti.task, "inlets", None), as_input=True):
+                if item.name in started.inputs:
+                    continue
+                started.inputs.add(item.name)
+                if item.ref is not None:
+                    refs.append(item)
+                else:
+                    b.used(key.id, item.target, name=item.name)
+    _written(b, key)
+    # A REF the store cannot resolve ("model:v9" before v9 exists) is refused with its batch:
+    # each goes alone, so it never takes the run and its other inputs down with it.
+    for item in refs:
+        with observer.batch(f"inlet {item.ref}") as b:
+            b.used_ref(key.id, item.ref or item.name, exact=item.exact)
+
+
+def task_finished(ti: Any, status: str, error: Any = None) -> None:
+    settings = load()
+    if settings.disabled:
+        return
+    key = TaskKey.of(ti)
+    started = _started.pop(key, None)
+    ended = _utc(getattr(ti, "end_date", None)) or datetime.now(timezone.utc)
+    with AirflowObserver(settings).batch(f"task {status}") as b:
+        _describe(b, ti, settings, key, status=status, ended_at=ended, error=_error_text(error))
+        if getattr(ti, "task", None) is None or not hasattr(ti, "get_template_context"):
+            return  # the scheduler's view of a task (no operator, no context): the status is all
+
+        outputs: dict[str, Item] = {}
+        if status == "succeeded":
+            declared: dict[str, Item] = {}
+            for item in _declared(getattr(ti.task, "outlets", None), as_input=False):
+                declared.setdefault(item.name, item)
+            if "outlets" in settings.sources:
+                outputs.update(declared)
+            if "events" in settings.sources:
+                for uri, extra in _safely("outlet events", lambda: list(_outlet_events(ti, declared)), default=[]):
+                    event_item = _safely(f"outlet event {uri!r}", _location, uri)
+                    if event_item is not None:
+                        item = outputs.get(event_item.name) or declared.get(event_item.name) or event_item
+                        item.metadata.update(extra)
+                        outputs.setdefault(item.name, item)
+
+        hook_inputs: list[Item] = []
+        if started is not None and started.collector is not None:
+            now = _safely("hook lineage", _collector_counts)
+            if now is not None:
+                reads, writes = now
+                hook_inputs = _hook_items(_new_since(started.collector[0], reads))
+                if status == "succeeded":
+                    for item in _hook_items(_new_since(started.collector[1], writes)):
+                        outputs.setdefault(item.name, item)
+
+        # Inputs first: a location this try both read and wrote was read before it was written.
+        seen = started.inputs if started is not None else set()
+        for item in hook_inputs:
+            if item.name in seen:
+                continue
+            seen.add(item.name)
+            if item.name in outputs:
+                b.used_ref(key.id, item.name, exact=False)  # its bytes now are the output's
+            else:
+                b.used(key.id, item.target, name=item.name)  # type: ignore[arg-type]
+        for item in outputs.values():
+            b.produced(key.id, item.target, name=item.name, type=item.type, metadata=item.metadata)
+            _output_labels(b, item)
+    _written(b, key)
+
+
+def _output_labels(b: Batch, item: Item) -> None:
+    """Aliases, tags and description of an `hw.Output` outlet, on the version just recorded.
+
+    Batch.produced() does not take them yet; until it does, they are set on its event.
+    """
+    out = item.output
+    if out is None or not b.events or not (out.aliases or out.tags or out.description):
+        return
+    event = b.events[-1]
+    if getattr(event, "name", None) != item.name:
+        return
+    event.aliases = list(out.aliases)
+    event.tags = list(out.tags)
+    event.description = out.description
+
+
+def _error_text(error: Any) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}".rstrip(": ")
+    else:
+        text = str(error)
+    return text[:4000]
+
+
+def dag_run_changed(dag_id: str, airflow_run_id: str, status: str, started: Any, ended: Any, msg: Any) -> None:
+    settings = load()
+    if settings.disabled:
+        return
+    with AirflowObserver(settings).batch(f"DAG run {status}") as b:
+        b.run(
+            dag_run_id(dag_id, airflow_run_id),
+            job=dag_id,
+            job_namespace=settings.namespace,
+            kind="container",
+            status=status,  # type: ignore[arg-type]
+            started_at=_utc(started),
+            ended_at=_utc(ended) if status != "running" else None,
+            error=str(msg)[:4000] if status == "failed" and msg else None,
+            params={"dag_id": dag_id, "dag_run_id": airflow_run_id},
+        )
+
+
+# -- code identity: the git commit of the DAG file, read from .git without running git ------
+
+_git_cache: dict[Path, dict[str, str]] = {}
+
+
+def git_head(path: Path) -> dict[str, str]:
+    """{"git_sha": ...} for the repository holding `path`, read from .git (no subprocess: never
+    fork per event). The dirty flag would need `git status`; it is not recorded."""
+    folder = path.parent
+    if folder in _git_cache:
+        return _git_cache[folder]
+    found: dict[str, str] = {}
+    for candidate in (folder, *folder.parents):
+        dot_git = candidate / ".git"
+        if dot_git.exists():
+            found = _read_head(dot_git)
+            break
+    _git_cache[folder] = found
+    return found
+
+
+def _read_head(dot_git: Path) -> dict[str, str]:
+    try:
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            text = dot_git.read_text().strip()
+            if not text.startswith("gitdir:"):
+                return {}
+            dot_git = (dot_git.parent / text.split(":", 1)[1].strip()).resolve()
+        head = (dot_git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return {"git_sha": head}
+        ref = head.split(":", 1)[1].strip()
+        common = dot_git
+        if (dot_git / "commondir").is_file():
+            common = (dot_git / (dot_git / "commondir").read_text().strip()).resolve()
+        for root in (dot_git, common):
+            loose = root / ref
+            if loose.is_file():
+                return {"git_sha": loose.read_text().strip()}
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                sha, _, name = line.partition(" ")
+                if name == ref:
+                    return {"git_sha": sha}
+    except OSError:
+        return {}
+    return {}
