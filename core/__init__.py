@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from headwater.api import ActiveRun, Client, Output, default_client, run_id
+from typing import TYPE_CHECKING
+
 from headwater.errors import (
     Conflict,
     HeadwaterError,
@@ -22,18 +23,48 @@ from headwater.errors import (
     SchemaTooNew,
     Unavailable,
 )
-from headwater.models import (
-    AliasMove,
-    Artifact,
-    Diff,
-    Edge,
-    Impact,
-    LineageGraph,
-    ManifestEntry,
-    Run,
-    Version,
-    VerifyReport,
-)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.api import ActiveRun, Client, Output
+    from headwater.models import (
+        AliasMove,
+        Artifact,
+        Diff,
+        Impact,
+        LineageGraph,
+        Run,
+        Version,
+        VerifyReport,
+    )
+
+# `import headwater` stays cheap (an Airflow worker imports the plugin in every process): the API
+# and the models load on first use (PEP 562).
+_LAZY = {
+    "ActiveRun": "headwater.api", "Client": "headwater.api", "Output": "headwater.api",
+    "run_id": "headwater.api",
+    "AliasMove": "headwater.models", "Artifact": "headwater.models", "Diff": "headwater.models",
+    "Edge": "headwater.models", "Impact": "headwater.models", "LineageGraph": "headwater.models",
+    "ManifestEntry": "headwater.models", "Run": "headwater.models", "Version": "headwater.models",
+    "VerifyReport": "headwater.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def default_client() -> Client:
+    from headwater.api import default_client as get
+
+    return get()
+
 
 __version__ = "0.1.0.dev0"
 

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from headwater import config
 from headwater.api import Client, default_client
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
-from headwater.refs import is_uri, normalize_name, path_to_file_uri
+from headwater.refs import is_uri, normalize_name, path_to_file_uri, validate_alias
 
 log = logging.getLogger("headwater")
 
@@ -162,6 +162,9 @@ class Batch:
         name: str | None = None,
         type: str | None = None,
         metadata: dict[str, Any] | None = None,
+        aliases: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        description: str | None = None,
     ) -> str | None:
         """The run wrote `target`: a version (a reference to where the bytes are) and its edge.
 
@@ -180,6 +183,7 @@ class Batch:
         self.events.append(
             VersionRecorded(
                 name=artifact, digest=digest, entries=entries, type=type, metadata=metadata or {},
+                aliases=[validate_alias(a) for a in aliases], tags=list(tags), description=description,
                 run_id=run_id, direction="produced",
             )
         )

@@ -367,3 +367,17 @@ def test_location_artifacts_are_used_by_path_uri_or_versioned_ref(client: hw.Cli
     assert client.get(uri).label == "v1"
     dumped = client.get(f"{uri}:v0").model_dump(mode="json")
     assert dumped["ref"] == f"{uri}:v0" and hw.Version.model_validate(dumped).ref == f"{uri}:v0"
+
+
+def test_an_input_pinned_to_an_unknown_version_is_kept_inexact(client: hw.Client, files) -> None:
+    client.log_artifact("ds", files({"a": "1"}) / "a")
+    rid = hw.run_id("t", "pinned")
+    client.store.apply([RunRecorded(run_id=rid, job="reader"), EdgeRecorded(run_id=rid, ref="ds:v9")])
+    [edge] = client.downstream("ds:v0").edges
+    assert (edge.version, edge.exact, edge.metadata) == ("ds:v0", False, {"requested": "ds:v9"})
+    other = hw.run_id("t", "nothing")
+    client.store.apply([RunRecorded(run_id=other, job="reader"), EdgeRecorded(run_id=other, ref="ghost:v2")])
+    ghost = client.get("ghost")
+    assert (ghost.digest, ghost.entries) == (f"unverified:{other}", [])
+    [edge] = client.downstream("ghost:v0").edges
+    assert (edge.exact, edge.metadata) == (False, {"requested": "ghost:v2"})

@@ -355,25 +355,13 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
             else:
                 b.used(key.id, item.target, name=item.name)  # type: ignore[arg-type]
         for item in outputs.values():
-            b.produced(key.id, item.target, name=item.name, type=item.type, metadata=item.metadata)
-            _output_labels(b, item)
+            out = item.output
+            b.produced(
+                key.id, item.target, name=item.name, type=item.type, metadata=item.metadata,
+                aliases=out.aliases if out else (), tags=out.tags if out else (),
+                description=out.description if out else None,
+            )
     _written(b, key)
-
-
-def _output_labels(b: Batch, item: Item) -> None:
-    """Aliases, tags and description of an `hw.Output` outlet, on the version just recorded.
-
-    Batch.produced() does not take them yet; until it does, they are set on its event.
-    """
-    out = item.output
-    if out is None or not b.events or not (out.aliases or out.tags or out.description):
-        return
-    event = b.events[-1]
-    if getattr(event, "name", None) != item.name:
-        return
-    event.aliases = list(out.aliases)
-    event.tags = list(out.tags)
-    event.description = out.description
 
 
 def _error_text(error: Any) -> str | None:

@@ -6,6 +6,7 @@ Many task processes open the store at once, so the check-and-upgrade runs under 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,8 +29,14 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # Parsing the migration scripts costs more than the check itself: once per process.
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    heads = _scripts().get_heads()
     assert len(heads) == 1, f"migrations must have one head, found {heads}"
     return heads[0]
 
@@ -41,9 +48,8 @@ def current_revision(connection: sa.Connection) -> str | None:
 def check_known(revision: str | None, url: str) -> None:
     if revision is None:
         return
-    script = ScriptDirectory.from_config(alembic_config())
     try:
-        script.get_revision(revision)
+        _scripts().get_revision(revision)
     except Exception:
         raise SchemaTooNew(
             f"the database {url} has schema revision {revision}, newer than this headwater "
@@ -57,9 +63,9 @@ def upgrade(engine: sa.Engine, url: str) -> str:
     with engine.connect() as probe:
         current = current_revision(probe)
         probe.rollback()
-    check_known(current, url)
     if current == head:
         return head
+    check_known(current, url)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
