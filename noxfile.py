@@ -27,7 +27,9 @@ def _orchestrator_session(session: nox.Session, name: str) -> None:
     if not any(Path("tests", name).glob("test_*.py")):
         session.skip(f"no tests for {name} yet")
     session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},dev,postgres]")
-    session.run("pytest", *(session.posargs or [f"tests/{name}"]), env={"PYTHONUNBUFFERED": "1"})
+    session.run(
+        "pytest", *(session.posargs or [f"tests/{name}"]), env={"PYTHONUNBUFFERED": "1", "HEADWATER_TEST_HTTP": "0"}
+    )
 
 
 @nox.session(python=PYTHON)

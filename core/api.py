@@ -136,9 +136,14 @@ class Client:
     @property
     def blobs(self) -> Any:
         if self._blobs is None:
-            from headwater.blobs import BlobStore
+            if self.uri.split(":", 1)[0].lower() in ("http", "https"):  # blobs upload to the server
+                from headwater.store.http import HTTPBlobStore
 
-            self._blobs = BlobStore(os.environ.get("HEADWATER_BLOB_URI") or str(self.home / "blobs"))
+                self._blobs = HTTPBlobStore(self.uri)
+            else:
+                from headwater.blobs import BlobStore
+
+                self._blobs = BlobStore(os.environ.get("HEADWATER_BLOB_URI") or str(self.home / "blobs"))
         return self._blobs
 
     @property

@@ -797,18 +797,113 @@ def db_upgrade_cmd(client: Client, as_json: bool) -> None:
         _show(Text(f"{where}: schema at revision {revision}"))
 
 
-@cli.command(
-    "server",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+@cli.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: min(4, CPUs))."
 )
+@click.option(
+    "--store",
+    "store_uri",
+    metavar="URI",
+    help="sqlite:///PATH or postgresql://... (default: HEADWATER_URI, else the SQLite default).",
+)
+@click.option(
+    "--blobs",
+    "blob_uri",
+    metavar="URL",
+    help="Where uploaded blobs live: a folder or an fsspec URL (default: HEADWATER_BLOB_URI, else $HEADWATER_HOME/blobs).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Tokens, one a line: TOKEN or read-write TOKEN, read-only TOKEN (also HEADWATER_TOKEN, HEADWATER_READ_TOKEN).",
+)
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=None, help="Largest JSON request (default 64).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@click.option("--no-access-log", is_flag=True, help="Do not log every request.")
 @json_option
-def server_cmd(as_json: bool) -> None:
-    """The tracking server (not available yet)."""
-    _fail(
-        'the tracking server comes with the "server" extra (pip install "headwater[server]") '
-        "and is not available in this version yet",
-        2,
+def server_cmd(
+    host: str,
+    port: int,
+    workers: int | None,
+    store_uri: str | None,
+    blob_uri: str | None,
+    token_file: str | None,
+    max_body_mb: float | None,
+    log_level: str,
+    no_access_log: bool,
+    as_json: bool,
+) -> None:
+    """Run the tracking server: the REST API, blobs, and OpenLineage in (POST /api/v1/lineage)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        _fail('the tracking server needs the "server" extra: pip install "headwater[server]"', 2)
+    # Workers are separate processes that build the app from the environment: set it only
+    # while the server runs (the CLI may run inside another program's process).
+    overrides = {"HEADWATER_SERVER_BIND": f"{host}:{port}"}
+    for name, value in (
+        ("HEADWATER_SERVER_STORE", store_uri),
+        ("HEADWATER_SERVER_BLOBS", blob_uri),
+        ("HEADWATER_TOKEN_FILE", token_file),
+        ("HEADWATER_SERVER_MAX_BODY_MB", None if max_body_mb is None else repr(max_body_mb)),
+    ):
+        if value is not None:
+            overrides[name] = value
+    from headwater.server.settings import Settings
+    from headwater.store.sql import SQLStore
+
+    settings = Settings.from_env({**os.environ, **overrides})
+    if settings.openlineage_url:
+        from headwater.openlineage import refuse_loop
+
+        refuse_loop(settings.openlineage_url, settings.bind)
+    SQLStore(settings.store_uri).close()  # migrate once, and fail here with one line if it cannot
+    if workers is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        workers = max(1, min(4, cpus))
+    try:
+        import sqlalchemy as sa
+
+        where = sa.make_url(settings.store_uri).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for the banner
+        where = settings.store_uri
+    auth = "off (no token set)" if not settings.tokens else (
+        f"{sum(1 for s in settings.tokens.values() if s == 'write')} read-write, "
+        f"{sum(1 for s in settings.tokens.values() if s == 'read')} read-only token(s)"
     )
+    url = f"http://{host}:{port}"
+    if as_json:
+        click.echo(json.dumps({"url": url, "store": where, "blobs": settings.blob_uri, "workers": workers, "auth": bool(settings.tokens)}))
+    _note(f"serving {where} at {url} ({workers} worker(s), auth {auth})")
+    # The CLI collects library warnings to print after a command; a server prints them live.
+    logger = logging.getLogger("headwater")
+    for handler in list(logger.handlers):
+        if isinstance(handler, _Warnings):
+            logger.removeHandler(handler)
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        from headwater.server.run import serve
+
+        serve(host, port, workers, log_level, access_log=not no_access_log)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -115,6 +115,8 @@ def test_invalid_tags(seeded: hw.Client) -> None:
 
 
 def test_a_database_from_a_newer_schema_is_refused(store_uri: str, headwater_home: Path, files) -> None:
+    if store_uri.startswith("http"):
+        pytest.skip("the server checks its database when it starts: tests/test_server.py")
     client = hw.Client(uri=store_uri, home=headwater_home)
     client.log_artifact("ds", files({"a": "1"}) / "a")
     engine = client.store.engine  # type: ignore[attr-defined]

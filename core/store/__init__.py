@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from headwater.errors import InvalidInput
 from headwater.store.base import Store
 
@@ -12,9 +14,14 @@ def open_store(uri: str) -> Store:
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from headwater.store.sql import SQLStore
 
-        return SQLStore(uri)
+        store = SQLStore(uri)
+        if os.environ.get("HEADWATER_OPENLINEAGE_URL", "").strip():
+            from headwater.openlineage import wrap_store
+
+            return wrap_store(store)  # type: ignore[no-any-return]
+        return store
     if scheme in ("http", "https"):
-        from headwater.store.http import HTTPStore  # type: ignore[import-not-found]
+        from headwater.store.http import HTTPStore
 
         return HTTPStore(uri)
     raise InvalidInput(f"unsupported HEADWATER_URI {uri!r}: use sqlite:///PATH, postgresql://... or http(s)://HOST:PORT")

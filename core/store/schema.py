@@ -33,7 +33,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             value = value.replace(tzinfo=timezone.utc)
         value = value.astimezone(timezone.utc)
         if dialect.name == "sqlite":
-            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+            # strftime("%Y") does not pad years before 1000; the text must sort as it compares.
+            return f"{value.year:04d}" + value.strftime("-%m-%d %H:%M:%S.%f")
         return value
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:

@@ -1,0 +1,602 @@
+"""OpenLineage <-> headwater, both directions (the `openlineage` extra).
+
+In: `events_from_openlineage(payload)` turns OpenLineage RunEvents (validated with
+openlineage-python's models) into headwater events, which the server applies in one transaction:
+
+- the job becomes a run of kind `openlineage` with the OpenLineage run id (a UUID, as every
+  headwater run id is); START/RUNNING -> running, COMPLETE -> succeeded, FAIL -> failed (with the
+  errorMessage facet), ABORT -> aborted, OTHER (or no eventType) leaves the status unchanged;
+  the parent run facet makes (or names) the parent run;
+- datasets become artifacts named as DESIGN.md says (ol_dataset_to_name); an input with a
+  dataset version facet is the version `ol:<version>`, one without links to `latest` at event
+  time with the edge marked inexact; outputs become versions when the run COMPLETEs, as in
+  Marquez: `ol:<version>` from the facet, else `unverified:<run id>` (the event decides);
+- event ids are derived from the event's content, so a producer's retry changes nothing.
+
+Out: with HEADWATER_OPENLINEAGE_URL set (a URL, or `config` for openlineage-python's own
+configuration: OPENLINEAGE_URL, OPENLINEAGE_CONFIG, openlineage.yml), every run headwater records
+is also emitted as a RunEvent through openlineage.client, its inputs and outputs named by
+name_to_ol_dataset with the version digest as dataset version. Loop guard: runs that came in as
+OpenLineage are never emitted again, and a URL pointing at this server is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from headwater import __version__ as _version
+from headwater import config
+from headwater.errors import HeadwaterError, InvalidInput, InvalidRef, NotFound
+from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
+from headwater.models import TERMINAL_STATUSES, Run
+from headwater.refs import Ref, name_to_ol_dataset, ol_dataset_to_name
+
+log = logging.getLogger("headwater.openlineage")
+
+PRODUCER = f"https://headwater.dev/producer/{_version}"
+EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+STATUS_OF_EVENT: dict[str, str | None] = {
+    "START": "running",
+    "RUNNING": "running",
+    "COMPLETE": "succeeded",
+    "FAIL": "failed",
+    "ABORT": "aborted",
+    "OTHER": None,
+}
+MAX_BATCH = 1000
+# uuid5(NAMESPACE_URL, "https://headwater.dev/openlineage"): event ids of OpenLineage input.
+_EVENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://headwater.dev/openlineage")
+_MAX_DIGEST = 190  # the digest column holds 200 characters
+
+
+def ol_namespace() -> str:
+    """The OpenLineage namespace of plain artifact names (HEADWATER_OL_NAMESPACE, default headwater)."""
+    return os.environ.get("HEADWATER_OL_NAMESPACE", "").strip() or "headwater"
+
+
+# --- in ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Converted:
+    events: list[Event] = field(default_factory=list)
+    received: int = 0
+    ignored: int = 0  # DatasetEvents and JobEvents: accepted, nothing to record
+
+
+def events_from_openlineage(payload: Any) -> Converted:
+    """headwater events for one OpenLineage RunEvent or a JSON array of them (all or nothing).
+
+    Raises InvalidInput (or InvalidRef for a dataset name headwater refuses) naming the event
+    and the field at fault.
+    """
+    batch = isinstance(payload, list)
+    items = payload if batch else [payload]
+    if batch and not items:
+        raise InvalidInput("the batch is empty: send one RunEvent or a JSON array of them")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} events, not {len(items)}")
+    result = Converted(received=len(items))
+    for index, raw in enumerate(items):
+        try:
+            events = _convert(raw)
+        except (InvalidInput, InvalidRef) as err:
+            where = f"event {index}: " if batch else ""
+            raise type(err)(f"{where}{err}") from None
+        if events is None:
+            result.ignored += 1
+        else:
+            result.events.extend(events)
+    return result
+
+
+def _field(obj: dict[str, Any], key: str, where: str) -> Any:
+    if key not in obj or obj[key] is None:
+        raise InvalidInput(f"missing field {where}{key}")
+    return obj[key]
+
+
+def _text(obj: dict[str, Any], key: str, where: str) -> str:
+    value = _field(obj, key, where)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{where}{key} must be a non-empty string")
+    return value
+
+
+def _object(obj: dict[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any]:
+    if not required and obj.get(key) is None:
+        return {}
+    value = _field(obj, key, where)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}{key} must be an object")
+    return value
+
+
+def _uuid(value: str, where: str) -> str:
+    try:
+        uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(f"{where} {value[:80]!r} is not a UUID") from None
+    return value
+
+
+def _time(value: str) -> datetime:
+    from dateutil import parser
+
+    try:
+        parsed = parser.isoparse(value)
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"eventTime {value[:80]!r} is not an ISO 8601 date-time") from None
+
+
+def _datasets(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"{key} must be an array of datasets")
+    for i, ds in enumerate(value):
+        where = f"{key}[{i}]."
+        if not isinstance(ds, dict):
+            raise InvalidInput(f"{key}[{i}] must be an object")
+        _text(ds, "namespace", where)
+        _text(ds, "name", where)
+        for facets in ("facets", "inputFacets", "outputFacets"):
+            _object(ds, facets, where, required=False)
+    return value
+
+
+def validate_run_event(raw: Any) -> Any:
+    """The openlineage-python RunEvent for a JSON object; InvalidInput says what is wrong."""
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, RunEvent, RunState
+    from openlineage.client.event_v2 import Run as OLRun
+
+    if not isinstance(raw, dict):
+        raise InvalidInput("an OpenLineage event is a JSON object")
+    run = _object(raw, "run", "")
+    job = _object(raw, "job", "")
+    run_id = _uuid(_text(run, "runId", "run."), "run.runId")
+    event_type = raw.get("eventType")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InvalidInput(f"eventType {str(event_type)[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+    event_time = _text(raw, "eventTime", "")
+    _time(event_time)
+    producer = raw.get("producer", "")
+    if not isinstance(producer, str):
+        raise InvalidInput("producer must be a string (a URI)")
+    inputs = _datasets(raw, "inputs")
+    outputs = _datasets(raw, "outputs")
+    job_namespace, job_name = _text(job, "namespace", "job."), _text(job, "name", "job.")
+    run_facets = _object(run, "facets", "run.", required=False)
+    job_facets = _object(job, "facets", "job.", required=False)
+    try:
+        return RunEvent(
+            eventTime=event_time,
+            producer=producer or PRODUCER,
+            eventType=RunState(event_type) if event_type else None,
+            run=OLRun(runId=run_id, facets=run_facets),
+            job=Job(namespace=job_namespace, name=job_name, facets=job_facets),
+            inputs=[
+                InputDataset(
+                    namespace=ds["namespace"], name=ds["name"], facets=ds.get("facets") or {},
+                    inputFacets=ds.get("inputFacets") or {},
+                )
+                for ds in inputs
+            ],
+            outputs=[
+                OutputDataset(
+                    namespace=ds["namespace"], name=ds["name"], facets=ds.get("facets") or {},
+                    outputFacets=ds.get("outputFacets") or {},
+                )
+                for ds in outputs
+            ],
+        )
+    except (ValueError, TypeError, OverflowError) as err:
+        raise InvalidInput(f"not a valid OpenLineage RunEvent: {' '.join(str(err).split())}") from None
+
+
+def _ol_digest(version: object) -> str:
+    text = str(version)
+    if len(text) <= _MAX_DIGEST and text.isprintable() and text.strip() == text and text:
+        return f"ol:{text}"
+    return "ol:sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _dataset_version(ds: dict[str, Any]) -> str | None:
+    facet = (ds.get("facets") or {}).get("version")
+    if isinstance(facet, dict):
+        value = facet.get("datasetVersion")
+        if isinstance(value, (str, int)) and str(value):
+            return str(value)
+    return None
+
+
+def _dataset_metadata(ds: dict[str, Any]) -> dict[str, Any]:
+    schema = (ds.get("facets") or {}).get("schema")
+    meta: dict[str, Any] = {}
+    if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
+        fields = [
+            {"name": f["name"], **({"type": f["type"]} if isinstance(f.get("type"), str) else {})}
+            for f in schema["fields"][:500]
+            if isinstance(f, dict) and isinstance(f.get("name"), str)
+        ]
+        if fields:
+            meta["schema"] = fields
+    return meta
+
+
+def _edge_metadata(ds: dict[str, Any], key: str) -> dict[str, Any]:
+    facets = ds.get(key) or {}
+    stats = facets.get("outputStatistics") or facets.get("inputStatistics")
+    if isinstance(stats, dict):
+        return {k: stats[k] for k in ("rowCount", "size", "fileCount") if isinstance(stats.get(k), (int, float))}
+    return {}
+
+
+def _code(raw: dict[str, Any], job_facets: dict[str, Any]) -> dict[str, Any]:
+    code: dict[str, Any] = {}
+    if isinstance(raw.get("producer"), str) and raw["producer"]:
+        code["producer"] = raw["producer"]
+    job_type = job_facets.get("jobType")
+    if isinstance(job_type, dict) and isinstance(job_type.get("integration"), str):
+        code["integration"] = job_type["integration"]
+    location = job_facets.get("sourceCodeLocation")
+    if isinstance(location, dict):
+        for key in ("url", "repoUrl", "path", "version", "branch"):
+            if isinstance(location.get(key), str):
+                code[key] = location[key]
+    return code
+
+
+def _convert(raw: Any) -> list[Event] | None:
+    if isinstance(raw, dict) and "run" not in raw and "eventType" not in raw and ("dataset" in raw or "job" in raw):
+        return None  # a DatasetEvent or JobEvent: static metadata, no run to record
+    validate_run_event(raw)
+    time = _time(raw["eventTime"])
+    run_id = raw["run"]["runId"]
+    event_type = raw.get("eventType") or "OTHER"
+    status = STATUS_OF_EVENT[event_type]
+    run_facets = raw["run"].get("facets") or {}
+    job_facets = raw["job"].get("facets") or {}
+    default_ns = ol_namespace()
+
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode("utf-8", "surrogatepass")).hexdigest()
+    counter = iter(range(1_000_000))
+
+    def event_id() -> str:
+        return str(uuid.uuid5(_EVENT_NAMESPACE, f"{digest}\x1f{next(counter)}"))
+
+    events: list[Event] = []
+    parent_id = None
+    parent = run_facets.get("parent")
+    if parent is not None:
+        if not isinstance(parent, dict):
+            raise InvalidInput("run.facets.parent must be an object")
+        parent_run = _object(parent, "run", "run.facets.parent.")
+        parent_job = _object(parent, "job", "run.facets.parent.")
+        parent_id = _uuid(_text(parent_run, "runId", "run.facets.parent.run."), "run.facets.parent.run.runId")
+        if parent_id != run_id:
+            events.append(
+                RunRecorded(
+                    id=event_id(), time=time, run_id=parent_id,
+                    job=_text(parent_job, "name", "run.facets.parent.job."),
+                    job_namespace=_text(parent_job, "namespace", "run.facets.parent.job."),
+                    orchestrator="openlineage", run_kind="openlineage",
+                )
+            )
+        else:
+            parent_id = None
+    error = None
+    message = run_facets.get("errorMessage")
+    if isinstance(message, dict) and isinstance(message.get("message"), str):
+        error = message["message"][:4000]
+    events.append(
+        RunRecorded(
+            id=event_id(), time=time, run_id=run_id, job=raw["job"]["name"], job_namespace=raw["job"]["namespace"],
+            orchestrator="openlineage", run_kind="openlineage", status=status,  # type: ignore[arg-type]
+            started_at=time, ended_at=time if status in TERMINAL_STATUSES else None,
+            parent_id=parent_id, error=error, code=_code(raw, job_facets) or None,
+        )
+    )
+    for ds in raw.get("inputs") or []:
+        name = ol_dataset_to_name(ds["namespace"], ds["name"], default_namespace=default_ns)
+        version = _dataset_version(ds)
+        if version is not None:
+            events.append(
+                VersionRecorded(
+                    id=event_id(), time=time, name=name, digest=_ol_digest(version), entries=[],
+                    metadata=_dataset_metadata(ds), run_id=run_id, direction="used",
+                    edge_metadata=_edge_metadata(ds, "inputFacets"),
+                )
+            )
+        else:
+            events.append(
+                EdgeRecorded(
+                    id=event_id(), time=time, run_id=run_id, ref=str(Ref(name)), direction="used",
+                    exact=False, metadata=_edge_metadata(ds, "inputFacets"),
+                )
+            )
+    if event_type == "COMPLETE":
+        for ds in raw.get("outputs") or []:
+            name = ol_dataset_to_name(ds["namespace"], ds["name"], default_namespace=default_ns)
+            version = _dataset_version(ds)
+            events.append(
+                VersionRecorded(
+                    id=event_id(), time=time, name=name,
+                    digest=_ol_digest(version) if version is not None else f"unverified:{run_id}",
+                    entries=[], metadata=_dataset_metadata(ds), run_id=run_id, direction="produced",
+                    edge_metadata=_edge_metadata(ds, "outputFacets"),
+                )
+            )
+    else:
+        for ds in raw.get("outputs") or []:  # named now so a bad name fails the event, not a later one
+            ol_dataset_to_name(ds["namespace"], ds["name"], default_namespace=default_ns)
+    return events
+
+
+# --- out -----------------------------------------------------------------------------------------
+
+
+def refuse_loop(url: str, bind: str | None, store_uri: str | None = None) -> None:
+    """Raise InvalidInput when the OpenLineage output URL points back at this server."""
+    if url == "config":
+        url = os.environ.get("OPENLINEAGE_URL", "")
+        if not url:
+            return
+    target = urlsplit(url if "://" in url else f"http://{url}")
+    here: list[tuple[str, int | None]] = []
+    if bind:
+        host, _, port = bind.rpartition(":")
+        here.append((host.strip("[]"), int(port) if port.isdigit() else None))
+    if store_uri and store_uri.split(":", 1)[0].lower() in ("http", "https"):
+        parts = urlsplit(store_uri)
+        here.append((parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)))
+    port = target.port or (443 if target.scheme == "https" else 80)
+    local = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", socket.gethostname().lower()}
+    for host, here_port in here:
+        same_host = (target.hostname or "").lower() == host.lower() or (
+            (target.hostname or "").lower() in local and (host.lower() in local or host in ("", "0.0.0.0", "::"))
+        )
+        if same_host and here_port == port:
+            raise InvalidInput(
+                f"HEADWATER_OPENLINEAGE_URL {url} points at this headwater server: its own events "
+                "would come back in a loop; point it at another OpenLineage backend"
+            )
+
+
+def _run_event_type(status: str | None, started: bool, current: str) -> str:
+    if status == "running":
+        return "START" if started else "RUNNING"
+    if status in ("succeeded", "skipped"):
+        return "COMPLETE"
+    if status == "failed":
+        return "FAIL"
+    if status == "aborted":
+        return "ABORT"
+    return "RUNNING" if current == "running" else "OTHER"
+
+
+def _split_version_ref(ref: str) -> Ref:
+    name, _, label = ref.rpartition(":")
+    return Ref(name, label=label)
+
+
+def run_events_for(store: Any, events: Sequence[Event]) -> list[Any]:
+    """The OpenLineage RunEvents that tell a catalogue what `events` (just applied) recorded.
+
+    One RunEvent per run the batch touched, with every input and output known so far.
+    """
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, RunEvent, RunState
+    from openlineage.client.event_v2 import Run as OLRun
+    from openlineage.client.facet_v2 import dataset_version_dataset, error_message_run, parent_run
+
+    touched: dict[str, tuple[str | None, bool, datetime]] = {}
+    for ev in events:
+        if isinstance(ev, RunRecorded):
+            prior = touched.get(ev.run_id)
+            status = ev.status if ev.status is not None else (prior[0] if prior else None)
+            started = ev.started_at is not None and ev.status == "running"
+            touched[ev.run_id] = (status, started or bool(prior and prior[1]), ev.time)
+        elif isinstance(ev, (VersionRecorded, EdgeRecorded)) and ev.run_id:
+            touched.setdefault(ev.run_id, (None, False, ev.time))
+    out = []
+    default_ns = ol_namespace()
+    for run_id, (status, started, when) in touched.items():
+        try:
+            uuid.UUID(run_id)
+            run: Run = store.get_run(run_id)
+        except (ValueError, NotFound):
+            continue  # OpenLineage needs UUID run ids; a run not recorded has nothing to say
+        if run.kind == "openlineage":
+            continue  # loop guard: it came from OpenLineage
+        facets: dict[str, Any] = {}
+        if run.parent_id:
+            try:
+                parent = store.get_run(run.parent_id)
+                uuid.UUID(parent.id)
+                facets["parent"] = parent_run.ParentRunFacet(
+                    run=parent_run.Run(runId=parent.id),
+                    job=parent_run.Job(namespace=parent.job_namespace, name=parent.job),
+                )
+            except (ValueError, NotFound):
+                pass
+        if run.status == "failed" and run.error:
+            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message=run.error, programmingLanguage="python"
+            )
+
+        def datasets(refs: Iterable[str], cls: Any) -> list[Any]:
+            found = []
+            for ref in refs:
+                try:
+                    version = store.get_version(_split_version_ref(ref))
+                except (HeadwaterError, ValueError):
+                    continue
+                namespace, name = name_to_ol_dataset(version.name, default_namespace=default_ns)
+                digest = version.digest.removeprefix("ol:")
+                found.append(
+                    cls(
+                        namespace=namespace, name=name,
+                        facets={"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=digest)},
+                    )
+                )
+            return found
+
+        event_type = _run_event_type(status, started, run.status)
+        out.append(
+            RunEvent(
+                eventType=RunState(event_type),
+                eventTime=when.astimezone(timezone.utc).isoformat(),
+                producer=PRODUCER,
+                run=OLRun(runId=run.id, facets=facets),
+                job=Job(namespace=run.job_namespace, name=run.job),
+                inputs=datasets(run.inputs, InputDataset),
+                outputs=datasets(run.outputs, OutputDataset),
+            )
+        )
+    return out
+
+
+class Emitter:
+    """Sends RunEvents through an openlineage.client; never raises, one warning line per failure.
+
+    In the server (`background=True`) a thread sends them so a slow catalogue never slows a
+    request; elsewhere they are sent inline within the time budget.
+    """
+
+    def __init__(self, client: Any, *, background: bool = False) -> None:
+        self.client = client
+        self.failures = 0
+        self._queue: queue.Queue[Any] | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.Queue(maxsize=10_000)
+            self._thread = threading.Thread(target=self._work, name="headwater-openlineage", daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def from_url(cls, url: str, *, background: bool = False) -> Emitter:
+        """`url`: an OpenLineage HTTP endpoint base (Marquez: http://host:5000), or `config`."""
+        from openlineage.client import OpenLineageClient
+
+        if url == "config":
+            return cls(OpenLineageClient(), background=background)
+        from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+        settings: dict[str, Any] = {
+            "url": url,
+            "timeout": min(5.0, config.timeout_s()),
+            # Fail fast, no retries (urllib3 would log each): headwater keeps the record, and a
+            # catalogue that is away misses this event.
+            "retry": {"total": 0, "read": 0, "connect": 0, "backoff_factor": 0},
+        }
+        key = os.environ.get("HEADWATER_OPENLINEAGE_API_KEY", "").strip()
+        if key:
+            settings["auth"] = {"type": "api_key", "apiKey": key}
+        transport = HttpTransport(HttpConfig.from_dict(settings))
+        return cls(OpenLineageClient(transport=transport), background=background)
+
+    def submit(self, store: Any, events: Sequence[Event]) -> None:
+        if self._queue is None:
+            self.emit(store, events)
+            return
+        try:
+            self._queue.put_nowait((store, list(events)))
+        except queue.Full:
+            self._fail("the OpenLineage queue is full; events dropped")
+
+    def emit(self, store: Any, events: Sequence[Event]) -> int:
+        """Build and send the RunEvents for `events`; returns how many were sent."""
+        sent = 0
+        try:
+            for run_event in run_events_for(store, events):
+                self.client.emit(run_event)
+                sent += 1
+        except Exception as err:  # noqa: BLE001 - emitting must never break recording
+            self._fail(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}")
+        return sent
+
+    def _fail(self, message: str) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("headwater: OpenLineage event not sent (%d so far): %s", self.failures, message)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self.emit(*item)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted batch was sent (or failed); False if time ran out."""
+        if self._queue is None:
+            return True
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._queue.unfinished_tasks
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._queue is not None and self._thread is not None:
+            try:
+                self._queue.put((None), timeout=timeout)
+            except queue.Full:
+                pass
+            self._thread.join(timeout)
+        try:
+            self.client.close(timeout)
+        except Exception as err:  # noqa: BLE001 - closing must not fail a shutdown
+            log.debug("headwater: closing the OpenLineage client: %s", err)
+
+
+class EmittingStore:
+    """A store that also emits, after each apply, the OpenLineage events of what it recorded."""
+
+    def __init__(self, store: Any, emitter: Emitter) -> None:
+        self.inner = store
+        self.emitter = emitter
+        self.uri = store.uri
+
+    def apply(self, events: Sequence[Event]) -> None:
+        self.inner.apply(events)
+        self.emitter.submit(self.inner, events)
+
+    def close(self) -> None:
+        self.emitter.close()
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def wrap_store(store: Any) -> Any:
+    """`store`, emitting OpenLineage when HEADWATER_OPENLINEAGE_URL is set (SQL stores only: with
+    the HTTP store the server emits). A misconfiguration is one warning, never a failure."""
+    url = os.environ.get("HEADWATER_OPENLINEAGE_URL", "").strip()
+    if not url or store.uri.split(":", 1)[0].lower() in ("http", "https"):
+        return store
+    try:
+        return EmittingStore(store, Emitter.from_url(url))
+    except Exception as err:  # noqa: BLE001 - recording goes on without emitting
+        log.warning("headwater: OpenLineage emission is off: %s", " ".join(str(err).split())[:300])
+        return store

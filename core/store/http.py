@@ -1,0 +1,518 @@
+"""The client of the tracking server (`HEADWATER_URI=http(s)://host:port`), with the `http` extra.
+
+Writes arrive here from the durable outbox (headwater.outbox): `apply` is one POST of the batch,
+and a server that cannot be reached raises Unavailable so the batch waits on disk. Reads are one
+GET each. The server answers errors as `{"error": <class>, "message": <one line>}`, raised here as
+the same headwater exception. The token comes from HEADWATER_TOKEN or HEADWATER_TOKEN_FILE and is
+only ever sent in the Authorization header.
+
+Blobs go to the server too (HTTPBlobStore): uploaded in streamed chunks, the server hashing every
+byte. While the server is away a blob is kept in the outbox's blob folder, and the batch that
+records its version uploads it before the batch itself is delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from headwater import config
+from headwater.errors import (
+    Conflict,
+    HeadwaterError,
+    InvalidInput,
+    InvalidRef,
+    NotFound,
+    SchemaTooNew,
+    Unavailable,
+)
+from headwater.events import EVENTS, Event, VersionRecorded
+from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.refs import Ref
+from headwater.store.base import LineageDirection, Store
+from pydantic import TypeAdapter
+
+log = logging.getLogger("headwater.http")
+
+API = "/api/v1"
+_CHUNK = 1 << 20
+
+# The status each error travels with; the client raises the class the body names.
+_ERRORS: dict[str, tuple[int, type[HeadwaterError]]] = {
+    "InvalidRef": (400, InvalidRef),
+    "InvalidInput": (400, InvalidInput),
+    "NotFound": (404, NotFound),
+    "Conflict": (409, Conflict),
+    "SchemaTooNew": (503, SchemaTooNew),
+    "Unavailable": (503, Unavailable),
+    "HeadwaterError": (400, HeadwaterError),
+}
+
+# Servers that let a request time out, and until when they are not asked again (one time budget):
+# a log_artifact against a hung server then waits one budget, not one per request it makes.
+_SILENT_UNTIL: dict[str, float] = {}
+
+_VERSIONS = TypeAdapter(list[Version])
+_RUNS = TypeAdapter(list[Run])
+_ARTIFACTS = TypeAdapter(list[Artifact])
+_MOVES = TypeAdapter(list[AliasMove])
+_STRINGS = TypeAdapter(list[str])
+
+
+class Unauthorized(Unavailable):
+    """The server refused the token (or needs one). Batches wait in the outbox until it is fixed."""
+
+
+def status_of(err: HeadwaterError) -> tuple[int, str]:
+    """(HTTP status, error name) for an error, by its closest known class."""
+    for cls in type(err).__mro__:
+        if cls.__name__ in _ERRORS:
+            return _ERRORS[cls.__name__][0], cls.__name__
+    return 400, "HeadwaterError"
+
+
+def client_token() -> str | None:
+    """HEADWATER_TOKEN, else the token in HEADWATER_TOKEN_FILE (its first `[scope] TOKEN` line)."""
+    token = os.environ.get("HEADWATER_TOKEN", "").strip()
+    if token:
+        return token
+    path = os.environ.get("HEADWATER_TOKEN_FILE", "").strip()
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise InvalidInput(f"cannot read HEADWATER_TOKEN_FILE {path!r}: {err.strerror or err}") from None
+    for line in lines:
+        words = line.split("#", 1)[0].split()
+        if words:
+            return words[-1]
+    raise InvalidInput(f"HEADWATER_TOKEN_FILE {path!r} holds no token")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _outbox_folder(home: Path, uri: str) -> Path:
+    # The same folder headwater.outbox.Outbox uses for this backend.
+    return home / "outbox" / hashlib.blake2b(uri.encode(), digest_size=6).hexdigest()
+
+
+class _Connection:
+    """One httpx client for a server: the token, the time budget, errors as headwater errors."""
+
+    def __init__(self, uri: str, token: str | None = None, timeout: float | None = None) -> None:
+        try:
+            import httpx
+        except ImportError:
+            raise InvalidInput(
+                f'HEADWATER_URI={uri} needs the "http" extra: pip install "headwater[http]"'
+            ) from None
+        self._httpx = httpx
+        self.uri = uri
+        self.base = uri.rstrip("/")
+        self.timeout = timeout if timeout is not None else config.timeout_s()
+        self._headers = {"User-Agent": "headwater"}
+        token = token if token is not None else client_token()
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._http: Any = None
+        self._pid = 0
+
+    @property
+    def http(self) -> Any:
+        # Sockets do not survive fork (Airflow forks task processes): one client per pid.
+        if self._http is None or self._pid != os.getpid():
+            self._http = self._httpx.Client(
+                base_url=self.base,
+                headers=self._headers,
+                timeout=self._httpx.Timeout(self.timeout),
+                follow_redirects=False,
+            )
+            self._pid = os.getpid()
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None and self._pid == os.getpid():
+            self._http.close()
+        self._http = None
+
+    def send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The response, whatever its status; Unavailable when the server cannot be reached."""
+        httpx = self._httpx
+        silent_until = _SILENT_UNTIL.get(self.base, 0.0)
+        if time.monotonic() < silent_until:
+            # It just let a request time out: do not spend the caller's budget on it again.
+            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s (moments ago)")
+        try:
+            return self.http.request(method, API + path, **kwargs)
+        except httpx.TimeoutException:
+            _SILENT_UNTIL[self.base] = time.monotonic() + self.timeout
+            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s") from None
+        except httpx.TransportError as err:
+            raise Unavailable(f"cannot reach {self.base}: {_one_line(err) or type(err).__name__}") from None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The response of a request that succeeded; its error as a headwater error otherwise."""
+        response = self.send(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise self.error(response, f"{method} {path}")
+        return response
+
+    def error(self, response: Any, what: str) -> HeadwaterError:
+        status = response.status_code
+        try:
+            body = json.loads(response.read()) if response.request.method != "HEAD" else {}
+        except ValueError:
+            body = {}
+        name = body.get("error") if isinstance(body, dict) else None
+        message = _one_line(body.get("message", "")) if isinstance(body, dict) else ""
+        message = message or f"{self.base} answered {status} to {what}"
+        if status in (401, 403):
+            return Unauthorized(f"{self.base} refused the request ({status}): {message}")
+        if name in _ERRORS and name != "HeadwaterError":
+            return _ERRORS[name][1](message)
+        if status == 404:
+            # A 404 that is not a headwater NotFound: wrong URL, or not a headwater server.
+            return Unavailable(f"{self.base} is not a headwater server (404 on {what})")
+        if status == 413:
+            return InvalidInput(message)
+        if status >= 500 or status == 429:
+            return Unavailable(f"{self.base} failed ({status}): {message}")
+        if status == 409:
+            return Conflict(message)
+        return InvalidInput(message)
+
+
+def _ref_params(ref: Ref, prefix: str = "") -> dict[str, str]:
+    params = {f"{prefix}name": ref.name}
+    if ref.label is not None:
+        params[f"{prefix}label"] = ref.label
+    elif ref.digest is not None:
+        params[f"{prefix}digest"] = ref.digest
+    elif ref.alias is not None:
+        params[f"{prefix}alias"] = ref.alias
+    return params
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class HTTPStore(Store):
+    """The Store protocol over the tracking server's REST API."""
+
+    def __init__(self, uri: str, *, token: str | None = None, home: Path | None = None) -> None:
+        self.uri = uri
+        self._conn = _Connection(uri, token)
+        self._home = home
+        self._spool: HTTPBlobStore | None = None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _get(self, endpoint: str, **params: Any) -> bytes:
+        content: bytes = self._conn.request("GET", endpoint, params=params).content
+        return content
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        self._upload_spooled_blobs(events)
+        self._conn.request(
+            "POST",
+            "/events",
+            content=EVENTS.dump_json(list(events)),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _upload_spooled_blobs(self, events: Sequence[Event]) -> None:
+        """Blobs kept locally while the server was away go up before the versions that hold them."""
+        digests = {
+            e.digest
+            for ev in events
+            if isinstance(ev, VersionRecorded)
+            for e in ev.entries
+            if e.ref is None
+        }
+        if not digests:
+            return
+        if self._spool is None:
+            self._spool = HTTPBlobStore(self.uri, home=self._home, connection=self._conn)
+        self._spool.upload_spooled(digests)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def artifact_exists(self, name: str) -> bool:
+        if not name:
+            return False
+        try:
+            self._get("/artifact", name=name)
+        except NotFound:
+            return False
+        return True
+
+    def get_artifact(self, name: str) -> Artifact:
+        return Artifact.model_validate_json(self._get("/artifact", name=name))
+
+    def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        params = _ref_params(ref)
+        if at is not None:
+            params["at"] = at.isoformat()
+        return Version.model_validate_json(self._get("/version", **params))
+
+    def list_artifacts(
+        self, type: str | None = None, limit: int | None = None, name_like: str | None = None
+    ) -> list[Artifact]:
+        return _ARTIFACTS.validate_json(self._get("/artifacts", **_params(type=type, limit=limit, name_like=name_like)))
+
+    def list_versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        params = _params(name=name, limit=limit, metadata=json.dumps(metadata) if metadata else None)
+        if tags:
+            params["tag"] = list(tags)
+        if include_deleted:
+            params["include_deleted"] = "true"
+        return _VERSIONS.validate_json(self._get("/versions", **params))
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.model_validate_json(self._get("/run", id=run_id))
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        params = _params(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
+        return _RUNS.validate_json(self._get("/runs", **params))
+
+    def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
+        if depth is not None and depth < 0:
+            raise InvalidInput("depth must be 0 or more")
+        params = {**_ref_params(ref), **_params(direction=direction, depth=depth)}
+        return LineageGraph.model_validate_json(self._get("/lineage", **params))
+
+    def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
+        params = {**_ref_params(source, "source_"), **_ref_params(target, "target_")}
+        return LineageGraph.model_validate_json(self._get("/path", **params))
+
+    def runs_using(self, name: str) -> list[Run]:
+        return _RUNS.validate_json(self._get("/runs-using", name=name))
+
+    def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
+        if (digest is None) == (path is None):
+            raise InvalidInput("give exactly one of digest or path")
+        return _VERSIONS.validate_json(self._get("/holding", **_params(digest=digest, path=path)))
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        return _MOVES.validate_json(self._get("/alias-history", **_params(name=name, alias=alias)))
+
+    def referenced_blob_digests(self) -> set[str]:
+        return set(_STRINGS.validate_json(self._get("/blobs/referenced")))
+
+
+class HTTPBlobStore:
+    """Blobs on the tracking server, with a local spool for the time it cannot be reached.
+
+    The same methods as headwater.blobs.BlobStore, so the Client uses either unchanged.
+    """
+
+    def __init__(self, uri: str, *, home: Path | None = None, connection: _Connection | None = None) -> None:
+        from headwater.blobs import BlobStore
+
+        self.url = uri.rstrip("/") + API + "/blobs"
+        self._conn = connection or _Connection(uri)
+        self._own_connection = connection is None
+        home = Path(home) if home is not None else config.headwater_home()
+        # Inside this backend's outbox folder: blobs waiting for the server, like its batches.
+        self.spool = BlobStore(_outbox_folder(home, uri) / "blobs")
+
+    def __repr__(self) -> str:
+        return f"HTTPBlobStore({self.url!r})"
+
+    def close(self) -> None:
+        if self._own_connection:
+            self._conn.close()
+
+    def _remote_has(self, digest: str) -> bool:
+        response = self._conn.send("HEAD", f"/blobs/{digest}")
+        if response.status_code == 404:
+            return False  # a HEAD answer has no body to say more
+        if response.status_code >= 400:
+            raise self._conn.error(response, f"HEAD /blobs/{digest}")
+        return True
+
+    def has(self, digest: str) -> bool:
+        _hex_check(digest)
+        return self.spool.has(digest) or self._remote_has(digest)
+
+    def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
+        """Upload a file under its digest (a no-op when the server has it); returns the digest.
+
+        When the server cannot be reached the file is kept in the spool instead, and uploaded
+        before the batch recording its version is delivered. A file that changes while it is
+        stored raises Conflict, as with a local blob store.
+        """
+        from headwater.digest import hash_file
+
+        if digest is None:
+            digest, _ = hash_file(path)
+        _hex_check(digest)
+        try:
+            if not self._remote_has(digest):
+                with _open(path) as source:
+                    self._upload(source, digest)
+        except Unavailable as err:
+            log.debug("headwater: blob %s kept locally until %s answers: %s", digest, self._conn.base, err)
+            self.spool.put_file(path, digest)
+        return digest
+
+    def _upload(self, source: BinaryIO, digest: str) -> None:
+        def chunks() -> Iterator[bytes]:
+            while block := source.read(_CHUNK):
+                yield block
+
+        size = os.fstat(source.fileno()).st_size
+        self._conn.request(
+            "PUT",
+            f"/blobs/{digest}",
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+
+    def upload_spooled(self, digests: set[str]) -> None:
+        """Upload those of `digests` that wait in the spool; raises Unavailable if the server is away."""
+        for digest in sorted(digests):
+            if not self.spool.has(digest):
+                continue
+            if not self._remote_has(digest):
+                with self.spool.open(digest) as source:
+                    self._upload(source, digest)
+            self.spool.delete(digest)
+
+    def open(self, digest: str) -> BinaryIO:
+        """The stored bytes as a stream (unverified: get_file verifies)."""
+        if self.spool.has(digest):
+            return self.spool.open(digest)
+        response = self._stream(digest)
+        return _ResponseReader(response)
+
+    def _stream(self, digest: str) -> Any:
+        _hex_check(digest)
+        httpx = self._conn._httpx
+        request = self._conn.http.build_request("GET", f"{API}/blobs/{digest}")
+        try:
+            response = self._conn.http.send(request, stream=True)
+        except httpx.TimeoutException:
+            _SILENT_UNTIL[self._conn.base] = time.monotonic() + self._conn.timeout
+            raise Unavailable(f"{self._conn.base} did not answer within {self._conn.timeout:g}s") from None
+        except httpx.TransportError as err:
+            raise Unavailable(f"cannot reach {self._conn.base}: {_one_line(err)}") from None
+        if response.status_code >= 400:
+            try:
+                response.read()
+                raise self._conn.error(response, f"GET /blobs/{digest}")
+            finally:
+                response.close()
+        return response
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Download a blob to `dest`, verifying every byte; nothing is left at `dest` on failure."""
+        import uuid
+
+        from headwater.blobs import _pump
+
+        if self.spool.has(digest):
+            return self.spool.get_file(digest, dest)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
+        try:
+            with self.open(digest) as source, open(tmp, "wb") as out:
+                got = _pump(source, out)
+            if got != digest:
+                raise Conflict(f"blob {digest} from {self._conn.base} is corrupt: got {got}")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def delete(self, digest: str) -> None:
+        _hex_check(digest)
+        self.spool.delete(digest)
+        self._conn.request("DELETE", f"/blobs/{digest}")
+
+    def iter_digests(self) -> Iterator[str]:
+        yield from _STRINGS.validate_json(self._conn.request("GET", "/blobs").content)
+
+
+class _ResponseReader:
+    """A streamed httpx response as a binary file object (read, readinto, context manager)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._chunks = response.iter_bytes(_CHUNK)
+        self._buffer = b""
+        size = response.headers.get("content-length", "")
+        self.size = int(size) if size.isdigit() else None
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if n < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> _ResponseReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open(path: str | os.PathLike[str]) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {os.fspath(path)!r}") from None
+    except OSError as err:
+        raise InvalidInput(f"cannot read {os.fspath(path)!r}: {err.strerror}") from None
+
+
+def _hex_check(digest: str) -> None:
+    from headwater.digest import is_content_digest
+
+    if not is_content_digest(digest):
+        raise InvalidInput(f"not a content digest: {digest!r}; expected blake3:<64 hex>")

@@ -1,0 +1,245 @@
+"""The tracking server as a team meets it: tokens, limits, malformed input, blobs, health.
+
+Every test talks to a real `headwater server` process on 127.0.0.1 (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import headwater as hw
+import httpx
+import pytest
+from click.testing import CliRunner
+from headwater.cli import cli
+from headwater.digest import manifest_digest
+from headwater.models import ManifestEntry
+from headwater.store.http import Unauthorized
+
+RW = "rw-" + "a1" * 16
+RO = "ro-" + "b2" * 16
+
+
+def call(server: Any, method: str, path: str, token: str | None = RW, **kwargs: Any) -> httpx.Response:
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(method, server.url + path, headers=headers, timeout=30, **kwargs)
+
+
+def state(server: Any) -> tuple[Any, ...]:
+    """Everything a refused request must leave alone."""
+    return tuple(call(server, "GET", f"/api/v1/{what}").json() for what in ("artifacts", "runs", "blobs"))
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(f"# the team's tokens\n{RW}\nread-only {RO}  # dashboards\n")
+    return path
+
+
+@pytest.fixture
+def secured(server_factory, token_file: Path):
+    return server_factory("secured", args=["--token-file", str(token_file), "--max-body-mb", "0.05"])
+
+
+def test_no_token_or_a_read_only_token_cannot_write(secured, token_file: Path, files, tmp_path: Path, monkeypatch, caplog) -> None:
+    root = files({"m.bin": "weights"})
+    caplog.set_level(logging.DEBUG)
+    anonymous = hw.Client(uri=secured.url, home=tmp_path / "anonymous")
+    with pytest.raises(Unauthorized, match="401.*needs a token"):
+        anonymous.artifacts()
+    queued = anonymous.log_artifact("model", root / "m.bin")  # never raises: it waits in the outbox
+    assert queued.label is None and len(anonymous.outbox.pending()) == 1
+
+    monkeypatch.setenv("HEADWATER_TOKEN", RO)
+    reader = hw.Client(uri=secured.url, home=tmp_path / "reader")
+    assert reader.artifacts() == [] and reader.runs() == []
+    assert reader.log_artifact("model", root / "m.bin").label is None
+    assert len(reader.outbox.pending()) == 1
+    event = [{"kind": "run", "run_id": str(uuid.uuid4()), "job": "sneaky"}]
+    digest = "blake3:" + "0" * 64
+    for method, path, kwargs in (
+        ("POST", "/api/v1/events", {"json": event}),
+        ("PUT", f"/api/v1/blobs/{digest}", {"content": b"x"}),
+        ("DELETE", f"/api/v1/blobs/{digest}", {}),
+        ("POST", "/api/v1/lineage", {"json": {}}),
+    ):
+        for token, status in ((None, 401), ("not-a-token", 401), (RO, 403)):
+            answer = call(secured, method, path, token, **kwargs)
+            assert answer.status_code == status, (method, path, token, answer.text)
+            assert answer.json()["error"] in ("Unauthorized", "Forbidden")
+    assert call(secured, "GET", "/api/v1/artifacts", None).status_code == 401
+    assert call(secured, "GET", "/healthz", None).status_code == 200  # probes need no token
+
+    monkeypatch.delenv("HEADWATER_TOKEN")
+    monkeypatch.setenv("HEADWATER_TOKEN_FILE", str(token_file))  # its first token: read-write
+    writer = hw.Client(uri=secured.url, home=tmp_path / "reader")
+    assert writer.artifacts() == [] and writer.runs() == []  # nothing was written so far
+    assert writer.sync().delivered == 1  # the batch the read-only token could not deliver
+    assert writer.get("model").label == "v0" and writer.get("model").download().read_text() == "weights"
+
+    server_log = secured.log.read_text()
+    assert "401" in server_log and "403" in server_log  # requests are logged ...
+    for token in (RW, RO, "not-a-token"):
+        assert token not in server_log and token not in caplog.text  # ... tokens never
+    for folder in (tmp_path / "anonymous", tmp_path / "reader"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert RW.encode() not in path.read_bytes() and RO.encode() not in path.read_bytes()
+
+
+def _version_event(name: str, entries: list[ManifestEntry], digest: str | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "version",
+            "name": name,
+            "digest": digest or manifest_digest(entries),
+            "entries": [e.model_dump() for e in entries],
+        }
+    ]
+
+
+def _ol_event(**changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventType": "START",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "producer": "https://example.com/producer",
+        "run": {"runId": str(uuid.uuid4())},
+        "job": {"namespace": "ns", "name": "job"},
+        "inputs": [],
+        "outputs": [],
+    }
+    event.update(changes)
+    return event
+
+
+def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, monkeypatch) -> None:
+    monkeypatch.setenv("HEADWATER_TOKEN", RW)
+    client = hw.Client(uri=secured.url)
+    client.log_artifact("ds", files({"a.csv": "1"}) / "a.csv")
+    before = state(secured)
+    escaping = [ManifestEntry(path="../../etc/passwd", digest="blake3:" + "1" * 64, size=1)]
+    honest = [ManifestEntry(path="a", digest="blake3:" + "1" * 64, size=1)]
+    bomb = gzip.compress(b"[" + b" " * 5_000_000 + b"]")
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
+        ("POST", "/api/v1/events", {"content": b"[{not json", "headers": {"Content-Type": "application/json"}}, 422, "not valid JSON"),
+        ("POST", "/api/v1/events", {"json": [{"kind": "nope"}]}, 422, "does not match any of the expected tags"),
+        ("POST", "/api/v1/events", {"json": [{"kind": "run"}]}, 422, "run_id: Field required"),
+        ("POST", "/api/v1/events", {"json": {"kind": "run", "run_id": "r"}}, 422, "list"),
+        ("POST", "/api/v1/events", {"json": _version_event("evil", escaping, "blake3:" + "3" * 64)}, 400, "escapes its root"),
+        ("POST", "/api/v1/events", {"json": _version_event("x", honest, "blake3:" + "2" * 64)}, 400, "does not match its manifest"),
+        ("POST", "/api/v1/events", {"json": [{"kind": "run", "run_id": "r", "job": "x" * 100_000}]}, 413, "limit of 52428 bytes"),
+        ("POST", "/api/v1/events", {"content": iter([b"[", b" " * 60_000, b"]"])}, 413, "limit"),  # chunked
+        ("POST", "/api/v1/events", {"json": [{"kind": "alias", "name": "ds", "alias": "latest", "digest": None}]}, 400, "reserved"),
+        ("PUT", "/api/v1/blobs/blake3:" + "0" * 64, {"content": b"not these bytes"}, 409, "hash to blake3:"),
+        ("PUT", "/api/v1/blobs/" + quote("../../etc/passwd", safe=""), {"content": b"x"}, 404, "no such endpoint"),
+        ("GET", "/api/v1/blobs/blake3:..", {}, 400, "not a blob digest"),
+        ("GET", "/api/v1/blobs/blake3:" + "0" * 64, {}, 404, "not stored"),
+        ("GET", "/api/v1/version", {"params": {"name": "ds", "label": "x1"}}, 400, "invalid label"),
+        ("GET", "/api/v1/version", {"params": {"name": "ds", "label": "v0", "alias": "prod"}}, 400, "give one of"),
+        ("GET", "/api/v1/version", {"params": {"name": "nope"}}, 404, "no artifact named 'nope'"),
+        ("GET", "/api/v1/lineage", {"params": {"name": "ds", "direction": "sideways"}}, 422, "direction"),
+        ("GET", "/api/v1/runs", {"params": {"limit": -1}}, 422, "limit"),
+        ("GET", "/api/v1/versions", {"params": {"name": "ds", "metadata": "[1]"}}, 400, "JSON object"),
+        ("GET", "/api/v1/holding", {}, 400, "exactly one of digest or path"),
+        ("POST", "/api/v1/lineage", {"content": b"{"}, 400, "not JSON"),
+        ("POST", "/api/v1/lineage", {"json": _ol_event(eventType="FINISH")}, 400, "eventType 'FINISH' is not one of"),
+        ("POST", "/api/v1/lineage", {"json": {k: v for k, v in _ol_event().items() if k != "run"}}, 400, "missing field run"),
+        ("POST", "/api/v1/lineage", {"json": _ol_event(run={"runId": "42"})}, 400, "run.runId '42' is not a UUID"),
+        ("POST", "/api/v1/lineage", {"json": _ol_event(eventTime="yesterday")}, 400, "eventTime"),
+        ("POST", "/api/v1/lineage", {"json": _ol_event(inputs=[{"namespace": "file"}])}, 400, "missing field inputs[0].name"),
+        ("POST", "/api/v1/lineage", {"json": [_ol_event(), _ol_event(inputs=[{"namespace": "file", "name": "../../etc/passwd"}])]}, 400, "event 1: invalid OpenLineage file dataset '../../etc/passwd': the path must be absolute"),
+        ("POST", "/api/v1/lineage", {"json": []}, 400, "empty"),
+        ("POST", "/api/v1/lineage", {"content": bomb, "headers": {"Content-Encoding": "gzip"}}, 413, "decompressed"),
+    ]
+    for method, path, kwargs, status, fragment in cases:
+        answer = call(secured, method, path, **kwargs)
+        assert answer.status_code == status, (method, path, answer.status_code, answer.text)
+        body = answer.json()
+        assert set(body) == {"error", "message"}, body
+        assert fragment in body["message"] and "\n" not in body["message"], (path, body)
+    assert state(secured) == before
+    assert [v.label for v in client.versions("ds")] == ["v0"]
+
+
+def test_large_blobs_stream_up_and_down_verified(server_factory, tmp_path: Path) -> None:
+    server = server_factory()
+    big = tmp_path / "weights.bin"
+    big.write_bytes(os.urandom(3 << 20) * 2 + b"tail")  # several 1 MiB chunks
+    client = hw.Client(uri=server.url)
+    version = client.log_artifact("model", big, type="model")
+    stored = list((server.blobs / "blake3").rglob("*"))
+    assert [p.stat().st_size for p in stored if p.is_file()] == [big.stat().st_size]
+    assert client.blobs.has(version.entries[0].digest)
+    restored = version.download(tmp_path / "out")
+    assert restored.read_bytes() == big.read_bytes()
+    assert list((server.blobs / "tmp").iterdir()) == []  # no upload left half-written
+    assert call(server, "HEAD", f"/api/v1/blobs/{version.entries[0].digest}").status_code == 200
+
+
+def test_health_readiness_and_a_database_the_server_cannot_use(tmp_path: Path) -> None:
+    from headwater.server.app import create_app
+    from headwater.server.settings import Settings
+    from starlette.testclient import TestClient
+
+    down = Settings(store_uri="postgresql://postgres@127.0.0.1:1/none", blob_uri=str(tmp_path / "blobs"))
+    with TestClient(create_app(down)) as app:
+        assert app.get("/healthz").json()["status"] == "ok"
+        ready = app.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"] == "Unavailable"
+        assert "cannot reach" in ready.json()["message"]
+        assert app.get("/api/v1/artifacts").status_code == 503
+
+    db = tmp_path / "future.db"
+    hw.Client(uri=f"sqlite:///{db}", home=tmp_path / "h").artifacts()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    refused = CliRunner().invoke(cli, ["server", "--store", f"sqlite:///{db}", "--port", "1"])
+    assert refused.exit_code == 5, refused.output
+    assert refused.stderr.startswith("headwater: error: ") and "newer than this headwater knows" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def test_openlineage_output_pointing_at_this_server_is_refused(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(
+        cli,
+        ["server", "--port", "18123", "--store", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={"HEADWATER_OPENLINEAGE_URL": "http://localhost:18123"},
+    )
+    assert refused.exit_code == 2 and "points at this headwater server" in refused.stderr
+
+
+def test_openapi_schema_describes_every_store_read(server_factory) -> None:
+    server = server_factory()
+    schema = call(server, "GET", "/openapi.json").json()
+    paths = set(schema["paths"])
+    for path in ("artifacts", "artifact", "version", "versions", "runs", "run", "lineage", "path",
+                 "runs-using", "holding", "alias-history", "blobs/referenced", "blobs/{digest}", "events"):
+        assert f"/api/v1/{path}" in paths, path
+    assert set(schema["paths"]["/api/v1/lineage"]) == {"get", "post"}  # the graph, and OpenLineage in
+    assert "Error" in schema["components"]["schemas"]
+    assert json.dumps(schema).count("HTTPBearer") >= 1
+
+
+def test_http_bench_smoke() -> None:
+    bench = Path(__file__).resolve().parent.parent / "bench" / "http_bench.py"
+    env = {k: v for k, v in os.environ.items() if k != "HEADWATER_TEST_POSTGRES_URL"}
+    done = subprocess.run(
+        [sys.executable, str(bench), "--events", "20", "--batch", "10", "--workers", "1", "--postgres", "", "--json"],
+        capture_output=True, text=True, timeout=120, env=env, check=True,
+    )
+    rows = json.loads(done.stdout)
+    assert [r["database"] for r in rows] == ["SQLite"]
+    assert all(rows[0][k] > 0 for k in ("headwater single", "headwater batch", "openlineage single", "openlineage batch"))
