@@ -1,0 +1,219 @@
+"""Whole-flow tracking: give every task and subflow run inside a tracked flow run headwater's hooks.
+
+Prefect has no global task hook, and a task's parameters and result cannot be fetched after the
+run unless persisted, so headwater must be called while the run is still in the engine. Hooks
+added with `with_options` reach only the task objects a user passes to `tracker.task`; the tasks a
+tracked flow calls are the user's own, module-level objects, which headwater does not copy or
+mutate. Instead, on the first `tracker.flow(...)` / `tracker.task(...)`, and only for the Prefect
+versions listed in SUPPORTED, headwater wraps exactly these five methods, once per process:
+
+- `prefect.task_engine.SyncTaskRunEngine.call_hooks` and `AsyncTaskRunEngine.call_hooks`: the
+  methods with which the task engine runs a task's own state hooks, in the task run's thread and
+  context. The wrapper first calls headwater's task hook with the same `(task, task_run, state)`
+  when the task run belongs to a tracked flow run (looked up by `task_run.flow_run_id` in a
+  lock-guarded map filled by the tracked flow's Running hook), then the original method.
+  Direct calls, `.submit`, `.map`, nested tasks and the thread-pool runner all pass through it.
+- `prefect.flow_engine.FlowRunEngine.call_hooks` and `AsyncFlowRunEngine.call_hooks`: the same
+  for subflow runs. A subflow entering Running while its caller's FlowRunContext is still current
+  is tracked with its caller's tracker, and its caller becomes its parent run. For a flow tracked
+  with `tracker.flow`, the wrapper only keeps the engine's parameters (Python objects; a hook
+  receives Prefect's JSON form) for that flow's own Running hook.
+- `prefect.context.AssetContext.emit_events`: called as a materializing task's asset context
+  closes; the wrapper copies what `add_asset_metadata()` gathered for a tracked task run, so it
+  becomes the metadata of the asset's version.
+
+Each wrapper costs untracked runs one dictionary lookup, never raises (one warning line), and the
+original method always runs with its original arguments. On other Prefect versions nothing is
+wrapped: a tracked flow then records its own run and the tasks tracked with `tracker.task`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+from typing import Any
+
+from headwater import config
+from headwater.adapters.prefect import hooks
+
+log = logging.getLogger("headwater")
+
+# Verified against 3.9.1; the call_hooks/emit_events shapes are unchanged since 3.4.
+SUPPORTED = ((3, 4), (3, 10))  # [from, to)
+_lock = threading.Lock()
+_installed: bool | None = None  # None: not tried yet
+
+
+def _version() -> tuple[int, int]:
+    import prefect
+
+    parts = prefect.__version__.split(".")
+    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+
+
+def _targets() -> list[tuple[type, str, bool, Any]]:
+    from prefect.context import AssetContext
+    from prefect.flow_engine import AsyncFlowRunEngine, FlowRunEngine
+    from prefect.task_engine import AsyncTaskRunEngine, SyncTaskRunEngine
+
+    return [
+        (SyncTaskRunEngine, "call_hooks", False, _wrap_sync(_task_event)),
+        (AsyncTaskRunEngine, "call_hooks", True, _wrap_async(_task_event, _task_wanted)),
+        (FlowRunEngine, "call_hooks", False, _wrap_sync(_flow_event)),
+        (AsyncFlowRunEngine, "call_hooks", True, _wrap_async(_flow_event, _flow_wanted)),
+        (AssetContext, "emit_events", False, _wrap_emit_events),
+    ]
+
+
+def installed() -> bool:
+    return bool(_installed)
+
+
+def install() -> bool:
+    """Wrap the five methods (once per process). False, with one warning, on unsupported versions."""
+    global _installed
+    with _lock:
+        if _installed is not None:
+            return _installed
+        _installed = False
+        try:
+            version = _version()
+            if not SUPPORTED[0] <= version < SUPPORTED[1]:
+                raise RuntimeError(f"Prefect {'.'.join(map(str, version))} is not in the verified range 3.4-3.9")
+            targets = _targets()
+            for cls, name, is_async, _ in targets:
+                method = cls.__dict__.get(name)
+                params = list(inspect.signature(method).parameters) if callable(method) else []
+                if params != ["self", "state"] or inspect.iscoroutinefunction(method) != is_async:
+                    raise RuntimeError(f"{cls.__module__}.{cls.__name__}.{name} has changed")
+            for cls, name, _, wrap in targets:
+                original = cls.__dict__[name]
+                wrapper = wrap(original)
+                wrapper.__headwater_original__ = original  # type: ignore[attr-defined]
+                setattr(cls, name, wrapper)
+            _installed = True
+        except Exception as err:  # noqa: BLE001
+            log.warning(
+                "headwater: whole-flow tracking unavailable (%s); tracked flows record their own runs "
+                "and tasks tracked with tracker.task",
+                hooks._one_line(err),
+            )
+        return _installed
+
+
+def _wrap_sync(event: Any) -> Any:
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        def call_hooks(self: Any, state: Any = None) -> None:
+            event(self, state if state is not None else self.state)
+            return original(self, state)
+
+        return call_hooks
+
+    return wrap
+
+
+def _wrap_async(event: Any, wanted: Any) -> Any:
+    def wrap(original: Any) -> Any:
+        @functools.wraps(original)
+        async def call_hooks(self: Any, state: Any = None) -> None:
+            current = state if state is not None else self.state
+            if wanted(self, current):
+                # Hashing and delivery off the event loop, in a copy of this context.
+                await asyncio.to_thread(event, self, current)
+            return await original(self, state)
+
+        return call_hooks
+
+    return wrap
+
+
+def _task_wanted(engine: Any, state: Any) -> bool:
+    try:
+        task_run = engine.task_run
+        if task_run is None or config.disabled():
+            return False
+        if hooks.own_scope(engine.task) is not None:
+            return hooks.status_of(state) == "skipped"
+        return task_run.flow_run_id is not None and task_run.flow_run_id in hooks.tracked_flow_runs
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _task_event(engine: Any, state: Any) -> None:
+    try:
+        if not _task_wanted(engine, state):
+            return
+        task, task_run = engine.task, engine.task_run
+        own = hooks.own_scope(task)
+        if own is not None:
+            # Tracked with tracker.task: its own hooks see Running/Completed/Failed; Prefect runs
+            # no hook for a task whose upstream failed (NotReady), so that one is recorded here.
+            hooks.guarded("task run", hooks.task_finished, own, task, task_run, state, engine.parameters)
+            return
+        scope = hooks.tracked_flow_runs.get(task_run.flow_run_id)
+        if scope is None:
+            return
+        if state.is_running():
+            hooks.guarded("task run", hooks.task_running, scope, task, task_run, state, engine.parameters or {})
+        else:
+            hooks.guarded("task run", hooks.task_finished, scope, task, task_run, state, engine.parameters)
+    except Exception as err:  # noqa: BLE001
+        log.warning("headwater: prefect task run not recorded: %s", hooks._one_line(err))
+
+
+def _flow_scope(engine: Any, state: Any) -> Any:
+    flow, flow_run = engine.flow, engine.flow_run
+    if flow_run is None or config.disabled():
+        return None
+    if hooks.own_scope(flow) is not None:
+        # Tracked with tracker.flow: its own hooks record it; they only lack the parameters as
+        # Python objects (a hook gets Prefect's JSON form), kept here for them.
+        if state.is_running() and engine.parameters:
+            hooks.flow_parameters.put(flow_run.id, dict(engine.parameters))
+        return None
+    scope = hooks.tracked_flow_runs.get(flow_run.id)
+    if scope is None and state.is_running():
+        ctx = hooks._flow_context()  # the caller's, while a subflow enters Running
+        caller = getattr(getattr(ctx, "flow_run", None), "id", None)
+        if caller is not None and caller != flow_run.id:
+            scope = hooks.tracked_flow_runs.get(caller)
+    return scope
+
+
+def _flow_wanted(engine: Any, state: Any) -> bool:
+    try:
+        return _flow_scope(engine, state) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _flow_event(engine: Any, state: Any) -> None:
+    try:
+        scope = _flow_scope(engine, state)
+        if scope is None:
+            return
+        if state.is_running():
+            hooks.guarded("subflow run", hooks.flow_running, scope, engine.flow, engine.flow_run, state)
+        else:
+            hooks.guarded("subflow run", hooks.flow_finished, scope, engine.flow, engine.flow_run, state)
+    except Exception as err:  # noqa: BLE001
+        log.warning("headwater: prefect subflow run not recorded: %s", hooks._one_line(err))
+
+
+def _wrap_emit_events(original: Any) -> Any:
+    @functools.wraps(original)
+    def emit_events(self: Any, state: Any) -> None:
+        try:
+            if self.materialization_metadata and self.task_run_id in hooks.open_runs:
+                hooks.asset_metadata.put(
+                    self.task_run_id, {key: dict(value) for key, value in self.materialization_metadata.items()}
+                )
+        except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it
+            pass
+        return original(self, state)
+
+    return emit_events
