@@ -104,7 +104,9 @@ class _Content:
 class Client:
     """One backend plus the local outbox, blob store and caches under HEADWATER_HOME."""
 
-    def __init__(self, uri: str | None = None, home: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, uri: str | None = None, home: str | os.PathLike[str] | None = None, *, token: str | None = None
+    ) -> None:
         if home is None:
             self.home = config.headwater_home()
             uri = uri or config.store_uri()
@@ -112,6 +114,7 @@ class Client:
             self.home = Path(home).expanduser().absolute()
             uri = uri or os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
         self.uri = uri
+        self._token = token  # for the tracking server; never logged
         self.outbox = Outbox(self.home, uri, self._connect)
         self._store: Store | None = None
         self._store_pid = 0
@@ -125,7 +128,7 @@ class Client:
         # Connections do not survive fork (Airflow forks task processes): one store per pid.
         with self._lock:
             if self._store is None or self._store_pid != os.getpid():
-                self._store = open_store(self.uri)
+                self._store = open_store(self.uri, token=self._token, home=self.home)
                 self._store_pid = os.getpid()
             return self._store
 
@@ -137,9 +140,7 @@ class Client:
     def blobs(self) -> Any:
         if self._blobs is None:
             if self.uri.split(":", 1)[0].lower() in ("http", "https"):  # blobs upload to the server
-                from headwater.store.http import HTTPBlobStore
-
-                self._blobs = HTTPBlobStore(self.uri)
+                self._blobs = self.store.blobs  # type: ignore[attr-defined]
             else:
                 from headwater.blobs import BlobStore
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -32,6 +34,54 @@ log = logging.getLogger("headwater")
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class _DaemonWorkers:
+    """Reused daemon threads for hashing under the budget.
+
+    Daemons on purpose: a hash that outlives its budget is abandoned and must never hold up the
+    process's exit (concurrent.futures joins its workers at exit). A busy worker is not waited
+    for: another one starts.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], None]) -> Future[None]:
+        future: Future[None] = Future()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._serve, name="headwater-hash", daemon=True).start()
+        self._queue.put((work, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            work, future = self._queue.get()
+            try:
+                work()
+                future.set_result(None)
+            except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(err)
+            with self._lock:
+                self._idle += 1
+
+
+_workers_lock = threading.Lock()
+_workers: tuple[int, _DaemonWorkers] | None = None
+
+
+def _hashing_pool() -> _DaemonWorkers:
+    """The hashing workers of this process (threads do not survive a fork: Airflow forks)."""
+    global _workers
+    with _workers_lock:
+        if _workers is None or _workers[0] != os.getpid():
+            _workers = (os.getpid(), _DaemonWorkers())
+        return _workers[1]
 
 
 def location_name(target: str | os.PathLike[str]) -> str:
@@ -103,15 +153,21 @@ class Batch:
             except BaseException as err:  # reported below, in the caller's thread
                 box["error"] = err
 
-        # A daemon thread: if the budget runs out it is abandoned, and dies with the process.
-        worker = threading.Thread(target=work, name="headwater-hash", daemon=True)
-        worker.start()
-        worker.join(self.remaining())
+        done = _hashing_pool().submit(work)
+        try:
+            # A fifth of the budget stays for delivery, so a slow hash does not strand the batch.
+            done.result(timeout=max(0.0, self.remaining() - 0.2 * self.observer.timeout))
+        except Exception:  # noqa: BLE001 - a timeout; the work's own errors are in `box`
+            pass
         if "result" in box:
             return box["result"]
         reason = _one_line(box["error"]) if "error" in box else f"not hashed within {self.observer.timeout:g}s"
         log.warning("headwater: %s recorded as unverified (%s)", location_name(target), reason)
         return None
+
+    def extend(self, other: Batch) -> None:
+        """Take the events another batch collected (say, inputs hashed when a task started)."""
+        self.events.extend(other.events)
 
     def _unverified(self, run_id: str, target: str | os.PathLike[str]) -> tuple[str, list[ManifestEntry]]:
         uri = location_name(target)
@@ -207,6 +263,10 @@ class Observer:
 
     def client(self) -> Client:
         return self._client_factory()
+
+    def collect(self) -> Batch:
+        """A batch that is never written by itself: its events join a later batch (extend())."""
+        return Batch(self, time.monotonic() + self.timeout)
 
     @contextmanager
     def batch(self, what: str = "event") -> Iterator[Batch]:

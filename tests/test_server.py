@@ -243,3 +243,11 @@ def test_http_bench_smoke() -> None:
     rows = json.loads(done.stdout)
     assert [r["database"] for r in rows] == ["SQLite"]
     assert all(rows[0][k] > 0 for k in ("headwater single", "headwater batch", "openlineage single", "openlineage batch"))
+
+
+def test_a_token_given_to_the_client_is_used_for_reads_writes_and_blobs(secured, files, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("HEADWATER_TOKEN", raising=False)
+    monkeypatch.delenv("HEADWATER_TOKEN_FILE", raising=False)
+    client = hw.Client(uri=secured.url, home=tmp_path / "block", token=RW)  # as the Prefect block does
+    version = client.log_artifact("model", files({"m.bin": "weights"}) / "m.bin")
+    assert version.label == "v0" and client.get("model:v0").download().read_text() == "weights"

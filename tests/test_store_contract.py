@@ -381,3 +381,15 @@ def test_an_input_pinned_to_an_unknown_version_is_kept_inexact(client: hw.Client
     assert (ghost.digest, ghost.entries) == (f"unverified:{other}", [])
     [edge] = client.downstream("ghost:v0").edges
     assert (edge.exact, edge.metadata) == (False, {"requested": "ghost:v2"})
+
+
+def test_a_placeholder_learns_where_its_bytes_are(client: hw.Client) -> None:
+    rid = hw.run_id("t", "same-path")
+    entry = hw.ManifestEntry(path="out.csv", digest=f"unverified:{rid}", size=0, ref="s3://b/out.csv")
+    client.store.apply([RunRecorded(run_id=rid, job="rewrite"), EdgeRecorded(run_id=rid, ref="s3://b/out.csv", exact=False)])
+    client.store.apply(
+        [VersionRecorded(name="s3://b/out.csv", digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced")]
+    )
+    version = client.get("s3://b/out.csv")
+    assert (version.label, version.entries, version.produced_by) == ("v0", [entry], rid)
+    assert client.get_run(rid).inputs == client.get_run(rid).outputs == ["s3://b/out.csv:v0"]

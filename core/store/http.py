@@ -247,9 +247,14 @@ class HTTPStore(Store):
         }
         if not digests:
             return
+        self.blobs.upload_spooled(digests)
+
+    @property
+    def blobs(self) -> HTTPBlobStore:
+        """The server's blob store, over this store's connection (and token)."""
         if self._spool is None:
             self._spool = HTTPBlobStore(self.uri, home=self._home, connection=self._conn)
-        self._spool.upload_spooled(digests)
+        return self._spool
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -186,6 +186,11 @@ class SQLStore(Store):
         )
         self._q_version_insert = sa.insert(versions).returning(versions.c.id)
         self._q_entries_insert = sa.insert(entries)
+        self._q_version_size = (
+            sa.update(versions)
+            .where(versions.c.id == b("vid"))
+            .values(size=b("size"), n_entries=b("n_entries"))
+        )
         self._q_produced_by = (
             sa.update(versions)
             .where(versions.c.id == b("vid"), versions.c.produced_by.is_(None))
@@ -338,21 +343,18 @@ class SQLStore(Store):
                 },
             ).scalar_one()
             if ev.entries:
-                conn.execute(
-                    self._q_entries_insert,
-                    [
-                        {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
-                        for e in ev.entries
-                    ],
-                )
+                self._insert_entries(conn, version_id, ev.entries)
         else:
             version_id = existing.id
             if existing.deleted_at is not None:
                 raise Conflict(f"{ev.name}@{ev.digest} was deleted; its content cannot be logged again")
             if not is_content_digest(ev.digest):
-                # Pointer digests (ol:, unverified:) do not pin the entries: they must agree.
+                # Pointer digests (ol:, unverified:) do not pin the entries: they must agree, but a
+                # placeholder (an input seen before anything was known of it) may learn its location.
                 known = self._entries(conn, [version_id])[version_id]
-                if {(e.path, e.digest, e.size) for e in known} != {
+                if not known and ev.entries:
+                    self._insert_entries(conn, version_id, ev.entries)
+                elif {(e.path, e.digest, e.size) for e in known} != {
                     (e.path, e.digest, e.size) for e in ev.entries
                 }:
                     raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
@@ -367,6 +369,16 @@ class SQLStore(Store):
         for alias in ev.aliases:
             self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
         self._add_tags(conn, version_id, ev.tags)
+
+    def _insert_entries(self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry]) -> None:
+        conn.execute(
+            self._q_entries_insert,
+            [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in new],
+        )
+        conn.execute(
+            self._q_version_size,
+            {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
+        )
 
     def _add_edge(
         self,
