@@ -61,7 +61,8 @@ class Tracking:
         raise NotImplementedError
 
     def observer(self) -> Observer:
-        return _observer_for(self.resolve().uri)
+        tracker = self.resolve()
+        return _observer_for(tracker.uri, tracker.token.get_secret_value() if tracker.token else None)
 
     def settings(self) -> HeadwaterTracker:
         return self.resolve()
@@ -251,7 +252,7 @@ _observers: dict[Optional[str], Observer] = {}
 _cache_lock = threading.Lock()
 
 
-def _client_for(uri: Optional[str]) -> Client:
+def _client_for(uri: Optional[str], token: Optional[str] = None) -> Client:
     if not uri:
         return default_client()  # HEADWATER_URI / HEADWATER_HOME, rebuilt when they change
     key = (os.environ.get("HEADWATER_HOME"), os.getpid())
@@ -261,15 +262,15 @@ def _client_for(uri: Optional[str]) -> Client:
             return cached[1]
         if cached is not None and cached[0][1] == os.getpid():
             cached[1].close()
-        client = Client(uri=uri)
+        client = Client(uri=uri, token=token)
         _clients[uri] = (key, client)
         return client
 
 
-def _observer_for(uri: Optional[str]) -> Observer:
+def _observer_for(uri: Optional[str], token: Optional[str] = None) -> Observer:
     with _cache_lock:
         observer = _observers.get(uri)
         if observer is None:
-            factory: Callable[[], Client] = lambda: _client_for(uri)  # noqa: E731
+            factory: Callable[[], Client] = lambda: _client_for(uri, token)  # noqa: E731
             observer = _observers[uri] = Observer(hooks.ORCHESTRATOR, client_factory=factory)
         return observer

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -605,7 +604,7 @@ def task_running(scope: Scope, task: Any, task_run: Any, state: Any, parameters:
         info.params = summarize_params(params)
         info.started_at = _utc(task_run.start_time) or _utc(state.timestamp)
         open_runs.put(task_run.id, info)
-        inputs = Batch(observer, time.monotonic() + observer.timeout)  # written with the end batch
+        inputs = observer.collect()  # written with the end batch
         record_inputs(inputs, info.rid, params, task_run.task_inputs, list(getattr(task, "asset_deps", None) or ()),
                       scope.ignore_inputs)
         info.inputs = inputs.events
