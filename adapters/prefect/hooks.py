@@ -174,6 +174,9 @@ class Location:
     type: str | None = None
     metadata: dict[str, Any] | None = None
     explicit: bool = False  # given on purpose: recorded even when it does not exist
+    aliases: tuple[str, ...] = ()  # an hw.Output's labels, applied to the version it becomes
+    tags: tuple[str, ...] = ()
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,8 @@ def extract(value: Any, *, depth: int = 0, count: list[int] | None = None) -> It
     if isinstance(value, Output):
         try:
             yield Location(value.path, location_name(value.path), name=normalize_name(value.name), type=value.type,
-                           metadata=value.metadata, explicit=True)
+                           metadata=value.metadata, explicit=True, aliases=tuple(value.aliases),
+                           tags=tuple(value.tags), description=value.description)
         except (HeadwaterError, ValueError, OSError) as err:
             log.warning("headwater: %s ignored: %s", _short(value), _one_line(err))
         return
@@ -546,7 +550,10 @@ def record_outputs(b: Batch, rid: str, outputs: list[Location]) -> list[tuple[st
             # A table or a service headwater cannot read: an unverified version, said to be so.
             b.produced(rid, None, name=name, type=item.type, metadata=item.metadata)
             continue
-        ref = b.produced(rid, item.target, name=item.name, type=item.type, metadata=item.metadata)
+        ref = b.produced(
+            rid, item.target, name=item.name, type=item.type, metadata=item.metadata,
+            aliases=item.aliases, tags=item.tags, description=item.description,
+        )
         if ref is not None and _linkable(ref):
             recorded.append((item.key, ref))
     return recorded
@@ -725,6 +732,7 @@ def log_output(
             logged_outputs.append(run.id, Location(
                 item.target, item.key, name=normalize_name(name) if name else item.name,
                 type=type or item.type, metadata=metadata if metadata is not None else item.metadata, explicit=True,
+                aliases=item.aliases, tags=item.tags, description=item.description,
             ))
     except Exception as err:  # noqa: BLE001
         log.warning("headwater: log_output not recorded: %s", _one_line(err))

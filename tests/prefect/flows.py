@@ -139,7 +139,7 @@ def fit(src: Path):
 
     out = src.with_name("weights.bin")
     out.write_bytes(b"w" * 64)
-    return hw.Output("weights", out, type="model", metadata={"epochs": 3})
+    return hw.Output("weights", out, type="model", metadata={"epochs": 3}, aliases=["candidate"], tags=["demo"])
 
 
 @task

@@ -115,6 +115,7 @@ def test_headwater_output_and_version_objects(tracker: HeadwaterTracker, client:
     ]
     weights = client.get("weights")
     assert (weights.type, weights.metadata) == ("model", {"epochs": 3})
+    assert (weights.aliases, weights.tags) == (["latest", "candidate"], ["demo"])
 
 
 def test_log_output_outside_a_tracked_run_is_one_warning(headwater_log: list, raw: Path) -> None:
