@@ -160,6 +160,12 @@ class Client:
             self._store.close()
             self._store = None
 
+    def queue(self, events: Sequence[Event]) -> None:
+        """Write events to the outbox without delivering them: the next emit() or sync() will.
+
+        For a hook whose events can wait a moment (a task's start, delivered with its end)."""
+        self.outbox.write(events)
+
     def emit(self, events: Sequence[Event], timeout: float | None = None) -> bool:
         """Write events to the outbox, then deliver within the time budget.
 

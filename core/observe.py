@@ -269,8 +269,12 @@ class Observer:
         return Batch(self, time.monotonic() + self.timeout)
 
     @contextmanager
-    def batch(self, what: str = "event") -> Iterator[Batch]:
+    def batch(self, what: str = "event", *, deliver: bool = True) -> Iterator[Batch]:
         """Collect one hook's events; on exit write them to the outbox and deliver within budget.
+
+        With `deliver=False` the batch is only made durable in the outbox; the next delivering
+        batch of this process (or `headwater sync`) carries it, in order. A task's start can wait
+        for its end that way, and the task pays for one delivery instead of two.
 
         Never raises: an error anywhere (translation, hashing, the disk, the backend) is logged as
         one warning line naming `what`, and the pipeline goes on.
@@ -279,6 +283,10 @@ class Observer:
         try:
             yield batch
             if batch.events and batch.active:
-                batch.delivered = self.client().emit(batch.events, timeout=batch.remaining())
+                if deliver:
+                    batch.delivered = self.client().emit(batch.events, timeout=batch.remaining())
+                else:
+                    self.client().queue(batch.events)
+                    batch.delivered = False
         except Exception as err:  # noqa: BLE001 - the whole point: never break the pipeline
             log.warning("headwater: %s %s not recorded: %s", self.orchestrator, what, _one_line(err))

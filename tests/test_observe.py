@@ -113,3 +113,15 @@ def test_an_output_without_a_location_is_unverified(observer: Observer, client: 
         assert b.produced(task, None, name="in-memory-table") == f"in-memory-table@unverified:{task}"
     version = client.get("in-memory-table")
     assert (version.digest, version.entries, version.produced_by) == (f"unverified:{task}", [], task)
+
+
+def test_a_queued_batch_goes_out_with_the_next_delivering_one(observer: Observer, client: hw.Client, files) -> None:
+    task = hw.run_id("testorch", "queued")
+    with observer.batch("task start", deliver=False) as start:
+        start.run(task, job="t", status="running")
+    assert start.delivered is False and len(client.outbox.pending()) == 1 and client.runs() == []
+    with observer.batch("task end") as end:
+        end.produced(task, files({"o": "1"}) / "o")
+        end.run(task, status="succeeded")
+    assert end.delivered is True and client.outbox.pending() == []
+    assert (client.get_run(task).status, client.get_run(task).job) == ("succeeded", "t")

@@ -287,8 +287,8 @@ def task_started(ti: Any) -> None:
         started.collector = _safely("hook lineage", _collector_counts)
     _started[key] = started
     observer = AirflowObserver(settings)
-    refs: list[Item] = []
-    with observer.batch("task start") as b:
+    # Made durable now, delivered with the task's end batch: one delivery per task, not two.
+    with observer.batch("task start", deliver=False) as b:
         _describe(b, ti, settings, key, status="running")
         if "inlets" in settings.sources:
             for item in _declared(getattr(ti.task, "inlets", None), as_input=True):
@@ -296,15 +296,11 @@ def task_started(ti: Any) -> None:
                     continue
                 started.inputs.add(item.name)
                 if item.ref is not None:
-                    refs.append(item)
+                    # A REF the store has not seen (model:v9 before v9 exists) becomes an inexact edge.
+                    b.used_ref(key.id, item.ref, exact=item.exact)
                 else:
                     b.used(key.id, item.target, name=item.name)
     _written(b, key)
-    # A REF the store cannot resolve ("model:v9" before v9 exists) is refused with its batch:
-    # each goes alone, so it never takes the run and its other inputs down with it.
-    for item in refs:
-        with observer.batch(f"inlet {item.ref}") as b:
-            b.used_ref(key.id, item.ref or item.name, exact=item.exact)
 
 
 def task_finished(ti: Any, status: str, error: Any = None) -> None:
