@@ -28,6 +28,11 @@ from headwater.store.base import Store
 log = logging.getLogger("headwater.outbox")
 
 SUFFIX = ".json"
+# Pending batches applied together in one transaction (one commit, or one request to a server),
+# within bounds that keep a request well under the tracking server's body limit.
+GROUP_BATCHES = 64
+GROUP_EVENTS = 2000
+GROUP_BYTES = 8 << 20
 
 
 @dataclass
@@ -90,36 +95,78 @@ class Outbox:
             result.error = "another process is delivering"
             return result
         try:
-            store: Store | None = None
             batches = self.pending()
-            for index, path in enumerate(batches):
+            position = 0
+            store: Store | None = None
+            while position < len(batches):
                 if time.monotonic() > deadline:
-                    result.pending = len(batches) - index
                     result.error = f"time budget of {timeout:g}s spent"
                     break
-                try:
-                    events = EVENTS.validate_json(path.read_bytes())
-                except FileNotFoundError:
-                    continue  # delivered by a process that held the lock before us
-                except ValueError as err:
-                    self._bury(path, HeadwaterError(f"unreadable outbox batch: {err}"), result)
+                group, position = self._read_group(batches, position, result)
+                if not group:
                     continue
                 try:
                     if store is None:
                         store = self._connect()
-                    store.apply(events)
+                    self._apply_group(store, group, result)
                 except Unavailable as err:
-                    result.pending = len(batches) - index
                     result.error = str(err)
                     break
+            result.pending = len(self.pending())
+        finally:
+            lock.release()
+        return result
+
+    def _read_group(
+        self, batches: list[Path], position: int, result: Delivery
+    ) -> tuple[list[tuple[Path, list[Event]]], int]:
+        """Consecutive batches to apply in one transaction (one commit, one request)."""
+        group: list[tuple[Path, list[Event]]] = []
+        size = events = 0
+        while position < len(batches) and len(group) < GROUP_BATCHES:
+            path = batches[position]
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                position += 1  # delivered by a process that held the lock before us
+                continue
+            if group and (size + len(raw) > GROUP_BYTES or events >= GROUP_EVENTS):
+                break
+            position += 1
+            try:
+                parsed = EVENTS.validate_json(raw)
+            except ValueError as err:
+                self._bury(path, HeadwaterError(f"unreadable outbox batch: {err}"), result)
+                continue
+            group.append((path, parsed))
+            size += len(raw)
+            events += len(parsed)
+        return group, position
+
+    def _apply_group(self, store: Store, group: list[tuple[Path, list[Event]]], result: Delivery) -> None:
+        """Apply a group at once; if the store refuses it, batch by batch, to set the bad one aside."""
+        try:
+            store.apply([event for _, events in group for event in events])
+        except Unavailable:
+            raise
+        except HeadwaterError as err:
+            if len(group) == 1:
+                self._bury(group[0][0], err, result)
+                return
+            for path, events in group:
+                try:
+                    store.apply(events)
+                except Unavailable:
+                    raise
                 except HeadwaterError as err:
                     self._bury(path, err, result)
                     continue
                 path.unlink(missing_ok=True)
                 result.delivered += 1
-        finally:
-            lock.release()
-        return result
+            return
+        for path, _ in group:
+            path.unlink(missing_ok=True)
+            result.delivered += 1
 
     def _bury(self, path: Path, err: HeadwaterError, result: Delivery) -> None:
         self.dead_folder.mkdir(parents=True, exist_ok=True)
