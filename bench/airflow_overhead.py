@@ -20,8 +20,9 @@ Each child run checks that its set-up recorded what it should (headwater: every 
 OpenLineage: a START and a COMPLETE event per task), so a silent no-op cannot look fast.
 
 It runs in its own environment (.nox/airflow-bench, made with uv from constraints/airflow.txt:
-headwater[airflow] plus the OpenLineage provider), so the plugin's test environment keeps the
-install users get: `headwater[airflow]` alone.
+headwater[airflow] plus the OpenLineage provider). The `airflow` test session installs the
+provider too, for the test of the provider's events landing in headwater's graph; the plugin's
+own install stays `headwater[airflow]`.
 """
 
 from __future__ import annotations
