@@ -25,6 +25,7 @@ process's RSS and a truncation during hashing would kill it with SIGBUS (DESIGN.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import itertools
 import logging
@@ -789,11 +790,29 @@ class _KeepHeadOnRedirect(urllib.request.HTTPRedirectHandler):
         return new
 
 
+@contextlib.contextmanager
+def _http_errors(url: str, verb: str, timeout: float) -> Iterator[None]:
+    """urllib's errors as headwater's: gone (404/410), refused (other 4xx), unreachable."""
+    try:
+        yield
+    except urllib.error.HTTPError as exc:
+        if exc.code in (404, 410):
+            raise _Gone(f"cannot {verb} {url!r}: HTTP {exc.code} {exc.reason}") from None
+        if 400 <= exc.code < 500:
+            raise InvalidInput(f"cannot {verb} {url!r}: HTTP {exc.code} {exc.reason}") from None
+        raise Unavailable(f"cannot {verb} {url!r}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason if isinstance(exc.reason, BaseException) else Exception(str(exc.reason))
+        raise Unavailable(f"cannot reach {url!r}: {_one_line(reason)}") from None
+    except (TimeoutError, OSError) as exc:
+        raise Unavailable(f"cannot {verb} {url!r} within {timeout:g} s: {_one_line(exc)}") from None
+
+
 def _http_headers(url: str) -> Mapping[str, str]:
     opener = urllib.request.build_opener(_KeepHeadOnRedirect())
     base = {"User-Agent": "headwater"}
     timeout = timeout_s()
-    try:
+    with _http_errors(url, "reference", timeout):
         try:
             head = urllib.request.Request(url, method="HEAD", headers=base)
             with opener.open(head, timeout=timeout) as resp:
@@ -805,17 +824,6 @@ def _http_headers(url: str) -> Mapping[str, str]:
         ranged = urllib.request.Request(url, headers={**base, "Range": "bytes=0-0"})
         with opener.open(ranged, timeout=timeout) as resp:
             return resp.headers  # type: ignore[no-any-return]
-    except urllib.error.HTTPError as exc:
-        if exc.code in (404, 410):
-            raise _Gone(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
-        if 400 <= exc.code < 500:
-            raise InvalidInput(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
-        raise Unavailable(f"cannot reference {url!r}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason if isinstance(exc.reason, BaseException) else Exception(str(exc.reason))
-        raise Unavailable(f"cannot reach {url!r}: {_one_line(reason)}") from None
-    except (TimeoutError, OSError) as exc:
-        raise Unavailable(f"cannot reach {url!r} within {timeout:g} s: {_one_line(exc)}") from None
 
 
 def _http_info(url: str) -> tuple[dict[str, Any], int]:
@@ -933,20 +941,8 @@ def _content_status(
 def _http_content_digest(url: str) -> str:
     request = urllib.request.Request(url, headers={"User-Agent": "headwater"})
     timeout = timeout_s()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return hash_stream(resp, int(resp.headers.get("Content-Length") or 0))
-    except urllib.error.HTTPError as exc:
-        if exc.code in (404, 410):
-            raise _Gone(f"{url!r}: HTTP {exc.code}") from None
-        if 400 <= exc.code < 500:
-            raise InvalidInput(f"cannot read {url!r}: HTTP {exc.code} {exc.reason}") from None
-        raise Unavailable(f"cannot read {url!r}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason if isinstance(exc.reason, BaseException) else Exception(str(exc.reason))
-        raise Unavailable(f"cannot reach {url!r}: {_one_line(reason)}") from None
-    except (TimeoutError, OSError) as exc:
-        raise Unavailable(f"cannot read {url!r} within {timeout:g} s: {_one_line(exc)}") from None
+    with _http_errors(url, "read", timeout), urllib.request.urlopen(request, timeout=timeout) as resp:
+        return hash_stream(resp, int(resp.headers.get("Content-Length") or 0))
 
 
 def _pointer_status(ref: str, scheme: str, kind: str, recorded: str) -> ReferenceStatus:
