@@ -404,35 +404,33 @@ class SQLStore(Store):
         )
 
     def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded) -> None:
+        exact, metadata = ev.exact, ev.metadata
         name, _, digest = ev.ref.rpartition("@")
         # The common case, an input resolved by the client to its full digest: one query.
-        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).scalar() if name else None
-        if found is not None:
-            self._add_edge(conn, ev.run_id, found, ev.direction, ev.exact, ev.metadata, ev.time)
-            if ev.direction == "produced":
-                conn.execute(self._q_produced_by, {"vid": found, "run": ev.run_id})
-            return
-        ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
-        exact, metadata = ev.exact, ev.metadata
-        try:
-            version_id = self._resolve(conn, ref, at=ev.time)
-        except NotFound:
-            # An input pinned to a version this store has not seen (yet): keep the edge, honestly
-            # marked, rather than refuse the whole batch; the requested REF stays on the edge.
-            exact, metadata = False, {**ev.metadata, "requested": ev.ref}
+        version_id = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).scalar() if name else None
+        if version_id is None:
+            ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
             try:
-                version_id = self._resolve(conn, Ref(ref.name), at=ev.time)
+                version_id = self._resolve(conn, ref, at=ev.time)
             except NotFound:
-                # Nothing recorded for that artifact at all: say so, invent nothing.
-                self._apply_version(
-                    conn,
-                    VersionRecorded(
-                        id=ev.id, time=ev.time, name=ref.name, digest=f"unverified:{ev.run_id}",
-                        entries=[], run_id=ev.run_id, direction=ev.direction, exact=False,
-                        edge_metadata=ev.metadata if not (ref.label or ref.digest or ref.alias != LATEST) else metadata,
-                    ),
-                )
-                return
+                # An input pinned to a version this store has not seen (yet): keep the edge,
+                # honestly marked, rather than refuse the whole batch.
+                exact = False
+                if ref.label or ref.digest or ref.alias != LATEST:
+                    metadata = {**ev.metadata, "requested": ev.ref}
+                try:
+                    version_id = self._resolve(conn, Ref(ref.name), at=ev.time)
+                except NotFound:
+                    # Nothing recorded for that artifact at all: say so, invent nothing.
+                    self._apply_version(
+                        conn,
+                        VersionRecorded(
+                            id=ev.id, time=ev.time, name=ref.name, digest=f"unverified:{ev.run_id}",
+                            entries=[], run_id=ev.run_id, direction=ev.direction, exact=False,
+                            edge_metadata=metadata,
+                        ),
+                    )
+                    return
         self._add_edge(conn, ev.run_id, version_id, ev.direction, exact, metadata, ev.time)
         if ev.direction == "produced":
             conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
