@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -45,12 +46,12 @@ class _DaemonWorkers:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._idle = 0
         self._lock = threading.Lock()
 
-    def submit(self, work: Callable[[], None]) -> Future[None]:
-        future: Future[None] = Future()
+    def submit(self, work: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
         with self._lock:
             if self._idle:
                 self._idle -= 1
@@ -63,8 +64,7 @@ class _DaemonWorkers:
         while True:
             work, future = self._queue.get()
             try:
-                work()
-                future.set_result(None)
+                future.set_result(work())
             except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
                 future.set_exception(err)
             with self._lock:
@@ -143,25 +143,17 @@ class Batch:
 
     def _hash(self, target: str | os.PathLike[str]) -> tuple[str, list[ManifestEntry]] | None:
         """Hash a location within what is left of the budget; None when it cannot be read in time."""
-        box: dict[str, Any] = {}
         client = self.observer.client()
-
-        def work() -> None:
-            try:
-                content = client.content(target, store=False)
-                box["result"] = (content.digest, content.entries)
-            except BaseException as err:  # reported below, in the caller's thread
-                box["error"] = err
-
-        done = _hashing_pool().submit(work)
+        done = _hashing_pool().submit(lambda: client.content(target, store=False))
+        # A fifth of the budget stays for delivery, so a slow hash does not strand the batch.
         try:
-            # A fifth of the budget stays for delivery, so a slow hash does not strand the batch.
-            done.result(timeout=max(0.0, self.remaining() - 0.2 * self.observer.timeout))
-        except Exception:  # noqa: BLE001 - a timeout; the work's own errors are in `box`
-            pass
-        if "result" in box:
-            return box["result"]
-        reason = _one_line(box["error"]) if "error" in box else f"not hashed within {self.observer.timeout:g}s"
+            content = done.result(timeout=max(0.0, self.remaining() - 0.2 * self.observer.timeout))
+        except FutureTimeout:
+            reason = f"not hashed within {self.observer.timeout:g}s"
+        except Exception as err:  # noqa: BLE001 - unreadable content is recorded, not raised
+            reason = _one_line(err)
+        else:
+            return content.digest, content.entries
         log.warning("headwater: %s recorded as unverified (%s)", location_name(target), reason)
         return None
 
