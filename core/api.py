@@ -502,12 +502,35 @@ class Client:
             unchanged=sum(1 for p in set(old) & set(new) if old[p] == new[p]),
         )
 
-    def impact(self, digest: str | None = None, path: str | os.PathLike[str] | None = None) -> Impact:
-        """Versions that hold a file (by digest or path) and everything downstream of them."""
-        if (digest is None) == (path is None):
-            raise InvalidInput("impact needs exactly one of digest= or path=")
+    def impact(
+        self,
+        digest: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        ref: str | None = None,
+    ) -> Impact:
+        """Versions that hold a file (by digest or path), or the files of version `ref`, and
+        everything downstream of them.
+
+        `ref` asks the takedown question of a version ("what was built on the export as it
+        was?"): its files (with `path`, only the files of it at that path) are looked up by
+        digest, so copies of that content are found wherever they live, and a later version at
+        the same location (the export after the takedown) is not.
+        """
+        if ref is None and (digest is None) == (path is None) or ref is not None and digest is not None:
+            raise InvalidInput("impact needs one of digest=, path= or ref= (ref= may be narrowed by path=)")
         holding: dict[str, Version] = {}
-        if digest is not None:
+        if ref is not None:
+            version = self.get(ref)
+            files = version.entries
+            if path is not None:
+                wanted = os.fspath(path).strip("/")
+                files = [e for e in files if e.path == wanted or e.path.endswith("/" + wanted) or e.ref == os.fspath(path)]
+                if not files:
+                    raise NotFound(f"{version.ref} holds no file at {wanted!r}")
+            found = [version] if path is None else []
+            for file_digest in sorted({e.digest for e in files if e.digest}):
+                found.extend(self.store.versions_holding(digest=file_digest))
+        elif digest is not None:
             if ":" not in digest:
                 digest = f"blake3:{digest}"
             found = self.store.versions_holding(digest=digest)

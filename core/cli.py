@@ -698,25 +698,30 @@ def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
 
 
 @cli.command("impact")
+@click.argument("ref", required=False)
 @click.option(
     "--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI)."
 )
 @click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
 @json_option
 @_with_client
-def impact_cmd(client: Client, path: str | None, digest: str | None, as_json: bool) -> None:
+def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | None, as_json: bool) -> None:
     """Which versions hold a file, and what to retrain.
 
-    Lists the versions holding the file (by path or digest), then every version and run
+    Lists the versions holding the file (by path or digest), or the files of version REF as
+    they were (by digest; `REF --path P`: only its file P), then every version and run
     downstream of them: the models to retrain, other versions to rebuild, runs to re-run.
     """
-    if (path is None) == (digest is None):
-        raise click.UsageError("give exactly one of --path or --digest")
-    result = client.impact(digest=digest, path=path)
+    if ref is None and (path is None) == (digest is None) or ref is not None and digest is not None:
+        raise click.UsageError("give exactly one of REF, --path or --digest (or REF --path P)")
+    result = client.impact(digest=digest, path=path, ref=ref)
     if as_json:
         _print_json(result)
         return
-    what = f"path {path!r}" if path is not None else f"digest {digest}"
+    if ref is not None:
+        what = f"the files of {ref}" if path is None else f"{path!r} as it was in {ref}"
+    else:
+        what = f"path {path!r}" if path is not None else f"digest {digest}"
     graph = result.downstream
     using = {e.run_id for e in graph.edges if e.direction == "used"}
     _show(render.impact_view(result, what, [r for r in graph.runs if r.id in using]))

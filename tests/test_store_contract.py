@@ -241,6 +241,16 @@ def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) 
     assert sorted(v.ref for v in impact.downstream.versions) == ["clean:v0", "model:v0", "raw:v0", "report:v0"]
     by_path = client.impact(path="users.csv")
     assert sorted(v.ref for v in by_path.holding) == ["raw:v0", "raw:v1"]
+    # Asked of the version: users.csv as it was, by digest; raw:v1 holds other content there.
+    as_it_was = client.impact(ref="raw:v0", path="users.csv")
+    assert [v.ref for v in as_it_was.holding] == ["raw:v0"]
+    assert sorted(v.ref for v in as_it_was.downstream.versions) == ["clean:v0", "model:v0", "raw:v0", "report:v0"]
+    # All of raw:v0's files: raw:v1 still holds the unchanged one, so it is named too.
+    assert sorted(v.ref for v in client.impact(ref="raw:v0").holding) == ["raw:v0", "raw:v1"]
+    with pytest.raises(hw.NotFound, match="holds no file at 'nope.csv'"):
+        client.impact(ref="raw:v0", path="nope.csv")
+    with pytest.raises(hw.InvalidInput):
+        client.impact(ref="raw:v0", digest=old_users.digest)
 
 
 def test_a_use_may_arrive_before_its_producer(client: hw.Client, files) -> None:
