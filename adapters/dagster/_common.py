@@ -16,6 +16,7 @@ from headwater.refs import is_uri
 
 ORCHESTRATOR = "dagster"
 URI_KEY = "headwater/uri"  # asset definition metadata: the artifact's name (a location URI)
+TYPE_KEY = "headwater/type"  # asset definition metadata: the artifact's type (model, dataset, ...)
 VERSION_KEY = "headwater/version"  # output metadata added to the materialization
 DIGEST_KEY = "headwater/digest"
 PARTITION_TAG = "dagster/partition"
@@ -75,6 +76,12 @@ def uri_of(metadata: Mapping[str, Any] | None) -> str | None:
         value = value.strip()
         return location_name(value) if is_uri(value) else value
     return None
+
+
+def type_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """The `headwater/type` definition metadata (the artifact's type: model, dataset, ...)."""
+    value = raw((metadata or {}).get(TYPE_KEY))
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def asset_name(path: list[str] | tuple[str, ...], metadata: Mapping[str, Any] | None) -> str:

@@ -234,8 +234,8 @@ def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _
     if location is None and uri is not None and is_uri(uri):
         location = common.partition_name(uri, partition)
     if common.DIGEST_KEY in materialization.metadata:
-        pass  # HeadwaterIOManager recorded this output; only the deps are left
-    elif location is None:
+        return  # HeadwaterIOManager recorded this output and its deps, when the step ran
+    if location is None:
         log.warning(
             "headwater: dagster materialization of %s not recorded: no `path` or `uri` metadata and no %s",
             name, common.URI_KEY,
@@ -244,16 +244,25 @@ def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _
         metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
         if partition is not None:
             metadata["dagster/partition"] = partition
-        b.produced(run, location, name=name, metadata=metadata)
-    if node is None:
-        return
-    for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+        b.produced(run, location, name=name, metadata=metadata, type=common.type_of(definition))
+    if node is not None:
+        record_deps(b, instance, run, node.parent_keys, asset_graph, before_storage_id=found.storage_id)
+
+
+def record_deps(
+    b: Any, instance: Any, run: str, parents: Any, asset_graph: Any, *, before_storage_id: int | None = None
+) -> None:
+    """Edges from `run` to the version of each parent asset it depended on: the version
+    HeadwaterIOManager recorded at the parent's latest materialization (before
+    `before_storage_id`), else the content now at its stored location or its `headwater/uri`
+    (hashed: exact), else the parent's latest version (inexact)."""
+    for parent in sorted(parents, key=lambda k: k.to_user_string()):
         parent_node = asset_graph.get(parent)
         if parent_node.is_partitioned:
             continue  # which partitions a dep means is not in the event log: not recorded
         parent_name = common.asset_name(parent.path, parent_node.metadata)
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=parent, before_storage_id=found.storage_id), limit=1
+            dg.AssetRecordsFilter(asset_key=parent, before_storage_id=before_storage_id), limit=1
         ).records
         metadata = records[0].asset_materialization.metadata if records else {}
         digest = common.raw(metadata.get(common.DIGEST_KEY))

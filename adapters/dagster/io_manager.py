@@ -20,7 +20,7 @@ from dagster import (
     UPathIOManager,
 )
 from headwater.adapters.dagster import _common as common
-from headwater.adapters.dagster.eventlog import record_step_outcomes
+from headwater.adapters.dagster.eventlog import record_deps, record_step_outcomes
 from headwater.refs import is_uri
 from pydantic import Field
 
@@ -100,7 +100,10 @@ class HeadwaterIOManager(ConfigurableIOManager):
                     metadata["dagster/asset_key"] = context.asset_key.to_user_string()
                 if partition is not None:
                     metadata["dagster/partition"] = partition
-                recorded = b.produced(run, location, name=name, metadata=metadata)
+                recorded = b.produced(
+                    run, location, name=name, metadata=metadata, type=common.type_of(context.definition_metadata)
+                )
+            _record_deps(b, context, run)
         if b.delivered is not None:
             common.mark_announced(self.uri, *announced)
         if recorded is not None:
@@ -166,6 +169,24 @@ class HeadwaterIOManager(ConfigurableIOManager):
 
 
 # -- translation helpers ------------------------------------------------------------------------
+
+
+def _record_deps(b: Any, context: OutputContext, run: str) -> None:
+    """The asset's `deps` (parents it reads itself, not through an IO manager), hashed now,
+    right after its computation read them: a later change to them cannot slip into this run."""
+    if not context.has_asset_key:
+        return
+    step_context = context.step_context
+    asset_layer = step_context.job_def.asset_layer
+    deps = set()
+    for input_def in step_context.op_def.input_defs:
+        if input_def.dagster_type.is_nothing:
+            key = asset_layer.get_asset_key_for_node_input(step_context.node_handle, input_def.name)
+            if key is not None and asset_layer.has(key):
+                deps.add(key)
+    if deps:
+        record_deps(b, step_context.instance, run, deps, asset_layer.asset_graph)
+
 
 
 def _one_line(err: BaseException) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import headwater as hw
 import pytest
-from headwater.adapters.dagster import HeadwaterIOManager
+from headwater.adapters.dagster import HeadwaterIOManager, record_run
 
 from .conftest import container, graph, step
 
@@ -157,3 +157,37 @@ def test_recording_never_breaks_the_pipeline_and_disabled_records_nothing(
     warnings = [r.getMessage() for r in caplog.records if r.name == "headwater"]
     assert warnings and all(w.startswith("headwater: ") and "\n" not in w for w in warnings)
     assert hw_env.runs() == []
+
+
+def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifact(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+) -> None:
+    """An asset that reads an external file itself (`deps=`, no IO manager in between) links the
+    exact version it read, even when the file changes before the run is recorded from the log."""
+    export = tmp_path / "export.csv"
+    export.write_text("id\n1\n2\n")
+    as_read = hw_env.content(export, store=False).digest
+    spec = dg.AssetSpec("export", metadata={"headwater/uri": export.as_uri()})
+
+    @dg.asset(deps=[spec], metadata={"headwater/type": "model"})
+    def model() -> int:
+        return len(export.read_text().splitlines())
+
+    defs = dg.Definitions(assets=[spec, model], resources={"io_manager": io(storage)})
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
+    export.write_text("id\n1\n")  # a takedown, after the step read the file
+    record_run(instance, result.run_id, asset_graph=defs.resolve_asset_graph())
+    job, r = "__ASSET_JOB", result.run_id
+    assert graph(hw_env) == {
+        "runs": {
+            container(r): (job, "container", "succeeded", None, [], []),
+            step(r, "model"): (f"{job}.model", "task", "succeeded", container(r), [f"{export.as_uri()}:v0"], ["model:v0"]),
+        },
+        "versions": {
+            f"{export.as_uri()}:v0": [("export.csv", export.as_uri())],
+            "model:v0": [("model", (storage / "model").as_uri())],
+        },
+    }
+    assert hw_env.get(f"{export.as_uri()}:v0").digest == as_read  # not the file as it is now
+    assert hw_env.get("model").type == "model"
+    assert [e.exact for e in hw_env.upstream("model:v0").edges if e.direction == "used"] == [True]
