@@ -491,15 +491,27 @@ class Client:
 
     def diff(self, left: str, right: str) -> Diff:
         a, b = self.get(left), self.get(right)
-        old = {e.path: e.digest for e in a.entries}
-        new = {e.path: e.digest for e in b.entries}
+        old = {e.path: e for e in a.entries}
+        new = {e.path: e for e in b.entries}
+        changed = sorted(p for p in set(old) & set(new) if old[p].digest != new[p].digest)
+        added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+        keys = set(a.metadata) | set(b.metadata)
         return Diff(
             left=a.ref,
             right=b.ref,
-            added=sorted(set(new) - set(old)),
-            removed=sorted(set(old) - set(new)),
-            changed=sorted(p for p in set(old) & set(new) if old[p] != new[p]),
-            unchanged=sum(1 for p in set(old) & set(new) if old[p] == new[p]),
+            added=added,
+            removed=removed,
+            changed=changed,
+            unchanged=len(set(old) & set(new)) - len(changed),
+            sizes={
+                p: [old[p].size if p in old else None, new[p].size if p in new else None]
+                for p in [*added, *removed, *changed]
+            },
+            metadata={
+                k: [a.metadata.get(k), b.metadata.get(k)]
+                for k in sorted(keys)
+                if a.metadata.get(k) != b.metadata.get(k)
+            },
         )
 
     def impact(

@@ -166,6 +166,10 @@ class Diff(_Model):
     removed: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
     unchanged: int = 0
+    # [left, right] per path added, removed or changed (None on the side that lacks it)
+    sizes: dict[str, list[int | None]] = Field(default_factory=dict)
+    # [left, right] per version metadata key whose value differs (None: absent on that side)
+    metadata: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class Impact(_Model):

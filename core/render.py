@@ -489,13 +489,20 @@ def diff_view(diff: Diff) -> Group:
     marks += [(p, "~", "yellow") for p in diff.changed]
     lines: list[RenderableType] = [Text(f"{diff.left} -> {diff.right}", style="bold")]
     for path, mark, style in sorted(marks):
-        lines.append(Text(f"{mark} {path}", style=style))
+        before, after = diff.sizes.get(path, [None, None])
+        known = [n for n in (before, after) if n is not None]
+        unit = "byte" if known == [1] else "bytes"
+        sizes = f"  {' -> '.join(f'{n:,}' for n in known)} {unit}" if known else ""
+        lines.append(Text(f"{mark} {path}", style=style).append(sizes, style="dim"))
     lines.append(
         Text(
             f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
             f"{diff.unchanged} unchanged"
         )
     )
+    for key, (before, after) in diff.metadata.items():
+        shown = " -> ".join("(none)" if v is None else json.dumps(v) if not isinstance(v, str) else v for v in (before, after))
+        lines.append(Text(f"metadata {key}: {shown}"))
     return Group(*lines)
 
 

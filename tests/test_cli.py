@@ -252,9 +252,9 @@ def test_diff(tmp_path: Path) -> None:
     hw("log", "--job", "ingest", "--output", f"data={root}")
     assert lines(hw("diff", "data:v0", "data:v1")) == [
         "data:v0 -> data:v1",
-        "~ b.csv",  # in path order
-        "- c.csv",
-        "+ d.csv",
+        "~ b.csv  1 -> 2 bytes",  # in path order
+        "- c.csv  1 byte",
+        "+ d.csv  1 byte",
         "1 added, 1 removed, 1 changed, 1 unchanged",
     ]
     result = hw_json("diff", "data:v0", "data")

@@ -232,9 +232,12 @@ def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) 
     root: Path = ids["root"]  # type: ignore[assignment]
     (root / "raw" / "users.csv").write_text("id\n1\n")  # a privacy takedown removes a row
     (root / "raw" / "extra.csv").write_text("e")
-    client.log_artifact("raw", root / "raw")
+    old_size = next(e.size for e in client.get("raw:v0").entries if e.path == "users.csv")
+    client.log_artifact("raw", root / "raw", metadata={"rows": 1})
     diff = client.diff("raw:v0", "raw:v1")
     assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (["extra.csv"], [], ["users.csv"], 1)
+    assert diff.sizes == {"extra.csv": [None, 1], "users.csv": [old_size, 5]}
+    assert diff.metadata == {"rows": [None, 1]}
     old_users = next(e for e in client.get("raw:v0").entries if e.path == "users.csv")
     impact = client.impact(digest=old_users.digest)
     assert [v.ref for v in impact.holding] == ["raw:v0"]
