@@ -1,10 +1,14 @@
 # `make test` and `make demo` do all set-up themselves on a fresh machine.
 PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
+# Compiled once at install: many tests start fresh interpreters (CLIs, orchestrators), and a
+# machine with PYTHONDONTWRITEBYTECODE would otherwise compile every module in each of them.
+export UV_COMPILE_BYTECODE := 1
 export HEADWATER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TOOLS := .tools
 # Each orchestrator in its own environment: Airflow 3.3 and Prefect 3.9 cannot share one.
-SESSIONS ?= core dagster airflow prefect
+# e2e last: the cross-orchestrator story across the three environments the sessions before built.
+SESSIONS ?= core dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 

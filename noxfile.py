@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nox
@@ -12,13 +13,17 @@ nox.options.sessions = ["core"]
 
 PYTHON = "3.11"
 ORCHESTRATORS = ("airflow", "prefect", "dagster")
+# The story of examples/cross_orchestrator/ pickles a scikit-learn model in Dagster's environment
+# and unpickles it in Prefect's and in the manual step's: the same pins in each of them.
+STORY_REQUIREMENTS = "examples/cross_orchestrator/requirements.txt"
+STORY_ENVS = {"dagster", "prefect"}
 
 
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The library, the store contract on SQLite and PostgreSQL, the CLI."""
     session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,server,openlineage]")
-    ignore = [f"--ignore=tests/{name}" for name in ORCHESTRATORS]
+    ignore = [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e")]
     session.run("pytest", *(session.posargs or ["tests", *ignore]), env={"PYTHONUNBUFFERED": "1"})
 
 
@@ -27,6 +32,8 @@ def _orchestrator_session(session: nox.Session, name: str) -> None:
     if not any(Path("tests", name).glob("test_*.py")):
         session.skip(f"no tests for {name} yet")
     session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},dev,postgres]")
+    if name in STORY_ENVS:
+        session.install("-c", f"constraints/{name}.txt", "-r", STORY_REQUIREMENTS)
     session.run(
         "pytest", *(session.posargs or [f"tests/{name}"]), env={"PYTHONUNBUFFERED": "1", "HEADWATER_TEST_HTTP": "0"}
     )
@@ -50,11 +57,27 @@ def dagster(session: nox.Session) -> None:
     _orchestrator_session(session, "dagster")
 
 
+def _story_environments(session: nox.Session, extras: str) -> None:
+    """This session's own environment (the manual step's: headwater and scikit-learn), and the
+    three orchestrators' environments of their test sessions (built or brought up to date)."""
+    session.install("-c", "constraints/core.txt", "-e", f".[{extras}]", "-r", STORY_REQUIREMENTS)
+    session.run(sys.executable, "-m", "nox", "--install-only", "-s", *ORCHESTRATORS, external=True)
+
+
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The manual three-step lineage of examples/manual/, printed as a tree."""
-    session.install("-c", "constraints/core.txt", "-e", ".")
-    session.run("bash", "examples/manual/demo.sh", external=True)
+    """The story of examples/cross_orchestrator/: Airflow, Dagster, Prefect and a manual step."""
+    _story_environments(session, "postgres")
+    session.run("python", "examples/cross_orchestrator/story.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The same story end to end, its joined graph asserted exactly, on SQLite and PostgreSQL."""
+    _story_environments(session, "dev,postgres")
+    session.run(
+        "pytest", *(session.posargs or ["tests/e2e"]), env={"PYTHONUNBUFFERED": "1", "HEADWATER_TEST_HTTP": "0"}
+    )
 
 
 @nox.session(python=PYTHON)

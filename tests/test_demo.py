@@ -1,4 +1,4 @@
-"""`make demo`'s script, run as a user would, ends with the exact lineage of production."""
+"""examples/manual/demo.sh (the manual three-step lineage), run as a user would: the exact lineage of production."""
 
 from __future__ import annotations
 

@@ -1,0 +1,21 @@
+"""The model's features, shared by training (Dagster), evaluation (Prefect) and quantization."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+COLUMNS = ("age", "tenure_months", "monthly_spend", "support_calls")
+
+
+def features(row: dict[str, str]) -> list[float]:
+    return [float(row[c]) for c in COLUMNS] + [float(row["plan"] == "premium")]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as src:
+        return list(csv.DictReader(src))
+
+
+def read_folder(folder: Path) -> list[dict[str, str]]:
+    return [row for part in sorted(folder.glob("*.csv")) for row in read_csv(part)]

@@ -1,0 +1,142 @@
+"""The story of examples/cross_orchestrator/, run as `make demo` runs it, on SQLite and PostgreSQL.
+
+Airflow, Dagster and Prefect each run in their own environment (the ones their test sessions
+build under .nox/), the manual step in this one; all record into one store. The joined graph is
+asserted exactly: every run with its orchestrator, status, parent, inputs and outputs; every
+version; and the answers to the three questions the demo ends with.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import headwater as hw
+from tests.conftest import _truncate
+
+ROOT = Path(__file__).resolve().parents[2]
+STORY = ROOT / "examples" / "cross_orchestrator" / "story.py"
+
+# 400 customers per region, 16 of each with a gap that cleaning drops; the takedown deletes 3.
+ROWS, DROPPED, TAKEN_DOWN = 2 * (400 - 16), 2 * 16, 3
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def story_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lineage.db'}"
+    url = request.getfixturevalue("postgres_database")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def story(story_uri: str, tmp_path: Path) -> Iterator[tuple[hw.Client, Path, str]]:
+    """The whole story, once: (the store it recorded into, its data folder, what it printed)."""
+    work = tmp_path / "work"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    done = subprocess.run(
+        [sys.executable, str(STORY), "--work", str(work), "--uri", story_uri],
+        env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    client = hw.Client(uri=story_uri, home=work / "headwater")
+    yield client, work / "data", done.stdout
+    client.close()
+
+
+def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(story: tuple[hw.Client, Path, str]) -> None:
+    client, data, printed = story
+    uri = lambda *parts: data.joinpath(*parts).as_uri()  # noqa: E731
+    raw_eu, raw_us, clean = uri("raw", "customers_eu.csv"), uri("raw", "customers_us.csv"), uri("clean", "customers")
+    recent, partner = uri("holdout", "recent_signups.csv"), uri("holdout", "partner_accounts.csv")
+    scores_recent = uri("reports", "scores_recent_signups.json")
+    scores_partner = uri("reports", "scores_partner_accounts.json")
+
+    jobs = {r.id: r.job for r in client.runs()}
+    assert Counter(
+        (r.job, r.orchestrator, r.kind, r.status, jobs.get(r.parent_id), tuple(sorted(r.inputs)), tuple(sorted(r.outputs)))
+        for r in client.runs()
+    ) == Counter({
+        # 1. and 5.: Airflow, twice; the second run read the export after the takedown
+        ("ingest_customers", "airflow", "container", "succeeded", None, (), ()): 2,
+        ("ingest_customers.clean", "airflow", "task", "succeeded", "ingest_customers",
+         (f"{raw_eu}:v0", f"{raw_us}:v0"), (f"{clean}:v0",)): 1,
+        ("ingest_customers.clean", "airflow", "task", "succeeded", "ingest_customers",
+         (f"{raw_eu}:v1", f"{raw_us}:v0"), (f"{clean}:v1",)): 1,
+        # 2. Dagster
+        ("train_churn_model", "dagster", "container", "succeeded", None, (), ()): 1,
+        ("train_churn_model.churn_model", "dagster", "task", "succeeded", "train_churn_model",
+         (f"{clean}:v0",), ("churn_model:v0",)): 1,
+        # 3. Prefect: the flow returned the report, so it is one of its producers too
+        ("evaluate-churn-model", "prefect", "container", "succeeded", None, (), ("churn_report:v0",)): 1,
+        ("evaluate-churn-model.score", "prefect", "task", "succeeded", "evaluate-churn-model",
+         ("churn_model:v0", f"{recent}:v0"), (f"{scores_recent}:v0",)): 1,
+        ("evaluate-churn-model.score", "prefect", "task", "succeeded", "evaluate-churn-model",
+         ("churn_model:v0", f"{partner}:v0"), (f"{scores_partner}:v0",)): 1,
+        ("evaluate-churn-model.write_report", "prefect", "task", "succeeded", "evaluate-churn-model",
+         (f"{scores_partner}:v0", f"{scores_recent}:v0"), ("churn_report:v0",)): 1,
+        # 4. by hand
+        ("quantize-int8", "manual", "manual", "succeeded", None,
+         ("churn_model:v0", "churn_report:v0"), ("churn_model_int8:v0",)): 1,
+    })
+    assert {a.name: (a.type, a.latest, a.versions) for a in client.artifacts()} == {
+        raw_eu: (None, "v1", 2), raw_us: (None, "v0", 1), clean: (None, "v1", 2),
+        recent: (None, "v0", 1), partner: (None, "v0", 1),
+        scores_recent: (None, "v0", 1), scores_partner: (None, "v0", 1),
+        "churn_model": ("model", "v0", 1), "churn_report": ("report", "v0", 1),
+        "churn_model_int8": ("model", "v0", 1),
+    }
+    assert client.outbox.pending() == [] and client.outbox.dead() == []
+
+    # The dataset Dagster read is the version Airflow wrote: one version, both edges on it.
+    dataset = client.get(f"{clean}:v0")
+    [airflow_task] = [r for r in client.runs(job="ingest_customers.clean") if f"{clean}:v0" in r.outputs]
+    [dagster_step] = client.runs(job="train_churn_model.churn_model")
+    assert dataset.producers == [airflow_task.id] and dagster_step.inputs == [dataset.ref]
+    assert dataset.metadata == {"rows": ROWS, "dropped_incomplete": DROPPED}  # Airflow's outlet extra
+    assert [e.path for e in dataset.entries] == ["customers_eu.csv", "customers_us.csv"]
+    model = client.get("churn_model:v0")
+    assert model.entries[0].ref == (data / "dagster-storage" / "churn_model").as_uri()
+
+    # production is the quantized model, and its upstream reaches both raw files through runs of
+    # all three orchestrators and the manual step, every edge exact.
+    production = client.get("churn_model_int8:production")
+    assert (production.ref, production.aliases) == ("churn_model_int8:v0", ["latest", "production"])
+    upstream = client.upstream("churn_model_int8:production")
+    assert {r.orchestrator for r in upstream.runs} == {"airflow", "dagster", "prefect", "manual"}
+    assert sorted(v.ref for v in upstream.versions) == sorted([
+        "churn_model_int8:v0", "churn_model:v0", "churn_report:v0", f"{clean}:v0", f"{raw_eu}:v0", f"{raw_us}:v0",
+        f"{recent}:v0", f"{partner}:v0", f"{scores_recent}:v0", f"{scores_partner}:v0",
+    ])
+    assert all(e.exact for e in upstream.edges)
+    assert (upstream.depth[f"{raw_eu}:v0"], upstream.depth[f"{raw_us}:v0"]) == (3, 3)
+
+    # What the takedown changed: the EU file of the dataset, three rows fewer.
+    diff = client.diff(f"{clean}:v0", f"{clean}:v1")
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == ([], [], ["customers_eu.csv"], 1)
+    assert diff.metadata == {"rows": [ROWS, ROWS - TAKEN_DOWN]}
+    before, after = diff.sizes["customers_eu.csv"]
+    assert before > after
+
+    # What was built on the export as it was: everything but the rerun's dataset.
+    impact = client.impact(ref=f"{raw_eu}:v0")
+    assert [v.ref for v in impact.holding] == [f"{raw_eu}:v0"]
+    assert sorted(v.ref for v in impact.downstream.versions) == sorted([
+        f"{raw_eu}:v0", f"{clean}:v0", "churn_model:v0", f"{scores_recent}:v0", f"{scores_partner}:v0",
+        "churn_report:v0", "churn_model_int8:v0",
+    ])
+
+    # What the demo prints: the tree of production, the diff, the impact list.
+    assert "churn_model_int8:v0 (model) [latest, production]\n└── quantize-int8 (manual, succeeded) run " in printed
+    assert f"    │       └── {clean}:v0\n" in printed
+    assert f"~ customers_eu.csv  {before:,} -> {after:,} bytes\n" in printed
+    assert f"metadata rows: {ROWS} -> {ROWS - TAKEN_DOWN}\n" in printed
+    models = printed.split("models to retrain (2)\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split()[0] for line in models.splitlines()[1:]] == ["churn_model:v0", "churn_model_int8:v0"]
