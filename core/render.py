@@ -214,21 +214,22 @@ def _refs_cell(refs: Sequence[str], limit: int = 3) -> Text:
     return Text(shown)
 
 
-def runs_table(runs: Sequence[Run]) -> Table:
-    table = _table(
-        "RUN", "JOB", "NAMESPACE", "ORCHESTRATOR", "STATUS", "STARTED", "INPUTS", "OUTPUTS"
-    )
+def runs_table(runs: Sequence[Run], *, with_versions: bool = True) -> Table:
+    """One row per run; `with_versions=False` leaves out the inputs and outputs (shown elsewhere)."""
+    columns = ["RUN", "JOB", "NAMESPACE", "ORCHESTRATOR", "STATUS", "STARTED"]
+    table = _table(*columns, *(["INPUTS", "OUTPUTS"] if with_versions else []))
     for run in runs:
-        table.add_row(
+        cells: list[RenderableType] = [
             short_id(run.id),
             Text(run.job, style="bold"),
             Text(run.job_namespace),
             run.orchestrator,
             Text(run.status, style=_STATUS_STYLE.get(run.status, "")),
             fmt_time(run.started_at),
-            _refs_cell(run.inputs),
-            _refs_cell(run.outputs),
-        )
+        ]
+        if with_versions:
+            cells += [_refs_cell(run.inputs), _refs_cell(run.outputs)]
+        table.add_row(*cells)
     return table
 
 
@@ -536,7 +537,7 @@ def impact_view(impact: Impact, what: str, downstream_runs: Sequence[Run] | None
     parts.append(Text(""))
     parts.append(_heading(f"runs to re-run ({len(runs)})"))
     if runs:
-        parts.append(runs_table(runs))
+        parts.append(runs_table(runs, with_versions=False))  # the versions are listed above
     return Group(*parts)
 
 

@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     Story(work, args.uri, envs).run()
     print(f"\nThe story took {time.monotonic() - started:.0f} s. Its graph stays in {work}; explore it:")
     prefix = f"HEADWATER_URI={args.uri}" if args.uri else f"HEADWATER_HOME={work / 'headwater'}"
-    print(f"  {prefix} headwater graph churn_model_int8:production --format mermaid")
+    headwater = shutil.which("headwater", path=str(Path(sys.executable).parent)) or "headwater"
+    for command in ("graph churn_model_int8:production --format mermaid", "runs", "ls"):
+        print(f"  {prefix} {headwater} {command}")
     return 0
 
 
