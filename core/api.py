@@ -528,41 +528,36 @@ class Client:
         digest, so copies of that content are found wherever they live, and a later version at
         the same location (the export after the takedown) is not.
         """
-        if ref is None and (digest is None) == (path is None) or ref is not None and digest is not None:
+        if (ref is None and (digest is None) == (path is None)) or (ref is not None and digest is not None):
             raise InvalidInput("impact needs one of digest=, path= or ref= (ref= may be narrowed by path=)")
         holding: dict[str, Version] = {}
         if ref is not None:
             version = self.get(ref)
             files = version.entries
             if path is not None:
-                wanted = os.fspath(path).strip("/")
-                files = [e for e in files if e.path == wanted or e.path.endswith("/" + wanted) or e.ref == os.fspath(path)]
+                places = _places(os.fspath(path))
+                files = [e for e in files if _entry_at(e, places)]
                 if not files:
-                    raise NotFound(f"{version.ref} holds no file at {wanted!r}")
-            found = [version] if path is None else []
-            for file_digest in sorted({e.digest for e in files if e.digest}):
+                    raise NotFound(f"{version.ref} holds no file at {os.fspath(path)!r}")
+            found = []
+            # `unverified:<run id>` is shared by every unreadable output of that run: not content.
+            for file_digest in sorted({e.digest for e in files if not e.digest.startswith("unverified:")}):
                 found.extend(self.store.versions_holding(digest=file_digest))
+            found.append(version.model_copy(update={"entries": []}))  # listed as versions_holding lists
         elif digest is not None:
             if ":" not in digest:
                 digest = f"blake3:{digest}"
             found = self.store.versions_holding(digest=digest)
         else:
             text = os.fspath(path)  # type: ignore[arg-type]
-            candidates = {text}
-            if not is_uri(text):
-                local = Path(text).absolute()
-                candidates.add(path_to_file_uri(local))
-                if local.is_file():
-                    from headwater.digest import hash_file
-
-                    file_digest, _ = hash_file(local)
-                    candidates.add(file_digest)
             found = []
-            for candidate in sorted(candidates):
-                if candidate.startswith("blake3:"):
-                    found.extend(self.store.versions_holding(digest=candidate))
-                else:
-                    found.extend(self.store.versions_holding(path=candidate))
+            for place in sorted(_places(text)):
+                found.extend(self.store.versions_holding(path=place))
+            local = Path(text)
+            if not is_uri(text) and local.is_file():
+                from headwater.digest import hash_file
+
+                found.extend(self.store.versions_holding(digest=hash_file(local.absolute())[0]))
         for version in found:
             holding.setdefault(version.ref, version)
         graphs = [self.store.lineage(Ref(v.name, label=v.label), "downstream") for v in holding.values()]
@@ -816,3 +811,23 @@ def default_client() -> Client:
             _default = Client()
             _default_key = key
         return _default
+
+
+def _places(path: str) -> set[str]:
+    """What a user's path may be recorded as: itself, and its file:// URI when it is local."""
+    places = {path}
+    if not is_uri(path):
+        places.add(path_to_file_uri(Path(path).absolute()))
+    return places
+
+
+def _entry_at(entry: ManifestEntry, places: set[str]) -> bool:
+    """The entry is the file at one of `places`, matched as Store.versions_holding(path=) does:
+    its ref or manifest path, whole or as a trailing path."""
+    for place in places:
+        tail = place.strip("/")
+        if entry.ref == place or entry.path == tail or entry.path.endswith("/" + tail):
+            return True
+        if entry.ref is not None and entry.ref.endswith("/" + tail):
+            return True
+    return False

@@ -502,7 +502,7 @@ def diff_view(diff: Diff) -> Group:
         )
     )
     for key, (before, after) in diff.metadata.items():
-        shown = " -> ".join("(none)" if v is None else json.dumps(v) if not isinstance(v, str) else v for v in (before, after))
+        shown = " -> ".join("(none)" if v is None else json.dumps(v) for v in (before, after))
         lines.append(Text(f"metadata {key}: {shown}"))
     return Group(*lines)
 

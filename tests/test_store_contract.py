@@ -406,3 +406,20 @@ def test_a_placeholder_learns_where_its_bytes_are(client: hw.Client) -> None:
     version = client.get("s3://b/out.csv")
     assert (version.label, version.entries, version.produced_by) == ("v0", [entry], rid)
     assert client.get_run(rid).inputs == client.get_run(rid).outputs == ["s3://b/out.csv:v0"]
+
+
+def test_impact_of_a_version_skips_unverified_digests_and_takes_local_paths(client: hw.Client, files) -> None:
+    # One run's two unreadable outputs share the placeholder digest `unverified:<run id>`:
+    # that is not content, so asking about one of them must not name the other.
+    rid = hw.run_id("t", "two-unreadable")
+    events = [RunRecorded(run_id=rid, job="export")]
+    for name in ("s3://b/a.csv", "s3://b/b.csv"):
+        entry = hw.ManifestEntry(path=name.rsplit("/", 1)[1], digest=f"unverified:{rid}", size=0, ref=name)
+        events.append(VersionRecorded(name=name, digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced"))
+    client.store.apply(events)
+    assert [v.ref for v in client.impact(ref="s3://b/a.csv:v0").holding] == ["s3://b/a.csv:v0"]
+    # A local path narrows REF as it does for impact(path=): by the file:// URI it was recorded at.
+    root = files({"users.csv": "id\n1\n", "other.csv": "o"})
+    client.log_reference("users", root.as_uri())
+    as_path = client.impact(ref="users:v0", path=root / "users.csv")
+    assert [v.ref for v in as_path.holding] == ["users:v0"] == [v.ref for v in client.impact(path=root / "users.csv").holding]

@@ -218,11 +218,12 @@ def _node(asset_graph: Any, key: Any) -> Any:
 
 
 def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any) -> None:
-    """The deps its asset declares (edges are idempotent: inputs the IO manager loaded are the
-    same versions) and, when HeadwaterIOManager did not record it (no headwater/digest), the
-    version at its `path`/`uri` metadata or its `headwater/uri`."""
+    """A materialization HeadwaterIOManager did not record (no headwater/digest; the IO manager
+    records its outputs' deps itself): the version at its `path`/`uri` metadata or its
+    `headwater/uri`, and the deps its asset declares (edges are idempotent: inputs the IO
+    manager loaded are the same versions)."""
     materialization = found.entry.asset_materialization
-    if materialization is None:
+    if materialization is None or common.DIGEST_KEY in materialization.metadata:
         return
     key, partition = materialization.asset_key, materialization.partition
     node = _node(asset_graph, key)
@@ -233,8 +234,6 @@ def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _
     uri = common.uri_of(definition)
     if location is None and uri is not None and is_uri(uri):
         location = common.partition_name(uri, partition)
-    if common.DIGEST_KEY in materialization.metadata:
-        return  # HeadwaterIOManager recorded this output and its deps, when the step ran
     if location is None:
         log.warning(
             "headwater: dagster materialization of %s not recorded: no `path` or `uri` metadata and no %s",

@@ -31,6 +31,9 @@ log = logging.getLogger("headwater")
 # of the step in a multiprocess worker).
 _steps_lock = threading.Lock()
 _steps: dict[tuple[Optional[str], str], set[tuple[str, int]]] = {}
+# Parent assets whose edges a step attempt already recorded: (uri, run id, step key, attempt) ->
+# keys. A multi-asset writes several outputs; each parent is hashed once per attempt.
+_deps_recorded: dict[tuple[Optional[str], str, str, int], set[Any]] = {}
 
 
 class _Step:
@@ -103,11 +106,34 @@ class HeadwaterIOManager(ConfigurableIOManager):
                 recorded = b.produced(
                     run, location, name=name, metadata=metadata, type=common.type_of(context.definition_metadata)
                 )
-            _record_deps(b, context, run)
+                # Only beside a recorded output: the event log then knows (headwater/digest) not
+                # to record the deps a second time, hashed later.
+                self._record_deps(b, context, run)
         if b.delivered is not None:
             common.mark_announced(self.uri, *announced)
-        if recorded is not None:
-            self._add_version_metadata(context, obs, recorded, b.delivered)
+            if recorded is not None:
+                self._add_version_metadata(context, obs, recorded, b.delivered)
+
+    def _record_deps(self, b: Any, context: OutputContext, run: str) -> None:
+        """The asset's parents, each once per step attempt, hashed now: right after the
+        computation read them, so a later change to a dep cannot slip into this run. Parents
+        loaded through HeadwaterIOManager resolve to the version recorded when they were loaded."""
+        try:
+            if not context.has_asset_key:
+                return
+            step_context = context.step_context
+            asset_graph = step_context.job_def.asset_layer.asset_graph
+            if not asset_graph.has(context.asset_key):
+                return
+            step = (self.uri, step_context.run_id, step_context.step.key, int(step_context.previous_attempt_count or 0))
+            with _steps_lock:
+                done = _deps_recorded.setdefault(step, set())
+                parents = set(asset_graph.get(context.asset_key).parent_keys) - done
+                done |= parents
+            if parents:
+                record_deps(b, step_context.instance, run, parents, asset_graph)
+        except Exception as err:  # noqa: BLE001 - the output's own version must survive this
+            log.warning("headwater: dagster deps of %s not recorded: %s", _describe(context), _one_line(err))
 
     def _add_version_metadata(self, context: OutputContext, obs: Any, recorded: str, delivered: Any) -> None:
         try:
@@ -159,6 +185,8 @@ class HeadwaterIOManager(ConfigurableIOManager):
                 return
             with _steps_lock:
                 seen = _steps.pop((self.uri, dagster_run.run_id), set())
+                for step in [k for k in _deps_recorded if k[:2] == (self.uri, dagster_run.run_id)]:
+                    del _deps_recorded[step]
             common.forget(self.uri, dagster_run.run_id, seen)
             if seen:
                 record_step_outcomes(
@@ -169,24 +197,6 @@ class HeadwaterIOManager(ConfigurableIOManager):
 
 
 # -- translation helpers ------------------------------------------------------------------------
-
-
-def _record_deps(b: Any, context: OutputContext, run: str) -> None:
-    """The asset's `deps` (parents it reads itself, not through an IO manager), hashed now,
-    right after its computation read them: a later change to them cannot slip into this run."""
-    if not context.has_asset_key:
-        return
-    step_context = context.step_context
-    asset_layer = step_context.job_def.asset_layer
-    deps = set()
-    for input_def in step_context.op_def.input_defs:
-        if input_def.dagster_type.is_nothing:
-            key = asset_layer.get_asset_key_for_node_input(step_context.node_handle, input_def.name)
-            if key is not None and asset_layer.has(key):
-                deps.add(key)
-    if deps:
-        record_deps(b, step_context.instance, run, deps, asset_layer.asset_graph)
-
 
 
 def _one_line(err: BaseException) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     Story(work, args.uri, envs).run()
     print(f"\nThe story took {time.monotonic() - started:.0f} s. Its graph stays in {work}; explore it:")
-    prefix = f"HEADWATER_URI={args.uri}" if args.uri else f"HEADWATER_HOME={work / 'headwater'}"
+    shown_uri = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", args.uri or "")  # never print a password
+    prefix = f"HEADWATER_URI={shown_uri}" if args.uri else f"HEADWATER_HOME={work / 'headwater'}"
     headwater = shutil.which("headwater", path=str(Path(sys.executable).parent)) or "headwater"
     for command in ("graph churn_model_int8:production --format mermaid", "runs", "ls"):
         print(f"  {prefix} {headwater} {command}")

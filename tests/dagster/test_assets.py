@@ -191,3 +191,51 @@ def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifac
     assert hw_env.get(f"{export.as_uri()}:v0").digest == as_read  # not the file as it is now
     assert hw_env.get("model").type == "model"
     assert [e.exact for e in hw_env.upstream("model:v0").edges if e.direction == "used"] == [True]
+
+
+@dg.asset(io_manager_key="plain")
+def upstream_plain() -> list[str]:
+    return ["ada"]
+
+
+@dg.asset
+def uses_plain(upstream_plain: list[str]) -> int:
+    return len(upstream_plain)
+
+
+def test_an_input_read_by_another_io_manager_links_the_version_it_stored(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+) -> None:
+    plain = dg.FilesystemIOManager(base_dir=str(storage / "plain"))
+    result = dg.materialize(
+        [upstream_plain, uses_plain], resources={"io_manager": io(storage), "plain": plain}, instance=instance
+    )
+    r = result.run_id
+    assert graph(hw_env) == {
+        "runs": {
+            container(r): (JOB, "container", "succeeded", None, [], []),
+            # upstream_plain's step never touched HeadwaterIOManager: no run until the sensor
+            step(r, "uses_plain"): (f"{JOB}.uses_plain", "task", "succeeded", container(r), ["upstream_plain:v0"], ["uses_plain:v0"]),
+        },
+        "versions": {
+            "upstream_plain:v0": [("upstream_plain", (storage / "plain" / "upstream_plain").as_uri())],
+            "uses_plain:v0": [("uses_plain", (storage / "uses_plain").as_uri())],
+        },
+    }
+
+
+def test_a_failure_recording_deps_keeps_the_output_version(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("the event log is unreadable")
+
+    monkeypatch.setattr("headwater.adapters.dagster.io_manager.record_deps", broken)
+    result = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
+    assert result.success
+    assert [v.ref for v in hw_env.versions("greetings")] == ["greetings:v0"]
+    assert hw_env.get_run(step(result.run_id, "greetings")).inputs == ["users:v0"]  # load_input's edge
+    metadata = instance.get_latest_materialization_event(dg.AssetKey("greetings")).asset_materialization.metadata
+    assert metadata["headwater/digest"].value == hw_env.get("greetings:v0").digest
+    assert "dagster deps of greetings not recorded: RuntimeError: the event log is unreadable" in caplog.text
