@@ -31,6 +31,7 @@ import itertools
 import logging
 import os
 import posixpath
+import re
 import sqlite3
 import stat as stat_mod
 import threading
@@ -273,15 +274,21 @@ class StatCache:
         try:
             with self._lock:
                 conn = self._connect()
-                for i in range(0, len(paths), _SQL_CHUNK):
-                    part = paths[i : i + _SQL_CHUNK]
+                if len(paths) > _SQL_CHUNK:
+                    # A folder's files: one range scan of the primary key over their common
+                    # directory beats binding thousands of parameters ('0' sorts right after '/').
+                    shared = os.path.commonprefix([min(paths), max(paths)])  # of all: sorted ends
+                    folder = shared[: shared.rfind("/") + 1]
+                    queries = [("path >= ? AND path < ?", (folder, folder[:-1] + "0"))]
+                else:
+                    queries = [(f"path IN ({','.join('?' * len(paths))})", tuple(paths))]
+                for where, params in queries:
                     rows = conn.execute(
-                        "SELECT path, size, mtime_ns, ctime_ns, inode, digest FROM stat_cache"
-                        f" WHERE path IN ({','.join('?' * len(part))})",
-                        part,
+                        f"SELECT path, size, mtime_ns, ctime_ns, inode, digest FROM stat_cache WHERE {where}", params
                     )
                     for path, size, mtime_ns, ctime_ns, inode, digest in rows:
-                        if wanted[path] == (path, size, mtime_ns, ctime_ns, inode):
+                        key = wanted.get(path)
+                        if key is not None and key == (path, size, mtime_ns, ctime_ns, inode):
                             found[path] = digest
         except (sqlite3.Error, OSError) as exc:
             log.debug("stat cache %s not read: %s", self.path, exc)
@@ -339,12 +346,18 @@ def _resolve_cache(stat_cache: StatCacheArg) -> StatCache | None:
 # --- manifests of local files ------------------------------------------------------------------
 
 
+# Printable-ASCII segments joined by '/', none empty, '.' or '..': canonical as they are.
+_CANONICAL_ASCII = re.compile(r"(?!\.\.?(?:/|$))[ -.0-~]+(?:/(?!\.\.?(?:/|$))[ -.0-~]+)*")
+
+
 def validate_entry_path(p: str) -> str:
     """The canonical form of a manifest path: relative POSIX, NFC, '.'/'..' resolved.
 
     Raises InvalidInput for an empty or absolute path, a newline or NUL, an empty segment, a path
     that is not valid UTF-8, or one that escapes its root.
     """
+    if isinstance(p, str) and p.isascii() and _CANONICAL_ASCII.fullmatch(p):
+        return p  # the common case, already canonical: every manifest digest checks every path
     if not isinstance(p, str) or not p:
         raise InvalidInput(f"invalid entry path {p!r}: empty")
     if "\n" in p or "\0" in p:

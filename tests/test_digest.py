@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
+import re
 import threading
 import time
 import unicodedata
@@ -17,6 +18,8 @@ from typing import ClassVar
 import blake3
 import fsspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headwater import digest as dg
 from headwater.digest import (
@@ -536,3 +539,20 @@ def test_http_reference_errors(http_base: str, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(Unavailable, match="cannot reach") as err:
         reference_manifest(f"http://127.0.0.1:{port}/x")
     assert "\n" not in str(err.value)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab./ \t\\~-_é\u0301")), max_size=12))
+def test_the_canonical_ascii_shortcut_agrees_with_the_full_validation(path: str) -> None:
+    """validate_entry_path returns an already-canonical ASCII path as is, without the full walk:
+    whatever the shortcut accepts, the full validation must return unchanged."""
+    if path.isascii() and dg._CANONICAL_ASCII.fullmatch(path):
+        dg._CANONICAL_ASCII = _NEVER  # the full walk alone
+        try:
+            assert validate_entry_path(path) == path
+        finally:
+            dg._CANONICAL_ASCII = _SHORTCUT
+
+
+_SHORTCUT = dg._CANONICAL_ASCII
+_NEVER = re.compile(r"(?!)")  # matches nothing
