@@ -31,7 +31,8 @@ def _orchestrator_session(session: nox.Session, name: str) -> None:
     """One orchestrator's tests, in its own environment, pinned by constraints/<name>.txt."""
     if not any(Path("tests", name).glob("test_*.py")):
         session.skip(f"no tests for {name} yet")
-    session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},dev,postgres]")
+    # `http`: the story of tests/e2e/ also records through a tracking server from these envs.
+    session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},dev,postgres,http]")
     if name in STORY_ENVS:
         session.install("-c", f"constraints/{name}.txt", "-r", STORY_REQUIREMENTS)
     session.run(
@@ -73,11 +74,10 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
-    """The same story end to end, its joined graph asserted exactly, on SQLite and PostgreSQL."""
-    _story_environments(session, "dev,postgres")
-    session.run(
-        "pytest", *(session.posargs or ["tests/e2e"]), env={"PYTHONUNBUFFERED": "1", "HEADWATER_TEST_HTTP": "0"}
-    )
+    """The same story end to end, its joined graph asserted exactly: on SQLite, on PostgreSQL,
+    and through a tracking server that every environment writes to with a token."""
+    _story_environments(session, "dev,postgres,server")
+    session.run("pytest", *(session.posargs or ["tests/e2e"]), env={"PYTHONUNBUFFERED": "1"})
 
 
 @nox.session(python=PYTHON)

@@ -44,8 +44,12 @@ class Story:
         self.data, self.logs = work / "data", work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.timings: list[tuple[str, float]] = []
-        # A clean environment: the user's own HEADWATER_*/PREFECT_API_URL must not redirect it.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "PREFECT_", "AIRFLOW"))}
+        # A clean environment: the user's own HEADWATER_*/PREFECT_API_URL must not redirect it;
+        # only a tracking server's token passes (HEADWATER_TOKEN or HEADWATER_TOKEN_FILE).
+        env = {
+            k: v for k, v in os.environ.items()
+            if not k.startswith(("HEADWATER_", "PREFECT_", "AIRFLOW")) or k in ("HEADWATER_TOKEN", "HEADWATER_TOKEN_FILE")
+        }
         env.update(
             HEADWATER_HOME=str(work / "headwater"),
             HEADWATER_DEMO_DATA=str(self.data),
@@ -152,7 +156,10 @@ def _ref(shown_json: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="a new folder for data, store and logs (default: a temp folder)")
-    parser.add_argument("--uri", help="the store (default: SQLite in WORK/headwater)")
+    parser.add_argument(
+        "--uri", help="the store: sqlite:///…, postgresql://…, or a tracking server http(s)://… "
+        "(its token in HEADWATER_TOKEN); default SQLite in WORK/headwater",
+    )
     for name in ORCHESTRATORS:
         parser.add_argument(f"--{name}-env", type=Path, default=ROOT / ".nox" / name,
                             help=f"the virtualenv with headwater[{name}] (default: .nox/{name})")

@@ -1,4 +1,5 @@
-"""The story of examples/cross_orchestrator/, run as `make demo` runs it, on SQLite and PostgreSQL.
+"""The story of examples/cross_orchestrator/, run as `make demo` runs it, on SQLite, on
+PostgreSQL and through a tracking server.
 
 Airflow, Dagster and Prefect each run in their own environment (the ones their test sessions
 build under .nox/), the manual step in this one; all record into one store. The joined graph is
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import headwater as hw
-from tests.conftest import _truncate
+from tests.conftest import ServerProcess, _truncate
 
 ROOT = Path(__file__).resolve().parents[2]
 STORY = ROOT / "examples" / "cross_orchestrator" / "story.py"
@@ -27,13 +28,23 @@ STORY = ROOT / "examples" / "cross_orchestrator" / "story.py"
 ROWS, DROPPED, TAKEN_DOWN = 2 * (400 - 16), 2 * 16, 3
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def story_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+TOKEN = "e2e-read-write-token"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "server"])
+def story_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where the story records: SQLite, PostgreSQL, or a tracking server (over SQLite, a token
+    required) that the three orchestrators' environments and the manual step all write to."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'lineage.db'}"
-    url = request.getfixturevalue("postgres_database")
-    _truncate(url)
-    return url
+        yield f"sqlite:///{tmp_path / 'lineage.db'}"
+    elif request.param == "postgres":
+        url = request.getfixturevalue("postgres_database")
+        _truncate(url)
+        yield url
+    else:
+        server = ServerProcess(tmp_path / "server", workers=2, env={"HEADWATER_TOKEN": TOKEN}).start()
+        yield server.url
+        server.stop()
 
 
 @pytest.fixture
@@ -41,12 +52,14 @@ def story(story_uri: str, tmp_path: Path) -> Iterator[tuple[hw.Client, Path, str
     """The whole story, once: (the store it recorded into, its data folder, what it printed)."""
     work = tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    if story_uri.startswith("http"):
+        env["HEADWATER_TOKEN"] = TOKEN
     done = subprocess.run(
         [sys.executable, str(STORY), "--work", str(work), "--uri", story_uri],
         env=env, capture_output=True, text=True, timeout=900, check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    client = hw.Client(uri=story_uri, home=work / "headwater")
+    client = hw.Client(uri=story_uri, home=work / "headwater", token=TOKEN if story_uri.startswith("http") else None)
     yield client, work / "data", done.stdout
     client.close()
 
