@@ -15,13 +15,12 @@ import pickle
 import sys
 from pathlib import Path
 
-from prefect import flow, task, unmapped
-
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker
+from prefect import flow, task, unmapped
 
 sys.path.insert(0, str(Path(__file__).parent))
-from features import features, read_csv  # noqa: E402  the training code's own features
+from features import features, read_csv
 
 DATA = Path(os.environ["HEADWATER_DEMO_DATA"]).absolute()
 HOLDOUTS = [DATA / "holdout" / "recent_signups.csv", DATA / "holdout" / "partner_accounts.csv"]

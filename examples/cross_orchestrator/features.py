@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-COLUMNS = ("age", "tenure_months", "monthly_spend", "support_calls")
+NUMERIC = ("age", "tenure_months", "monthly_spend", "support_calls")
 
 
 def features(row: dict[str, str]) -> list[float]:
-    return [float(row[c]) for c in COLUMNS] + [float(row["plan"] == "premium")]
+    """The numeric columns as they are, and the plan as 1.0 for premium."""
+    return [float(row[c]) for c in NUMERIC] + [float(row["plan"] == "premium")]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ built on the export as it was. Orchestrator logs go to WORK/logs/.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -32,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from data import make_raw, take_down  # noqa: E402
+from data import make_raw, take_down
 
 TAKEN_DOWN = {"eu-0042", "eu-0108", "eu-0311"}  # the customers who asked to be forgotten
 ORCHESTRATORS = ("airflow", "dagster", "prefect")
@@ -148,8 +149,6 @@ class Story:
 
 
 def _ref(shown_json: str) -> str:
-    import json
-
     return json.loads(shown_json)["ref"]
 
 

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from features import features, read_folder  # noqa: E402
+from features import features, read_folder
 
 DATA = Path(os.environ["HEADWATER_DEMO_DATA"]).absolute()
 CLEAN = DATA / "clean" / "customers"

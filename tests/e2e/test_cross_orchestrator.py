@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import headwater as hw
 import pytest
 
-import headwater as hw
 from tests.conftest import ServerProcess, _truncate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def story(story_uri: str, tmp_path: Path) -> Iterator[tuple[hw.Client, Path, str
 
 def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(story: tuple[hw.Client, Path, str]) -> None:
     client, data, printed = story
-    uri = lambda *parts: data.joinpath(*parts).as_uri()  # noqa: E731
+    uri = lambda *parts: data.joinpath(*parts).as_uri()
     raw_eu, raw_us, clean = uri("raw", "customers_eu.csv"), uri("raw", "customers_us.csv"), uri("clean", "customers")
     recent, partner = uri("holdout", "recent_signups.csv"), uri("holdout", "partner_accounts.csv")
     scores_recent = uri("reports", "scores_recent_signups.json")
