@@ -126,16 +126,16 @@ def diff(left: str, right: str) -> Diff:
     return default_client().diff(left, right)
 
 
-def impact(digest: str | None = None, path: Any = None) -> Impact:
-    return default_client().impact(digest=digest, path=path)
+def impact(digest: str | None = None, path: Any = None, ref: str | None = None) -> Impact:
+    return default_client().impact(digest=digest, path=path, ref=ref)
 
 
 def verify(ref: str) -> VerifyReport:
     return default_client().verify(ref)
 
 
-def artifacts(type: str | None = None, limit: int | None = None) -> list[Artifact]:
-    return default_client().artifacts(type=type, limit=limit)
+def artifacts(type: str | None = None, limit: int | None = None, name_like: str | None = None) -> list[Artifact]:
+    return default_client().artifacts(type=type, limit=limit, name_like=name_like)
 
 
 def versions(name: str, limit: int | None = None, **kwargs: Any) -> list[Version]:
@@ -154,8 +154,8 @@ def alias_history(name: str, alias: str | None = None) -> list[AliasMove]:
     return default_client().alias_history(name, alias)
 
 
-def sync() -> Any:
-    return default_client().sync()
+def sync(timeout: float | None = None) -> Any:
+    return default_client().sync(timeout=timeout)
 
 
 __all__ = [
