@@ -239,3 +239,35 @@ def test_a_failure_recording_deps_keeps_the_output_version(
     metadata = instance.get_latest_materialization_event(dg.AssetKey("greetings")).asset_materialization.metadata
     assert metadata["headwater/digest"].value == hw_env.get("greetings:v0").digest
     assert "dagster deps of greetings not recorded: RuntimeError: the event log is unreadable" in caplog.text
+
+
+def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
+    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+) -> None:
+    """The dep feeds an inner op (count_rows); the edge goes from the step that writes the
+    asset (double), which is where its parents are known: asset-level lineage."""
+    export = tmp_path / "export.csv"
+    export.write_text("id\n1\n2\n")
+    spec = dg.AssetSpec("export", metadata={"headwater/uri": export.as_uri()})
+
+    @dg.op(ins={"start": dg.In(dg.Nothing)})
+    def count_rows() -> int:
+        return len(export.read_text().splitlines())
+
+    @dg.op
+    def double(n: int) -> int:
+        return n * 2
+
+    @dg.graph_asset(ins={"export": dg.AssetIn("export", dagster_type=dg.Nothing)})
+    def counted(export):
+        return double(count_rows(start=export))
+
+    result = dg.materialize([spec, counted], selection=[counted], resources={"io_manager": io(storage)}, instance=instance)
+    r, inner = result.run_id, f"{JOB}/counted.count_rows/result:v0"
+    assert graph(hw_env)["runs"] == {
+        container(r): (JOB, "container", "succeeded", None, [], []),
+        step(r, "counted.count_rows"): (f"{JOB}.counted.count_rows", "task", "succeeded", container(r), [], [inner]),
+        step(r, "counted.double"): (
+            f"{JOB}.counted.double", "task", "succeeded", container(r), [inner, f"{export.as_uri()}:v0"], ["counted:v0"]
+        ),
+    }
