@@ -98,6 +98,37 @@ def test_delivery_gives_up_within_the_budget_when_another_process_holds_the_lock
     assert client.sync().delivered == 1
 
 
+def test_the_drain_lock_and_filelock_exclude_each_other(client: hw.Client) -> None:
+    from filelock import FileLock, Timeout
+
+    from headwater.outbox import _lock
+
+    client.outbox.write([RunRecorded(run_id=hw.run_id("l2"), job="j")])
+    held = _lock(client.outbox.folder / ".lock", timeout=0)
+    assert held is not None and _lock(client.outbox.folder / ".lock", timeout=0) is None
+    with pytest.raises(Timeout):
+        FileLock(client.outbox.folder / ".lock").acquire(timeout=0)
+    held.release()
+    assert client.sync().delivered == 1
+
+
+def test_a_batch_left_waiting_has_its_folder_fsynced_before_emit_returns(
+    tmp_path: Path, headwater_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import headwater.outbox as outbox_module
+
+    synced: list[Path] = []
+    real = outbox_module._fsync_dir
+    monkeypatch.setattr(outbox_module, "_fsync_dir", lambda folder: (synced.append(folder), real(folder)))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    down = hw.Client(uri=f"sqlite:///{blocker}/db/headwater.db", home=headwater_home)
+    assert down.emit([RunRecorded(run_id=hw.run_id("w"), job="j")]) is False
+    assert synced == [down.outbox.folder] and len(down.outbox.pending()) == 1
+    down.queue([RunRecorded(run_id=hw.run_id("q"), job="j")])  # waits by design: synced at once
+    assert synced == [down.outbox.folder] * 2
+
+
 def test_unwritable_backend_leaves_events_in_the_outbox(tmp_path: Path, headwater_home: Path, files) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the database folder should be")
