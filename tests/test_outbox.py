@@ -69,6 +69,21 @@ def test_a_crash_after_apply_before_unlink_applies_once(client: hw.Client, files
     assert [r.id for r in client.runs()] == [rid]
 
 
+def test_the_same_batch_twice_in_one_group_applies_once(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    batch = [
+        RunRecorded(run_id=hw.run_id("twice"), job="j", status="running"),
+        client._version_event(
+            "twice", root / "a", type=None, aliases=(), metadata=None, description=None,
+            tags=(), store=None, run=None, direction=None,
+        ),
+    ]
+    client.outbox.write(batch)
+    client.outbox.write(batch)  # a copy, say restored from a backup: one transaction holds both
+    assert client.sync().delivered == 2
+    assert [v.label for v in client.versions("twice")] == ["v0"] and len(client.runs()) == 1
+
+
 def test_a_refused_batch_is_set_aside_and_does_not_block_the_rest(client: hw.Client, files) -> None:
     root = files({"a": "1", "b": "2"})
     client.log_artifact("typed", root / "a", type="dataset")

@@ -164,17 +164,17 @@ class SQLStore(Store):
         """Build the write path's statements once: building a statement costs more than
         running it (SQLAlchemy memoises a prebuilt statement's cache key)."""
         b, ins = sa.bindparam, self._insert
+        # Every event of a group claimed in one statement (many rows, RETURNING the new ones).
         self._q_claim = (
-            ins(applied_events)
-            .values(id=b("id"), applied_at=b("at"))
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(applied_events.c.id)
+            ins(applied_events).on_conflict_do_nothing(index_elements=["id"]).returning(applied_events.c.id)
         )
         self._q_run_insert = ins(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
         self._q_run_get = self._lock(sa.select(runs).where(runs.c.id == b("rid")))
         self._q_run_update = sa.update(runs).where(runs.c.id == b("rid"))
         self._q_artifact_get = self._lock(sa.select(artifacts).where(artifacts.c.name == b("name")))
-        self._q_artifact_insert = ins(artifacts).on_conflict_do_nothing(index_elements=["name"])
+        self._q_artifact_insert = (
+            ins(artifacts).on_conflict_do_nothing(index_elements=["name"]).returning(*artifacts.c)
+        )
         self._q_artifact_update = sa.update(artifacts).where(artifacts.c.id == b("aid"))
         self._q_artifact_id = sa.select(artifacts.c.id).where(artifacts.c.name == b("name"))
         self._q_version_by_digest = sa.select(
@@ -216,9 +216,11 @@ class SQLStore(Store):
         if not events:
             return
         with self._write() as conn:
+            claimed = self._claim(conn, [event.id for event in events])
             for event in events:
-                if not self._claim(conn, event.id):
+                if event.id not in claimed:
                     continue
+                claimed.discard(event.id)  # the same event twice in a group: applied once
                 if isinstance(event, RunRecorded):
                     self._apply_run(conn, event)
                 elif isinstance(event, VersionRecorded):
@@ -234,8 +236,11 @@ class SQLStore(Store):
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
 
-    def _claim(self, conn: sa.Connection, event_id: str) -> bool:
-        return conn.execute(self._q_claim, {"id": event_id, "at": utcnow()}).first() is not None
+    def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
+        """The ids among these that no earlier transaction applied, now claimed by this one."""
+        at = utcnow()
+        rows = [{"id": event_id, "applied_at": at} for event_id in dict.fromkeys(event_ids)]
+        return set(conn.execute(self._q_claim, rows).scalars())
 
     def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
         created = conn.execute(
@@ -298,11 +303,12 @@ class SQLStore(Store):
         name = validate_name(name)
         row = conn.execute(self._q_artifact_get, {"name": name}).first()
         if row is None:
-            conn.execute(
+            row = conn.execute(
                 self._q_artifact_insert,
                 {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 0},
-            )
-            row = conn.execute(self._q_artifact_get, {"name": name}).one()
+            ).first()
+            if row is None:  # another writer created it since our look
+                row = conn.execute(self._q_artifact_get, {"name": name}).one()
         if type_ and row.type and type_ != row.type:
             raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
         fill = {}
@@ -343,8 +349,8 @@ class SQLStore(Store):
                     "deleted_at": None,
                 },
             ).scalar_one()
-            if ev.entries:
-                self._insert_entries(conn, version_id, ev.entries)
+            if ev.entries:  # size and n_entries are already theirs
+                self._insert_entries(conn, version_id, ev.entries, count=False)
         else:
             version_id = existing.id
             if existing.deleted_at is not None:
@@ -371,15 +377,18 @@ class SQLStore(Store):
             self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
         self._add_tags(conn, version_id, ev.tags)
 
-    def _insert_entries(self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry]) -> None:
+    def _insert_entries(
+        self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry], *, count: bool = True
+    ) -> None:
         conn.execute(
             self._q_entries_insert,
             [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in new],
         )
-        conn.execute(
-            self._q_version_size,
-            {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
-        )
+        if count:
+            conn.execute(
+                self._q_version_size,
+                {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
+            )
 
     def _add_edge(
         self,
