@@ -299,7 +299,8 @@ class SQLStore(Store):
 
     def _artifact_for_write(
         self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
-    ) -> sa.Row[Any]:
+    ) -> tuple[sa.Row[Any], bool]:
+        """The artifact's row, locked, and whether this transaction created it."""
         name = validate_name(name)
         row = conn.execute(self._q_artifact_get, {"name": name}).first()
         if row is None:
@@ -307,8 +308,9 @@ class SQLStore(Store):
                 self._q_artifact_insert,
                 {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 0},
             ).first()
-            if row is None:  # another writer created it since our look
-                row = conn.execute(self._q_artifact_get, {"name": name}).one()
+            if row is not None:
+                return row, True
+            row = conn.execute(self._q_artifact_get, {"name": name}).one()  # another writer's, just now
         if type_ and row.type and type_ != row.type:
             raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
         fill = {}
@@ -318,7 +320,7 @@ class SQLStore(Store):
             fill["description"] = description
         if fill:
             conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
-        return row
+        return row, False
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
         from headwater.digest import is_content_digest, manifest_digest, validate_entry_path
@@ -328,7 +330,7 @@ class SQLStore(Store):
                 raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
-        art = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
+        art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
         existing = conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
         created = existing is None
         if existing is None:
@@ -372,7 +374,7 @@ class SQLStore(Store):
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
             self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
         if created or ev.direction != "used":
-            self._move_alias(conn, art.id, LATEST, version_id, ev.time)
+            self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
         for alias in ev.aliases:
             self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
         self._add_tags(conn, version_id, ev.tags)
@@ -463,9 +465,16 @@ class SQLStore(Store):
         self._move_alias(conn, artifact_id, alias, version_id, ev.time)
 
     def _move_alias(
-        self, conn: sa.Connection, artifact_id: int, alias: str, version_id: int | None, at: datetime
+        self,
+        conn: sa.Connection,
+        artifact_id: int,
+        alias: str,
+        version_id: int | None,
+        at: datetime,
+        *,
+        unset: bool = False,  # known to point nowhere yet (an artifact created by this transaction)
     ) -> None:
-        current = conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
+        current = None if unset else conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
         if current is not None and current.version_id == version_id and current.moved_at <= at:
             return  # re-pointing at the same version is not a move
         conn.execute(
