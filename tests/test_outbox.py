@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -142,6 +143,28 @@ def test_a_batch_left_waiting_has_its_folder_fsynced_before_emit_returns(
     assert synced == [down.outbox.folder] and len(down.outbox.pending()) == 1
     down.queue([RunRecorded(run_id=hw.run_id("q"), job="j")])  # waits by design: synced at once
     assert synced == [down.outbox.folder] * 2
+
+
+def test_emit_commits_only_once_its_batch_is_durable_in_the_outbox(
+    client: hw.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # emit() fsyncs its batch on a worker thread while the store works: a batch that cannot be
+    # made durable is not committed, and what waited before it stays waiting.
+    start = [RunRecorded(run_id=hw.run_id("d"), job="j", status="running")]
+    client.queue(start)
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert client.runs() == [] and len(client.outbox.pending()) == 1
+
+    assert client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")]) is True
+    assert [r.status for r in client.runs()] == ["succeeded"] and client.outbox.pending() == []
 
 
 def test_unwritable_backend_leaves_events_in_the_outbox(tmp_path: Path, headwater_home: Path, files) -> None:

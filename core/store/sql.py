@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -212,8 +212,10 @@ class SQLStore(Store):
             where=aliases.c.moved_at <= upsert.excluded.moved_at,
         )
 
-    def apply(self, events: Sequence[Event]) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
         if not events:
+            if before_commit is not None:
+                before_commit()
             return
         with self._write() as conn:
             claimed = self._claim(conn, [event.id for event in events])
@@ -235,6 +237,8 @@ class SQLStore(Store):
                     self._apply_delete(conn, event)
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
+            if before_commit is not None:
+                before_commit()  # raising here rolls the transaction back
 
     def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
         """The ids among these that no earlier transaction applied, now claimed by this one."""
