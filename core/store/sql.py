@@ -304,13 +304,14 @@ class SQLStore(Store):
     def _artifact_for_write(
         self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
     ) -> tuple[sa.Row[Any], bool]:
-        """The artifact's row, locked, and whether this transaction created it."""
+        """The artifact's row, locked, and whether this transaction created it. A new artifact is
+        created with label v0 already counted: the caller's version is its first."""
         name = validate_name(name)
         row = conn.execute(self._q_artifact_get, {"name": name}).first()
         if row is None:
             row = conn.execute(
                 self._q_artifact_insert,
-                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 0},
+                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 1},
             ).first()
             if row is not None:
                 return row, True
@@ -335,11 +336,15 @@ class SQLStore(Store):
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
-        existing = conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
+        # An artifact created just now has no versions: this one is its v0, counted at its insert.
+        existing = None if new_artifact else conn.execute(
+            self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}
+        ).first()
         created = existing is None
         if existing is None:
-            label = art.next_label
-            conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
+            label = 0 if new_artifact else art.next_label
+            if not new_artifact:
+                conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
             version_id = conn.execute(
                 self._q_version_insert,
                 {
