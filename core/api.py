@@ -172,11 +172,25 @@ class Client:
         Returns True when this batch reached the backend, False when it waits in the outbox.
         Raises the store's error when the backend refused this batch for good.
         """
-        name = self.outbox.write(events)
-        result = self.outbox.deliver(config.timeout_s() if timeout is None else timeout)
-        if name in result.dead:
-            raise result.dead[name]
-        delivered = not (self.outbox.folder / name).exists()
+        # Write-ahead, with the waits overlapped: the batch's bytes are fsynced and renamed into
+        # the outbox on a worker thread while the store does its work, and the store commits
+        # only once that is done (deliver(own=...)). The folder's fsync (which makes the name
+        # survive a power loss) waits until we know the batch is still there. Delivered, it is in
+        # the store and its file is removed: the name's durability no longer matters. Not
+        # delivered, the folder is fsynced before we return. A process crash at any point keeps
+        # the file (a rename needs no fsync to be seen); a power loss before we return loses at
+        # most a batch nobody was told was recorded, as one a moment earlier would.
+        own = self.outbox.write_behind(events)
+        result: Delivery | None = None
+        try:
+            result = self.outbox.deliver(config.timeout_s() if timeout is None else timeout, own=own)
+        finally:
+            own.done.result()  # in the folder (or its error raised) before anything is reported
+            delivered = result is not None and not (self.outbox.folder / own.name).exists()
+            if not delivered:
+                self.outbox.sync_dir()
+        if own.name in result.dead:
+            raise result.dead[own.name]
         if not delivered:
             log.warning(
                 "headwater: %s not delivered (%s); %d batch(es) wait in the outbox, `headwater sync` delivers them",

@@ -30,7 +30,7 @@ import queue
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -577,8 +577,8 @@ class EmittingStore:
         self.emitter = emitter
         self.uri = store.uri
 
-    def apply(self, events: Sequence[Event]) -> None:
-        self.inner.apply(events)
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
+        self.inner.apply(events, before_commit=before_commit)
         self.emitter.submit(self.inner, events)
 
     def close(self) -> None:

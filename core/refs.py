@@ -17,6 +17,7 @@ Everything here is pure (no store access) and uses the standard library only.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -260,8 +261,17 @@ def validate_name(name: str) -> str:
 
 def normalize_name(name: str) -> str:
     """URIs become their canonical form (normalize_uri); plain names are kept as they are."""
+    # A pure function of the string that adapters and the store call several times for each
+    # location they record: each distinct name is checked and normalised once per process.
+    return _cached_normalize_name(name) if type(name) is str else _normalize_name(name)
+
+
+def _normalize_name(name: str) -> str:
     _check_text(name, "name")
     return normalize_uri(name) if is_uri(name) else name
+
+
+_cached_normalize_name = functools.lru_cache(maxsize=4096)(_normalize_name)
 
 
 def _split_authority(netloc: str, scheme: str, uri: str) -> tuple[str, str, int | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -69,6 +70,21 @@ def test_a_crash_after_apply_before_unlink_applies_once(client: hw.Client, files
     assert [r.id for r in client.runs()] == [rid]
 
 
+def test_the_same_batch_twice_in_one_group_applies_once(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    batch = [
+        RunRecorded(run_id=hw.run_id("twice"), job="j", status="running"),
+        client._version_event(
+            "twice", root / "a", type=None, aliases=(), metadata=None, description=None,
+            tags=(), store=None, run=None, direction=None,
+        ),
+    ]
+    client.outbox.write(batch)
+    client.outbox.write(batch)  # a copy, say restored from a backup: one transaction holds both
+    assert client.sync().delivered == 2
+    assert [v.label for v in client.versions("twice")] == ["v0"] and len(client.runs()) == 1
+
+
 def test_a_refused_batch_is_set_aside_and_does_not_block_the_rest(client: hw.Client, files) -> None:
     root = files({"a": "1", "b": "2"})
     client.log_artifact("typed", root / "a", type="dataset")
@@ -96,6 +112,59 @@ def test_delivery_gives_up_within_the_budget_when_another_process_holds_the_lock
         assert time.monotonic() - started < 2
     assert (result.delivered, result.pending) == (0, 1)
     assert client.sync().delivered == 1
+
+
+def test_the_drain_lock_and_filelock_exclude_each_other(client: hw.Client) -> None:
+    from filelock import FileLock, Timeout
+
+    from headwater.outbox import _lock
+
+    client.outbox.write([RunRecorded(run_id=hw.run_id("l2"), job="j")])
+    held = _lock(client.outbox.folder / ".lock", timeout=0)
+    assert held is not None and _lock(client.outbox.folder / ".lock", timeout=0) is None
+    with pytest.raises(Timeout):
+        FileLock(client.outbox.folder / ".lock").acquire(timeout=0)
+    held.release()
+    assert client.sync().delivered == 1
+
+
+def test_a_batch_left_waiting_has_its_folder_fsynced_before_emit_returns(
+    tmp_path: Path, headwater_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import headwater.outbox as outbox_module
+
+    synced: list[Path] = []
+    real = outbox_module._fsync_dir
+    monkeypatch.setattr(outbox_module, "_fsync_dir", lambda folder: (synced.append(folder), real(folder)))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    down = hw.Client(uri=f"sqlite:///{blocker}/db/headwater.db", home=headwater_home)
+    assert down.emit([RunRecorded(run_id=hw.run_id("w"), job="j")]) is False
+    assert synced == [down.outbox.folder] and len(down.outbox.pending()) == 1
+    down.queue([RunRecorded(run_id=hw.run_id("q"), job="j")])  # waits by design: synced at once
+    assert synced == [down.outbox.folder] * 2
+
+
+def test_emit_commits_only_once_its_batch_is_durable_in_the_outbox(
+    client: hw.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # emit() fsyncs its batch on a worker thread while the store works: a batch that cannot be
+    # made durable is not committed, and what waited before it stays waiting.
+    start = [RunRecorded(run_id=hw.run_id("d"), job="j", status="running")]
+    client.queue(start)
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert client.runs() == [] and len(client.outbox.pending()) == 1
+
+    assert client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")]) is True
+    assert [r.status for r in client.runs()] == ["succeeded"] and client.outbox.pending() == []
 
 
 def test_unwritable_backend_leaves_events_in_the_outbox(tmp_path: Path, headwater_home: Path, files) -> None:

@@ -69,14 +69,21 @@ def _timeout(raw: str | None) -> float | None:
     return value if value > 0 else None
 
 
-_cache: tuple[tuple[tuple[str, str], ...], Settings] | None = None
+_cache: tuple[tuple[str | None, ...], Settings] | None = None
+# What _read() depends on besides airflow.cfg: each option in Airflow's environment forms (the
+# value, a command that prints it, a secret naming it), and headwater's own switch. Looked up by
+# name: scanning the whole environment on every hook cost more than the rest of load().
+_OPTIONS = ("uri", "home", "timeout", "disabled", "lineage_sources", "namespace")
+_VARIABLES = tuple(
+    f"AIRFLOW__{SECTION.upper()}__{option.upper()}{form}" for option in _OPTIONS for form in ("", "_CMD", "_SECRET")
+) + ("HEADWATER_DISABLED",)
 
 
 def load() -> Settings:
-    """The settings now. Cached until an AIRFLOW__HEADWATER__* or HEADWATER_* variable changes
-    (airflow.cfg itself is read once per process, as Airflow does)."""
+    """The settings now. Cached until one of the variables they come from changes (airflow.cfg
+    itself is read once per process, as Airflow does)."""
     global _cache
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("AIRFLOW__HEADWATER__", "HEADWATER_"))))
+    key = tuple(map(os.environ.get, _VARIABLES))
     if _cache is None or _cache[0] != key:
         _cache = (key, _read())
     return _cache[1]

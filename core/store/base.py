@@ -7,7 +7,7 @@ backend runs the same contract tests (tests/test_store_contract.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,11 +44,12 @@ class Store(ABC):
     uri: str
 
     @abstractmethod
-    def apply(self, events: Sequence[Event]) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
         """Apply events in order, in one transaction; an event id seen before is skipped.
 
         Raises Conflict (nothing applied) when an event contradicts the record, Unavailable when
-        the backend cannot be reached.
+        the backend cannot be reached. `before_commit` runs last, before the commit (or before
+        the request that commits): if it raises, nothing is applied and its error propagates.
         """
 
     @abstractmethod

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -225,10 +225,14 @@ class HTTPStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Event]) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
         if not events:
+            if before_commit is not None:
+                before_commit()
             return
         self._upload_spooled_blobs(events)
+        if before_commit is not None:
+            before_commit()
         self._conn.request(
             "POST",
             "/events",

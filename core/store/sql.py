@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -164,17 +164,17 @@ class SQLStore(Store):
         """Build the write path's statements once: building a statement costs more than
         running it (SQLAlchemy memoises a prebuilt statement's cache key)."""
         b, ins = sa.bindparam, self._insert
+        # Every event of a group claimed in one statement (many rows, RETURNING the new ones).
         self._q_claim = (
-            ins(applied_events)
-            .values(id=b("id"), applied_at=b("at"))
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(applied_events.c.id)
+            ins(applied_events).on_conflict_do_nothing(index_elements=["id"]).returning(applied_events.c.id)
         )
         self._q_run_insert = ins(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
         self._q_run_get = self._lock(sa.select(runs).where(runs.c.id == b("rid")))
         self._q_run_update = sa.update(runs).where(runs.c.id == b("rid"))
         self._q_artifact_get = self._lock(sa.select(artifacts).where(artifacts.c.name == b("name")))
-        self._q_artifact_insert = ins(artifacts).on_conflict_do_nothing(index_elements=["name"])
+        self._q_artifact_insert = (
+            ins(artifacts).on_conflict_do_nothing(index_elements=["name"]).returning(*artifacts.c)
+        )
         self._q_artifact_update = sa.update(artifacts).where(artifacts.c.id == b("aid"))
         self._q_artifact_id = sa.select(artifacts.c.id).where(artifacts.c.name == b("name"))
         self._q_version_by_digest = sa.select(
@@ -212,13 +212,17 @@ class SQLStore(Store):
             where=aliases.c.moved_at <= upsert.excluded.moved_at,
         )
 
-    def apply(self, events: Sequence[Event]) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
         if not events:
+            if before_commit is not None:
+                before_commit()
             return
         with self._write() as conn:
+            claimed = self._claim(conn, [event.id for event in events])
             for event in events:
-                if not self._claim(conn, event.id):
+                if event.id not in claimed:
                     continue
+                claimed.discard(event.id)  # the same event twice in a group: applied once
                 if isinstance(event, RunRecorded):
                     self._apply_run(conn, event)
                 elif isinstance(event, VersionRecorded):
@@ -233,9 +237,14 @@ class SQLStore(Store):
                     self._apply_delete(conn, event)
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
+            if before_commit is not None:
+                before_commit()  # raising here rolls the transaction back
 
-    def _claim(self, conn: sa.Connection, event_id: str) -> bool:
-        return conn.execute(self._q_claim, {"id": event_id, "at": utcnow()}).first() is not None
+    def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
+        """The ids among these that no earlier transaction applied, now claimed by this one."""
+        at = utcnow()
+        rows = [{"id": event_id, "applied_at": at} for event_id in dict.fromkeys(event_ids)]
+        return set(conn.execute(self._q_claim, rows).scalars())
 
     def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
         created = conn.execute(
@@ -294,15 +303,19 @@ class SQLStore(Store):
 
     def _artifact_for_write(
         self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
-    ) -> sa.Row[Any]:
+    ) -> tuple[sa.Row[Any], bool]:
+        """The artifact's row, locked, and whether this transaction created it. A new artifact is
+        created with label v0 already counted: the caller's version is its first."""
         name = validate_name(name)
         row = conn.execute(self._q_artifact_get, {"name": name}).first()
         if row is None:
-            conn.execute(
+            row = conn.execute(
                 self._q_artifact_insert,
-                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 0},
-            )
-            row = conn.execute(self._q_artifact_get, {"name": name}).one()
+                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 1},
+            ).first()
+            if row is not None:
+                return row, True
+            row = conn.execute(self._q_artifact_get, {"name": name}).one()  # another writer's, just now
         if type_ and row.type and type_ != row.type:
             raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
         fill = {}
@@ -312,7 +325,7 @@ class SQLStore(Store):
             fill["description"] = description
         if fill:
             conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
-        return row
+        return row, False
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
         from headwater.digest import is_content_digest, manifest_digest, validate_entry_path
@@ -322,12 +335,16 @@ class SQLStore(Store):
                 raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
-        art = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
-        existing = conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
+        art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
+        # An artifact created just now has no versions: this one is its v0, counted at its insert.
+        existing = None if new_artifact else conn.execute(
+            self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}
+        ).first()
         created = existing is None
         if existing is None:
-            label = art.next_label
-            conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
+            label = 0 if new_artifact else art.next_label
+            if not new_artifact:
+                conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
             version_id = conn.execute(
                 self._q_version_insert,
                 {
@@ -343,8 +360,8 @@ class SQLStore(Store):
                     "deleted_at": None,
                 },
             ).scalar_one()
-            if ev.entries:
-                self._insert_entries(conn, version_id, ev.entries)
+            if ev.entries:  # size and n_entries are already theirs
+                self._insert_entries(conn, version_id, ev.entries, count=False)
         else:
             version_id = existing.id
             if existing.deleted_at is not None:
@@ -366,20 +383,23 @@ class SQLStore(Store):
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
             self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
         if created or ev.direction != "used":
-            self._move_alias(conn, art.id, LATEST, version_id, ev.time)
+            self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
         for alias in ev.aliases:
             self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
         self._add_tags(conn, version_id, ev.tags)
 
-    def _insert_entries(self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry]) -> None:
+    def _insert_entries(
+        self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry], *, count: bool = True
+    ) -> None:
         conn.execute(
             self._q_entries_insert,
             [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in new],
         )
-        conn.execute(
-            self._q_version_size,
-            {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
-        )
+        if count:
+            conn.execute(
+                self._q_version_size,
+                {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
+            )
 
     def _add_edge(
         self,
@@ -454,9 +474,16 @@ class SQLStore(Store):
         self._move_alias(conn, artifact_id, alias, version_id, ev.time)
 
     def _move_alias(
-        self, conn: sa.Connection, artifact_id: int, alias: str, version_id: int | None, at: datetime
+        self,
+        conn: sa.Connection,
+        artifact_id: int,
+        alias: str,
+        version_id: int | None,
+        at: datetime,
+        *,
+        unset: bool = False,  # known to point nowhere yet (an artifact created by this transaction)
     ) -> None:
-        current = conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
+        current = None if unset else conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
         if current is not None and current.version_id == version_id and current.moved_at <= at:
             return  # re-pointing at the same version is not a move
         conn.execute(
