@@ -183,3 +183,15 @@ def test_outboxes_are_kept_per_backend(tmp_path: Path) -> None:
     a = Outbox(tmp_path, "sqlite:///a.db", lambda: None)  # type: ignore[arg-type,return-value]
     b = Outbox(tmp_path, "sqlite:///b.db", lambda: None)  # type: ignore[arg-type,return-value]
     assert a.folder != b.folder and a.folder.parent == b.folder.parent
+
+
+def test_sqlite_commits_are_fsynced_before_the_outbox_lets_a_batch_go(tmp_path: Path) -> None:
+    """The outbox removes a batch once the store committed it: on SQLite that commit must
+    survive a power loss, which WAL mode only promises with synchronous=FULL (2)."""
+    from headwater.store.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'store.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()

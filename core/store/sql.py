@@ -1054,7 +1054,9 @@ def _configure_sqlite(engine: sa.Engine, timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: each commit's WAL frames are fsynced. With NORMAL a commit can vanish at a power
+        # loss, after the outbox has already removed the batch it came from (~0.25 ms a commit).
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
