@@ -9,19 +9,10 @@ import headwater as hw
 import pytest
 from headwater.adapters.dagster import HeadwaterIOManager, record_run
 
+from .assets import greetings, users
 from .conftest import container, graph, step
 
 JOB = "__ephemeral_asset_job__"
-
-
-@dg.asset
-def users() -> list[str]:
-    return ["ada", "grace"]
-
-
-@dg.asset
-def greetings(users: list[str]) -> list[str]:
-    return [f"hello {u}" for u in users]
 
 
 def io(storage: Path) -> HeadwaterIOManager:

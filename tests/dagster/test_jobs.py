@@ -14,6 +14,7 @@ from headwater.adapters.dagster import HeadwaterIOManager
 from tests.tcp_proxy import TCPProxy
 
 from . import mp_job
+from .assets import greetings, users
 from .conftest import container, graph, step
 
 
@@ -78,16 +79,6 @@ def test_the_multiprocess_executor_records_from_each_worker(
             summed: [("result", (stored / "total" / "result").as_uri())],
         },
     }
-
-
-@dg.asset
-def users() -> list[str]:
-    return ["ada", "grace"]
-
-
-@dg.asset
-def greetings(users: list[str]) -> list[str]:
-    return [f"hello {u}" for u in users]
 
 
 def test_backend_down_then_headwater_sync_delivers_the_same_graph(
