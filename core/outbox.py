@@ -76,17 +76,15 @@ class Outbox:
         self.backend_uri = backend_uri
         self._connect = connect
 
-    def write(self, events: Sequence[Event], *, sync_dir: bool = True) -> str:
+    def write(self, events: Sequence[Event]) -> str:
         """Persist a batch durably; returns its file name. Raises OSError if the disk refuses.
 
         The bytes are fsynced before the rename, so a name in the folder always holds a whole
-        batch. `sync_dir=False` leaves the directory's fsync to the caller: `sync_dir()` before
-        it reports the batch as waiting.
+        batch; the folder is fsynced after it, so the name survives a power loss.
         """
         name, _, finish = self._start(events)
         finish()
-        if sync_dir:
-            self.sync_dir()
+        self.sync_dir()
         return name
 
     def write_behind(self, events: Sequence[Event]) -> Writing:
