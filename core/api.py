@@ -543,7 +543,7 @@ class Client:
         the same location (the export after the takedown) is not.
         """
         if (ref is None and (digest is None) == (path is None)) or (ref is not None and digest is not None):
-            raise InvalidInput("impact needs one of digest=, path= or ref= (ref= may be narrowed by path=)")
+            raise InvalidInput("impact takes exactly one of a REF, a path or a digest (a REF may be narrowed by a path)")
         holding: dict[str, Version] = {}
         if ref is not None:
             version = self.get(ref)

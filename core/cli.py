@@ -712,8 +712,6 @@ def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | 
     they were (by digest; `REF --path P`: only its file P), then every version and run
     downstream of them: the models to retrain, other versions to rebuild, runs to re-run.
     """
-    if (ref is None and (path is None) == (digest is None)) or (ref is not None and digest is not None):
-        raise click.UsageError("give exactly one of REF, --path or --digest (or REF --path P)")
     result = client.impact(digest=digest, path=path, ref=ref)
     if as_json:
         _print_json(result)

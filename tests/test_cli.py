@@ -323,7 +323,7 @@ def test_impact_by_path(tmp_path: Path) -> None:
     assert by_version["holding"] == result["holding"] and by_version["downstream"] == result["downstream"]
     assert "'part-1.csv' as it was in users:v0 (1)" in hw("impact", "users:v0", "--path", "part-1.csv").stdout
     usage = hw("impact", code=2)
-    assert "exactly one of REF, --path or --digest" in usage.stderr
+    assert "exactly one of a REF, a path or a digest" in usage.stderr
 
 
 def test_verify_after_a_referenced_file_changes(tmp_path: Path) -> None:
