@@ -64,6 +64,24 @@ def _pump(src: Any, dst: Any) -> str:
     return _PREFIX + hexdigest
 
 
+def restore_verified(source: Any, digest: str, dest: str | os.PathLike[str], where: str) -> Path:
+    """Copy the open blob `source` to `dest`, checking that its bytes hash to `digest`; `dest`
+    appears whole or not at all (a temporary file beside it, renamed). `where` names the store
+    in the error."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
+    try:
+        with source, open(tmp, "wb") as out:
+            got = _pump(source, out)
+        if got != digest:
+            raise Conflict(f"blob {digest} in {where} is corrupt: expected {digest} got {got}")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
 class BlobStore:
     """Blobs under one root: a local path, ``file://``, ``s3://``, ``gs://``, ``memory://``, ..."""
 
@@ -225,20 +243,7 @@ class BlobStore:
 
     def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
         """Restore a blob to `dest`, verifying every byte; nothing is left at `dest` on failure."""
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
-        try:
-            with self.open(digest) as src, open(tmp, "wb") as out:
-                got = _pump(src, out)
-            if got != digest:
-                raise Conflict(
-                    f"blob {digest} in {self.url} is corrupt: expected {digest} got {got}"
-                )
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return dest
+        return restore_verified(self.open(digest), digest, dest, self.url)
 
     def delete(self, digest: str) -> None:
         """Remove a blob; removing one that is not there is not an error."""

@@ -446,24 +446,11 @@ class HTTPBlobStore:
 
     def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
         """Download a blob to `dest`, verifying every byte; nothing is left at `dest` on failure."""
-        import uuid
-
-        from headwater.blobs import _pump
+        from headwater.blobs import restore_verified
 
         if self.spool.has(digest):
             return self.spool.get_file(digest, dest)
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
-        try:
-            with self.open(digest) as source, open(tmp, "wb") as out:
-                got = _pump(source, out)
-            if got != digest:
-                raise Conflict(f"blob {digest} from {self._conn.base} is corrupt: got {got}")
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return dest
+        return restore_verified(self.open(digest), digest, dest, self._conn.base)
 
     def delete(self, digest: str) -> None:
         _hex_check(digest)
