@@ -12,7 +12,7 @@ SESSIONS ?= core dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
-.PHONY: test demo bench postgres tools clean
+.PHONY: test demo bench postgres chromium tools clean
 
 $(NOX) $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,7 +23,10 @@ tools: $(NOX)
 postgres:
 	@bash scripts/ensure-postgres.sh
 
-test: tools postgres
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+test: tools postgres chromium
 	@start=$$(date +%s); \
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s $(SESSIONS); rc=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s"; exit $$rc

@@ -22,7 +22,7 @@ STORY_ENVS = {"dagster", "prefect"}
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The library, the store contract on SQLite and PostgreSQL, the CLI."""
-    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,server,openlineage]")
+    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,server,openlineage,browser]")
     ignore = [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e")]
     session.run("pytest", *(session.posargs or ["tests", *ignore]), env={"PYTHONUNBUFFERED": "1"})
 

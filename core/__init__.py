@@ -134,8 +134,8 @@ def verify(ref: str) -> VerifyReport:
     return default_client().verify(ref)
 
 
-def artifacts(type: str | None = None, limit: int | None = None, name_like: str | None = None) -> list[Artifact]:
-    return default_client().artifacts(type=type, limit=limit, name_like=name_like)
+def artifacts(type: str | None = None, limit: int | None = None, name_like: str | None = None, **kwargs: Any) -> list[Artifact]:
+    return default_client().artifacts(type=type, limit=limit, name_like=name_like, **kwargs)
 
 
 def versions(name: str, limit: int | None = None, **kwargs: Any) -> list[Version]:

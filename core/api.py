@@ -57,6 +57,7 @@ from headwater.refs import (
     validate_name,
 )
 from headwater.store import Store, open_store
+from headwater.store.base import ArtifactOrder
 
 log = logging.getLogger("headwater")
 
@@ -105,19 +106,26 @@ class Client:
     """One backend plus the local outbox, blob store and caches under HEADWATER_HOME."""
 
     def __init__(
-        self, uri: str | None = None, home: str | os.PathLike[str] | None = None, *, token: str | None = None
+        self,
+        uri: str | None = None,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        token: str | None = None,
+        store: Store | None = None,
     ) -> None:
+        """`store`: an open store to read and write through (the tracking server's own), else
+        the one `uri` names, opened on first use."""
         if home is None:
             self.home = config.headwater_home()
             uri = uri or config.store_uri()
         else:
             self.home = Path(home).expanduser().absolute()
             uri = uri or os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
-        self.uri = uri
+        self.uri = uri if store is None else store.uri
         self._token = token  # for the tracking server; never logged
-        self.outbox = Outbox(self.home, uri, self._connect)
-        self._store: Store | None = None
-        self._store_pid = 0
+        self.outbox = Outbox(self.home, self.uri, self._connect)
+        self._store: Store | None = store
+        self._store_pid = os.getpid() if store is not None else 0
         self._blobs: Any = None
         self._stat_cache: Any = None
         self._lock = threading.Lock()
@@ -472,8 +480,20 @@ class Client:
     def get(self, ref: str, at: datetime | None = None) -> Version:
         return self._bind(self.store.get_version(self.parse(ref), at=_utc(at)))
 
-    def artifacts(self, type: str | None = None, limit: int | None = None, name_like: str | None = None) -> list[Artifact]:
-        return self.store.list_artifacts(type=type, limit=limit, name_like=name_like)
+    def artifacts(
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
+    ) -> list[Artifact]:
+        """Artifacts by name (`order="updated"`: newest update first), `limit` of them from `offset`."""
+        return self.store.list_artifacts(
+            type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+        )
 
     def versions(
         self,

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -907,6 +908,57 @@ def server_cmd(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@cli.command("ui")
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")
+@json_option
+def ui_cmd(port: int, no_browser: bool, as_json: bool) -> None:
+    """Browse the lineage graph of the configured store in a web browser.
+
+    Serves the read-only web UI on 127.0.0.1 for HEADWATER_URI (the SQLite store under
+    HEADWATER_HOME by default, PostgreSQL, or a tracking server with HEADWATER_TOKEN), the same
+    pages `headwater server` serves at /. Stop it with Ctrl-C.
+    """
+    try:
+        import jinja2  # noqa: F401
+        import uvicorn
+    except ImportError:
+        _fail('the web UI needs the "server" extra: pip install "headwater[server]"', 2)
+    from headwater.server.run import log_config
+    from headwater.server.ui import create_ui_app
+
+    client = Client()
+    client.store  # noqa: B018 - open (and migrate) it now: a wrong URI fails here, with one line
+    config_ = uvicorn.Config(
+        create_ui_app(client), host="127.0.0.1", port=port, log_level="warning",
+        log_config=log_config(), server_header=False, access_log=False,
+    )
+    server = uvicorn.Server(config_)
+    sock = config_.bind_socket()  # bound before the browser asks (and port 0 picks a free one)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    if as_json:
+        click.echo(json.dumps({"url": url, "store": _where(client.uri)}), nl=True)
+    _note(f"headwater UI for {_where(client.uri)} at {url} (Ctrl-C to stop)")
+    if not no_browser:
+        import webbrowser
+
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        client.close()
+
+
+def _where(uri: str) -> str:
+    """A store URI fit to print: no password."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.make_url(uri).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an http(s) URI is not a database URL
+        return uri
 
 
 def main(argv: Sequence[str] | None = None) -> None:

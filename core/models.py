@@ -39,6 +39,7 @@ class Artifact(_Model):
     created_at: datetime | None = None
     latest: str | None = Field(default=None, description="label of the version `latest` points to")
     versions: int = 0
+    updated_at: datetime | None = Field(default=None, description="when its newest version was recorded")
 
 
 class Version(_Model):
@@ -122,6 +123,9 @@ class Run(_Model):
     parent_id: str | None = None
     inputs: list[str] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
+    inexact: list[str] = Field(
+        default_factory=list, description="inputs and outputs whose edge is not to the exact version (exact=false)"
+    )
     error: str | None = None
     code: dict[str, Any] = Field(default_factory=dict)
     links: dict[str, str] = Field(default_factory=dict)

@@ -23,7 +23,8 @@ from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from headwater import __version__
+from headwater import __version__, config
+from headwater.api import Client
 from headwater.blobs import BlobStore
 from headwater.digest import is_content_digest, new_hasher
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
@@ -65,6 +66,7 @@ class Backend:
         self.settings = settings
         self.blobs = BlobStore(settings.blob_uri, fsync=True)
         self._store: SQLStore | None = None
+        self._client: Client | None = None
         self._lock = threading.Lock()
         self.emitter: Any = None
         if settings.openlineage_url:
@@ -87,6 +89,13 @@ class Backend:
     @property
     def store(self) -> SQLStore:
         return self._store if self._store is not None else self._open()
+
+    @property
+    def client(self) -> Client:
+        """The web UI reads through the same Client calls as the API's users, over this store."""
+        if self._client is None:
+            self._client = Client(home=config.headwater_home(), store=self.store)
+        return self._client
 
     def close(self) -> None:
         if self.emitter is not None:
@@ -214,6 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "blobs, and OpenLineage RunEvents in (`POST /api/v1/lineage`, Marquez's path)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come with the UI, from the package's own assets
+        redoc_url=None,
     )
     app.state.backend = backend
     app.add_middleware(BodyLimit, max_body=settings.max_body, max_blob=settings.max_blob)
@@ -241,8 +252,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- reads -------------------------------------------------------------------------------
 
     @app.get(f"{API}/artifacts", tags=["read"], dependencies=READ, responses=_ERRORS)
-    def list_artifacts(type: Text = None, limit: Limit = None, name_like: Text = None) -> list[Artifact]:
-        return backend.store.list_artifacts(type=type, limit=limit, name_like=name_like)
+    def list_artifacts(
+        type: Text = None,
+        limit: Limit = None,
+        name_like: Text = None,
+        tag: Annotated[str | None, Query(max_length=256, description="with a version carrying this tag")] = None,
+        order: Literal["name", "updated"] = "name",
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    ) -> list[Artifact]:
+        """Artifacts by name, or newest update first (`order=updated`), a page from `offset`."""
+        return backend.store.list_artifacts(
+            type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+        )
 
     @app.get(f"{API}/artifact", tags=["read"], dependencies=READ, responses=_ERRORS)
     def get_artifact(name: Name) -> Artifact:
@@ -451,6 +472,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(backend.apply, converted.events, emit=False)
         return {"received": converted.received, "ignored": converted.ignored, "recorded": len(converted.events)}
 
+    from headwater.server.ui import add_ui
+
+    add_ui(app, lambda: backend.client, lambda: settings.tokens)
     _add_error_schema(app)
     return app
 

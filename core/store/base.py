@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 LineageDirection = Literal["upstream", "downstream"]
+ArtifactOrder = Literal["name", "updated"]
 
 
 class Store(ABC):
@@ -64,8 +65,17 @@ class Store(ABC):
 
     @abstractmethod
     def list_artifacts(
-        self, type: str | None = None, limit: int | None = None, name_like: str | None = None
-    ) -> list[Artifact]: ...
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
+    ) -> list[Artifact]:
+        """Artifacts by name (or newest update first), a page of `limit` from `offset`; `tag`:
+        those with a version carrying that tag."""
 
     @abstractmethod
     def list_versions(

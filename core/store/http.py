@@ -36,7 +36,7 @@ from headwater.errors import (
 from headwater.events import EVENTS, Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
 from headwater.refs import Ref
-from headwater.store.base import LineageDirection, Store
+from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from pydantic import TypeAdapter
 
 log = logging.getLogger("headwater.http")
@@ -281,9 +281,19 @@ class HTTPStore(Store):
         return Version.model_validate_json(self._get("/version", **params))
 
     def list_artifacts(
-        self, type: str | None = None, limit: int | None = None, name_like: str | None = None
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
     ) -> list[Artifact]:
-        return _ARTIFACTS.validate_json(self._get("/artifacts", **_params(type=type, limit=limit, name_like=name_like)))
+        params = _params(type=type, limit=limit, name_like=name_like, tag=tag, offset=offset or None)
+        if order != "name":
+            params["order"] = order
+        return _ARTIFACTS.validate_json(self._get("/artifacts", **params))
 
     def list_versions(
         self,

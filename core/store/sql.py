@@ -46,7 +46,7 @@ from headwater.models import (
 )
 from headwater.refs import LATEST, Ref, parse_ref, validate_alias, validate_name
 from headwater.store import migrate
-from headwater.store.base import LineageDirection, Store
+from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from headwater.store.schema import (
     alias_moves,
     aliases,
@@ -603,8 +603,16 @@ class SQLStore(Store):
         type: str | None = None,
         limit: int | None = None,
         name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
         exact_name: str | None = None,
     ) -> list[Artifact]:
+        if order not in ("name", "updated"):
+            raise InvalidInput(f"order must be 'name' or 'updated', not {order!r}")
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
         latest = (
             sa.select(aliases.c.artifact_id, versions.c.label)
             .join(versions, versions.c.id == aliases.c.version_id)
@@ -612,25 +620,43 @@ class SQLStore(Store):
             .subquery()
         )
         counts = (
-            sa.select(versions.c.artifact_id, sa.func.count().label("n"))
+            sa.select(
+                versions.c.artifact_id,
+                sa.func.count().label("n"),
+                sa.func.max(versions.c.created_at).label("updated_at"),
+            )
             .where(versions.c.deleted_at.is_(None))
             .group_by(versions.c.artifact_id)
             .subquery()
         )
         query = (
-            sa.select(artifacts, latest.c.label.label("latest_label"), counts.c.n)
+            sa.select(artifacts, latest.c.label.label("latest_label"), counts.c.n, counts.c.updated_at)
             .outerjoin(latest, latest.c.artifact_id == artifacts.c.id)
             .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
-            .order_by(artifacts.c.name)
         )
+        if order == "updated":
+            # Artifacts whose versions are all deleted sort last; the name breaks ties (stable pages).
+            updated = sa.func.coalesce(counts.c.updated_at, artifacts.c.created_at)
+            query = query.order_by(updated.desc(), artifacts.c.name)
+        else:
+            query = query.order_by(artifacts.c.name)
         if type is not None:
             query = query.where(artifacts.c.type == type)
         if name_like is not None:
             query = query.where(artifacts.c.name.contains(name_like, autoescape=True))
+        if tag is not None:
+            tagged = (
+                sa.select(versions.c.artifact_id)
+                .join(tags_t, tags_t.c.version_id == versions.c.id)
+                .where(tags_t.c.tag == tag, versions.c.deleted_at.is_(None))
+            )
+            query = query.where(artifacts.c.id.in_(tagged))
         if exact_name is not None:
             query = query.where(artifacts.c.name == exact_name)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._read() as conn:
             return [
                 Artifact(
@@ -640,6 +666,7 @@ class SQLStore(Store):
                     created_at=row.created_at,
                     latest=None if row.latest_label is None else _label(row.latest_label),
                     versions=row.n or 0,
+                    updated_at=row.updated_at if row.updated_at is not None else row.created_at,
                 )
                 for row in conn.execute(query)
             ]
@@ -778,17 +805,22 @@ class SQLStore(Store):
 
     def _runs(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Run]:
         rows = list(conn.execute(query))
-        io: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"used": [], "produced": []})
+        io: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"used": [], "produced": [], "inexact": []})
         for chunk in _chunks([r.id for r in rows]):
             for row in conn.execute(
-                sa.select(edges.c.run_id, edges.c.direction, artifacts.c.name, versions.c.label)
+                sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
                 .join(versions, versions.c.id == edges.c.version_id)
                 .join(artifacts, artifacts.c.id == versions.c.artifact_id)
                 .where(edges.c.run_id.in_(chunk))
                 .order_by(artifacts.c.name, versions.c.label)
             ):
-                io[row.run_id][row.direction].append(f"{row.name}:{_label(row.label)}")
-        return [_run_model(row, io[row.id]["used"], io[row.id]["produced"]) for row in rows]
+                ref = f"{row.name}:{_label(row.label)}"
+                io[row.run_id][row.direction].append(ref)
+                if not row.exact:
+                    io[row.run_id]["inexact"].append(ref)
+        return [
+            _run_model(row, io[row.id]["used"], io[row.id]["produced"], io[row.id]["inexact"]) for row in rows
+        ]
 
     def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
         found: list[Run] = []
@@ -1017,7 +1049,7 @@ def _check_tag(tag: str) -> str:
     return tag
 
 
-def _run_model(row: Any, inputs: list[str], outputs: list[str]) -> Run:
+def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[str] | None = None) -> Run:
     return Run(
         id=row.id,
         job=row.job,
@@ -1031,6 +1063,7 @@ def _run_model(row: Any, inputs: list[str], outputs: list[str]) -> Run:
         parent_id=row.parent_id,
         inputs=inputs,
         outputs=outputs,
+        inexact=inexact or [],
         error=row.error,
         code=row.code or {},
         links=row.links or {},

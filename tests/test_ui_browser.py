@@ -1,0 +1,390 @@
+"""The web UI in a real browser: Playwright driving the system's Chromium against a real
+`headwater server` (and `headwater ui`) over a store the ui_story fixture builds.
+
+Every page is checked for console errors, failed requests and requests to another host;
+screenshots go to test-artifacts/ui/ (HEADWATER_TEST_ARTIFACTS to change it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+import headwater as hw
+from headwater.api import merge_graphs
+from tests import ui_story
+from tests.conftest import ServerProcess, free_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(os.environ.get("HEADWATER_TEST_ARTIFACTS", "test-artifacts")) / "ui"
+RO, RW = "ro-" + "r" * 28, "rw-" + "w" * 28
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: `make test` installs Debian's chromium (scripts/ensure-chromium.sh)")
+        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ui_story.Story]]:
+    folder = tmp_path_factory.mktemp("ui-story")
+    client = hw.Client(home=folder / "home")
+    story = ui_story.build(client, folder / "data")
+    client.close()
+    yield folder / "home", story
+
+
+@pytest.fixture(scope="module")
+def reader(story_home) -> Iterator[hw.Client]:
+    """The API's answers the pages must show."""
+    client = hw.Client(home=story_home[0])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def server(story_home, tmp_path_factory) -> Iterator[ServerProcess]:
+    home, _ = story_home
+    process = ServerProcess(tmp_path_factory.mktemp("ui-server"), f"sqlite:///{home / 'headwater.db'}").start()
+    yield process
+    process.stop()
+
+
+class Watch:
+    """What a page must never do: log an error, fail a request, or ask another host."""
+
+    def __init__(self, page, allowed_status: tuple[int, ...] = ()) -> None:
+        self.problems: list[str] = []
+        self.allowed = allowed_status
+        # URLs of another host that a vendored file hard-codes and the CSP must block (never sent)
+        self.must_block: set[str] = set()
+        self.blocked: set[str] = set()
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
+        page.on("requestfailed", self._failed)
+        page.on("request", self._request)
+        page.on("response", self._response)
+        page.on("dialog", self._dialog)
+
+    def _console(self, message) -> None:
+        if any(url in message.text and "Content Security Policy" in message.text for url in self.must_block):
+            return
+        if message.type == "error" and not (self.allowed and "status of" in message.text):
+            self.problems.append(f"console error: {message.text}")
+
+    def _failed(self, request) -> None:
+        # A request the browser dropped because the page moved on is not a failure of the page.
+        if request.url in self.must_block and request.failure == "csp":
+            self.blocked.add(request.url)
+        elif request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"request failed: {request.url} {request.failure}")
+
+    def _request(self, request) -> None:
+        if request.url.startswith(("data:", "blob:")):
+            return
+        if urlsplit(request.url).hostname != "127.0.0.1" and request.url not in self.must_block:
+            self.problems.append(f"request to another host: {request.url}")
+
+    def _response(self, response) -> None:
+        if response.status >= 400 and response.status not in self.allowed:
+            self.problems.append(f"{response.status} for {response.url}")
+
+    def _dialog(self, dialog) -> None:
+        self.problems.append(f"a dialog opened: {dialog.message}")
+        dialog.dismiss()
+
+
+@pytest.fixture
+def page(browser, request) -> Iterator:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    tab = context.new_page()
+    tab.watch = Watch(tab, getattr(request, "param", ()))
+    yield tab
+    context.close()
+    assert tab.watch.problems == []
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def texts(page, selector: str, attribute: str) -> set[str]:
+    return set(page.eval_on_selector_all(selector, f"els => els.map(e => e.getAttribute('{attribute}'))"))
+
+
+def wait_graph(page) -> None:
+    page.wait_for_selector("#graph[data-ready]")
+    assert page.get_attribute("#graph", "data-ready") == "1", page.inner_text("#graph")
+
+
+def graph_nodes(page) -> tuple[set[str], set[str]]:
+    return texts(page, "#graph [data-ref]", "data-ref"), texts(page, "#graph [data-run]", "data-run")
+
+
+def both(client: hw.Client, ref: str, depth: int | None) -> hw.LineageGraph:
+    return merge_graphs([client.upstream(ref, depth), client.downstream(ref, depth)])
+
+
+# -- pages -------------------------------------------------------------------------------------------
+
+
+def test_artifacts_page_searches_filters_sorts_and_pages(page, server, reader) -> None:
+    page.goto(server.url + "/")
+    names = {a.name for a in reader.artifacts()}
+    assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == names
+    shot(page, "artifacts")
+    # newest update first by default: the hostile name was logged last
+    assert page.get_attribute("#artifacts tbody tr:first-child", "data-artifact") == ui_story.XSS
+    page.fill("form.filters input[name=type]", "model")
+    page.click("form.filters button[type=submit]")
+    assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model", "churn-model-int8"}
+    page.goto(server.url + "/?tag=validated")
+    assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model-int8"}
+    page.fill("header .search input", "churn-model-")
+    page.press("header .search input", "Enter")
+    assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model-int8"}
+    page.goto(server.url + "/?q=zzz-nothing")
+    assert "No artifact matches" in page.inner_text("main")
+
+
+def test_navigate_artifact_version_lineage_run_and_back(page, server, reader, story_home) -> None:
+    _, story = story_home
+    page.goto(server.url + "/")
+    page.click('#artifacts a.ref:text-is("churn-model")')
+    page.wait_for_url(re.compile(r"/ui/artifact\?name=churn-model$"))
+    assert texts(page, "#versions tr[data-ref]", "data-ref") == {"churn-model:v0", "churn-model:v1"}
+    history = page.inner_text('section.alias[data-alias="production"]')
+    assert "churn-model:v1" in history and "churn-model:v0" in history and "2026-03-01 00:00:00 UTC" in history
+    shot(page, "artifact")
+
+    page.click('#versions a.ref:text-is("v0")')
+    page.wait_for_url(re.compile(r"/ui/version\?ref=churn-model:v0$"))
+    assert page.inner_text("h1") == "churn-model:v0"
+    assert page.inner_text("dl.facts").count("churn_model") == 1  # produced by Dagster's step
+    assert "quantize" in page.inner_text("dl.facts") and "evaluate" in page.inner_text("dl.facts")
+    shot(page, "version")
+
+    page.click('nav.actions a:text-is("Lineage graph")')
+    page.wait_for_url(re.compile(r"/ui/lineage\?ref=churn-model:v0&direction=both$"))
+    wait_graph(page)
+    expected = both(reader, "churn-model:v0", 3)
+    refs, runs = graph_nodes(page)
+    assert refs == {v.ref for v in expected.versions}
+    assert runs == {r.id for r in expected.runs}
+    assert page.get_attribute('#graph [data-run="%s"]' % story.evaluate, "class").count("orch-prefect") == 1
+    assert page.locator("#graph path.edge.inexact").count() == 1  # evaluate used `latest`, not a digest
+    shot(page, "lineage")
+
+    page.click('#graph [data-run="%s"]' % story.train[0])
+    assert "dagster" in page.inner_text("#details")
+    page.click('#details a:text-is("Open run")')
+    page.wait_for_url(re.compile(r"/ui/run\?id="))
+    assert texts(page, "#inputs [data-ref]", "data-ref") == {"features:v0"}
+    assert texts(page, "#outputs [data-ref]", "data-ref") == {"churn-model:v0"}
+    assert page.inner_text("#params").split() == ["C", "1.0"]
+    shot(page, "run")
+    page.go_back()
+    wait_graph(page)
+    assert graph_nodes(page)[1] == {r.id for r in expected.runs}
+
+
+def test_run_page_shows_parent_children_error_and_inexact_inputs(page, server, reader, story_home) -> None:
+    _, story = story_home
+    page.goto(f"{server.url}/ui/run?id={story.evaluate}")
+    assert "held-out set is empty" in page.inner_text("pre.error")
+    assert page.inner_text('#inputs [data-ref="churn-model:v0"] .inexact') == "inexact"
+    assert "failed" in page.inner_text("h1")
+    page.goto(f"{server.url}/ui/run?id={story.ingest}")
+    assert texts(page, "#children [data-run]", "data-run") == set(story.clean)
+    page.click(f'#children [data-run="{story.clean[0]}"] a.run')
+    assert "PythonOperator" in page.inner_text("#code") and "0123abcd" in page.inner_text("#code")
+    assert "ingest_customers" in page.inner_text("dl.facts")  # the parent
+
+
+def test_graph_expands_a_node_and_collapses_by_artifact(page, server, reader) -> None:
+    page.goto(server.url + "/ui/lineage?ref=features:v0&direction=downstream&depth=1")
+    wait_graph(page)
+    first = both(reader, "features:v0", 1)
+    down = reader.downstream("features:v0", 1)
+    assert graph_nodes(page)[0] == {v.ref for v in down.versions}
+    page.click('#graph [data-ref="churn-model:v0"]')
+    page.click('#details button:text-is("Expand neighbours")')
+    page.locator("#graph [data-ref]").nth(len(down.versions)).wait_for()  # (CSP: no string eval)
+    expanded = merge_graphs([down, both(reader, "churn-model:v0", 1)])
+    assert graph_nodes(page) == ({v.ref for v in expanded.versions}, {r.id for r in expanded.runs})
+    assert first is not None
+    page.check("#collapse")
+    assert texts(page, "#graph [data-artifact]", "data-artifact") == {v.name for v in expanded.versions}
+    assert page.locator("#graph [data-ref]").count() == 0
+    shot(page, "lineage-collapsed")
+    page.uncheck("#collapse")
+    assert graph_nodes(page)[0] == {v.ref for v in expanded.versions}
+
+
+def test_time_travel_answers_what_an_alias_pointed_at(page, server) -> None:
+    base = server.url + "/ui/artifact?name=churn-model&alias=production"
+    page.goto(base + "&at=2026-04-01T00:00")
+    assert "churn-model:v0" in page.inner_text("#travel-answer")
+    page.fill('input[name="at"]', "2026-07-01T12:00:00")
+    page.click('#time-travel + form button[type="submit"]')
+    page.wait_for_url(re.compile(r"at=2026-07-01"))
+    assert "churn-model:v1" in page.inner_text("#travel-answer")
+    page.goto(base + "&at=2026-01-01T00:00")
+    assert "no alias 'production'" in page.inner_text("#travel-answer")
+
+
+def test_diff_and_impact_pages(page, server, reader, story_home) -> None:
+    _, story = story_home
+    page.goto(server.url + "/ui/diff")
+    page.fill('input[name="left"]', "features:v0")
+    page.fill('input[name="right"]', "features:v1")
+    page.click('form.filters button[type="submit"]')
+    body = page.inner_text("main")
+    assert "1 added, 0 removed, 1 changed, 1 unchanged" in body
+    assert "part-1.csv" in page.inner_text("table.diff tr.added") and "part-0.csv" in page.inner_text("table.diff tr.changed")
+    assert "rows" in body  # metadata 3 -> 2
+    shot(page, "diff")
+
+    ref = f"{story.users}:v0"
+    page.goto(server.url + "/ui/impact?ref=" + quote(ref, safe="/:"))
+    expected = reader.impact(ref=ref)
+    holding = {v.ref for v in expected.holding}
+    assert texts(page, "#holding [data-ref]", "data-ref") == holding
+    models = {v.ref for v in expected.downstream.versions if v.type == "model" and v.ref not in holding}
+    assert texts(page, "#models [data-ref]", "data-ref") == models == {"churn-model:v0", "churn-model-int8:v0"}
+    used = {e.run_id for e in expected.downstream.edges if e.direction == "used"}
+    assert texts(page, "#rerun [data-run]", "data-run") == used
+    assert page.inner_text("#cli-command") == f"headwater impact {ref}"
+    shot(page, "impact")
+    page.click('#models a:text-is("churn-model-int8:v0")')
+    page.wait_for_url(re.compile(r"/ui/version\?ref=churn-model-int8:v0"))
+
+
+def test_a_hostile_name_is_shown_as_text(page, server) -> None:
+    page.goto(server.url + "/ui/artifact?name=" + quote(ui_story.XSS, safe=""))
+    assert page.inner_text("h1") == ui_story.XSS
+    page.click("#versions a.ref")
+    assert page.inner_text("h1") == ui_story.XSS + ":v0"
+    assert ui_story.XSS in page.inner_text("#metadata")
+    page.click('nav.actions a:text-is("Lineage graph")')
+    wait_graph(page)
+    assert graph_nodes(page)[0] == {ui_story.XSS + ":v0"}
+    assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
+    page.goto(server.url + "/")
+    assert ui_story.XSS in page.inner_text("#artifacts")
+
+
+@pytest.mark.parametrize("page", [(404, 400)], indirect=True)
+def test_errors_are_pages_with_one_line(page, server) -> None:
+    answer = page.goto(server.url + "/ui/artifact?name=no-such-thing")
+    assert answer.status == 404 and "no artifact named 'no-such-thing'" in page.inner_text("p.error")
+    answer = page.goto(server.url + "/ui/lineage?ref=churn-model:v0&depth=-3")
+    assert answer.status == 400 and "depth" in page.inner_text("p.error")
+
+
+def test_api_docs_load_from_the_package(page, server) -> None:
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "headwater" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path")
+    shot(page, "docs")
+    # ReDoc's sidebar shows Redocly's logo from their CDN, hard-coded: the CSP blocks it (so it
+    # is never requested) and ReDoc hides the broken image.
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    page.watch.must_block.add(logo)
+    page.goto(server.url + "/redoc")
+    page.wait_for_selector("h1")
+    assert "headwater" in page.inner_text("h1")
+    page.wait_for_selector("text=/events")
+    shot(page, "redoc")
+    assert page.watch.blocked <= {logo}
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", [(401,)], indirect=True)
+def test_a_server_with_tokens_asks_for_one(page, story_home, tmp_path) -> None:
+    home, _ = story_home
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{RW}\nread-only {RO}\n")
+    secured = ServerProcess(tmp_path / "secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
+    secured.start()
+    try:
+        page.goto(secured.url + "/ui/lineage?ref=churn-model:v0")
+        assert urlsplit(page.url).path == "/ui/login"
+        assert "needs a token" in page.inner_text("main")
+        shot(page, "login")
+        page.fill("#token", "wrong-token")
+        page.click('section.login button[type="submit"]')
+        assert "not accepted" in page.inner_text("p.error")
+        page.fill("#token", RO)
+        page.click('section.login button[type="submit"]')
+        page.wait_for_url(re.compile(r"/ui/lineage\?ref=churn-model:v0$"))
+        wait_graph(page)
+        assert "churn-model:v0" in graph_nodes(page)[0]
+        page.goto(secured.url + "/")
+        assert page.locator("#artifacts tr[data-artifact]").count() > 0
+        page.click("form.logout button")
+        page.goto(secured.url + "/")
+        assert urlsplit(page.url).path == "/ui/login"
+    finally:
+        secured.stop()
+    log = secured.log.read_text()
+    assert RO not in log and "wrong-token" not in log
+    assert "ui/login" in log  # the access log was on: the token never went into a URL
+
+
+# -- `headwater ui` ---------------------------------------------------------------------------------
+
+
+def test_headwater_ui_serves_the_configured_store(page, story_home, tmp_path) -> None:
+    home, _ = story_home
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(HEADWATER_HOME=str(home), PYTHONUNBUFFERED="1")
+    log = tmp_path / "ui.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headwater.cli", "ui", "--no-browser", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        assert f"http://127.0.0.1:{port}/" in log.read_text()
+        page.goto(f"http://127.0.0.1:{port}/ui/lineage?ref=features:v1&direction=upstream&depth=all")
+        wait_graph(page)
+        reader = hw.Client(home=home)
+        expected = reader.upstream("features:v1")
+        reader.close()
+        assert graph_nodes(page) == ({v.ref for v in expected.versions}, {r.id for r in expected.runs})
+    finally:
+        process.terminate()
+        process.wait(20)
