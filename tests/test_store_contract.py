@@ -136,6 +136,36 @@ def test_tags_metadata_filters_and_limits(client: hw.Client, files) -> None:
     assert [(a.name, a.latest, a.versions) for a in arts] == [("d", "v1", 2)]
 
 
+def test_artifacts_page_by_name_or_last_update_and_filter_by_tag(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    for name in ("b-old", "a-mid", "c-new"):
+        (root / "a").write_text(name)
+        client.log_artifact(name, root / "a", type="model" if name != "a-mid" else "dataset")
+    (root / "a").write_text("again")
+    client.log_artifact("b-old", root / "a", tags=["pii"])  # b-old updated last
+    names = lambda arts: [a.name for a in arts]  # noqa: E731
+    assert names(client.artifacts()) == ["a-mid", "b-old", "c-new"]
+    assert names(client.artifacts(order="updated")) == ["b-old", "c-new", "a-mid"]
+    assert names(client.artifacts(order="updated", limit=2, offset=1)) == ["c-new", "a-mid"]
+    assert names(client.artifacts(limit=2, offset=2)) == ["c-new"]
+    assert names(client.artifacts(offset=3)) == []
+    assert names(client.artifacts(tag="pii")) == ["b-old"]
+    assert names(client.artifacts(type="model", order="updated")) == ["b-old", "c-new"]
+    newest = client.artifacts(order="updated")[0]
+    assert newest.updated_at == client.get("b-old:v1").created_at and newest.versions == 2
+    client.untag("b-old:v1", "pii")
+    assert client.artifacts(tag="pii") == []
+
+
+def test_a_run_lists_which_of_its_edges_are_inexact(client: hw.Client, files) -> None:
+    root = files({"a": "1"})
+    client.log_artifact("a", root / "a")
+    rid = hw.run_id("t", "inexact-listed")
+    client.store.apply([RunRecorded(run_id=rid, job="j"), EdgeRecorded(run_id=rid, ref="a:latest", exact=False)])
+    assert (client.get_run(rid).inputs, client.get_run(rid).inexact) == (["a:v0"], ["a:v0"])
+    assert client.runs(job="j")[0].inexact == ["a:v0"]
+
+
 def test_artifact_type_cannot_change(client: hw.Client, files) -> None:
     root = files({"a": "1", "b": "2"})
     client.log_artifact("x", root / "a", type="dataset")

@@ -24,6 +24,7 @@ import headwater as hw
 from headwater.api import merge_graphs
 from tests import ui_story
 from tests.conftest import ServerProcess, free_port
+from tests.ui_story import reader, server, story_home  # noqa: F401 - fixtures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(os.environ.get("HEADWATER_TEST_ARTIFACTS", "test-artifacts")) / "ui"
@@ -42,31 +43,6 @@ def browser() -> Iterator:
         launched = playwright.chromium.launch(executable_path=CHROMIUM)
         yield launched
         launched.close()
-
-
-@pytest.fixture(scope="module")
-def story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ui_story.Story]]:
-    folder = tmp_path_factory.mktemp("ui-story")
-    client = hw.Client(home=folder / "home")
-    story = ui_story.build(client, folder / "data")
-    client.close()
-    yield folder / "home", story
-
-
-@pytest.fixture(scope="module")
-def reader(story_home) -> Iterator[hw.Client]:
-    """The API's answers the pages must show."""
-    client = hw.Client(home=story_home[0])
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def server(story_home, tmp_path_factory) -> Iterator[ServerProcess]:
-    home, _ = story_home
-    process = ServerProcess(tmp_path_factory.mktemp("ui-server"), f"sqlite:///{home / 'headwater.db'}").start()
-    yield process
-    process.stop()
 
 
 class Watch:

@@ -3,12 +3,16 @@ known times, a takedown, an inexact edge, a container run with children, and a h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 import headwater as hw
 from headwater.events import AliasMoved, EdgeRecorded, RunRecorded, VersionRecorded
+from tests.conftest import ServerProcess
 
 XSS = "<script>alert(1)</script>"
 MARCH = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -107,3 +111,33 @@ def build(client: hw.Client, folder: Path) -> Story:
     odd.write_text("<b>not bold</b>")
     client.log_artifact(XSS, odd, type=XSS, tags=["pii"], metadata={XSS: XSS}, description=XSS)
     return Story(users=users, ingest=ingest, clean=[clean0, clean1], train=[train0, train1], evaluate=evaluate, quantize=quantized.id)
+
+
+# -- fixtures (imported by the UI's test modules) ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Story]]:
+    """HEADWATER_HOME of a SQLite store holding the story."""
+    folder = tmp_path_factory.mktemp("ui-story")
+    client = hw.Client(home=folder / "home")
+    story = build(client, folder / "data")
+    client.close()
+    yield folder / "home", story
+
+
+@pytest.fixture(scope="module")
+def reader(story_home: tuple[Path, Story]) -> Iterator[hw.Client]:
+    """The API's answers, which the pages must show."""
+    client = hw.Client(home=story_home[0])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def server(story_home: tuple[Path, Story], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`headwater server` over the story's store."""
+    home, _ = story_home
+    process = ServerProcess(tmp_path_factory.mktemp("ui-server"), f"sqlite:///{home / 'headwater.db'}").start()
+    yield process
+    process.stop()

@@ -1,0 +1,182 @@
+"""The web UI over HTTP, without a browser: headers, escaping, the graph JSON against the API,
+deep links, sign-in rules, and that every asset is in the package and pinned."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+import headwater as hw
+from headwater.api import merge_graphs
+from headwater.server.ui.graph import graph_payload
+from tests import ui_story
+from tests.ui_story import reader, server, story_home  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "core" / "server" / "static"
+TEMPLATES = ROOT / "core" / "server" / "ui" / "templates"
+
+
+@pytest.fixture(scope="module")
+def http(server) -> httpx.Client:
+    with httpx.Client(base_url=server.url, timeout=30) as session:
+        yield session
+
+
+def test_every_page_answers_html_with_a_strict_policy(http, story_home) -> None:
+    _, story = story_home
+    for path in (
+        "/", "/?sort=name&page=1", "/ui/artifact?name=churn-model", "/ui/version?ref=features:v1",
+        f"/ui/run?id={story.evaluate}", "/ui/runs?orchestrator=airflow", "/ui/lineage?ref=features:v0",
+        "/ui/diff?left=features:v0&right=features:v1", f"/ui/impact?ref={quote(story.users)}:v0",
+        "/ui/impact?path=part-0.csv", "/ui/diff", "/ui/impact",
+    ):
+        answer = http.get(path)
+        assert answer.status_code == 200, (path, answer.text[:500])
+        assert answer.headers["content-type"].startswith("text/html")
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "default-src 'none'" in policy and "unsafe" not in policy
+        assert answer.headers["x-frame-options"] == "DENY" and answer.headers["cache-control"] == "no-store"
+        assert "<script>" not in answer.text  # no inline script anywhere (the policy would refuse it)
+    assert "content-security-policy" in http.get("/api/v1/artifacts").headers
+
+
+def test_user_strings_are_escaped(http) -> None:
+    page = http.get("/ui/artifact", params={"name": ui_story.XSS}).text
+    assert ui_story.XSS not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    version = http.get("/ui/version", params={"ref": ui_story.XSS + ":v0"}).text
+    assert ui_story.XSS not in version and version.count("&lt;script&gt;") >= 3  # name, type, metadata
+
+
+def test_graph_json_is_the_apis_lineage(http, reader) -> None:
+    for ref, direction, depth in (("churn-model:v0", "both", 3), ("features:v1", "upstream", None), ("features:v0", "downstream", 1)):
+        got = http.get("/ui/graph.json", params={"ref": ref, "direction": direction, "depth": "all" if depth is None else depth}).json()
+        up, down = reader.upstream(ref, depth), reader.downstream(ref, depth)
+        expected = {"both": merge_graphs([up, down]), "upstream": up, "downstream": down}[direction]
+        assert {n["ref"] for n in got["nodes"] if n["kind"] == "version"} == {v.ref for v in expected.versions}
+        assert {n["run"] for n in got["nodes"] if n["kind"] == "run"} == {r.id for r in expected.runs}
+        edges = {(e["source"], e["target"], e["exact"]) for e in got["edges"]}
+        assert edges == {
+            (f"v:{e.version}", f"r:{e.run_id}", e.exact) if e.direction == "used" else (f"r:{e.run_id}", f"v:{e.version}", e.exact)
+            for e in expected.edges
+        }
+        assert got["root"] == ref and got["direction"] == direction
+
+
+def test_a_runs_neighbours_for_expanding_a_node(http, reader, story_home) -> None:
+    _, story = story_home
+    got = http.get("/ui/graph.json", params={"run": story.evaluate}).json()
+    run = reader.get_run(story.evaluate)
+    assert {n["id"] for n in got["nodes"]} == {f"r:{run.id}", "v:churn-model:v0", "v:eval-report:v0"}
+    assert {(e["source"], e["target"], e["exact"]) for e in got["edges"]} == {
+        ("v:churn-model:v0", f"r:{run.id}", False), (f"r:{run.id}", "v:eval-report:v0", True),
+    }
+
+
+def test_bad_links_get_one_clear_line(http) -> None:
+    for path, status, words in (
+        ("/ui/artifact?name=missing", 404, "no artifact named 'missing'"),
+        ("/ui/version?ref=features:v9", 404, "v9"),
+        ("/ui/version", 400, "needs a version"),
+        ("/ui/run?id=nope", 404, "no run with id 'nope'"),
+        ("/ui/lineage?ref=features:v0&direction=sideways", 400, "direction must be"),
+        ("/ui/lineage?ref=features:v0&depth=x", 400, "depth must be a whole number"),
+        ("/?page=0", 400, "page must be between"),
+        ("/ui/artifact?name=churn-model&at=yesterday", 400, "not a time"),
+        ("/ui/impact?ref=features:v0&digest=abc", 400, "exactly one of"),
+    ):
+        answer = http.get(path)
+        assert answer.status_code == status, (path, answer.status_code)
+        message = re.search(r'<p class="error" role="alert">(.*?)</p>', answer.text, re.S)
+        text = html.unescape(message.group(1)).strip() if message else ""
+        assert words in text and "\n" not in text, (path, answer.text[-800:])
+    answer = http.get("/ui/graph.json", params={"ref": "nope:v0"})
+    assert answer.status_code == 404 and answer.json()["error"] == "NotFound"
+
+
+def test_artifacts_are_paged(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+    from headwater.server.ui import create_ui_app
+
+    client = hw.Client(home=tmp_path / "home")
+    some = tmp_path / "x"
+    for i in range(120):
+        some.write_text(str(i))
+        client.log_artifact(f"art-{i:03d}", some)
+    with TestClient(create_ui_app(client)) as browser:
+        first = browser.get("/?sort=name").text
+        rows = re.findall(r'data-artifact="(art-\d+)"', first)
+        assert rows == [f"art-{i:03d}" for i in range(50)] and 'rel="next"' in first and 'rel="prev"' not in first
+        last = browser.get("/?sort=name&page=3").text
+        assert re.findall(r'data-artifact="(art-\d+)"', last) == [f"art-{i:03d}" for i in range(100, 120)]
+        assert 'rel="next"' not in last and "101–120" in last
+        newest = browser.get("/").text  # by last update: the last one logged first
+        assert re.findall(r'data-artifact="(art-\d+)"', newest)[0] == "art-119"
+    client.close()
+
+
+def test_sign_in_keeps_the_token_out_of_urls(server_factory, story_home, tmp_path) -> None:
+    home, _ = story_home
+    tokens = tmp_path / "tokens"
+    tokens.write_text("read-only reader-token-123456\n")
+    secured = server_factory("secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
+    with httpx.Client(base_url=secured.url, timeout=30) as http:
+        answer = http.get("/ui/version?ref=features:v0")
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/login?next=/ui/version%3Fref%3Dfeatures:v0"
+        assert http.get("/ui/graph.json?ref=features:v0").status_code == 401
+        assert http.get("/ui/static/ui.css").status_code == 200  # assets hold no data
+        refused = http.post("/ui/login", data={"token": "guess", "next": "/"})
+        assert refused.status_code == 401 and "not accepted" in refused.text and "set-cookie" not in refused.headers
+        # only a path of this site is a place to go back to: never another host
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            answer = http.post("/ui/login", data={"token": "reader-token-123456", "next": target})
+            assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = answer.headers["set-cookie"]
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        assert http.get("/ui/version?ref=features:v0").status_code == 200  # the cookie is sent
+        assert http.get("/ui/graph.json?ref=features:v0").status_code == 200
+        assert http.post("/ui/logout").status_code == 303
+        assert http.get("/ui/version?ref=features:v0").status_code == 303
+        with httpx.Client(base_url=secured.url, headers={"Authorization": "Bearer reader-token-123456"}) as api_user:
+            assert api_user.get("/ui/version?ref=features:v0").status_code == 200
+    assert "reader-token-123456" not in secured.log.read_text()
+
+
+def test_no_asset_comes_from_another_host() -> None:
+    for path in [*TEMPLATES.glob("*.html"), *STATIC.glob("*.*")]:
+        text = path.read_text()
+        found = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']?(?:https?:)?//""", text)
+        assert not found, f"{path.name} loads something from another host"
+
+
+def test_vendored_files_match_their_pinned_hashes() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor_ui.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    manifest = json.loads((STATIC / "vendor" / "vendor.json").read_text())
+    for item in manifest["packages"]:
+        folder = STATIC / "vendor" / item["package"].lstrip("@").replace("/", "-")
+        assert (folder / "LICENSE").is_file() and item["version"].count(".") == 2
+
+
+def test_graph_payload_joins_duplicate_edges_and_keeps_inexact() -> None:
+    version = hw.Version(name="d", label="v0", digest="blake3:" + "0" * 64)
+    run = hw.Run(id="r1", job="j")
+    graph = hw.LineageGraph(
+        versions=[version], runs=[run],
+        edges=[
+            hw.Edge(run_id="r1", version="d:v0", direction="used", exact=True),
+            hw.Edge(run_id="r1", version="d:v0", direction="used", exact=False),
+            hw.Edge(run_id="r-gone", version="d:v0", direction="produced"),
+        ],
+    )
+    payload = graph_payload(graph, "d:v0", "both")
+    assert payload["edges"] == [{"source": "v:d:v0", "target": "r:r1", "exact": False}]
