@@ -68,7 +68,7 @@ def _story_environments(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
     """The story of examples/cross_orchestrator/: Airflow, Dagster, Prefect and a manual step."""
-    _story_environments(session, "postgres")
+    _story_environments(session, "postgres,server")  # `server`: the story ends with `headwater ui`
     session.run("python", "examples/cross_orchestrator/story.py", *session.posargs)
 
 

@@ -27,6 +27,8 @@ import headwater as hw
 from headwater.store import schema
 
 POSTGRES_URL = os.environ.get("HEADWATER_TEST_POSTGRES_URL", "")
+# The web UI's fixtures: its story store and server, and a browser (imported lazily).
+pytest_plugins = ("tests.ui_story", "tests.browser")
 
 
 @pytest.fixture(autouse=True)

@@ -7,15 +7,7 @@ screenshots go to test-artifacts/ui/ (HEADWATER_TEST_ARTIFACTS to change it).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -23,98 +15,10 @@ import pytest
 import headwater as hw
 from headwater.api import merge_graphs
 from tests import ui_story
-from tests.conftest import ServerProcess, free_port
-from tests.ui_story import reader, server, story_home  # noqa: F401 - fixtures
+from tests.browser import UIProcess, graph_nodes, shot, texts, wait_graph
+from tests.conftest import ServerProcess
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(os.environ.get("HEADWATER_TEST_ARTIFACTS", "test-artifacts")) / "ui"
 RO, RW = "ro-" + "r" * 28, "rw-" + "w" * 28
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: `make test` installs Debian's chromium (scripts/ensure-chromium.sh)")
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield launched
-        launched.close()
-
-
-class Watch:
-    """What a page must never do: log an error, fail a request, or ask another host."""
-
-    def __init__(self, page, allowed_status: tuple[int, ...] = ()) -> None:
-        self.problems: list[str] = []
-        self.allowed = allowed_status
-        # URLs of another host that a vendored file hard-codes and the CSP must block (never sent)
-        self.must_block: set[str] = set()
-        self.blocked: set[str] = set()
-        page.on("console", self._console)
-        page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
-        page.on("requestfailed", self._failed)
-        page.on("request", self._request)
-        page.on("response", self._response)
-        page.on("dialog", self._dialog)
-
-    def _console(self, message) -> None:
-        if any(url in message.text and "Content Security Policy" in message.text for url in self.must_block):
-            return
-        if message.type == "error" and not (self.allowed and "status of" in message.text):
-            self.problems.append(f"console error: {message.text}")
-
-    def _failed(self, request) -> None:
-        # A request the browser dropped because the page moved on is not a failure of the page.
-        if request.url in self.must_block and request.failure == "csp":
-            self.blocked.add(request.url)
-        elif request.failure != "net::ERR_ABORTED":
-            self.problems.append(f"request failed: {request.url} {request.failure}")
-
-    def _request(self, request) -> None:
-        if request.url.startswith(("data:", "blob:")):
-            return
-        if urlsplit(request.url).hostname != "127.0.0.1" and request.url not in self.must_block:
-            self.problems.append(f"request to another host: {request.url}")
-
-    def _response(self, response) -> None:
-        if response.status >= 400 and response.status not in self.allowed:
-            self.problems.append(f"{response.status} for {response.url}")
-
-    def _dialog(self, dialog) -> None:
-        self.problems.append(f"a dialog opened: {dialog.message}")
-        dialog.dismiss()
-
-
-@pytest.fixture
-def page(browser, request) -> Iterator:
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    tab = context.new_page()
-    tab.watch = Watch(tab, getattr(request, "param", ()))
-    yield tab
-    context.close()
-    assert tab.watch.problems == []
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def texts(page, selector: str, attribute: str) -> set[str]:
-    return set(page.eval_on_selector_all(selector, f"els => els.map(e => e.getAttribute('{attribute}'))"))
-
-
-def wait_graph(page) -> None:
-    page.wait_for_selector("#graph[data-ready]")
-    assert page.get_attribute("#graph", "data-ready") == "1", page.inner_text("#graph")
-
-
-def graph_nodes(page) -> tuple[set[str], set[str]]:
-    return texts(page, "#graph [data-ref]", "data-ref"), texts(page, "#graph [data-run]", "data-run")
 
 
 def both(client: hw.Client, ref: str, depth: int | None) -> hw.LineageGraph:
@@ -124,9 +28,9 @@ def both(client: hw.Client, ref: str, depth: int | None) -> hw.LineageGraph:
 # -- pages -------------------------------------------------------------------------------------------
 
 
-def test_artifacts_page_searches_filters_sorts_and_pages(page, server, reader) -> None:
-    page.goto(server.url + "/")
-    names = {a.name for a in reader.artifacts()}
+def test_artifacts_page_searches_filters_sorts_and_pages(page, ui_server, ui_reader) -> None:
+    page.goto(ui_server.url + "/")
+    names = {a.name for a in ui_reader.artifacts()}
     assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == names
     shot(page, "artifacts")
     # newest update first by default: the hostile name was logged last
@@ -134,18 +38,18 @@ def test_artifacts_page_searches_filters_sorts_and_pages(page, server, reader) -
     page.fill("form.filters input[name=type]", "model")
     page.click("form.filters button[type=submit]")
     assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model", "churn-model-int8"}
-    page.goto(server.url + "/?tag=validated")
+    page.goto(ui_server.url + "/?tag=validated")
     assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model-int8"}
     page.fill("header .search input", "churn-model-")
     page.press("header .search input", "Enter")
     assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {"churn-model-int8"}
-    page.goto(server.url + "/?q=zzz-nothing")
+    page.goto(ui_server.url + "/?q=zzz-nothing")
     assert "No artifact matches" in page.inner_text("main")
 
 
-def test_navigate_artifact_version_lineage_run_and_back(page, server, reader, story_home) -> None:
-    _, story = story_home
-    page.goto(server.url + "/")
+def test_navigate_artifact_version_lineage_run_and_back(page, ui_server, ui_reader, ui_story_home) -> None:
+    _, story = ui_story_home
+    page.goto(ui_server.url + "/")
     page.click('#artifacts a.ref:text-is("churn-model")')
     page.wait_for_url(re.compile(r"/ui/artifact\?name=churn-model$"))
     assert texts(page, "#versions tr[data-ref]", "data-ref") == {"churn-model:v0", "churn-model:v1"}
@@ -163,7 +67,7 @@ def test_navigate_artifact_version_lineage_run_and_back(page, server, reader, st
     page.click('nav.actions a:text-is("Lineage graph")')
     page.wait_for_url(re.compile(r"/ui/lineage\?ref=churn-model:v0&direction=both$"))
     wait_graph(page)
-    expected = both(reader, "churn-model:v0", 3)
+    expected = both(ui_reader, "churn-model:v0", 3)
     refs, runs = graph_nodes(page)
     assert refs == {v.ref for v in expected.versions}
     assert runs == {r.id for r in expected.runs}
@@ -184,29 +88,29 @@ def test_navigate_artifact_version_lineage_run_and_back(page, server, reader, st
     assert graph_nodes(page)[1] == {r.id for r in expected.runs}
 
 
-def test_run_page_shows_parent_children_error_and_inexact_inputs(page, server, reader, story_home) -> None:
-    _, story = story_home
-    page.goto(f"{server.url}/ui/run?id={story.evaluate}")
+def test_run_page_shows_parent_children_error_and_inexact_inputs(page, ui_server, ui_reader, ui_story_home) -> None:
+    _, story = ui_story_home
+    page.goto(f"{ui_server.url}/ui/run?id={story.evaluate}")
     assert "held-out set is empty" in page.inner_text("pre.error")
     assert page.inner_text('#inputs [data-ref="churn-model:v0"] .inexact') == "inexact"
     assert "failed" in page.inner_text("h1")
-    page.goto(f"{server.url}/ui/run?id={story.ingest}")
+    page.goto(f"{ui_server.url}/ui/run?id={story.ingest}")
     assert texts(page, "#children [data-run]", "data-run") == set(story.clean)
     page.click(f'#children [data-run="{story.clean[0]}"] a.run')
     assert "PythonOperator" in page.inner_text("#code") and "0123abcd" in page.inner_text("#code")
     assert "ingest_customers" in page.inner_text("dl.facts")  # the parent
 
 
-def test_graph_expands_a_node_and_collapses_by_artifact(page, server, reader) -> None:
-    page.goto(server.url + "/ui/lineage?ref=features:v0&direction=downstream&depth=1")
+def test_graph_expands_a_node_and_collapses_by_artifact(page, ui_server, ui_reader) -> None:
+    page.goto(ui_server.url + "/ui/lineage?ref=features:v0&direction=downstream&depth=1")
     wait_graph(page)
-    first = both(reader, "features:v0", 1)
-    down = reader.downstream("features:v0", 1)
+    first = both(ui_reader, "features:v0", 1)
+    down = ui_reader.downstream("features:v0", 1)
     assert graph_nodes(page)[0] == {v.ref for v in down.versions}
     page.click('#graph [data-ref="churn-model:v0"]')
     page.click('#details button:text-is("Expand neighbours")')
     page.locator("#graph [data-ref]").nth(len(down.versions)).wait_for()  # (CSP: no string eval)
-    expanded = merge_graphs([down, both(reader, "churn-model:v0", 1)])
+    expanded = merge_graphs([down, both(ui_reader, "churn-model:v0", 1)])
     assert graph_nodes(page) == ({v.ref for v in expanded.versions}, {r.id for r in expanded.runs})
     assert first is not None
     page.check("#collapse")
@@ -217,8 +121,8 @@ def test_graph_expands_a_node_and_collapses_by_artifact(page, server, reader) ->
     assert graph_nodes(page)[0] == {v.ref for v in expanded.versions}
 
 
-def test_time_travel_answers_what_an_alias_pointed_at(page, server) -> None:
-    base = server.url + "/ui/artifact?name=churn-model&alias=production"
+def test_time_travel_answers_what_an_alias_pointed_at(page, ui_server) -> None:
+    base = ui_server.url + "/ui/artifact?name=churn-model&alias=production"
     page.goto(base + "&at=2026-04-01T00:00")
     assert "churn-model:v0" in page.inner_text("#travel-answer")
     page.fill('input[name="at"]', "2026-07-01T12:00:00")
@@ -229,9 +133,9 @@ def test_time_travel_answers_what_an_alias_pointed_at(page, server) -> None:
     assert "no alias 'production'" in page.inner_text("#travel-answer")
 
 
-def test_diff_and_impact_pages(page, server, reader, story_home) -> None:
-    _, story = story_home
-    page.goto(server.url + "/ui/diff")
+def test_diff_and_impact_pages(page, ui_server, ui_reader, ui_story_home) -> None:
+    _, story = ui_story_home
+    page.goto(ui_server.url + "/ui/diff")
     page.fill('input[name="left"]', "features:v0")
     page.fill('input[name="right"]', "features:v1")
     page.click('form.filters button[type="submit"]')
@@ -242,8 +146,8 @@ def test_diff_and_impact_pages(page, server, reader, story_home) -> None:
     shot(page, "diff")
 
     ref = f"{story.users}:v0"
-    page.goto(server.url + "/ui/impact?ref=" + quote(ref, safe="/:"))
-    expected = reader.impact(ref=ref)
+    page.goto(ui_server.url + "/ui/impact?ref=" + quote(ref, safe="/:"))
+    expected = ui_reader.impact(ref=ref)
     holding = {v.ref for v in expected.holding}
     assert texts(page, "#holding [data-ref]", "data-ref") == holding
     models = {v.ref for v in expected.downstream.versions if v.type == "model" and v.ref not in holding}
@@ -256,8 +160,8 @@ def test_diff_and_impact_pages(page, server, reader, story_home) -> None:
     page.wait_for_url(re.compile(r"/ui/version\?ref=churn-model-int8:v0"))
 
 
-def test_a_hostile_name_is_shown_as_text(page, server) -> None:
-    page.goto(server.url + "/ui/artifact?name=" + quote(ui_story.XSS, safe=""))
+def test_a_hostile_name_is_shown_as_text(page, ui_server) -> None:
+    page.goto(ui_server.url + "/ui/artifact?name=" + quote(ui_story.XSS, safe=""))
     assert page.inner_text("h1") == ui_story.XSS
     page.click("#versions a.ref")
     assert page.inner_text("h1") == ui_story.XSS + ":v0"
@@ -266,20 +170,20 @@ def test_a_hostile_name_is_shown_as_text(page, server) -> None:
     wait_graph(page)
     assert graph_nodes(page)[0] == {ui_story.XSS + ":v0"}
     assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
-    page.goto(server.url + "/")
+    page.goto(ui_server.url + "/")
     assert ui_story.XSS in page.inner_text("#artifacts")
 
 
 @pytest.mark.parametrize("page", [(404, 400)], indirect=True)
-def test_errors_are_pages_with_one_line(page, server) -> None:
-    answer = page.goto(server.url + "/ui/artifact?name=no-such-thing")
+def test_errors_are_pages_with_one_line(page, ui_server) -> None:
+    answer = page.goto(ui_server.url + "/ui/artifact?name=no-such-thing")
     assert answer.status == 404 and "no artifact named 'no-such-thing'" in page.inner_text("p.error")
-    answer = page.goto(server.url + "/ui/lineage?ref=churn-model:v0&depth=-3")
+    answer = page.goto(ui_server.url + "/ui/lineage?ref=churn-model:v0&depth=-3")
     assert answer.status == 400 and "depth" in page.inner_text("p.error")
 
 
-def test_api_docs_load_from_the_package(page, server) -> None:
-    page.goto(server.url + "/docs")
+def test_api_docs_load_from_the_package(page, ui_server) -> None:
+    page.goto(ui_server.url + "/docs")
     page.wait_for_selector(".swagger-ui .info .title")
     assert "headwater" in page.inner_text(".swagger-ui .info .title")
     page.wait_for_selector(".opblock-summary-path")
@@ -288,7 +192,7 @@ def test_api_docs_load_from_the_package(page, server) -> None:
     # is never requested) and ReDoc hides the broken image.
     logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
     page.watch.must_block.add(logo)
-    page.goto(server.url + "/redoc")
+    page.goto(ui_server.url + "/redoc")
     page.wait_for_selector("h1")
     assert "headwater" in page.inner_text("h1")
     page.wait_for_selector("text=/events")
@@ -300,8 +204,8 @@ def test_api_docs_load_from_the_package(page, server) -> None:
 
 
 @pytest.mark.parametrize("page", [(401,)], indirect=True)
-def test_a_server_with_tokens_asks_for_one(page, story_home, tmp_path) -> None:
-    home, _ = story_home
+def test_a_server_with_tokens_asks_for_one(page, ui_story_home, tmp_path) -> None:
+    home, _ = ui_story_home
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{RW}\nread-only {RO}\n")
     secured = ServerProcess(tmp_path / "secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
@@ -334,33 +238,16 @@ def test_a_server_with_tokens_asks_for_one(page, story_home, tmp_path) -> None:
 # -- `headwater ui` ---------------------------------------------------------------------------------
 
 
-def test_headwater_ui_serves_the_configured_store(page, story_home, tmp_path) -> None:
-    home, _ = story_home
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
-    env.update(HEADWATER_HOME=str(home), PYTHONUNBUFFERED="1")
-    log = tmp_path / "ui.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "headwater.cli", "ui", "--no-browser", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+def test_headwater_ui_serves_the_configured_store(page, ui_story_home, tmp_path) -> None:
+    home, _ = ui_story_home
+    ui = UIProcess({"HEADWATER_HOME": str(home)}, tmp_path / "ui.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        assert f"http://127.0.0.1:{port}/" in log.read_text()
-        page.goto(f"http://127.0.0.1:{port}/ui/lineage?ref=features:v1&direction=upstream&depth=all")
+        assert f"{ui.url}/" in ui.log.read_text()
+        page.goto(f"{ui.url}/ui/lineage?ref=features:v1&direction=upstream&depth=all")
         wait_graph(page)
-        reader = hw.Client(home=home)
-        expected = reader.upstream("features:v1")
-        reader.close()
+        ui_reader = hw.Client(home=home)
+        expected = ui_reader.upstream("features:v1")
+        ui_reader.close()
         assert graph_nodes(page) == ({v.ref for v in expected.versions}, {r.id for r in expected.runs})
     finally:
-        process.terminate()
-        process.wait(20)
+        ui.stop()

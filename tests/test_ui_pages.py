@@ -18,7 +18,6 @@ import headwater as hw
 from headwater.api import merge_graphs
 from headwater.server.ui.graph import graph_payload
 from tests import ui_story
-from tests.ui_story import reader, server, story_home  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "core" / "server" / "static"
@@ -26,13 +25,13 @@ TEMPLATES = ROOT / "core" / "server" / "ui" / "templates"
 
 
 @pytest.fixture(scope="module")
-def http(server) -> httpx.Client:
-    with httpx.Client(base_url=server.url, timeout=30) as session:
+def http(ui_server) -> httpx.Client:
+    with httpx.Client(base_url=ui_server.url, timeout=30) as session:
         yield session
 
 
-def test_every_page_answers_html_with_a_strict_policy(http, story_home) -> None:
-    _, story = story_home
+def test_every_page_answers_html_with_a_strict_policy(http, ui_story_home) -> None:
+    _, story = ui_story_home
     for path in (
         "/", "/?sort=name&page=1", "/ui/artifact?name=churn-model", "/ui/version?ref=features:v1",
         f"/ui/run?id={story.evaluate}", "/ui/runs?orchestrator=airflow", "/ui/lineage?ref=features:v0",
@@ -57,10 +56,10 @@ def test_user_strings_are_escaped(http) -> None:
     assert ui_story.XSS not in version and version.count("&lt;script&gt;") >= 3  # name, type, metadata
 
 
-def test_graph_json_is_the_apis_lineage(http, reader) -> None:
+def test_graph_json_is_the_apis_lineage(http, ui_reader) -> None:
     for ref, direction, depth in (("churn-model:v0", "both", 3), ("features:v1", "upstream", None), ("features:v0", "downstream", 1)):
         got = http.get("/ui/graph.json", params={"ref": ref, "direction": direction, "depth": "all" if depth is None else depth}).json()
-        up, down = reader.upstream(ref, depth), reader.downstream(ref, depth)
+        up, down = ui_reader.upstream(ref, depth), ui_reader.downstream(ref, depth)
         expected = {"both": merge_graphs([up, down]), "upstream": up, "downstream": down}[direction]
         assert {n["ref"] for n in got["nodes"] if n["kind"] == "version"} == {v.ref for v in expected.versions}
         assert {n["run"] for n in got["nodes"] if n["kind"] == "run"} == {r.id for r in expected.runs}
@@ -72,10 +71,10 @@ def test_graph_json_is_the_apis_lineage(http, reader) -> None:
         assert got["root"] == ref and got["direction"] == direction
 
 
-def test_a_runs_neighbours_for_expanding_a_node(http, reader, story_home) -> None:
-    _, story = story_home
+def test_a_runs_neighbours_for_expanding_a_node(http, ui_reader, ui_story_home) -> None:
+    _, story = ui_story_home
     got = http.get("/ui/graph.json", params={"run": story.evaluate}).json()
-    run = reader.get_run(story.evaluate)
+    run = ui_reader.get_run(story.evaluate)
     assert {n["id"] for n in got["nodes"]} == {f"r:{run.id}", "v:churn-model:v0", "v:eval-report:v0"}
     assert {(e["source"], e["target"], e["exact"]) for e in got["edges"]} == {
         ("v:churn-model:v0", f"r:{run.id}", False), (f"r:{run.id}", "v:eval-report:v0", True),
@@ -124,10 +123,10 @@ def test_artifacts_are_paged(tmp_path) -> None:
     client.close()
 
 
-def test_sign_in_keeps_the_token_out_of_urls(server_factory, story_home, tmp_path) -> None:
-    home, _ = story_home
+def test_sign_in_keeps_the_token_out_of_urls(server_factory, ui_story_home, tmp_path) -> None:
+    home, _ = ui_story_home
     tokens = tmp_path / "tokens"
-    tokens.write_text("read-only reader-token-123456\n")
+    tokens.write_text("read-only ui_reader-token-123456\n")
     secured = server_factory("secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
     with httpx.Client(base_url=secured.url, timeout=30) as http:
         answer = http.get("/ui/version?ref=features:v0")
@@ -138,7 +137,7 @@ def test_sign_in_keeps_the_token_out_of_urls(server_factory, story_home, tmp_pat
         assert refused.status_code == 401 and "not accepted" in refused.text and "set-cookie" not in refused.headers
         # only a path of this site is a place to go back to: never another host
         for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-            answer = http.post("/ui/login", data={"token": "reader-token-123456", "next": target})
+            answer = http.post("/ui/login", data={"token": "ui_reader-token-123456", "next": target})
             assert answer.status_code == 303 and answer.headers["location"] == "/"
         cookie = answer.headers["set-cookie"]
         assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
@@ -146,9 +145,9 @@ def test_sign_in_keeps_the_token_out_of_urls(server_factory, story_home, tmp_pat
         assert http.get("/ui/graph.json?ref=features:v0").status_code == 200
         assert http.post("/ui/logout").status_code == 303
         assert http.get("/ui/version?ref=features:v0").status_code == 303
-        with httpx.Client(base_url=secured.url, headers={"Authorization": "Bearer reader-token-123456"}) as api_user:
+        with httpx.Client(base_url=secured.url, headers={"Authorization": "Bearer ui_reader-token-123456"}) as api_user:
             assert api_user.get("/ui/version?ref=features:v0").status_code == 200
-    assert "reader-token-123456" not in secured.log.read_text()
+    assert "ui_reader-token-123456" not in secured.log.read_text()
 
 
 def test_no_asset_comes_from_another_host() -> None:
@@ -159,7 +158,7 @@ def test_no_asset_comes_from_another_host() -> None:
 
 
 def test_vendored_files_match_their_pinned_hashes() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor_ui.py"), "--check"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor_ui.py"), "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
     manifest = json.loads((STATIC / "vendor" / "vendor.json").read_text())
     for item in manifest["packages"]:

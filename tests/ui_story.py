@@ -117,7 +117,7 @@ def build(client: hw.Client, folder: Path) -> Story:
 
 
 @pytest.fixture(scope="module")
-def story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Story]]:
+def ui_story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Story]]:
     """HEADWATER_HOME of a SQLite store holding the story."""
     folder = tmp_path_factory.mktemp("ui-story")
     client = hw.Client(home=folder / "home")
@@ -127,17 +127,17 @@ def story_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
 
 
 @pytest.fixture(scope="module")
-def reader(story_home: tuple[Path, Story]) -> Iterator[hw.Client]:
+def ui_reader(ui_story_home: tuple[Path, Story]) -> Iterator[hw.Client]:
     """The API's answers, which the pages must show."""
-    client = hw.Client(home=story_home[0])
+    client = hw.Client(home=ui_story_home[0])
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def server(story_home: tuple[Path, Story], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def ui_server(ui_story_home: tuple[Path, Story], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`headwater server` over the story's store."""
-    home, _ = story_home
+    home, _ = ui_story_home
     process = ServerProcess(tmp_path_factory.mktemp("ui-server"), f"sqlite:///{home / 'headwater.db'}").start()
     yield process
     process.stop()

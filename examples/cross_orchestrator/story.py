@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     headwater = shutil.which("headwater", path=str(Path(sys.executable).parent)) or "headwater"
     for command in ("graph churn_model_int8:production --format mermaid", "runs", "ls"):
         print(f"  {prefix} {headwater} {command}")
+    print("or in a web browser (then open the lineage of churn_model_int8:production):")
+    print(f"  {prefix} {headwater} ui")
     return 0
 
 
