@@ -76,7 +76,7 @@ def demo(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """The same story end to end, its joined graph asserted exactly: on SQLite, on PostgreSQL,
     and through a tracking server that every environment writes to with a token."""
-    _story_environments(session, "dev,postgres,server")
+    _story_environments(session, "dev,postgres,server,browser")
     session.run("pytest", *(session.posargs or ["tests/e2e"]), env={"PYTHONUNBUFFERED": "1"})
 
 

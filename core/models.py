@@ -53,6 +53,7 @@ class Version(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
     size: int = 0
+    files: int = Field(default=0, description="how many entries, also where `entries` is not loaded (lists)")
     created_at: datetime | None = None
     produced_by: str | None = None
     producers: list[str] = Field(default_factory=list)
@@ -74,6 +75,8 @@ class Version(_Model):
         # `ref` is computed; JSON that carries it (the CLI's, the server's) must still load.
         if isinstance(data, dict) and "ref" in data:
             data = {k: v for k, v in data.items() if k != "ref"}
+        if isinstance(data, dict) and "files" not in data and data.get("entries"):
+            data = {**data, "files": len(data["entries"])}
         return data
 
     @computed_field  # type: ignore[prop-decorator]

@@ -53,6 +53,7 @@ def test_navigate_artifact_version_lineage_run_and_back(page, ui_server, ui_read
     page.click('#artifacts a.ref:text-is("churn-model")')
     page.wait_for_url(re.compile(r"/ui/artifact\?name=churn-model$"))
     assert texts(page, "#versions tr[data-ref]", "data-ref") == {"churn-model:v0", "churn-model:v1"}
+    assert page.inner_text('#versions tr[data-ref="churn-model:v0"] td:nth-child(4)') == "1"  # files
     history = page.inner_text('section.alias[data-alias="production"]')
     assert "churn-model:v1" in history and "churn-model:v0" in history and "2026-03-01 00:00:00 UTC" in history
     shot(page, "artifact")

@@ -766,6 +766,7 @@ class SQLStore(Store):
                     metadata=row.metadata or {},
                     description=row.description,
                     size=row.size,
+                    files=row.n_entries,
                     created_at=row.created_at,
                     produced_by=row.produced_by,
                     producers=producer_map[vid],

@@ -19,6 +19,7 @@ from pathlib import Path
 import headwater as hw
 import pytest
 
+from tests.browser import CHROMIUM, UIProcess, graph_nodes, shot, texts, wait_graph
 from tests.conftest import ServerProcess, _truncate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,9 @@ def story(story_uri: str, tmp_path: Path) -> Iterator[tuple[hw.Client, Path, str
     client.close()
 
 
-def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(story: tuple[hw.Client, Path, str]) -> None:
+def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
+    story: tuple[hw.Client, Path, str], story_uri: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     client, data, printed = story
     uri = lambda *parts: data.joinpath(*parts).as_uri()
     raw_eu, raw_us, clean = uri("raw", "customers_eu.csv"), uri("raw", "customers_us.csv"), uri("clean", "customers")
@@ -153,3 +156,30 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(story: tuple[hw
     assert f"metadata rows: {ROWS} -> {ROWS - TAKEN_DOWN}\n" in printed
     models = printed.split("models to retrain (2)\n", 1)[1].split("\n\n", 1)[0]
     assert [line.split()[0] for line in models.splitlines()[1:]] == ["churn_model:v0", "churn_model_int8:v0"]
+    assert f"HEADWATER_URI={story_uri} " in printed and printed.rstrip().endswith(" ui")
+
+    # The same graph in the web UI, as `headwater ui` shows it for this store (the last command
+    # the demo prints), in a real browser.
+    if CHROMIUM is None and not os.environ.get("CI"):
+        return  # tests/browser.py says why once; the story itself is asserted above
+    page = request.getfixturevalue("page")
+    env = {"HEADWATER_URI": story_uri, "HEADWATER_HOME": str(tmp_path / "ui-home")}
+    if story_uri.startswith("http"):
+        env["HEADWATER_TOKEN"] = TOKEN
+    ui = UIProcess(env, tmp_path / "ui.log")
+    try:
+        page.goto(f"{ui.url}/ui/lineage?ref=churn_model_int8:production&direction=upstream&depth=all")
+        wait_graph(page)
+        assert graph_nodes(page) == ({v.ref for v in upstream.versions}, {r.id for r in upstream.runs})
+        assert page.locator("#graph path.edge.inexact").count() == 0
+        orchestrators = {page.get_attribute(f'#graph [data-run="{r.id}"]', "class").split("orch-")[1].split()[0] for r in upstream.runs}
+        assert orchestrators == {"airflow", "dagster", "prefect", "manual"}
+        page.set_viewport_size({"width": 1800, "height": 820})
+        page.click("#fit")
+        shot(page, f"demo-lineage-{request.node.callspec.id}")  # docs/images/demo-lineage.png
+        page.goto(f"{ui.url}/ui/impact?ref={raw_eu}:v0")
+        assert texts(page, "#models [data-ref]", "data-ref") == {"churn_model:v0", "churn_model_int8:v0"}
+        page.click('#models a:text-is("churn_model_int8:v0")')
+        assert "production" in page.inner_text(".meta")
+    finally:
+        ui.stop()

@@ -4,6 +4,7 @@
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
   const AUTO_COLLAPSE = 1500; // above this many nodes the graph starts collapsed by artifact and job
+  const READABLE = 0.8; // the first view zooms no further out than this (Fit shows everything)
   const box = document.getElementById("graph");
   const notice = document.getElementById("graph-notice");
   const details = document.getElementById("details");
@@ -14,6 +15,7 @@
   let svg = null;
   let view = null; // the drawn graph's bounds and the current viewBox
   let selected = null;
+  let rootAt = null; // where the version the page was opened at was drawn
   const stats = { nodes: 0, edges: 0, layoutMs: 0, renderMs: 0, fetchMs: 0 };
   window.headwaterGraph = stats;
 
@@ -80,9 +82,16 @@
     return { nodes: Array.from(groups.values()), edges: Array.from(joined.values()) };
   }
 
+  // A location's last two path segments say what it is (raw/customers_eu.csv); the tooltip and
+  // the details panel have the whole URI.
+  function short(name) {
+    if (name.indexOf("://") < 0) return name;
+    const parts = name.split("://")[1].split("/").filter(Boolean);
+    return parts.length > 2 ? parts.slice(-2).join("/") : parts.join("/");
+  }
+
   function title(node) {
-    if (node.kind === "version") return node.name;
-    if (node.kind === "artifact") return node.name;
+    if (node.kind === "version" || node.kind === "artifact") return short(node.name);
     return node.job;
   }
 
@@ -108,13 +117,13 @@
     const shown = visible();
     const started = performance.now();
     const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 12, ranksep: 56, marginx: 16, marginy: 16 });
+    g.setGraph({ rankdir: "LR", nodesep: 12, ranksep: 44, marginx: 16, marginy: 16 });
     g.setDefaultEdgeLabel(function () { return {}; });
     for (const node of shown.nodes) {
       const isRun = node.kind === "run" || node.kind === "job";
       // room for the name (clipped at 34 characters), or the label line with up to three alias badges
       const badges = (node.aliases || []).slice(0, 3).reduce(function (sum, a) { return sum + a.length * 6 + 11; }, 0);
-      const width = Math.max(Math.min(title(node).length, 34) * 7, subtitle(node).length * 6.2 + 6 + badges) + 34;
+      const width = Math.max(Math.min(title(node).length, 34) * 7.5, subtitle(node).length * 6.2 + 6 + badges) + 34;
       g.setNode(node.id, { width: Math.min(300, Math.max(120, width)), height: isRun ? 40 : 46, node: node });
     }
     for (const edge of shown.edges) g.setEdge(edge.source, edge.target, { edge: edge });
@@ -128,6 +137,7 @@
 
   function render(g, shown) {
     box.textContent = "";
+    rootAt = null;
     const graph = g.graph();
     svg = el("svg", { class: "lineage", role: "group", "aria-label": "lineage of " + root });
     const defs = el("defs", {}, svg);
@@ -155,7 +165,10 @@
       group.dataset.id = node.id;
       if (node.orchestrator) group.classList.add("orch-" + String(node.orchestrator).toLowerCase().replace(/[^a-z0-9_-]/g, ""));
       if (node.status) group.classList.add("status-" + node.status);
-      if (node.ref === root || node.root) group.classList.add("root");
+      if (node.ref === root || node.root) {
+        group.classList.add("root");
+        rootAt = { x: box_.x, y: box_.y };
+      }
       if (node.deleted) group.classList.add("deleted");
       const isRun = node.kind === "run" || node.kind === "job";
       el("rect", { width: box_.width, height: box_.height, rx: isRun ? 20 : 4, class: "shape" }, group);
@@ -165,6 +178,7 @@
       name.textContent = clip(title(node), Math.floor((box_.width - left - 6) / 7));
       const tip = el("title", {}, group);
       tip.textContent = (node.ref || node.name || node.job) + (node.kind === "run" ? " (" + node.run + ")" : "");
+      group.setAttribute("aria-label", tip.textContent);
       const sub = el("text", { x: left, y: isRun ? 32 : 33, class: "sub" }, group);
       sub.textContent = subtitle(node);
       if (node.aliases && node.aliases.length) {
@@ -182,7 +196,7 @@
     }
     box.appendChild(svg);
     view = { x: 0, y: 0, width: graph.width || 100, height: graph.height || 100, full: { width: graph.width || 100, height: graph.height || 100 } };
-    fit();
+    fit(true);
     if (selected && !svg.querySelector('[data-id="' + CSS.escape(selected) + '"]')) selected = null;
     if (selected) highlight(selected);
   }
@@ -192,15 +206,23 @@
     svg.setAttribute("viewBox", [view.x, view.y, view.width, view.height].map(function (n) { return n.toFixed(1); }).join(" "));
   }
 
-  function fit() {
+  // The whole graph when it is readable so; else at a readable zoom around the page's version.
+  function fit(first) {
     if (!svg) return;
     const w = box.clientWidth || 800, h = box.clientHeight || 600;
-    const scale = Math.max(view.full.width / w, view.full.height / h, 1);
-    view.width = w * scale;
-    view.height = h * scale;
-    view.x = (view.full.width - view.width) / 2;
-    view.y = (view.full.height - view.height) / 2;
+    const whole = Math.min(w / view.full.width, h / view.full.height, 1);
+    const zoom = first === true && whole < READABLE && rootAt ? READABLE : whole;
+    const around = zoom === whole ? { x: view.full.width / 2, y: view.full.height / 2 } : rootAt;
+    view.width = w / zoom;
+    view.height = h / zoom;
+    view.x = clamp(around.x - view.width / 2, view.full.width, view.width);
+    view.y = clamp(around.y - view.height / 2, view.full.height, view.height);
     apply();
+  }
+
+  function clamp(start, full, shown) {
+    if (shown >= full) return (full - shown) / 2;
+    return Math.min(Math.max(start, 0), full - shown);
   }
 
   box.addEventListener("wheel", function (event) {
@@ -352,7 +374,7 @@
     say(collapseBox.checked ? "Versions are collapsed by artifact and runs by job." : "");
     draw();
   });
-  document.getElementById("fit").addEventListener("click", fit);
+  document.getElementById("fit").addEventListener("click", function () { fit(false); });
 
   load(box.dataset.src).then(function (data) {
     merge(data);
