@@ -8,6 +8,9 @@ screenshots go to test-artifacts/ui/ (HEADWATER_TEST_ARTIFACTS to change it).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -252,3 +255,20 @@ def test_headwater_ui_serves_the_configured_store(page, ui_story_home, tmp_path)
         assert graph_nodes(page) == ({v.ref for v in expected.versions}, {r.id for r in expected.runs})
     finally:
         ui.stop()
+
+
+# -- bench/ui_bench.py -------------------------------------------------------------------------------
+
+
+def test_ui_bench_prints_every_row(browser) -> None:
+    """The benchmark at its smallest size, end to end (its timings are never asserted)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "ui_bench.py"), "--tiny"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = done.stdout.splitlines()
+    assert table[0].split()[:3] == ["what", "first", "render"]
+    assert [line.split(",")[0] for line in table[1:]] == ["lineage", "artifacts list", "artifacts list", "artifacts list"]
+    assert table[1].split()[-3] == "101"  # nodes drawn: 2 days of 50, and the raw dataset

@@ -181,5 +181,18 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
         assert texts(page, "#models [data-ref]", "data-ref") == {"churn_model:v0", "churn_model_int8:v0"}
         page.click('#models a:text-is("churn_model_int8:v0")')
         assert "production" in page.inner_text(".meta")
+        # every other page, on the story's store
+        page.goto(f"{ui.url}/?sort=name")
+        assert texts(page, "#artifacts tr[data-artifact]", "data-artifact") == {a.name for a in client.artifacts()}
+        [manual] = client.runs(job="quantize-int8")
+        page.goto(f"{ui.url}/ui/run?id={manual.id}")
+        assert texts(page, "#inputs [data-ref]", "data-ref") == {"churn_model:v0", "churn_report:v0"}
+        assert page.inner_text("#params").split() == ["bits", "8"]
+        page.goto(f"{ui.url}/ui/diff?left={clean}:v0&right={clean}:v1")
+        assert page.inner_text("table.diff tr.changed td:nth-child(2)") == "customers_eu.csv"
+        page.goto(f"{ui.url}/ui/artifact?name=churn_model_int8")
+        assert "churn_model_int8:v0" in page.inner_text('section.alias[data-alias="production"]')
+        page.goto(f"{ui.url}/ui/runs?orchestrator=prefect")
+        assert len(texts(page, "#runs [data-run]", "data-run")) == 4
     finally:
         ui.stop()
