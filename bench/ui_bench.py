@@ -157,13 +157,14 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="100 nodes and 1,000 artifacts, one load each (the smoke test)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--artifacts", type=int, default=100_000)
+    parser.add_argument("--days", help="pipeline days to draw, comma-separated (default 2,10,100: 100, 500, 5,000 nodes)")
     parser.add_argument("--json", help="write the raw timings here")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         print("Chromium is not installed (apt-get install chromium)", file=sys.stderr)
         return 2
-    sizes = [2] if args.tiny else [2, 10, 100]
+    sizes = [2] if args.tiny else [int(d) for d in (args.days or "2,10,100").split(",")]
     repeat = 1 if args.tiny else args.repeat
     artifacts = 1000 if args.tiny else args.artifacts
     from playwright.sync_api import sync_playwright

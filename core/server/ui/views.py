@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 from headwater.api import Client, merge_graphs
 from headwater.errors import HeadwaterError, InvalidInput, NotFound
@@ -289,8 +290,6 @@ def lineage_view(client: Client, ref: str | None, direction: str | None, depth: 
 
 
 def _encode(params: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode(params, safe="/:@")
 
 
