@@ -30,9 +30,11 @@ def http(ui_server) -> httpx.Client:
         yield session
 
 
-def test_every_page_answers_html_with_a_strict_policy(http, ui_story_home) -> None:
+def test_every_page_answers_html_with_a_strict_policy(http, ui_story_home, ui_reader) -> None:
     _, story = ui_story_home
+    file_digest = ui_reader.get("features:v0").entries[0].digest
     for path in (
+        f"/ui/impact?digest={file_digest}", "/ui/impact?ref=features:v1&path=part-1.csv",
         "/", "/?sort=name&page=1", "/ui/artifact?name=churn-model", "/ui/version?ref=features:v1",
         f"/ui/run?id={story.evaluate}", "/ui/runs?orchestrator=airflow", "/ui/lineage?ref=features:v0",
         "/ui/diff?left=features:v0&right=features:v1", f"/ui/impact?ref={quote(story.users)}:v0",
