@@ -126,8 +126,8 @@ def diff(left: str, right: str) -> Diff:
     return default_client().diff(left, right)
 
 
-def impact(digest: str | None = None, path: Any = None, ref: str | None = None) -> Impact:
-    return default_client().impact(digest=digest, path=path, ref=ref)
+def impact(digest: str | None = None, path: Any = None, ref: str | None = None, **kwargs: Any) -> Impact:
+    return default_client().impact(digest=digest, path=path, ref=ref, **kwargs)
 
 
 def verify(ref: str) -> VerifyReport:

@@ -553,6 +553,8 @@ class Client:
         digest: str | None = None,
         path: str | os.PathLike[str] | None = None,
         ref: str | None = None,
+        *,
+        read_files: bool = True,
     ) -> Impact:
         """Versions that hold a file (by digest or path), or the files of version `ref`, and
         everything downstream of them.
@@ -561,6 +563,9 @@ class Client:
         was?"): its files (with `path`, only the files of it at that path) are looked up by
         digest, so copies of that content are found wherever they live, and a later version at
         the same location (the export after the takedown) is not.
+
+        `read_files=False` matches a path only as recorded (a manifest path or a URI) and never
+        hashes a local file: what a server does for its users, whose files are not its own.
         """
         if (ref is None and (digest is None) == (path is None)) or (ref is not None and digest is not None):
             raise InvalidInput("impact takes exactly one of a REF, a path or a digest (a REF may be narrowed by a path)")
@@ -588,7 +593,7 @@ class Client:
             for place in sorted(_places(text)):
                 found.extend(self.store.versions_holding(path=place))
             local = Path(text)
-            if not is_uri(text) and local.is_file():
+            if read_files and not is_uri(text) and local.is_file():
                 from headwater.digest import hash_file
 
                 found.extend(self.store.versions_holding(digest=hash_file(local.absolute())[0]))

@@ -117,7 +117,9 @@ def test_graph_expands_a_node_and_collapses_by_artifact(page, ui_server, ui_read
     expanded = merge_graphs([down, both(ui_reader, "churn-model:v0", 1)])
     assert graph_nodes(page) == ({v.ref for v in expanded.versions}, {r.id for r in expanded.runs})
     assert first is not None
+    assert page.is_visible("#graph .node.selected[data-ref='churn-model:v0']")  # still selected after the redraw
     page.check("#collapse")
+    assert page.is_hidden("#details")  # its node was collapsed into its artifact
     assert texts(page, "#graph [data-artifact]", "data-artifact") == {v.name for v in expanded.versions}
     assert page.locator("#graph [data-ref]").count() == 0
     shot(page, "lineage-collapsed")

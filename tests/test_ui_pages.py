@@ -113,7 +113,7 @@ def test_artifacts_are_paged(tmp_path) -> None:
     for i in range(120):
         some.write_text(str(i))
         client.log_artifact(f"art-{i:03d}", some)
-    with TestClient(create_ui_app(client)) as browser:
+    with TestClient(create_ui_app(client), base_url="http://127.0.0.1") as browser:
         first = browser.get("/?sort=name").text
         rows = re.findall(r'data-artifact="(art-\d+)"', first)
         assert rows == [f"art-{i:03d}" for i in range(50)] and 'rel="next"' in first and 'rel="prev"' not in first
@@ -181,3 +181,46 @@ def test_graph_payload_joins_duplicate_edges_and_keeps_inexact() -> None:
     )
     payload = graph_payload(graph, "d:v0", "both")
     assert payload["edges"] == [{"source": "v:d:v0", "target": "r:r1", "exact": False}]
+
+
+def test_the_impact_page_never_reads_the_servers_files(http, ui_story_home, tmp_path) -> None:
+    _, story = ui_story_home
+    data = Path(story.users[len("file://"):]).parent
+    copy = tmp_path / "copy-of-report.json"
+    copy.write_bytes((data / "report.json").read_bytes())  # the content of eval-report:v0
+    page = http.get("/ui/impact", params={"path": str(copy)}).text
+    assert "No version holds" in page and "eval-report:v0" not in page
+    by_manifest_path = http.get("/ui/impact", params={"path": "report.json"}).text
+    assert 'data-ref="eval-report:v0"' in by_manifest_path  # as recorded: still found
+
+
+def test_odd_input_gets_a_clear_answer_not_a_500(http) -> None:
+    for at in ("0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00", "10000-01-01"):
+        answer = http.get("/ui/artifact", params={"name": "churn-model", "alias": "production", "at": at})
+        assert answer.status_code == 400, at
+    fields = "&".join(f"f{i}=x" for i in range(8))
+    answer = http.post("/ui/login", content=fields, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code in (303, 400)  # open server: sign-in is not needed, nothing breaks
+
+
+def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+    from headwater.server.ui import create_ui_app
+
+    client = hw.Client(home=tmp_path / "home")
+    some = tmp_path / "x"
+    for text in ("a", "b", "c"):
+        some.write_text(text)
+        client.log_artifact("odd;name", some)
+    client.delete("odd;name:v1")
+    with TestClient(create_ui_app(client), base_url="http://127.0.0.1") as browser:
+        v2 = browser.get("/ui/version", params={"ref": "odd;name:v2"}).text
+        assert "Diff with v0" in v2 and 'id="deleted"' not in v2
+        v1 = browser.get("/ui/version", params={"ref": "odd;name@" + client.versions("odd;name", include_deleted=True)[1].digest}).text
+        assert 'id="deleted"' in v1
+        diff = browser.get("/ui/diff", params={"left": "odd;name:v0", "right": "odd;name:v2"}).text
+        assert "headwater diff &#39;odd;name:v0&#39; &#39;odd;name:v2&#39;" in diff  # shell-quoted for copying
+        # `headwater ui` answers only to the names of this machine (no DNS rebinding)
+        assert browser.get("/", headers={"host": "evil.example"}).status_code == 400
+        assert browser.get("/", headers={"host": "localhost:8766"}).status_code == 200
+    client.close()

@@ -74,8 +74,9 @@ class Store(ABC):
         order: ArtifactOrder = "name",
         offset: int = 0,
     ) -> list[Artifact]:
-        """Artifacts by name (or newest update first), a page of `limit` from `offset`; `tag`:
-        those with a version carrying that tag."""
+        """Artifacts by name (or newest update first), a page of `limit` from `offset`;
+        `name_like`: names holding that text, in any case; `tag`: those with a version carrying
+        that tag."""
 
     @abstractmethod
     def list_versions(

@@ -635,7 +635,8 @@ class SQLStore(Store):
             .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
         )
         if order == "updated":
-            # Artifacts whose versions are all deleted sort last; the name breaks ties (stable pages).
+            # An artifact without a live version counts as updated when it was created; the name
+            # breaks ties, so pages never overlap.
             updated = sa.func.coalesce(counts.c.updated_at, artifacts.c.created_at)
             query = query.order_by(updated.desc(), artifacts.c.name)
         else:
@@ -643,7 +644,8 @@ class SQLStore(Store):
         if type is not None:
             query = query.where(artifacts.c.type == type)
         if name_like is not None:
-            query = query.where(artifacts.c.name.contains(name_like, autoescape=True))
+            # Case-insensitive on both databases (SQLite's LIKE folds ASCII case, PostgreSQL's none).
+            query = query.where(artifacts.c.name.icontains(name_like, autoescape=True))
         if tag is not None:
             tagged = (
                 sa.select(versions.c.artifact_id)

@@ -197,9 +197,23 @@
       }
     }
     box.appendChild(svg);
+    const previous = view;
     view = { x: 0, y: 0, width: graph.width || 100, height: graph.height || 100, full: { width: graph.width || 100, height: graph.height || 100 } };
-    fit(true);
-    if (selected && !svg.querySelector('[data-id="' + CSS.escape(selected) + '"]')) selected = null;
+    const kept = selected ? g.node(selected) : null;
+    if (selected && !kept) {
+      selected = null;
+      details.hidden = true;  // its node is gone (collapsed into its artifact or job)
+    }
+    if (previous && kept) {
+      // A redraw (expand, collapse) keeps the zoom and the selected node in the middle.
+      view.width = previous.width;
+      view.height = previous.height;
+      view.x = kept.x - view.width / 2;
+      view.y = kept.y - view.height / 2;
+      apply();
+    } else {
+      fit(true);
+    }
     if (selected) highlight(selected);
   }
 
@@ -227,34 +241,41 @@
     return Math.min(Math.max(start, 0), full - shown);
   }
 
+  // Screen to graph coordinates through the SVG's own transform, whatever the box's shape.
+  function toGraph(x, y) {
+    const point = svg.createSVGPoint();
+    point.x = x;
+    point.y = y;
+    return point.matrixTransform(svg.getScreenCTM().inverse());
+  }
+
   box.addEventListener("wheel", function (event) {
-    if (!svg) return;
+    if (!svg || event.deltaY === 0) return;
     event.preventDefault();
-    const rect = svg.getBoundingClientRect();
     const factor = event.deltaY > 0 ? 1.15 : 1 / 1.15;
-    const px = view.x + (event.clientX - rect.left) / rect.width * view.width;
-    const py = view.y + (event.clientY - rect.top) / rect.height * view.height;
+    const at = toGraph(event.clientX, event.clientY);
     view.width *= factor;
     view.height *= factor;
-    view.x = px - (px - view.x) * factor;
-    view.y = py - (py - view.y) * factor;
+    view.x = at.x - (at.x - view.x) * factor;
+    view.y = at.y - (at.y - view.y) * factor;
     apply();
   }, { passive: false });
 
   let drag = null;
   box.addEventListener("pointerdown", function (event) {
     if (!svg || event.target.closest(".node")) return;
-    drag = { x: event.clientX, y: event.clientY, vx: view.x, vy: view.y };
+    drag = { x: event.clientX, y: event.clientY, vx: view.x, vy: view.y, scale: 1 / svg.getScreenCTM().a };
     box.setPointerCapture(event.pointerId);
   });
   box.addEventListener("pointermove", function (event) {
     if (!drag) return;
-    const rect = svg.getBoundingClientRect();
-    view.x = drag.vx - (event.clientX - drag.x) / rect.width * view.width;
-    view.y = drag.vy - (event.clientY - drag.y) / rect.height * view.height;
+    view.x = drag.vx - (event.clientX - drag.x) * drag.scale;
+    view.y = drag.vy - (event.clientY - drag.y) * drag.scale;
     apply();
   });
-  box.addEventListener("pointerup", function () { drag = null; });
+  for (const name of ["pointerup", "pointercancel", "lostpointercapture"]) {
+    box.addEventListener(name, function () { drag = null; });
+  }
 
   // -- selection and the details panel -----------------------------------------------------------
   function highlight(id) {

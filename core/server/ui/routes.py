@@ -9,6 +9,7 @@ given once on the login page and kept in an HttpOnly cookie: never in a URL or a
 from __future__ import annotations
 
 import logging
+import shlex
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from headwater import __version__
 from headwater.api import Client
 from headwater.errors import HeadwaterError
@@ -65,6 +67,8 @@ def _environment() -> Environment:
     env.filters["when"] = views.when
     env.filters["short"] = views.short_digest
     env.filters["json"] = views.pretty_json
+    env.filters["shell"] = shlex.join  # commands shown for copying: a name is never shell syntax
+    env.filters["py"] = repr
     env.globals["version"] = __version__
     return env
 
@@ -93,6 +97,12 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _https(request: Request) -> bool:
+    """Served over HTTPS, here or at the TLS proxy in front (then the cookie is Secure)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def _safe_next(target: str | None) -> str:
@@ -220,7 +230,10 @@ def add_ui(
 
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:
+            return render(request, "login.html", 400, next="/", failed=True)
         token = (form.get("token") or [""])[0].strip()
         target = _safe_next((form.get("next") or ["/"])[0])
         configured = tokens()
@@ -230,7 +243,7 @@ def add_ui(
         response = RedirectResponse(target, status_code=303)
         if configured:
             response.set_cookie(
-                COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+                COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/"
             )
         return response
 
@@ -261,4 +274,7 @@ def create_ui_app(client: Client) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     add_ui(app, lambda: client, api_docs=False)
+    # Open on loopback: only a browser that asked for this machine by name gets an answer, so
+    # a web page that rebinds its own host name to 127.0.0.1 cannot read the store through it.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"])
     return app

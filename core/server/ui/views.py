@@ -18,6 +18,7 @@ from headwater.server.ui.graph import graph_payload, run_node, version_node
 PAGE_SIZE = 50
 MAX_ENTRIES_SHOWN = 2000
 MAX_CHILDREN_SHOWN = 500
+MAX_VERSIONS_SHOWN = 200
 DEFAULT_DEPTH = 3
 MAX_DEPTH = 1000
 
@@ -78,9 +79,12 @@ def _at(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        aware = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise InvalidInput(f"not a time: {value[:40]!r} (expected YYYY-MM-DDTHH:MM, UTC)") from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    if not 1000 <= aware.year <= 9998:  # what the databases store and order correctly
+        raise InvalidInput(f"{value[:40]!r} is out of range (years 1000 to 9998)")
+    return aware
 
 
 def _runs(client: Client, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -126,7 +130,8 @@ def artifact_view(client: Client, name: str | None, alias: str | None, at: str |
     name = normalize_name(_need(name, "an artifact name (?name=)"))
     artifact = client.store.get_artifact(name)
     versions = client.versions(name, include_deleted=True)
-    versions.reverse()  # newest first, as people read a history
+    older = max(0, len(versions) - MAX_VERSIONS_SHOWN)
+    versions = versions[older:][::-1]  # newest first, as people read a history
     history = client.alias_history(name)
     rows: dict[str, AliasRow] = {}
     for move in history:
@@ -152,6 +157,7 @@ def artifact_view(client: Client, name: str | None, alias: str | None, at: str |
         "versions": versions,
         "aliases": aliases,
         "producers": {r["id"]: r["run"] for r in _runs(client, sorted(producers))},
+        "older": older,
         "travel": travel,
         "travel_alias": alias or ("production" if "production" in rows else LATEST),
         "travel_at": at or "",
@@ -193,9 +199,11 @@ def _previous(client: Client, version: Version) -> Version | None:
     number = int(version.label[1:])
     for older in range(number - 1, max(-1, number - 50), -1):  # deleted ones are skipped
         try:
-            return client.store.get_version(Ref(version.name, label=f"v{older}"))
+            found = client.store.get_version(Ref(version.name, label=f"v{older}"))
         except NotFound:
             continue
+        if not found.deleted:
+            return found
     return None
 
 
@@ -321,13 +329,17 @@ def diff_view(client: Client, left: str | None, right: str | None) -> dict[str, 
     if not left or not right:
         return {"nav": "diff", "left": left or "", "right": right or "", "diff": None}
     diff = client.diff(left, right)
-    return {"nav": "diff", "left": left, "right": right, "diff": diff, "a": client.get(left), "b": client.get(right)}
+    return {
+        "nav": "diff", "left": left, "right": right, "diff": diff,
+        "command": shlex.join(["headwater", "diff", left, right]),
+    }
 
 
 def impact_view(client: Client, ref: str | None, path: str | None, digest: str | None) -> dict[str, Any]:
     if not (ref or path or digest):
         return {"nav": "impact", "impact": None, "form": {"ref": "", "path": "", "digest": ""}}
-    result = client.impact(ref=ref, path=path, digest=digest)
+    # The UI never reads the serving machine's files: a path is matched as it was recorded.
+    result = client.impact(ref=ref, path=path, digest=digest, read_files=False)
     holding = {v.ref for v in result.holding}
     graph = result.downstream
     affected = [v for v in graph.versions if v.ref not in holding]
