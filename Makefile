@@ -7,12 +7,14 @@ export UV_COMPILE_BYTECODE := 1
 export HEADWATER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TOOLS := .tools
 # Each orchestrator in its own environment: Airflow 3.3 and Prefect 3.9 cannot share one.
+# core_pythons: the core suite on Python 3.10, 3.12 and 3.13 (found on the machine, never downloaded).
+# docs: the documentation site, built with --strict.
 # e2e last: the cross-orchestrator story across the three environments the sessions before built.
-SESSIONS ?= core dagster airflow prefect e2e
+SESSIONS ?= core core_pythons docs dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
-.PHONY: test demo bench postgres chromium tools clean
+.PHONY: test demo docs bench dist postgres chromium tools clean
 
 $(NOX) $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -34,8 +36,18 @@ test: tools postgres chromium
 demo: tools
 	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s demo
 
-bench: tools postgres
+# The documentation site, built with --strict into site/ (also part of `make test`).
+docs: tools
+	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s docs
+
+# The sdist and the wheel, in dist/ (headwater is on no package index yet: install the wheel).
+dist: tools
+	rm -rf dist
+	$(UV) build --out-dir dist
+	@ls dist
+
+bench: tools postgres chromium
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s bench
 
 clean:
-	rm -rf $(TOOLS) .nox
+	rm -rf $(TOOLS) .nox dist site

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,11 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["core"]
 
 PYTHON = "3.11"
+# The core suite also runs on every other Python headwater supports, with the interpreters found
+# on the machine (uv never downloads one: UV_PYTHON_DOWNLOADS=never). pyenv's shims hide them
+# from uv, so their paths are looked up here.
+OTHER_PYTHONS = ("3.10", "3.12", "3.13")
+DEV = ("--group", "dev")  # PEP 735 groups of pyproject.toml, not published extras
 ORCHESTRATORS = ("airflow", "prefect", "dagster")
 # The story of examples/cross_orchestrator/ pickles a scikit-learn model in Dagster's environment
 # and unpickles it in Prefect's and in the manual step's: the same pins in each of them.
@@ -22,9 +28,42 @@ STORY_ENVS = {"dagster", "prefect"}
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The library, the store contract on SQLite and PostgreSQL, the CLI."""
-    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres,server,openlineage,browser]")
-    ignore = [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e")]
-    session.run("pytest", *(session.posargs or ["tests", *ignore]), env={"PYTHONUNBUFFERED": "1"})
+    session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage]", *DEV, "--group", "browser")
+    session.run("pytest", *(session.posargs or ["tests", *_core_ignores()]), env={"PYTHONUNBUFFERED": "1"})
+
+
+def _core_ignores() -> list[str]:
+    return [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e")]
+
+
+def _interpreter(version: str) -> str | None:
+    found = shutil.which(f"python{version}")
+    if found and "shims" not in found:
+        return found
+    candidates = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@nox.session(python=False)
+@nox.parametrize("version", OTHER_PYTHONS)
+def core_pythons(session: nox.Session, version: str) -> None:
+    """The core suite on another supported Python (the web UI's browser tests stay on 3.11)."""
+    interpreter = _interpreter(version)
+    if interpreter is None:
+        session.error(f"Python {version} is not installed: the core suite must run on it")
+    venv = Path(".nox", f"core-{version}")
+    if not (venv / "bin" / "python").exists():
+        session.run("uv", "venv", "-q", "--python", interpreter, str(venv), external=True)
+    python = str(venv / "bin" / "python")
+    constraints = f"constraints/core-{version}.txt"
+    session.run(
+        "uv", "pip", "install", "-q", "--python", python, "-c", constraints,
+        "-e", ".[postgres,server,openlineage]", *DEV, external=True,
+    )
+    session.run(
+        python, "-m", "pytest", *(session.posargs or ["tests", *_core_ignores(), "--ignore=tests/test_ui_browser.py"]),
+        env={"PYTHONUNBUFFERED": "1"}, external=True,
+    )
 
 
 def _orchestrator_session(session: nox.Session, name: str) -> None:
@@ -32,7 +71,7 @@ def _orchestrator_session(session: nox.Session, name: str) -> None:
     if not any(Path("tests", name).glob("test_*.py")):
         session.skip(f"no tests for {name} yet")
     # `http`: the story of tests/e2e/ also records through a tracking server from these envs.
-    session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},dev,postgres,http]")
+    session.install("-c", f"constraints/{name}.txt", "-e", f".[{name},postgres,http]", *DEV)
     if name in STORY_ENVS:
         session.install("-c", f"constraints/{name}.txt", "-r", STORY_REQUIREMENTS)
     session.run(
@@ -58,10 +97,10 @@ def dagster(session: nox.Session) -> None:
     _orchestrator_session(session, "dagster")
 
 
-def _story_environments(session: nox.Session, extras: str) -> None:
+def _story_environments(session: nox.Session, extras: str, *groups: str) -> None:
     """This session's own environment (the manual step's: headwater and scikit-learn), and the
     three orchestrators' environments of their test sessions (built or brought up to date)."""
-    session.install("-c", "constraints/core.txt", "-e", f".[{extras}]", "-r", STORY_REQUIREMENTS)
+    session.install("-c", "constraints/core.txt", "-e", f".[{extras}]", *groups, "-r", STORY_REQUIREMENTS)
     session.run(sys.executable, "-m", "nox", "--install-only", "-s", *ORCHESTRATORS, external=True)
 
 
@@ -76,12 +115,24 @@ def demo(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """The same story end to end, its joined graph asserted exactly: on SQLite, on PostgreSQL,
     and through a tracking server that every environment writes to with a token."""
-    _story_environments(session, "dev,postgres,server,browser")
+    _story_environments(session, "postgres,server", *DEV, "--group", "browser")
     session.run("pytest", *(session.posargs or ["tests/e2e"]), env={"PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material), built with --strict into site/."""
+    session.install("-c", "constraints/docs.txt", "-e", ".[server]", "--group", "docs")
+    source = Path("build", "docs-src")
+    source.mkdir(parents=True, exist_ok=True)
+    link = source / "headwater"
+    if not link.is_symlink():
+        link.symlink_to(Path("..", "..", "core"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """The benchmarks in bench/, full size (not part of `make test`)."""
-    session.install("-c", "constraints/core.txt", "-e", ".[dev,postgres]")
+    session.install("-c", "constraints/core.txt", "-e", ".[postgres,server]", *DEV, "--group", "browser")
     session.run("python", "bench/run.py", *session.posargs, env={"PYTHONUNBUFFERED": "1"})

@@ -2,7 +2,7 @@
 
     python bench/airflow_overhead.py [--tasks 30] [--repeat 3] [--shapes assets,trivial]
 
-The same DAG runs with `dag.test()` (every task in one process, as ORCHESTRATORS.md measured)
+The same DAG runs with `dag.test()` (every task in one process)
 under three set-ups, alternated round by round so drift hits them alike:
 
   without      no lineage plugin (HEADWATER_DISABLED=1 at start: headwater registers nothing;

@@ -4,7 +4,7 @@
     python bench/run.py [--quick] [--tiny] [--only NAME[,NAME]] [--postgres URL] [--json FILE]
 
 Benchmarks (names for --only):
-  digest     digest of a folder shaped like DESIGN.md's (1,000 x 1 MiB + one 512 MiB file,
+  digest     digest of a folder shaped like docs/architecture.md's (1,000 x 1 MiB + one 512 MiB file,
              page-cached) by build_manifest + manifest_digest, against raw blake3 on one
              thread, md5 (what W&B Artifacts and DVC compute), blake3 update_mmap on 2
              threads and just reading the bytes
@@ -160,7 +160,7 @@ def side_by_side(sides: dict[str, Callable[[], float]], reps: int, label: str) -
 
 
 def make_folder(root: Path, n_small: int, small: int, big: int) -> int:
-    """DESIGN.md's shape: files/ holding n_small files of `small` bytes, plus big.bin.
+    """docs/architecture.md's shape: files/ holding n_small files of `small` bytes, plus big.bin.
     Reused when already there with the right sizes. Returns the total bytes."""
     files = root / "files"
     files.mkdir(parents=True, exist_ok=True)

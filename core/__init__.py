@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from headwater.errors import (
     Conflict,
@@ -25,7 +23,10 @@ from headwater.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from headwater.api import ActiveRun, Client, Output
+    import os
+    from collections.abc import Iterable, Sequence
+
+    from headwater.api import ActiveRun, Client, InputLike, Output
     from headwater.models import (
         AliasMove,
         Artifact,
@@ -33,9 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
         Impact,
         LineageGraph,
         Run,
+        RunStatus,
         Version,
         VerifyReport,
     )
+    from headwater.outbox import Delivery
+    from headwater.store.base import ArtifactOrder
 
 # `import headwater` stays cheap (an Airflow worker imports the plugin in every process): the API
 # and the models load on first use (PEP 562).
@@ -61,6 +65,8 @@ def __getattr__(name: str) -> Any:
 
 
 def default_client() -> Client:
+    """The client the module functions use (HEADWATER_URI / HEADWATER_HOME), rebuilt when
+    those change."""
     from headwater.api import default_client as get
 
     return get()
@@ -69,92 +75,279 @@ def default_client() -> Client:
 __version__ = "0.1.0.dev0"
 
 
-# Module-level functions act on the default client (HEADWATER_URI / HEADWATER_HOME).
-def run(job: str, **kwargs: Any) -> ActiveRun:
-    return default_client().run(job, **kwargs)
+# Module-level functions act on the default client (HEADWATER_URI / HEADWATER_HOME). Each takes
+# exactly the parameters of the Client method it forwards to (tests/test_module_api.py checks).
+def run(
+    job: str,
+    *,
+    job_namespace: str = "manual",
+    params: dict[str, Any] | None = None,
+    parent_id: str | None = None,
+    links: dict[str, str] | None = None,
+    code: dict[str, Any] | None = None,
+) -> ActiveRun:
+    """Start a manual run of `job`: `with hw.run("train") as run: ...` (failed if the block raises).
+
+    Args:
+        job: the job's name.
+        job_namespace: groups jobs (default "manual").
+        params: the run's parameters (learning rate, ...).
+        parent_id: the id of the run this one is part of.
+        links: named URLs (a log, a dashboard).
+        code: where the code came from (git commit, ...).
+    """
+    return default_client().run(
+        job, job_namespace=job_namespace, params=params, parent_id=parent_id, links=links, code=code
+    )
 
 
-def link(job: str, inputs: Any = (), outputs: Any = (), **kwargs: Any) -> Run:
-    return default_client().link(job, inputs, outputs, **kwargs)
+def link(
+    job: str,
+    inputs: Iterable[InputLike] = (),
+    outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
+    *,
+    job_namespace: str = "manual",
+    params: dict[str, Any] | None = None,
+    status: RunStatus = "succeeded",
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    error: str | None = None,
+    links: dict[str, str] | None = None,
+) -> Run:
+    """Attach a step done elsewhere (by hand, by another team) to the graph in one call.
+
+    Args:
+        inputs: REF strings, Versions, paths or URIs the step used.
+        outputs: `hw.Output`s or (name, path) pairs it produced.
+        status: how the step ended (`succeeded` by default).
+        started_at: when it started (a naive datetime is UTC; default now).
+        ended_at: when it ended (likewise).
+        error: what went wrong, for a failed step.
+    """
+    return default_client().link(
+        job,
+        inputs,
+        outputs,
+        job_namespace=job_namespace,
+        params=params,
+        status=status,
+        started_at=started_at,
+        ended_at=ended_at,
+        error=error,
+        links=links,
+    )
 
 
-def log_artifact(name: str, path: Any, **kwargs: Any) -> Version:
-    return default_client().log_artifact(name, path, **kwargs)
+def log_artifact(
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    type: str | None = None,
+    aliases: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    store: bool | None = None,
+    run: str | None = None,
+) -> Version:
+    """Record the content at `path` as a version of `name` (the same content: the same version).
+
+    Args:
+        path: a local file or folder (stored by default) or a URI (referenced by default).
+        store: True to copy the bytes into the blob store, False to only reference them.
+        run: the id of the run that produced it.
+    """
+    return default_client().log_artifact(
+        name,
+        path,
+        type=type,
+        aliases=aliases,
+        metadata=metadata,
+        description=description,
+        tags=tags,
+        store=store,
+        run=run,
+    )
 
 
-def log_reference(name: str, uri: str, **kwargs: Any) -> Version:
-    return default_client().log_reference(name, uri, **kwargs)
+def log_reference(
+    name: str,
+    uri: str,
+    *,
+    type: str | None = None,
+    aliases: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    description: str | None = None,
+    tags: Sequence[str] = (),
+    run: str | None = None,
+) -> Version:
+    """Record a pointer to `uri` with the checksum its storage reports; nothing is uploaded.
+
+    Takes the parameters of `hw.log_artifact` except `store` (always False here).
+    """
+    return default_client().log_reference(
+        name,
+        uri,
+        type=type,
+        aliases=aliases,
+        metadata=metadata,
+        description=description,
+        tags=tags,
+        run=run,
+    )
 
 
 def get(ref: str, at: datetime | None = None) -> Version:
+    """The version `ref` names (`name`, `name:vN`, `name:ALIAS`, `name@DIGEST`).
+
+    Args:
+        at: resolve aliases as they were at this time (naive datetimes are UTC).
+    """
     return default_client().get(ref, at=at)
 
 
 def alias(ref: str, alias: str) -> Version:
+    """Point `alias` of the artifact at version `ref` (moving it from where it was)."""
     return default_client().alias(ref, alias)
 
 
 def unalias(name: str, alias: str) -> None:
+    """Remove `alias` from artifact `name`."""
     default_client().unalias(name, alias)
 
 
 def tag(ref: str, *tags: str) -> Version:
+    """Add `tags` to version `ref`."""
     return default_client().tag(ref, *tags)
 
 
 def untag(ref: str, *tags: str) -> Version:
+    """Remove `tags` from version `ref`."""
     return default_client().untag(ref, *tags)
 
 
 def delete(ref: str) -> Version:
+    """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc()."""
     return default_client().delete(ref)
 
 
 def upstream(ref: str, depth: int | None = None) -> LineageGraph:
+    """What version `ref` was made from: version -> run that produced it -> versions it used ...
+
+    Args:
+        depth: at most this many runs away (default: all).
+    """
     return default_client().upstream(ref, depth=depth)
 
 
 def downstream(ref: str, depth: int | None = None) -> LineageGraph:
+    """What was made from version `ref`: version -> runs that used it -> versions they produced ...
+
+    Args:
+        depth: at most this many runs away (default: all).
+    """
     return default_client().downstream(ref, depth=depth)
 
 
 def path(source: str, target: str) -> LineageGraph:
+    """The versions and runs on the way from version `source` down to version `target`."""
     return default_client().path(source, target)
 
 
 def diff(left: str, right: str) -> Diff:
+    """Compare the entries and metadata of two versions."""
     return default_client().diff(left, right)
 
 
-def impact(digest: str | None = None, path: Any = None, ref: str | None = None, **kwargs: Any) -> Impact:
-    return default_client().impact(digest=digest, path=path, ref=ref, **kwargs)
+def impact(
+    digest: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    ref: str | None = None,
+    *,
+    read_files: bool = True,
+) -> Impact:
+    """Versions that hold a file (by digest or path), or the files of version `ref`, and
+    everything downstream of them.
+
+    Args:
+        digest: a file's digest (`blake3:` assumed when no algorithm is given).
+        path: a file's path or URI; with `ref`, only that version's files at that path.
+        ref: a version, looked up by the digests of its files (copies are found too).
+        read_files: False to match a path only as recorded, never hashing a local file.
+    """
+    return default_client().impact(digest=digest, path=path, ref=ref, read_files=read_files)
 
 
 def verify(ref: str) -> VerifyReport:
+    """Re-hash every entry of a version: missing files, changed bytes, drifted references."""
     return default_client().verify(ref)
 
 
-def artifacts(type: str | None = None, limit: int | None = None, name_like: str | None = None, **kwargs: Any) -> list[Artifact]:
-    return default_client().artifacts(type=type, limit=limit, name_like=name_like, **kwargs)
+def artifacts(
+    type: str | None = None,
+    limit: int | None = None,
+    name_like: str | None = None,
+    *,
+    tag: str | None = None,
+    order: ArtifactOrder = "name",
+    offset: int = 0,
+) -> list[Artifact]:
+    """Artifacts by name (`order="updated"`: newest update first), `limit` of them from `offset`.
+
+    Args:
+        type: only artifacts of this type.
+        name_like: only names containing this text (any case).
+        tag: only artifacts with a version carrying this tag.
+    """
+    return default_client().artifacts(
+        type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+    )
 
 
-def versions(name: str, limit: int | None = None, **kwargs: Any) -> list[Version]:
-    return default_client().versions(name, limit=limit, **kwargs)
+def versions(
+    name: str,
+    limit: int | None = None,
+    tags: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    include_deleted: bool = False,
+) -> list[Version]:
+    """The versions of artifact `name`, oldest first.
+
+    Args:
+        tags: only versions carrying all these tags.
+        metadata: only versions whose metadata has these keys and values.
+        include_deleted: list tombstoned versions too.
+    """
+    return default_client().versions(
+        name, limit=limit, tags=tags, metadata=metadata, include_deleted=include_deleted
+    )
 
 
-def runs(job: str | None = None, orchestrator: str | None = None, **kwargs: Any) -> list[Run]:
-    return default_client().runs(job=job, orchestrator=orchestrator, **kwargs)
+def runs(
+    job: str | None = None,
+    orchestrator: str | None = None,
+    status: str | None = None,
+    parent_id: str | None = None,
+    limit: int | None = None,
+) -> list[Run]:
+    """Recorded runs, newest first, filtered by job, orchestrator, status or parent run."""
+    return default_client().runs(
+        job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit
+    )
 
 
 def runs_using(name: str) -> list[Run]:
+    """The runs that used any version of artifact `name`, newest first."""
     return default_client().runs_using(name)
 
 
 def alias_history(name: str, alias: str | None = None) -> list[AliasMove]:
+    """Where the aliases of artifact `name` (or only `alias`) pointed, move by move."""
     return default_client().alias_history(name, alias)
 
 
-def sync(timeout: float | None = None) -> Any:
+def sync(timeout: float | None = None) -> Delivery:
+    """Deliver everything waiting in the outbox (to the backend, within `timeout` seconds)."""
     return default_client().sync(timeout=timeout)
 
 

@@ -89,7 +89,7 @@ InputLike = Union[str, os.PathLike, Version]
 
 
 def _utc(at: datetime | None) -> datetime | None:
-    """A naive datetime given by a user is UTC (DESIGN.md)."""
+    """A naive datetime given by a user is UTC (docs/architecture.md)."""
     if at is None:
         return None
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)

@@ -1,13 +1,15 @@
 """The `headwater` command. It parses, calls `headwater.api.Client`, and prints via headwater.render.
 
 Every command takes `--json` (machine-readable output on stdout). A `headwater.HeadwaterError`
-becomes one line `headwater: error: <message>` on stderr and the error's exit code (2 bad input,
-3 not found, 4 conflict, 5 backend unavailable); click's usage errors keep exit code 2.
+becomes one line `headwater: error: <message>` on stderr (with `--json`, one JSON object) and the
+error's exit code: the table in the `cli` group's help (`headwater --help`), the one place the
+codes are documented.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console, RenderableType
@@ -27,8 +29,9 @@ from headwater import __version__
 from headwater import render
 from headwater.api import Client, Output
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
-from headwater.models import Run
+from headwater.models import AliasMove, Run
 from headwater.refs import LATEST, is_uri
+from headwater.store.base import ArtifactOrder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,19 +47,33 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "unknown error"
 
 
-class _Failure(click.ClickException):
-    """A HeadwaterError as click sees it: one line on stderr, the error's own exit code."""
+def _error_text(error: str, message: str, exit_code: int, as_json: bool) -> str:
+    """What stderr gets for an error: one plain line, or with --json one JSON object."""
+    if as_json:
+        return json.dumps(
+            {"error": error, "message": _one_line(message), "exit_code": exit_code},
+            ensure_ascii=False,
+        )
+    return f"headwater: error: {_one_line(message)}"
 
-    def __init__(self, message: str, exit_code: int) -> None:
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """Whether the command line has --json. Scanned rather than parsed, so that an error raised
+    while click parses (a bad --limit before --json, an unknown option) is JSON too."""
+    return "--json" in itertools.takewhile(lambda arg: arg != "--", args)
+
+
+class _Failure(click.ClickException):
+    """An error as click sees it: one line (or JSON object) on stderr, the error's exit code."""
+
+    def __init__(self, error: str, message: str, exit_code: int, as_json: bool) -> None:
         super().__init__(_one_line(message))
+        self.error = error
         self.exit_code = exit_code  # type: ignore[misc]  # a ClassVar in click's stubs
+        self.as_json = as_json
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"headwater: error: {self.message}", err=True)
-
-
-def _fail(message: str, exit_code: int = 1) -> NoReturn:
-    raise _Failure(message, exit_code)
+        click.echo(_error_text(self.error, self.message, self.exit_code, self.as_json), err=True)
 
 
 class _Warnings(logging.Handler):
@@ -75,6 +92,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         if ctx.parent is not None:  # a nested group (`db`): the root handles errors
             return super().invoke(ctx)
+        as_json = _wants_json(ctx.args)
         logger = logging.getLogger("headwater")
         warnings = _Warnings()
         logger.addHandler(warnings)
@@ -85,7 +103,12 @@ class _Group(click.Group):
             # The error line says what went wrong; the library's warnings about the same
             # failure (a refused outbox batch) would only repeat it.
             failed = True
-            raise _Failure(str(err), err.exit_code) from err
+            raise _Failure(type(err).__name__, str(err), err.exit_code, as_json) from err
+        except click.UsageError as err:
+            if not as_json:
+                raise  # click's own message, with the usage line
+            failed = True
+            raise _Failure(type(err).__name__, err.format_message(), err.exit_code, True) from err
         finally:
             logger.removeHandler(warnings)
             if not failed:
@@ -140,11 +163,12 @@ def json_option(func: F) -> F:
 
 
 def _client(ctx: click.Context) -> Client:
-    """One Client per invocation (HEADWATER_URI / HEADWATER_HOME), closed when the command ends."""
+    """One Client per invocation (--uri / --home, else HEADWATER_URI / HEADWATER_HOME), closed
+    when the command ends."""
     root = ctx.find_root()
     client = root.meta.get("headwater.client")
     if client is None:
-        client = Client()
+        client = Client(uri=root.meta.get("headwater.uri"), home=root.meta.get("headwater.home"))
         root.meta["headwater.client"] = client
         root.call_on_close(client.close)
     return client
@@ -211,7 +235,8 @@ def _pairs(
 
 
 def _param_value(text: str) -> Any:
-    """`--param` values: JSON numbers, booleans, null, lists and objects; anything else a string."""
+    """`--param` and `--metadata` values: JSON numbers, booleans, null, lists and objects;
+    anything else a string."""
 
     def no_constants(name: str) -> Any:
         raise ValueError(name)  # NaN and Infinity are not JSON: keep them as text
@@ -222,6 +247,21 @@ def _param_value(text: str) -> Any:
         return text
 
 
+def _values(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Parsed `KEY=VALUE` pairs (from `_pairs`) as a dict; a key given twice keeps its last."""
+    return {key: _param_value(value) for key, value in pairs}
+
+
+def _metadata_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--metadata",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_pairs("KEY=VALUE"),
+        help=help_text,
+    )
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 
@@ -229,12 +269,44 @@ def _param_value(text: str) -> Any:
 @click.version_option(
     __version__, "--version", prog_name="headwater", message="%(prog)s %(version)s"
 )
-def cli() -> None:
+@click.option(
+    "--uri",
+    metavar="URI",
+    help="The backend: sqlite:///PATH, postgresql://... or http(s)://HOST:PORT "
+    "(default: HEADWATER_URI, else sqlite:///HOME/headwater.db).",
+)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="The outbox, blobs and caches (default: HEADWATER_HOME, else ~/.headwater).",
+)
+@click.pass_context
+def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     """headwater: what every pipeline step read and wrote, as one lineage graph.
 
-    Uses the backend in HEADWATER_URI (default sqlite:///$HEADWATER_HOME/headwater.db).
-    A REF is NAME (its latest), NAME:vN, NAME:ALIAS or NAME@DIGEST.
+    Uses the backend that --uri names (default HEADWATER_URI, else
+    sqlite:///$HEADWATER_HOME/headwater.db) and keeps its outbox, blobs and caches in --home
+    (default HEADWATER_HOME, else ~/.headwater). A REF is NAME (its latest), NAME:vN,
+    NAME:ALIAS or NAME@DIGEST.
+
+    \b
+    Exit codes:
+      0  success
+      1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted
+      2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)
+      3  not found (NotFound)
+      4  contradicts what is recorded (Conflict)
+      5  backend unavailable, or its schema is newer (Unavailable)
+
+    \b
+    An error is one line on stderr, or with --json one JSON object:
+      {"error": CLASS, "message": TEXT, "exit_code": N}
+    Only `verify` and `sync` print on stdout when they fail: their report.
     """
+    # Every command reads these through _client (or, for `server`, its environment).
+    ctx.meta["headwater.uri"] = uri
+    ctx.meta["headwater.home"] = home
 
 
 # -- log --------------------------------------------------------------------------------------------
@@ -314,6 +386,11 @@ def _input_item(client: Client, text: str) -> Any:
     callback=_pairs("KEY=VALUE"),
     help="A run parameter (JSON values are parsed).",
 )
+@_metadata_option("Metadata of every output of this call (JSON values are parsed; repeatable).")
+@click.option("--description", metavar="TEXT", help="The description of every output of this call.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="T", help="Tag every output of this call (repeatable)."
+)
 @click.option(
     "--status", type=click.Choice(["succeeded", "failed"]), default="succeeded", show_default=True
 )
@@ -329,11 +406,24 @@ def log_cmd(
     types: list[tuple[str, str]],
     aliases: list[tuple[str, str]],
     params: list[tuple[str, str]],
+    metadata: list[tuple[str, str]],
+    description: str | None,
+    tags: Sequence[str],
     status: str,
     as_json: bool,
 ) -> None:
-    """Record a manual run: what a step done by hand read and wrote."""
+    """Record a manual run: what a step done by hand read and wrote.
+
+    --metadata, --description and --tag apply to every output (--output and --reference) of
+    the call: log outputs that need different ones in separate calls.
+    """
     names = [n for n, _ in outputs] + [n for n, _ in references]
+    for given, hint in ((metadata, "--metadata"), (description, "--description"), (tags, "--tag")):
+        if given and not names:
+            # Silently recording nothing of it would look like success.
+            raise click.BadParameter(
+                "applies to outputs: give --output or --reference", param_hint=hint
+            )
     type_of: dict[str, str] = {}
     for name, type_ in types:
         if name not in names:
@@ -350,19 +440,29 @@ def log_cmd(
             )
         aliases_of.setdefault(name, []).append(alias)
     items = [_input_item(client, text) for text in inputs]
-    outs = [
-        Output(name, path, type=type_of.get(name), aliases=aliases_of.get(name, ()))
-        for name, path in outputs
-    ] + [
-        Output(name, uri, type=type_of.get(name), aliases=aliases_of.get(name, ()), store=False)
-        for name, uri in references
+    metadata_ = _values(metadata)
+
+    def output(name: str, target: str, store: bool | None = None) -> Output:
+        return Output(
+            name,
+            target,
+            type=type_of.get(name),
+            aliases=aliases_of.get(name, ()),
+            metadata=metadata_,
+            description=description,
+            tags=tags,
+            store=store,
+        )
+
+    outs = [output(name, path) for name, path in outputs] + [
+        output(name, uri, store=False) for name, uri in references
     ]
     run = client.link(
         job,
         items,
         outs,
         job_namespace=job_namespace,
-        params={k: _param_value(v) for k, v in params},
+        params=_values(params),
         status=status,  # type: ignore[arg-type]
     )
     if as_json:
@@ -376,12 +476,42 @@ def log_cmd(
 
 @cli.command("ls")
 @click.option("--type", "type_", metavar="T", help="Only artifacts of this type.")
+@click.option("--name", metavar="TEXT", help="Only artifacts whose name holds TEXT (in any case).")
+@click.option("--tag", metavar="T", help="Only artifacts with a version tagged T.")
+@_metadata_option(
+    "Only artifacts with a version whose metadata has KEY equal to VALUE (JSON values are "
+    "parsed; repeatable: all of them, on one version)."
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["name", "updated"]),
+    default="name",
+    show_default=True,
+    help="By name, or newest version first.",
+)
 @click.option("--limit", type=click.IntRange(min=1), metavar="N")
 @json_option
 @_with_client
-def ls_cmd(client: Client, type_: str | None, limit: int | None, as_json: bool) -> None:
+def ls_cmd(
+    client: Client,
+    type_: str | None,
+    name: str | None,
+    tag: str | None,
+    metadata: list[tuple[str, str]],
+    sort: ArtifactOrder,
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """List artifacts with their latest version."""
-    found = client.artifacts(type=type_, limit=limit)
+    if not metadata:
+        found = client.artifacts(type=type_, limit=limit, name_like=name, tag=tag, order=sort)
+    else:
+        # The store has no metadata filter for artifacts: ask each one for a matching version,
+        # in the listing's order, until there are enough.
+        wanted = _values(metadata)
+        listed = client.artifacts(type=type_, name_like=name, tag=tag, order=sort)
+        matching = (a for a in listed if client.versions(a.name, metadata=wanted, limit=1))
+        found = list(itertools.islice(matching, limit))
     if as_json:
         _print_json(found)
     elif not found:
@@ -400,20 +530,75 @@ def ls_cmd(client: Client, type_: str | None, limit: int | None, as_json: bool) 
     metavar="T",
     help="Only versions with this tag (repeatable: all of them).",
 )
+@_metadata_option(
+    "Only versions whose metadata has KEY equal to VALUE (JSON values are parsed; "
+    "repeatable: all of them)."
+)
 @click.option("--deleted", is_flag=True, help="Include deleted versions.")
 @json_option
 @_with_client
 def versions_cmd(
-    client: Client, name: str, limit: int | None, tags: Sequence[str], deleted: bool, as_json: bool
+    client: Client,
+    name: str,
+    limit: int | None,
+    tags: Sequence[str],
+    metadata: list[tuple[str, str]],
+    deleted: bool,
+    as_json: bool,
 ) -> None:
     """List the versions of artifact NAME, oldest first."""
-    found = client.versions(name, limit=limit, tags=tags, include_deleted=deleted)
+    found = client.versions(
+        name, limit=limit, tags=tags, metadata=_values(metadata), include_deleted=deleted
+    )
     if as_json:
         _print_json(found)
     elif not found:
         _note(f"{name!r} has no versions matching")
     else:
         _show(render.versions_table(found))
+
+
+def _alias_moves_table(moves: Sequence[AliasMove], history: bool) -> RenderableType:
+    # render.py has no alias table yet; this reuses its table style.
+    if history:
+        table = render._table("TIME", "ALIAS", "VERSION")
+        for move in moves:
+            version = Text(move.version or "removed", style="cyan" if move.version else "red")
+            table.add_row(render.fmt_time(move.at), Text(move.alias, style="magenta"), version)
+    else:
+        table = render._table("ALIAS", "VERSION", "SINCE")
+        for move in moves:
+            table.add_row(
+                Text(move.alias, style="magenta"),
+                Text(move.version or "-", style="cyan"),
+                render.fmt_time(move.at),
+            )
+    return table
+
+
+@cli.command("aliases")
+@click.argument("name")
+@click.option("--history", is_flag=True, help="Every move of every alias, oldest first.")
+@json_option
+@_with_client
+def aliases_cmd(client: Client, name: str, history: bool, as_json: bool) -> None:
+    """List the aliases of artifact NAME and the version each points to now.
+
+    With --history, every move instead: when, which alias, and the version it moved to (or
+    "removed"). With --json, the moves: for the aliases now, the move that set each.
+    """
+    moves = client.alias_history(name)
+    if not history:
+        last: dict[str, AliasMove] = {}
+        for move in moves:  # oldest first: the last move of an alias is where it is now
+            last[move.alias] = move
+        moves = [last[alias] for alias in sorted(last) if last[alias].version is not None]
+    if as_json:
+        _print_json(moves)
+    elif not moves:
+        _note(f"{name!r} has no aliases")
+    else:
+        _show(_alias_moves_table(moves, history))
 
 
 def _runs_by_id(client: Client, run_ids: Sequence[str]) -> dict[str, Run | None]:
@@ -445,6 +630,28 @@ def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> No
         return
     producers = _runs_by_id(client, [r for r in [version.produced_by, *version.producers] if r])
     _show(render.version_detail(version, producers, at=at))
+
+
+@cli.command("download")
+@click.argument("ref")
+@click.argument("dest", required=False, type=click.Path(file_okay=False))
+@click.option("--entry", metavar="PATH", help="Only this entry (its PATH as `show` lists it).")
+@json_option
+@_with_client
+def download_cmd(
+    client: Client, ref: str, dest: str | None, entry: str | None, as_json: bool
+) -> None:
+    """Restore a version's bytes, every one verified, and print where they are.
+
+    The entries are written under the folder DEST (default: a cache under --home, else
+    HEADWATER_HOME) at their paths. Prints the file for a single-file version or --entry, else the folder.
+    """
+    version = client.get(ref)
+    path = client.download(version, dest=dest, entry=entry)
+    if as_json:
+        _print_json({"ref": version.ref, "path": str(path)})
+    else:
+        _show(Text(str(path)))
 
 
 @cli.command("runs")
@@ -784,16 +991,11 @@ def db_group() -> None:
 @json_option
 @_with_client
 def db_upgrade_cmd(client: Client, as_json: bool) -> None:
-    """Migrate the database in HEADWATER_URI to this headwater's schema."""
-    import sqlalchemy as sa
-
+    """Migrate the database (--uri, else HEADWATER_URI) to this headwater's schema."""
     from headwater.store.migrate import head_revision
 
     store = client.store  # opening a SQL store migrates it (under a lock)
-    try:
-        where = sa.make_url(client.uri).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:  # an http(s) URI is not a database URL
-        where = client.uri
+    where = _where(client.uri)
     revision = head_revision()
     if as_json:
         _print_json({"uri": where, "revision": revision, "backend": type(store).__name__})
@@ -811,7 +1013,8 @@ def db_upgrade_cmd(client: Client, as_json: bool) -> None:
     "--store",
     "store_uri",
     metavar="URI",
-    help="sqlite:///PATH or postgresql://... (default: HEADWATER_URI, else the SQLite default).",
+    help="sqlite:///PATH or postgresql://... (default: the global --uri, else HEADWATER_URI, "
+    "else the SQLite default).",
 )
 @click.option(
     "--blobs",
@@ -833,7 +1036,9 @@ def db_upgrade_cmd(client: Client, as_json: bool) -> None:
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log every request.")
 @json_option
+@click.pass_context
 def server_cmd(
+    ctx: click.Context,
     host: str,
     port: int,
     workers: int | None,
@@ -850,22 +1055,42 @@ def server_cmd(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        _fail('the tracking server needs the "server" extra: pip install "headwater[server]"', 2)
+        raise InvalidInput(
+            'the tracking server needs the "server" extra: pip install "headwater[server]"'
+        ) from None
     # Workers are separate processes that build the app from the environment: set it only
-    # while the server runs (the CLI may run inside another program's process).
+    # while the server runs (the CLI may run inside another program's process), and before
+    # the settings are read, since their defaults come from HEADWATER_HOME.
     overrides = {"HEADWATER_SERVER_BIND": f"{host}:{port}"}
     for name, value in (
-        ("HEADWATER_SERVER_STORE", store_uri),
+        ("HEADWATER_SERVER_STORE", store_uri or ctx.meta.get("headwater.uri")),
         ("HEADWATER_SERVER_BLOBS", blob_uri),
+        ("HEADWATER_HOME", ctx.meta.get("headwater.home")),
         ("HEADWATER_TOKEN_FILE", token_file),
         ("HEADWATER_SERVER_MAX_BODY_MB", None if max_body_mb is None else repr(max_body_mb)),
     ):
         if value is not None:
             overrides[name] = value
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        _serve(host, port, workers, log_level, not no_access_log, as_json)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _serve(
+    host: str, port: int, workers: int | None, log_level: str, access_log: bool, as_json: bool
+) -> None:
+    """`headwater server` once its environment is set."""
     from headwater.server.settings import Settings
     from headwater.store.sql import SQLStore
 
-    settings = Settings.from_env({**os.environ, **overrides})
+    settings = Settings.from_env()
     if settings.openlineage_url:
         from headwater.openlineage import refuse_loop
 
@@ -877,12 +1102,7 @@ def server_cmd(
         except (AttributeError, OSError):
             cpus = os.cpu_count() or 1
         workers = max(1, min(4, cpus))
-    try:
-        import sqlalchemy as sa
-
-        where = sa.make_url(settings.store_uri).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for the banner
-        where = settings.store_uri
+    where = _where(settings.store_uri)
     auth = "off (no token set)" if not settings.tokens else (
         f"{sum(1 for s in settings.tokens.values() if s == 'write')} read-write, "
         f"{sum(1 for s in settings.tokens.values() if s == 'read')} read-only token(s)"
@@ -896,40 +1116,33 @@ def server_cmd(
     for handler in list(logger.handlers):
         if isinstance(handler, _Warnings):
             logger.removeHandler(handler)
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        from headwater.server.run import serve
+    from headwater.server.run import serve
 
-        serve(host, port, workers, log_level, access_log=not no_access_log)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    serve(host, port, workers, log_level, access_log=access_log)
 
 
 @cli.command("ui")
 @click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")
 @json_option
-def ui_cmd(port: int, no_browser: bool, as_json: bool) -> None:
+@_with_client
+def ui_cmd(client: Client, port: int, no_browser: bool, as_json: bool) -> None:
     """Browse the lineage graph of the configured store in a web browser.
 
-    Serves the read-only web UI on 127.0.0.1 for HEADWATER_URI (the SQLite store under
-    HEADWATER_HOME by default, PostgreSQL, or a tracking server with HEADWATER_TOKEN), the same
-    pages `headwater server` serves at /. Stop it with Ctrl-C.
+    Serves the read-only web UI on 127.0.0.1 for --uri, else HEADWATER_URI (the SQLite store
+    under --home or HEADWATER_HOME by default, PostgreSQL, or a tracking server with
+    HEADWATER_TOKEN), the same pages `headwater server` serves at /. Stop it with Ctrl-C.
     """
     try:
         import jinja2  # noqa: F401
         import uvicorn
     except ImportError:
-        _fail('the web UI needs the "server" extra: pip install "headwater[server]"', 2)
+        raise InvalidInput(
+            'the web UI needs the "server" extra: pip install "headwater[server]"'
+        ) from None
     from headwater.server.run import log_config
     from headwater.server.ui import create_ui_app
 
-    client = Client()
     client.store  # noqa: B018 - open (and migrate) it now: a wrong URI fails here, with one line
     config_ = uvicorn.Config(
         create_ui_app(client), host="127.0.0.1", port=port, log_level="warning",
@@ -945,10 +1158,7 @@ def ui_cmd(port: int, no_browser: bool, as_json: bool) -> None:
         import webbrowser
 
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        client.close()
+    server.run(sockets=[sock])  # the client is closed with the command's context
 
 
 def _where(uri: str) -> str:
@@ -963,10 +1173,12 @@ def _where(uri: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `headwater` script."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="headwater")
+        cli.main(args=args, prog_name="headwater")
     except HeadwaterError as err:  # raised outside a command (e.g. while closing the client)
-        click.echo(f"headwater: error: {_one_line(str(err))}", err=True)
+        text = _error_text(type(err).__name__, str(err), err.exit_code, _wants_json(args))
+        click.echo(text, err=True)
         sys.exit(err.exit_code)
 
 

@@ -1,4 +1,4 @@
-"""Settings read from the environment, each with the default DESIGN.md gives."""
+"""Settings read from the environment, each with the default docs/architecture.md gives."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def timeout_s() -> float:
 def hash_threads() -> int:
     """Threads used for hashing: `HEADWATER_HASH_THREADS`, default min(4, usable CPUs).
 
-    Always an explicit number: blake3's `AUTO` hangs in a child forked after hashing (DESIGN.md).
+    Always an explicit number: blake3's `AUTO` hangs in a child forked after hashing (docs/architecture.md).
     """
     raw = os.environ.get("HEADWATER_HASH_THREADS", "")
     if raw.strip().isdigit() and int(raw) > 0:

@@ -20,7 +20,7 @@ Directory scans follow symlinks to files wherever they point (a Hugging Face sna
 folder of such links into a shared blob folder) but never descend into symlinked directories
 (no cycles, no walking out into the whole disk); dangling links, sockets, FIFOs and devices are
 skipped. Large files are hashed with buffered reads, not mmap: a mapped file counts towards the
-process's RSS and a truncation during hashing would kill it with SIGBUS (DESIGN.md).
+process's RSS and a truncation during hashing would kill it with SIGBUS (docs/architecture.md).
 """
 
 from __future__ import annotations

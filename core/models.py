@@ -1,4 +1,4 @@
-"""The objects headwater returns. Field names listed in DESIGN.md are part of the public contract."""
+"""The objects headwater returns. Field names listed in docs/architecture.md are part of the public contract."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class ManifestEntry(_Model):
 
 
 class Artifact(_Model):
+    """A named series of versions (a dataset, a model, ...), as listed by `hw.artifacts()`."""
+
     name: str
     type: str | None = None
     description: str | None = None
@@ -43,6 +45,9 @@ class Artifact(_Model):
 
 
 class Version(_Model):
+    """One immutable content of an artifact: `name:vN` (or `name@digest` before delivery), its
+    files (`entries`), aliases, tags, metadata and the runs that produced it."""
+
     name: str
     type: str | None = None
     label: str | None = Field(default=None, description="v0, v1, ...; None while still in the outbox")
@@ -114,6 +119,9 @@ class Version(_Model):
 
 
 class Run(_Model):
+    """One execution of a job (a task, a container, a manual run): the versions it used
+    (`inputs`) and produced (`outputs`), its status, params and times."""
+
     id: str
     job: str
     job_namespace: str = "default"
@@ -135,6 +143,9 @@ class Run(_Model):
 
 
 class Edge(_Model):
+    """A run used (`direction="used"`) or produced a version; `exact=False` when the edge may
+    not be to that exact version (an input recorded by name, not by content)."""
+
     run_id: str
     version: str = Field(description="ref of the version, name:vN")
     direction: Direction
@@ -153,6 +164,13 @@ class AliasMove(_Model):
 
 
 class LineageGraph(_Model):
+    """Versions, the runs between them and their edges, walked from `root` (`hw.upstream`,
+    `hw.downstream`, `hw.path`).
+
+    `str(graph)` is the tree `headwater upstream`/`downstream` prints; in Jupyter it shows as a
+    Mermaid picture. `to_mermaid()`, `to_dot()`, `to_dict()` and `to_networkx()` export it.
+    """
+
     root: str | None = None
     direction: Literal["upstream", "downstream", "both", "path"] | None = None
     versions: list[Version] = Field(default_factory=list)
@@ -165,8 +183,106 @@ class LineageGraph(_Model):
             ref = ref.ref
         return any(v.ref == ref for v in self.versions) or any(r.id == ref for r in self.runs)
 
+    def __str__(self) -> str:
+        """The tree `headwater upstream` / `headwater downstream` prints, without colour."""
+        from headwater import render
+
+        return render.plain_text(render.lineage_tree(self))
+
+    def __repr__(self) -> str:
+        def count(n: int, noun: str) -> str:
+            return f"{n} {noun}{'' if n == 1 else 's'}"
+
+        return (
+            f"LineageGraph(root={self.root!r}, direction={self.direction!r}, "
+            f"{count(len(self.versions), 'version')}, {count(len(self.runs), 'run')}, "
+            f"{count(len(self.edges), 'edge')})"
+        )
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, str]:
+        """What Jupyter shows: a Mermaid picture (JupyterLab 4.1+ renders ```mermaid blocks),
+        the tree in a <pre> (classic notebooks) and as plain text."""
+        import html
+
+        tree = str(self)
+        bundle = {
+            "text/plain": tree,
+            "text/markdown": f"```mermaid\n{self.to_mermaid()}```\n",
+            "text/html": f"<pre>{html.escape(tree)}</pre>",
+        }
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart, as `headwater graph REF --format mermaid` prints it."""
+        from headwater import render
+
+        return render.mermaid(self)
+
+    def to_dot(self) -> str:
+        """A Graphviz digraph, as `headwater graph REF --format dot` prints it."""
+        from headwater import render
+
+        return render.dot(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (`model_dump(mode="json")`); `LineageGraph.model_validate` loads it
+        back."""
+        return self.model_dump(mode="json")
+
+    def to_networkx(self) -> Any:
+        """A `networkx.DiGraph` in data-flow direction (needs `pip install networkx`).
+
+        Nodes: each version by ref (kind="version", name, label, type, digest) and each run by id
+        (kind="run", job, orchestrator, status). Edges: version -> run it was used by, run ->
+        version it produced, each with `exact`. The graph's `root` and `direction` are graph
+        attributes.
+        """
+        try:
+            import networkx as nx
+        except ImportError:
+            from headwater.errors import InvalidInput
+
+            message = "LineageGraph.to_networkx() needs networkx: pip install networkx"
+            raise InvalidInput(message) from None
+        digraph = nx.DiGraph(root=self.root, direction=self.direction)
+        for version in self.versions:
+            digraph.add_node(
+                version.ref,
+                kind="version",
+                name=version.name,
+                label=version.label,
+                type=version.type,
+                digest=version.digest,
+            )
+        for run in self.runs:
+            digraph.add_node(
+                run.id, kind="run", job=run.job, orchestrator=run.orchestrator, status=run.status
+            )
+        versions = {v.ref for v in self.versions}
+        runs = {r.id for r in self.runs}
+        for edge in self.edges:
+            if edge.version not in versions or edge.run_id not in runs:
+                continue  # as the tree and the Mermaid/DOT texts: no node without its data
+            if edge.direction == "used":
+                pair = (edge.version, edge.run_id)
+            else:
+                pair = (edge.run_id, edge.version)
+            if digraph.has_edge(*pair):  # the same edge twice: exact only if both are
+                digraph.edges[pair]["exact"] = digraph.edges[pair]["exact"] and edge.exact
+            else:
+                digraph.add_edge(*pair, exact=edge.exact)
+        return digraph
+
 
 class Diff(_Model):
+    """What changed between two versions: entry paths added, removed and changed, and metadata."""
+
     left: str
     right: str
     added: list[str] = Field(default_factory=list)
@@ -180,11 +296,16 @@ class Diff(_Model):
 
 
 class Impact(_Model):
+    """The versions that hold some content (`holding`) and everything built from them
+    (`downstream`)."""
+
     holding: list[Version] = Field(default_factory=list)
     downstream: LineageGraph = Field(default_factory=LineageGraph)
 
 
 class VerifyReport(_Model):
+    """The result of re-hashing a version's entries: which are missing, changed or drifted."""
+
     ref: str
     ok: bool
     missing: list[str] = Field(default_factory=list)

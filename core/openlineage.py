@@ -7,7 +7,7 @@ openlineage-python's models) into headwater events, which the server applies in 
   headwater run id is); START/RUNNING -> running, COMPLETE -> succeeded, FAIL -> failed (with the
   errorMessage facet), ABORT -> aborted, OTHER (or no eventType) leaves the status unchanged;
   the parent run facet makes (or names) the parent run;
-- datasets become artifacts named as DESIGN.md says (ol_dataset_to_name); an input with a
+- datasets become artifacts named as docs/architecture.md says (ol_dataset_to_name); an input with a
   dataset version facet is the version `ol:<version>`, one without links to `latest` at event
   time with the edge marked inexact; outputs become versions when the run COMPLETEs, as in
   Marquez: `ol:<version>` from the facet, else `unverified:<run id>` (the event decides);

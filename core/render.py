@@ -7,6 +7,7 @@ renderable or a string, so the CLI only parses, dispatches and prints. Labels ar
 
 from __future__ import annotations
 
+import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -38,6 +39,7 @@ __all__ = [
     "impact_view",
     "lineage_tree",
     "mermaid",
+    "plain_text",
     "run_detail",
     "run_label",
     "runs_table",
@@ -60,6 +62,7 @@ _STATUS_STYLE = {
     "skipped": "dim",
 }
 SEE_ABOVE = "(see above)"
+PLAIN_WIDTH = 4096  # wide enough that nothing wraps: what `headwater ... | cat` prints
 
 
 # --- small formatters --------------------------------------------------------------------------
@@ -555,6 +558,33 @@ def verify_view(report: VerifyReport) -> Group:
     for path, mark, what in sorted(rows):
         lines.append(Text(f"{mark} {path}  {what}", style="red" if what != "drifted" else "yellow"))
     return Group(*lines)
+
+
+# --- plain text ----------------------------------------------------------------------------------
+
+
+def plain_text(*renderables: RenderableType, width: int = PLAIN_WIDTH) -> str:
+    """Renderables as text with no colour, as the `headwater` command prints them to a pipe:
+    `width` columns (nothing wraps by default), trailing spaces cut, no final newline.
+
+    The same Console settings as the command's when its output is not a terminal, except that it
+    never draws into a notebook (`force_jupyter=False`): this only returns a string.
+    """
+    console = Console(
+        file=io.StringIO(),
+        no_color=True,
+        force_terminal=False,
+        force_jupyter=False,
+        color_system=None,
+        width=width,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    with console.capture() as captured:
+        for item in renderables:
+            console.print(item)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
 
 
 # --- JSON ----------------------------------------------------------------------------------------

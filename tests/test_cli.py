@@ -28,8 +28,8 @@ def hw(*args: str, code: int = 0) -> Result:
     return result
 
 
-def hw_json(*args: str) -> Any:
-    return json.loads(hw(*args, "--json").stdout)
+def hw_json(*args: str, code: int = 0) -> Any:
+    return json.loads(hw(*args, "--json", code=code).stdout)
 
 
 def lines(result: Result) -> list[str]:
@@ -550,6 +550,20 @@ def test_installed_script_smoke(tmp_path: Path) -> None:
     assert failed.stderr.splitlines() == [
         f"headwater: error: invalid reference 'd@': {FORMS} (8+ hex chars); nothing after '@'"
     ]
+    as_json = subprocess.run(
+        [str(script), "show", "d@", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert as_json.returncode == 2 and as_json.stdout == ""
+    assert json.loads(as_json.stderr) == {
+        "error": "InvalidRef",
+        "message": f"invalid reference 'd@': {FORMS} (8+ hex chars); nothing after '@'",
+        "exit_code": 2,
+    }
 
 
 def test_refused_write_is_one_error_line(pipeline: dict[str, Any]) -> None:
@@ -589,3 +603,442 @@ def test_undelivered_log_waits_in_the_outbox_and_sync_delivers_it(
     assert hw_json("sync")["delivered"] == 1
     assert [(a["name"], a["latest"]) for a in hw_json("ls")] == [("d", "v0")]
     assert [r["job"] for r in hw_json("runs")] == ["ingest"]
+
+
+# -- download -----------------------------------------------------------------------------------------
+
+
+def test_download_a_stored_file_a_folder_and_one_entry(
+    pipeline: dict[str, Any], tmp_path: Path, headwater_home: Path
+) -> None:
+    pipeline["data"].write_text("changed after logging\n")  # the stored bytes come back
+    dest = tmp_path / "restored"
+    assert lines(hw("download", "raw", str(dest))) == [str(dest / "raw.csv")]
+    assert (dest / "raw.csv").read_text() == "id,label\n1,cat\n2,dog\n"
+
+    folder = tmp_path / "model-copy"
+    assert hw_json("download", "model:v0", str(folder)) == {"ref": "model:v0", "path": str(folder)}
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "weights.bin"]
+    assert (folder / "weights.bin").read_bytes() == b"\x00\x01\x02"
+
+    one = tmp_path / "one"
+    assert lines(hw("download", "model", str(one), "--entry", "config.json")) == [
+        str(one / "config.json")
+    ]
+    assert [p.name for p in one.iterdir()] == ["config.json"]
+    assert (one / "config.json").read_text() == '{"layers": 2}'
+
+    # No DEST: the cache under HEADWATER_HOME, named by the version's digest.
+    digest = hw_json("show", "raw")["digest"].replace(":", "-")
+    cached = headwater_home / "cache" / digest / "raw.csv"
+    assert hw_json("download", "raw") == {"ref": "raw:v0", "path": str(cached)}
+    assert cached.read_text() == "id,label\n1,cat\n2,dog\n"
+
+
+def test_download_what_is_not_there(pipeline: dict[str, Any], tmp_path: Path) -> None:
+    missing = hw("download", "nope", str(tmp_path / "x"), code=3)
+    assert one_error_line(missing) == "headwater: error: no artifact named 'nope'"
+    assert missing.stdout == "" and not (tmp_path / "x").exists()
+    entry = hw("download", "model", str(tmp_path / "y"), "--entry", "nope.bin", code=3)
+    assert one_error_line(entry) == "headwater: error: model:v0 has no entry 'nope.bin'"
+    pipeline["data"].write_text("v1\n")
+    hw("log", "--job", "ingest", "--output", f"raw={pipeline['data']}")
+    hw("delete", "raw:v0")
+    gone = hw("download", "raw:v0", str(tmp_path / "z"), code=3)
+    assert one_error_line(gone) == "headwater: error: raw:v0 was deleted; its content is gone"
+
+
+# -- log: metadata, description and tags of the outputs ------------------------------------------
+
+
+def test_log_metadata_description_and_tags_apply_to_every_output(tmp_path: Path) -> None:
+    data = tmp_path / "scores.csv"
+    data.write_text("0.9\n")
+    run = hw_json(
+        "log",
+        "--job",
+        "score",
+        "--output",
+        f"scores={data}",
+        "--reference",
+        f"pointer={data.as_uri()}",
+        "--metadata",
+        "rows=3",
+        "--metadata",
+        "ok=true",
+        "--metadata",
+        'quoted="3"',
+        "--metadata",
+        "cols=[1]",
+        "--metadata",
+        "note=plain text",
+        "--metadata",
+        "ratio=NaN",  # not JSON: kept as text
+        "--description",
+        "nightly scores",
+        "--tag",
+        "pii",
+        "--tag",
+        "validated",
+    )
+    assert run["outputs"] == ["pointer:v0", "scores:v0"]
+    for ref in run["outputs"]:
+        shown = hw_json("show", ref)
+        assert shown["metadata"] == {
+            "rows": 3,
+            "ok": True,
+            "quoted": "3",
+            "cols": [1],
+            "note": "plain text",
+            "ratio": "NaN",
+        }
+        assert shown["description"] == "nightly scores"
+        assert shown["tags"] == ["pii", "validated"]
+    help_text = " ".join(hw("log", "--help").stdout.split())
+    assert (
+        "--metadata, --description and --tag apply to every output (--output and --reference) "
+        "of the call" in help_text
+    )
+
+
+NO_OUTPUTS = "applies to outputs: give --output or --reference"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--metadata", "rows=3"], f"Invalid value for --metadata: {NO_OUTPUTS}"),
+        (["--description", "d"], f"Invalid value for --description: {NO_OUTPUTS}"),
+        (["--tag", "pii"], f"Invalid value for --tag: {NO_OUTPUTS}"),
+        (
+            ["--metadata", "rows", "--output", "m=x"],
+            "Invalid value for '--metadata': 'rows' is not KEY=VALUE "
+            "(both sides of '=' are needed)",
+        ),
+    ],
+)
+def test_log_malformed_output_options_are_usage_errors(
+    pipeline: dict[str, Any], args: list[str], error: str
+) -> None:
+    before = state()
+    result = hw("log", "--job", "x", "--input", "raw", *args, code=2)
+    assert result.stdout == "" and result.stderr.startswith("Usage: ")
+    assert result.stderr.splitlines()[-1] == f"Error: {error}"
+    assert state() == before
+
+
+def test_log_invalid_tag_records_nothing(pipeline: dict[str, Any]) -> None:
+    before = state()
+    result = hw("log", "--job", "x", "--output", f"m={pipeline['data']}", "--tag", "a b", code=2)
+    assert one_error_line(result) == (
+        "headwater: error: invalid tag 'a b': use printable text without spaces"
+    )
+    assert state() == before
+
+
+# -- ls and versions: filters -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> None:
+    """UserEvents (v0 stage=raw rows=3, v1 stage=clean rows=5; v1 tagged pii), then
+    clicks (stage=raw, rows=3), then audit (no metadata): logged in that order."""
+    for name, text, extra in (
+        ("UserEvents", "a\n", ["--metadata", "stage=raw", "--metadata", "rows=3"]),
+        ("UserEvents", "a\nb\n", ["--metadata", "stage=clean", "--metadata", "rows=5"]),
+        ("clicks", "c\n", ["--metadata", "stage=raw", "--metadata", "rows=3"]),
+        ("audit", "d\n", []),
+    ):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        hw("log", "--job", "ingest", "--output", f"{name}={path}", *extra)
+    hw("tag", "UserEvents:v1", "pii")
+
+
+def names(*args: str) -> list[str]:
+    return [a["name"] for a in hw_json("ls", *args)]
+
+
+def test_ls_by_name_tag_metadata_and_update(catalog: None) -> None:
+    assert names() == ["UserEvents", "audit", "clicks"]
+    assert names("--name", "userev") == names("--name", "EVENTS") == ["UserEvents"]
+    assert names("--name", "i") == ["audit", "clicks"]
+    assert names("--tag", "pii") == ["UserEvents"]
+    assert names("--tag", "nope") == []
+    assert names("--sort", "updated") == ["audit", "clicks", "UserEvents"]
+    assert names("--sort", "updated", "--limit", "2") == ["audit", "clicks"]
+    # --metadata: a version whose metadata equals all of them (JSON values: 3 is a number).
+    assert names("--metadata", "stage=raw") == ["UserEvents", "clicks"]
+    assert names("--metadata", "stage=raw", "--metadata", "rows=3") == ["UserEvents", "clicks"]
+    assert names("--metadata", "stage=clean", "--metadata", "rows=5") == ["UserEvents"]
+    assert names("--metadata", "stage=raw", "--metadata", "rows=5") == []  # not on one version
+    assert names("--metadata", "stage=raw", "--limit", "1") == ["UserEvents"]
+    assert names("--metadata", "stage=raw", "--sort", "updated", "--limit", "1") == ["clicks"]
+    assert names("--metadata", "stage=raw", "--name", "CLI") == ["clicks"]
+    table = lines(hw("ls", "--metadata", "stage=raw", "--tag", "pii"))
+    assert [row.split() for row in table] == [
+        ["NAME", "TYPE", "LATEST", "VERSIONS"],
+        ["UserEvents", "-", "v1", "2"],
+    ]
+    nothing = hw("ls", "--metadata", "stage=gold")
+    assert nothing.stdout == "" and nothing.stderr == "headwater: no artifacts\n"
+    assert "Invalid value for '--sort'" in hw("ls", "--sort", "size", code=2).stderr
+
+
+def test_versions_by_metadata(catalog: None) -> None:
+    def refs(*args: str) -> list[str]:
+        return [v["ref"] for v in hw_json("versions", "UserEvents", *args)]
+
+    assert refs() == ["UserEvents:v0", "UserEvents:v1"]
+    assert refs("--metadata", "stage=raw") == ["UserEvents:v0"]
+    assert refs("--metadata", "rows=5", "--metadata", "stage=clean") == ["UserEvents:v1"]
+    assert refs("--metadata", "rows=5", "--metadata", "stage=raw") == []
+    assert refs("--metadata", "rows=5", "--tag", "pii") == ["UserEvents:v1"]
+    none = hw("versions", "UserEvents", "--metadata", "rows=4")
+    assert none.stdout == "" and none.stderr == "headwater: 'UserEvents' has no versions matching\n"
+    assert "'--metadata'" in hw("versions", "UserEvents", "--metadata", "rows", code=2).stderr
+
+
+# -- aliases ----------------------------------------------------------------------------------------
+
+
+def test_aliases_now_and_their_history(pipeline: dict[str, Any]) -> None:
+    pipeline["data"].write_text("id\n")
+    hw("log", "--job", "ingest", "--output", f"raw={pipeline['data']}")  # latest -> raw:v1
+    hw("alias", "raw:v0", "production")
+    hw("alias", "raw:v1", "candidate")
+    hw("alias", "raw:v1", "production")
+    hw("alias", "--remove", "raw", "candidate")
+    moves = hw_json("aliases", "raw", "--history")
+    assert [(m["name"], m["alias"], m["version"]) for m in moves] == [
+        ("raw", "latest", "raw:v0"),
+        ("raw", "latest", "raw:v1"),
+        ("raw", "production", "raw:v0"),
+        ("raw", "candidate", "raw:v1"),
+        ("raw", "production", "raw:v1"),
+        ("raw", "candidate", None),
+    ]
+
+    def when(move: dict[str, Any]) -> str:  # as tables print a time: to the second, in UTC
+        return move["at"][:19] + "Z"
+
+    assert lines(hw("aliases", "raw", "--history")) == [
+        "TIME                  ALIAS       VERSION",
+        f"{when(moves[0])}  latest      raw:v0",
+        f"{when(moves[1])}  latest      raw:v1",
+        f"{when(moves[2])}  production  raw:v0",
+        f"{when(moves[3])}  candidate   raw:v1",
+        f"{when(moves[4])}  production  raw:v1",
+        f"{when(moves[5])}  candidate   removed",
+    ]
+    # Now: the last move of each alias, by alias; candidate's last move removed it.
+    assert hw_json("aliases", "raw") == [moves[1], moves[4]]
+    assert lines(hw("aliases", "raw")) == [
+        "ALIAS       VERSION  SINCE",
+        f"latest      raw:v1   {when(moves[1])}",
+        f"production  raw:v1   {when(moves[4])}",
+    ]
+    # Deleting a version moves its aliases: latest back to v0, production removed.
+    hw("delete", "raw:v1")
+    assert [(m["alias"], m["version"]) for m in hw_json("aliases", "raw")] == [("latest", "raw:v0")]
+
+
+def test_aliases_of_nothing(pipeline: dict[str, Any]) -> None:
+    missing = hw("aliases", "nope", code=3)
+    assert one_error_line(missing) == "headwater: error: no artifact named 'nope'"
+    hw("delete", "raw")  # its only version: no alias is left
+    empty = hw("aliases", "raw")
+    assert empty.stdout == "" and empty.stderr == "headwater: 'raw' has no aliases\n"
+    assert hw_json("aliases", "raw") == []
+    assert [m["version"] for m in hw_json("aliases", "raw", "--history")] == ["raw:v0", None]
+
+
+# -- the global --uri and --home --------------------------------------------------------------------
+
+
+def test_uri_and_home_options_beat_the_environment(
+    tmp_path: Path, headwater_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("1\n")
+    other = tmp_path / "other-home"
+    hw("--home", str(other), "log", "--job", "ingest", "--output", f"d={data}")
+    assert (other / "headwater.db").is_file() and not headwater_home.exists()
+    assert names() == []  # HEADWATER_HOME's store
+    assert [a["name"] for a in hw_json("--home", str(other), "ls")] == ["d"]
+    digest = hw_json("--home", str(other), "show", "d")["digest"].replace(":", "-")
+    assert lines(hw("--home", str(other), "download", "d")) == [
+        str(other / "cache" / digest / "d.csv")
+    ]
+
+    monkeypatch.setenv("HEADWATER_URI", "mysql://nowhere/db")
+    assert "mysql://nowhere/db" in one_error_line(hw("ls", code=2))
+    uri = f"sqlite:///{tmp_path / 'chosen.db'}"
+    hw("--uri", uri, "log", "--job", "ingest", "--output", f"e={data}")
+    assert [a["name"] for a in hw_json("--uri", uri, "ls")] == ["e"]
+    assert hw_json("--uri", uri, "db", "upgrade")["uri"] == uri
+    # With --home and HEADWATER_URI set, the backend is still HEADWATER_URI's (as in the API).
+    assert "mysql://nowhere/db" in one_error_line(hw("--home", str(other), "ls", code=2))
+    assert [a["name"] for a in hw_json("--uri", uri, "--home", str(other), "ls")] == ["e"]
+
+
+def test_server_and_ui_use_uri_and_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uvicorn = pytest.importorskip("uvicorn")  # the "server" extra
+    import headwater.server.run
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        pytest.fail("started serving: the options were not used")
+
+    monkeypatch.setattr(headwater.server.run, "serve", never)
+    monkeypatch.setattr(uvicorn.Server, "run", never)
+    env_before = dict(os.environ)
+    server = hw("--uri", "http://127.0.0.1:1", "server", code=2)
+    assert "needs a database, not another server (http://127.0.0.1:1)" in one_error_line(server)
+    # A home whose database cannot be opened: each fails on the path --home gives.
+    home = tmp_path / "home"
+    (home / "headwater.db").mkdir(parents=True)
+    unreachable = f"cannot reach sqlite:///{home / 'headwater.db'}"
+    assert unreachable in one_error_line(hw("--home", str(home), "server", "--port", "0", code=5))
+    assert dict(os.environ) == env_before  # the server's environment was set only while it ran
+    ui = hw("--uri", "mysql://nowhere/db", "ui", "--no-browser", "--port", "0", code=2)
+    assert "'mysql://nowhere/db'" in one_error_line(ui)
+    ui_home = hw("--home", str(home), "ui", "--no-browser", "--port", "0", code=5)
+    assert unreachable in one_error_line(ui_home)
+
+
+# -- exit codes and errors as JSON --------------------------------------------------------------------
+
+
+def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
+    from headwater import errors
+
+    text = hw("--help").stdout
+    table = text.split("Exit codes:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table == [
+        "    0  success",
+        "    1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted",
+        "    2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)",
+        "    3  not found (NotFound)",
+        "    4  contradicts what is recorded (Conflict)",
+        "    5  backend unavailable, or its schema is newer (Unavailable)",
+    ]
+    documented = {}
+    for row in table:
+        code = int(row.split()[0])
+        for word in row.replace("(", " ").replace(")", " ").split():
+            if isinstance(getattr(errors, word, None), type):
+                documented[word] = code
+    classes = {
+        name: cls.exit_code
+        for name, cls in vars(errors).items()
+        if isinstance(cls, type) and issubclass(cls, errors.HeadwaterError)
+    }
+    # Every error class is in the table, or inherits its code from one that is.
+    assert documented == {n: c for n, c in classes.items() if n in documented}
+    assert set(classes) - set(documented) == {"SchemaTooNew"}
+    assert errors.SchemaTooNew.exit_code == documented["Unavailable"]
+
+
+@pytest.fixture
+def unavailable_home(tmp_path: Path) -> Path:
+    home = tmp_path / "blocked-home"
+    (home / "headwater.db").mkdir(parents=True)  # SQLite cannot open a folder
+    return home
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["ls", "--limit", "0"], 2, "BadParameter"),
+        (["ls", "--no-such-option"], 2, "NoSuchOption"),
+        (["show", "raw@"], 2, "InvalidRef"),
+        (["log", "--job", "x", "--output", "m=/no/such/file.pt"], 2, "InvalidInput"),
+        (["show", "nope"], 3, "NotFound"),
+        (
+            ["log", "--job", "x", "--output", "model={data}", "--type", "model=dataset"],
+            4,
+            "Conflict",
+        ),
+        (["--home", "{blocked}", "ls"], 5, "Unavailable"),
+    ],
+)
+def test_exit_code_of_each_error(
+    pipeline: dict[str, Any],
+    unavailable_home: Path,
+    args: list[str],
+    code: int,
+    error: str,
+) -> None:
+    args = [a.format(data=pipeline["data"], blocked=unavailable_home) for a in args]
+    before = state()
+    plain = hw(*args, code=code)
+    assert plain.stdout == ""
+    if error in ("BadParameter", "NoSuchOption"):
+        assert "Usage:" in plain.stderr  # click's own message without --json
+    else:
+        one_error_line(plain)
+    failed = hw(*args, "--json", code=code)
+    assert failed.stdout == ""
+    assert len(failed.stderr.splitlines()) == 1
+    report = json.loads(failed.stderr)
+    assert list(report) == ["error", "message", "exit_code"]
+    assert (report["error"], report["exit_code"]) == (error, code)
+    assert state() == before
+
+
+def test_exit_code_of_any_other_error_and_of_verify(
+    pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.api import Client
+    from headwater.errors import HeadwaterError, SchemaTooNew
+
+    pipeline["data"].write_text("x\n")
+    hw("log", "--job", "score", "--reference", f"ref={pipeline['data'].as_uri()}")
+    pipeline["data"].write_text("changed\n")
+    assert hw_json("verify", "ref", code=1)["changed"] == ["raw.csv"]
+
+    def refuse(error: HeadwaterError) -> None:
+        def artifacts(self: Client, *args: Any, **kwargs: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(Client, "artifacts", artifacts)
+
+    refuse(HeadwaterError("something   else\nwent wrong"))
+    assert one_error_line(hw("ls", code=1)) == "headwater: error: something else went wrong"
+    assert json.loads(hw("ls", "--json", code=1).stderr) == {
+        "error": "HeadwaterError",
+        "message": "something else went wrong",
+        "exit_code": 1,
+    }
+    refuse(SchemaTooNew("the database is at a newer schema"))
+    assert json.loads(hw("ls", "--json", code=5).stderr)["error"] == "SchemaTooNew"
+
+
+def test_errors_as_json(pipeline: dict[str, Any]) -> None:
+    missing = hw("show", "nope", "--json", code=3)
+    assert missing.stdout == ""
+    assert missing.stderr == (
+        '{"error": "NotFound", "message": "no artifact named \'nope\'", "exit_code": 3}\n'
+    )
+    bad = hw("upstream", "raw@", "--depth", "1", "--json", code=2)
+    assert bad.stdout == ""
+    assert json.loads(bad.stderr) == {
+        "error": "InvalidRef",
+        "message": f"invalid reference 'raw@': {FORMS} (8+ hex chars); nothing after '@'",
+        "exit_code": 2,
+    }
+    # --json is found wherever it is, even when parsing fails before reaching it.
+    usage = hw("versions", "raw", "--limit", "0", "--json", code=2)
+    assert usage.stdout == ""
+    assert json.loads(usage.stderr) == {
+        "error": "BadParameter",
+        "message": "Invalid value for '--limit': 0 is not in the range x>=1.",
+        "exit_code": 2,
+    }
+    nested = hw("db", "upgrade", "--json", "--nope", code=2)
+    assert json.loads(nested.stderr)["error"] == "NoSuchOption"
+    # After `--`, "--json" is an argument (here a REF), not the option.
+    plain = hw("show", "--", "--json", code=3)
+    assert one_error_line(plain) == "headwater: error: no artifact named '--json'"

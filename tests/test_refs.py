@@ -1,4 +1,4 @@
-"""REF parsing and artifact naming (DESIGN.md, Vocabulary): each documented example is a row."""
+"""REF parsing and artifact naming (docs/architecture.md, Vocabulary): each documented example is a row."""
 
 from __future__ import annotations
 

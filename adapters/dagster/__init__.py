@@ -3,7 +3,7 @@
     from headwater.adapters.dagster import with_headwater
     defs = with_headwater(dg.Definitions(assets=[...], resources={...}))
 
-See the Dagster section of README.md for what is recorded and what is not.
+See docs/dagster.md for what is recorded and what is not.
 """
 
 from headwater.adapters.dagster.definitions import with_headwater

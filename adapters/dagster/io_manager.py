@@ -2,7 +2,7 @@
 
 The wrapped IO manager does all storage; headwater only observes where it put the bytes.
 No `from __future__ import annotations` here: Dagster's pydantic models must see the real
-`ResourceDependency` annotation (ORCHESTRATORS.md).
+`ResourceDependency` annotation (verified with Dagster 1.13).
 """
 
 import logging

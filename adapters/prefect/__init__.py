@@ -11,7 +11,7 @@
 
 Register the block type with `prefect block register -m headwater.adapters.prefect`; the
 `prefect.collections` entry point makes `Block.load("headwater-tracker/NAME")` work in any process.
-See the Prefect section of README.md for what is recorded and what whole-flow tracking touches in Prefect.
+See docs/prefect.md for what is recorded and what whole-flow tracking touches in Prefect.
 """
 
 from headwater.adapters.prefect.block import HeadwaterTracker, LazyTracker, Tracking
