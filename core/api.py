@@ -120,7 +120,7 @@ class Client:
             uri = uri or config.store_uri()
         else:
             self.home = Path(home).expanduser().absolute()
-            uri = uri or os.environ.get("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
+            uri = uri or config.raw("HEADWATER_URI") or f"sqlite:///{self.home / 'headwater.db'}"
         self.uri = uri if store is None else store.uri
         self._token = token  # for the tracking server; never logged
         self.outbox = Outbox(self.home, self.uri, self._connect)
@@ -152,7 +152,7 @@ class Client:
             else:
                 from headwater.blobs import BlobStore
 
-                self._blobs = BlobStore(os.environ.get("HEADWATER_BLOB_URI") or str(self.home / "blobs"))
+                self._blobs = BlobStore(config.blob_uri(home=self.home))
         return self._blobs
 
     @property
@@ -842,7 +842,7 @@ _default_lock = threading.Lock()
 def default_client() -> Client:
     """The client for HEADWATER_URI / HEADWATER_HOME, rebuilt when they change."""
     global _default, _default_key
-    key = (os.environ.get("HEADWATER_URI"), os.environ.get("HEADWATER_HOME"))
+    key = (config.raw("HEADWATER_URI"), config.raw("HEADWATER_HOME"))
     with _default_lock:
         if _default is None or key != _default_key:
             if _default is not None:

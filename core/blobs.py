@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from headwater.config import headwater_home
+from headwater import config
 from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
 from headwater.errors import Conflict, InvalidInput, NotFound
 
@@ -31,7 +31,7 @@ _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "me
 
 def default_blob_url() -> str:
     """`$HEADWATER_BLOB_URI`, else the folder `blobs` in $HEADWATER_HOME."""
-    return os.environ.get("HEADWATER_BLOB_URI") or str(headwater_home() / "blobs")
+    return config.blob_uri()
 
 
 def _hex(digest: str) -> str:

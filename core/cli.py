@@ -1121,6 +1121,46 @@ def _serve(
     serve(host, port, workers, log_level, access_log=access_log)
 
 
+@cli.command("config")
+@click.option("--markdown", is_flag=True, help="The registry as docs/configuration.md's table (name, type, default, meaning).")
+@json_option
+@click.pass_context
+def config_cmd(ctx: click.Context, markdown: bool, as_json: bool) -> None:
+    """List every setting: its effective value and where it came from.
+
+    Every HEADWATER_* variable headwater reads, from one registry. Secrets (tokens, API keys)
+    are shown as **** when set. --uri and --home override HEADWATER_URI and HEADWATER_HOME for
+    this call, as for every command.
+    """
+    from headwater import config
+
+    if markdown:
+        click.echo(config.markdown_table(), nl=False)
+        return
+    env = dict(os.environ)
+    overridden = {}
+    root = ctx.find_root()
+    for option, name in (("headwater.uri", "HEADWATER_URI"), ("headwater.home", "HEADWATER_HOME")):
+        if root.meta.get(option):
+            env[name] = str(root.meta[option])
+            overridden[name] = "--" + name.split("_", 1)[1].lower()
+    rows = [
+        (setting, value, f"{overridden[setting.name]} option" if setting.name in overridden else source)
+        for setting, value, source in config.effective(env)
+    ]
+    if as_json:
+        _print_json([
+            {"name": s.name, "value": value, "source": source, "type": s.kind, "default": s.default,
+             "scope": s.scope, "secret": s.secret, "doc": s.doc}
+            for s, value, source in rows
+        ])
+        return
+    table = render._table("SETTING", "VALUE", "SOURCE")
+    for setting, value, source in rows:
+        table.add_row(setting.name, Text(value or "-"), source)
+    _show(table)
+
+
 @cli.command("ui")
 @click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")

@@ -63,7 +63,7 @@ _MAX_DIGEST = 190  # the digest column holds 200 characters
 
 def ol_namespace() -> str:
     """The OpenLineage namespace of plain artifact names (HEADWATER_OL_NAMESPACE, default headwater)."""
-    return os.environ.get("HEADWATER_OL_NAMESPACE", "").strip() or "headwater"
+    return config.get("HEADWATER_OL_NAMESPACE")
 
 
 # --- in ------------------------------------------------------------------------------------------
@@ -503,7 +503,7 @@ class Emitter:
             # catalogue that is away misses this event.
             "retry": {"total": 0, "read": 0, "connect": 0, "backoff_factor": 0},
         }
-        key = os.environ.get("HEADWATER_OPENLINEAGE_API_KEY", "").strip()
+        key = config.get("HEADWATER_OPENLINEAGE_API_KEY")
         if key:
             settings["auth"] = {"type": "api_key", "apiKey": key}
         transport = HttpTransport(HttpConfig.from_dict(settings))
@@ -592,7 +592,7 @@ class EmittingStore:
 def wrap_store(store: Any) -> Any:
     """`store`, emitting OpenLineage when HEADWATER_OPENLINEAGE_URL is set (SQL stores only: with
     the HTTP store the server emits). A misconfiguration is one warning, never a failure."""
-    url = os.environ.get("HEADWATER_OPENLINEAGE_URL", "").strip()
+    url = config.get("HEADWATER_OPENLINEAGE_URL")
     if not url or store.uri.split(":", 1)[0].lower() in ("http", "https"):
         return store
     try:

@@ -120,7 +120,7 @@ _clients_lock = threading.Lock()
 def _client(settings: Settings) -> Client:
     if settings.uri is None and settings.home is None:
         return default_client()  # HEADWATER_URI / HEADWATER_HOME
-    key = (settings.uri, settings.home, os.environ.get("HEADWATER_HOME"))
+    key = (settings.uri, settings.home, config.raw("HEADWATER_HOME"))
     with _clients_lock:
         if key not in _clients:
             _clients[key] = Client(uri=settings.uri, home=settings.home)

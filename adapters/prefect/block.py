@@ -255,7 +255,7 @@ _cache_lock = threading.Lock()
 def _client_for(uri: Optional[str], token: Optional[str] = None) -> Client:
     if not uri:
         return default_client()  # HEADWATER_URI / HEADWATER_HOME, rebuilt when they change
-    key = (os.environ.get("HEADWATER_HOME"), os.getpid())
+    key = (config.raw("HEADWATER_HOME"), os.getpid())
     with _cache_lock:
         cached = _clients.get(uri)
         if cached is not None and cached[0] == key:

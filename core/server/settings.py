@@ -29,7 +29,8 @@ Scope = Literal["read", "write"]
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
+    # Unlike a client's settings, a server refuses a malformed limit at start: it is configured once.
+    raw = config.raw(name, env) or ""
     if not raw:
         return default
     try:
@@ -82,31 +83,26 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        store = env.get("HEADWATER_SERVER_STORE") or env.get("HEADWATER_URI") or config.store_uri()
+        store = config.get("HEADWATER_SERVER_STORE", env)
         if store.split(":", 1)[0].lower() in ("http", "https"):
             raise InvalidInput(
                 f"the server needs a database, not another server ({store}): "
                 "give --store sqlite:///PATH or postgresql://..."
             )
-        blobs = (
-            env.get("HEADWATER_SERVER_BLOBS")
-            or env.get("HEADWATER_BLOB_URI")
-            or str(config.headwater_home() / "blobs")
-        )
         tokens: dict[str, Scope] = {}
-        token_file = env.get("HEADWATER_TOKEN_FILE", "").strip()
+        token_file = config.get("HEADWATER_TOKEN_FILE", env)
         if token_file:
             tokens.update(read_token_file(token_file))
         for name, scope in (("HEADWATER_READ_TOKEN", "read"), ("HEADWATER_TOKEN", "write")):
-            value = env.get(name, "").strip()
+            value = config.get(name, env)
             if value:
                 tokens[_check_token(value, name)] = scope  # type: ignore[assignment]
         return cls(
             store_uri=store,
-            blob_uri=blobs,
+            blob_uri=config.get("HEADWATER_SERVER_BLOBS", env),
             tokens=tokens,
             max_body=int(_number(env, "HEADWATER_SERVER_MAX_BODY_MB", 64) * (1 << 20)),
             max_blob=int(_number(env, "HEADWATER_SERVER_MAX_BLOB_GB", 1024) * (1 << 30)),
-            openlineage_url=env.get("HEADWATER_OPENLINEAGE_URL", "").strip() or None,
-            bind=env.get("HEADWATER_SERVER_BIND") or None,
+            openlineage_url=config.get("HEADWATER_OPENLINEAGE_URL", env) or None,
+            bind=config.get("HEADWATER_SERVER_BIND", env) or None,
         )

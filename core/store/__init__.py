@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from headwater import config
 from headwater.errors import InvalidInput
 from headwater.store.base import Store
 
@@ -17,7 +17,7 @@ def open_store(uri: str, *, token: str | None = None, home: Path | None = None) 
         from headwater.store.sql import SQLStore
 
         store = SQLStore(uri)
-        if os.environ.get("HEADWATER_OPENLINEAGE_URL", "").strip():
+        if config.get("HEADWATER_OPENLINEAGE_URL"):
             from headwater.openlineage import wrap_store
 
             return wrap_store(store)  # type: ignore[no-any-return]

@@ -80,10 +80,10 @@ def status_of(err: HeadwaterError) -> tuple[int, str]:
 
 def client_token() -> str | None:
     """HEADWATER_TOKEN, else the token in HEADWATER_TOKEN_FILE (its first `[scope] TOKEN` line)."""
-    token = os.environ.get("HEADWATER_TOKEN", "").strip()
+    token = config.get("HEADWATER_TOKEN")
     if token:
         return token
-    path = os.environ.get("HEADWATER_TOKEN_FILE", "").strip()
+    path = config.get("HEADWATER_TOKEN_FILE")
     if not path:
         return None
     try:
