@@ -69,3 +69,12 @@ def test_headwater_config_shows_values_sources_and_masks_secrets(tmp_path: Path)
     assert "s3cret" not in done.output and "pa55" not in done.output
     text = CliRunner().invoke(cli, ["config"], env=env).output
     assert "HEADWATER_TOKEN" in text and "s3cret" not in text
+
+
+def test_the_airflow_sections_keys_come_from_the_registry() -> None:
+    from headwater.adapters.airflow import settings as airflow_settings  # no Airflow needed to import
+
+    declared = {s.airflow for s in config.SETTINGS if s.airflow}
+    assert declared == {"uri", "home", "timeout", "disabled"}
+    assert set(airflow_settings._OPTIONS) == declared | {"lineage_sources", "namespace"}
+    assert set(airflow_settings.Settings.__dataclass_fields__) >= declared  # each key has a field it sets

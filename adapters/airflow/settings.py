@@ -73,7 +73,8 @@ _cache: tuple[tuple[str | None, ...], Settings] | None = None
 # What _read() depends on besides airflow.cfg: each option in Airflow's environment forms (the
 # value, a command that prints it, a secret naming it), and headwater's own switch. Looked up by
 # name: scanning the whole environment on every hook cost more than the rest of load().
-_OPTIONS = ("uri", "home", "timeout", "disabled", "lineage_sources", "namespace")
+# The keys that override a headwater setting come from the registry; the other two are Airflow's own.
+_OPTIONS = tuple(s.airflow for s in config.SETTINGS if s.airflow) + ("lineage_sources", "namespace")
 _VARIABLES = tuple(
     f"AIRFLOW__{SECTION.upper()}__{option.upper()}{form}" for option in _OPTIONS for form in ("", "_CMD", "_SECRET")
 ) + ("HEADWATER_DISABLED",)
