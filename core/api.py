@@ -656,7 +656,7 @@ class Client:
                 raise NotFound(f"{version.ref} has no entry {entry!r}")
         root = Path(dest) if dest is not None else self.home / "cache" / version.digest.replace(":", "-")
         for item in chosen:
-            target = root / item.path
+            target = _inside(root, item.path, version.ref)
             if dest is None and target.is_file() and target.stat().st_size == item.size:
                 continue  # the cache is filled only through verified copies
             self._restore(version, item, target)
@@ -850,6 +850,25 @@ def default_client() -> Client:
             _default = Client()
             _default_key = key
         return _default
+
+
+def _inside(root: Path, path: str, ref: str) -> Path:
+    """Where entry `path` is restored under `root`, checked again here whoever wrote the manifest
+    (a compromised server, rows written straight into a shared database): never outside `root`,
+    through `..`, an absolute or Windows form, or a symbolic link already in `root`."""
+    from headwater.digest import validate_entry_path
+
+    try:
+        canonical = validate_entry_path(path)
+    except InvalidInput as err:
+        raise InvalidInput(f"refusing to restore {ref}: {err}") from None
+    if canonical != path:
+        raise InvalidInput(f"refusing to restore {ref}: entry path {path!r} is not canonical ({canonical!r})")
+    target = root / path
+    base = os.path.realpath(root)
+    if os.path.commonpath([base, os.path.realpath(target)]) != base:
+        raise InvalidInput(f"refusing to restore {ref}: entry path {path!r} leads outside {os.fspath(root)!r}")
+    return target
 
 
 def _places(path: str) -> set[str]:

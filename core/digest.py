@@ -347,7 +347,10 @@ def _resolve_cache(stat_cache: StatCacheArg) -> StatCache | None:
 
 
 # Printable-ASCII segments joined by '/', none empty, '.' or '..': canonical as they are.
-_CANONICAL_ASCII = re.compile(r"(?!\.\.?(?:/|$))[ -.0-~]+(?:/(?!\.\.?(?:/|$))[ -.0-~]+)*")
+# Printable ASCII but `/` and `\`, no `.`/`..` segment, no drive (`C:/`): canonical already.
+_CANONICAL_ASCII = re.compile(r"(?![A-Za-z]:(?:/|$))(?!\.\.?(?:/|$))[ -.0-\[\]-~]+(?:/(?!\.\.?(?:/|$))[ -.0-\[\]-~]+)*")
+# Windows forms, refused everywhere: a path written on Windows must not escape on restore there.
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:(?:[/\\]|$)")
 
 
 def validate_entry_path(p: str) -> str:
@@ -368,6 +371,8 @@ def validate_entry_path(p: str) -> str:
         raise InvalidInput(f"invalid entry path {p!r}: not valid UTF-8") from None
     if p.startswith("/"):
         raise InvalidInput(f"invalid entry path {p!r}: absolute; manifest paths are relative")
+    if "\\" in p or _WINDOWS_DRIVE.match(p):
+        raise InvalidInput(f"invalid entry path {p!r}: a Windows form (drive or backslash); manifest paths are POSIX")
     normal = unicodedata.normalize("NFC", p)
     parts: list[str] = []
     for segment in normal.split("/"):
