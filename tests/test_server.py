@@ -31,7 +31,7 @@ RO = "ro-" + "b2" * 16
 
 
 def call(server: Any, method: str, path: str, token: str | None = RW, **kwargs: Any) -> httpx.Response:
-    headers = kwargs.pop("headers", {})
+    headers = dict(kwargs.pop("headers", {}))
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.request(method, server.url + path, headers=headers, timeout=30, **kwargs)
@@ -125,6 +125,9 @@ def _ol_event(**changes: Any) -> dict[str, Any]:
     return event
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, monkeypatch) -> None:
     monkeypatch.setenv("HEADWATER_TOKEN", RW)
     client = hw.Client(uri=secured.url)
@@ -154,7 +157,12 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
         ("GET", "/api/v1/runs", {"params": {"limit": -1}}, 422, "limit"),
         ("GET", "/api/v1/versions", {"params": {"name": "ds", "metadata": "[1]"}}, 400, "JSON object"),
         ("GET", "/api/v1/holding", {}, 400, "exactly one of digest or path"),
-        ("POST", "/api/v1/lineage", {"content": b"{"}, 400, "not JSON"),
+        ("POST", "/api/v1/lineage", {"content": b"{", "headers": JSON}, 400, "not JSON"),
+        # a web page may post text/plain or a form cross-site without asking: never a write
+        ("POST", "/api/v1/lineage", {"content": json.dumps(_ol_event()), "headers": {"Content-Type": "text/plain"}}, 415, "must be JSON"),
+        ("POST", "/api/v1/lineage", {"content": json.dumps(_ol_event())}, 415, "not none"),
+        ("POST", "/api/v1/events", {"content": b"kind=run", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415, "must be JSON"),
+        ("POST", "/api/v1/events", {"content": b'[{"kind": "run", "run_id": "r"}]', "headers": {"Content-Type": "text/plain"}}, 415, "text/plain"),
         ("POST", "/api/v1/lineage", {"json": _ol_event(eventType="FINISH")}, 400, "eventType 'FINISH' is not one of"),
         ("POST", "/api/v1/lineage", {"json": {k: v for k, v in _ol_event().items() if k != "run"}}, 400, "missing field run"),
         ("POST", "/api/v1/lineage", {"json": _ol_event(run={"runId": "42"})}, 400, "run.runId '42' is not a UUID"),
@@ -162,7 +170,7 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
         ("POST", "/api/v1/lineage", {"json": _ol_event(inputs=[{"namespace": "file"}])}, 400, "missing field inputs[0].name"),
         ("POST", "/api/v1/lineage", {"json": [_ol_event(), _ol_event(inputs=[{"namespace": "file", "name": "../../etc/passwd"}])]}, 400, "event 1: invalid OpenLineage file dataset '../../etc/passwd': the path must be absolute"),
         ("POST", "/api/v1/lineage", {"json": []}, 400, "empty"),
-        ("POST", "/api/v1/lineage", {"content": bomb, "headers": {"Content-Encoding": "gzip"}}, 413, "decompressed"),
+        ("POST", "/api/v1/lineage", {"content": bomb, "headers": {**JSON, "Content-Encoding": "gzip"}}, 413, "decompressed"),
     ]
     for method, path, kwargs, status, fragment in cases:
         answer = call(secured, method, path, **kwargs)
@@ -172,6 +180,11 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
         assert fragment in body["message"] and "\n" not in body["message"], (path, body)
     assert state(secured) == before
     assert [v.label for v in client.versions("ds")] == ["v0"]
+    # no CORS: a browser on another origin may not read an answer either
+    answer = call(secured, "GET", "/api/v1/artifacts", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in answer.headers
+    preflight = call(secured, "OPTIONS", "/api/v1/events", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_large_blobs_stream_up_and_down_verified(server_factory, tmp_path: Path) -> None:

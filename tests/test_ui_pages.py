@@ -220,7 +220,18 @@ def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
         assert 'id="deleted"' in v1
         diff = browser.get("/ui/diff", params={"left": "odd;name:v0", "right": "odd;name:v2"}).text
         assert "headwater diff &#39;odd;name:v0&#39; &#39;odd;name:v2&#39;" in diff  # shell-quoted for copying
-        # `headwater ui` answers only to the names of this machine (no DNS rebinding)
+    client.close()
+
+
+def test_headwater_ui_answers_only_to_loopback_names(tmp_path) -> None:
+    """No DNS rebinding: a page whose host name now resolves to 127.0.0.1 gets nothing."""
+    from fastapi.testclient import TestClient
+    from headwater.server.ui import create_ui_app
+
+    client = hw.Client(home=tmp_path / "home")
+    with TestClient(create_ui_app(client), base_url="http://127.0.0.1") as browser:
         assert browser.get("/", headers={"host": "evil.example"}).status_code == 400
+        assert browser.get("/ui/graph.json?ref=x", headers={"host": "evil.example:8766"}).status_code == 400
         assert browser.get("/", headers={"host": "localhost:8766"}).status_code == 200
+        assert browser.get("/").status_code == 200
     client.close()

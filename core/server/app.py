@@ -44,6 +44,20 @@ log = logging.getLogger("headwater.server")
 API = "/api/v1"
 READ = [Depends(require("read"))]
 WRITE = [Depends(require("write"))]
+
+
+class UnsupportedMediaType(Exception):
+    """A write whose body is not declared JSON: a web page's form or `text/plain` request
+    (which a browser sends cross-site without asking) must never write lineage."""
+
+
+def json_body(request: Request) -> None:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+        raise UnsupportedMediaType(kind or "none")
+
+
+WRITE_JSON = [*WRITE, Depends(json_body)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for status, text in (
@@ -53,6 +67,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "No such artifact, version, alias, run or blob"),
         (409, "Contradicts what is recorded"),
         (413, "The request body is too large"),
+        (415, "The body of a write is not declared JSON (Content-Type: application/json)"),
         (422, "The request does not match the schema"),
         (503, "The database cannot be reached, or its schema is newer than this server"),
     )
@@ -243,7 +258,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- writes ------------------------------------------------------------------------------
 
-    @app.post(f"{API}/events", tags=["write"], dependencies=WRITE, responses=_ERRORS)
+    @app.post(f"{API}/events", tags=["write"], dependencies=WRITE_JSON, responses=_ERRORS)
     def post_events(events: Annotated[list[Event], Body(description="headwater events, applied in order in one transaction")]) -> dict[str, int]:
         """Apply a batch of headwater events; an event id seen before is skipped."""
         backend.apply(events, emit=True)
@@ -447,7 +462,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         f"{API}/lineage",
         tags=["openlineage"],
-        dependencies=WRITE,
+        dependencies=WRITE_JSON,
         responses=_ERRORS,
         status_code=201,
         openapi_extra={"requestBody": _OL_BODY},
@@ -497,6 +512,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.warning("headwater: %s %s: %s", request.method, request.url.path, _one_line(err))
         return _error(status, error, str(err))
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def unsupported_media_type(request: Request, err: UnsupportedMediaType) -> JSONResponse:
+        return _error(415, "InvalidInput", f"the body must be JSON (Content-Type: application/json), not {err}")
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, err: AuthError) -> JSONResponse:
