@@ -465,6 +465,17 @@ class Client:
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)
 
+    def runs_by_id(self, run_ids: Iterable[str]) -> dict[str, Run | None]:
+        """Each distinct run id, in order, with its run, or None when it is not recorded (an edge
+        can arrive before its run)."""
+        found: dict[str, Run | None] = {}
+        for rid in dict.fromkeys(run_ids):
+            try:
+                found[rid] = self.store.get_run(rid)
+            except NotFound:
+                found[rid] = None
+        return found
+
     def runs(
         self,
         job: str | None = None,

@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from headwater import __version__
-from headwater import render
+from headwater import render, times
 from headwater.api import Client, Output
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
 from headwater.models import AliasMove, Run
@@ -35,8 +35,6 @@ from headwater.store.base import ArtifactOrder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Plain output (not a terminal) is never wrapped: lines are as long as their content.
-_PLAIN_WIDTH = 4096
 _RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "aborted")
 
 
@@ -119,33 +117,14 @@ class _Group(click.Group):
 # --- output --------------------------------------------------------------------------------------
 
 
-def _console() -> Console:
-    out = sys.stdout
-    if out.isatty():
-        return Console(file=out, highlight=False, emoji=False)
-    return Console(
-        file=out,
-        no_color=True,
-        force_terminal=False,
-        color_system=None,
-        width=_PLAIN_WIDTH,
-        highlight=False,
-        emoji=False,
-        markup=False,
-    )
-
-
 def _show(*renderables: RenderableType) -> None:
-    console = _console()
-    if console.is_terminal:
+    """On a terminal, with colour; to a pipe, the plain text LineageGraph.__str__ also prints."""
+    if sys.stdout.isatty():
+        console = Console(file=sys.stdout, highlight=False, emoji=False)
         for item in renderables:
             console.print(item)
         return
-    with console.capture() as captured:
-        for item in renderables:
-            console.print(item)
-    text = "\n".join(line.rstrip() for line in captured.get().splitlines())
-    click.echo(text)
+    click.echo(render.plain_text(*renderables))
 
 
 def _print_json(obj: Any) -> None:
@@ -194,24 +173,11 @@ class IsoTime(click.ParamType):
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
         if isinstance(value, datetime):
-            when = value
-        else:
-            text = str(value).strip()
-            if text[-1:] in ("Z", "z"):
-                text = text[:-1] + "+00:00"
-            try:
-                when = datetime.fromisoformat(text)
-            except ValueError:
-                self.fail(
-                    f"{value!r} is not an ISO 8601 time: use e.g. 2024-03-01, 2024-03-01T12:00:00 "
-                    "(UTC) or 2024-03-01T12:00:00+02:00",
-                    param,
-                    ctx,
-                )
-        if when.tzinfo is None:
-            return when.replace(tzinfo=timezone.utc)
-        return when.astimezone(timezone.utc)
-
+            return times.utc(value, "--at")
+        try:
+            return times.parse(str(value), "--at")
+        except InvalidInput as err:
+            self.fail(str(err), param, ctx)
 
 def _pairs(
     meta: str,
@@ -558,24 +524,6 @@ def versions_cmd(
         _show(render.versions_table(found))
 
 
-def _alias_moves_table(moves: Sequence[AliasMove], history: bool) -> RenderableType:
-    # render.py has no alias table yet; this reuses its table style.
-    if history:
-        table = render._table("TIME", "ALIAS", "VERSION")
-        for move in moves:
-            version = Text(move.version or "removed", style="cyan" if move.version else "red")
-            table.add_row(render.fmt_time(move.at), Text(move.alias, style="magenta"), version)
-    else:
-        table = render._table("ALIAS", "VERSION", "SINCE")
-        for move in moves:
-            table.add_row(
-                Text(move.alias, style="magenta"),
-                Text(move.version or "-", style="cyan"),
-                render.fmt_time(move.at),
-            )
-    return table
-
-
 @cli.command("aliases")
 @click.argument("name")
 @click.option("--history", is_flag=True, help="Every move of every alias, oldest first.")
@@ -598,17 +546,7 @@ def aliases_cmd(client: Client, name: str, history: bool, as_json: bool) -> None
     elif not moves:
         _note(f"{name!r} has no aliases")
     else:
-        _show(_alias_moves_table(moves, history))
-
-
-def _runs_by_id(client: Client, run_ids: Sequence[str]) -> dict[str, Run | None]:
-    found: dict[str, Run | None] = {}
-    for run_id in dict.fromkeys(run_ids):
-        try:
-            found[run_id] = client.get_run(run_id)
-        except NotFound:  # an edge can arrive before its run
-            found[run_id] = None
-    return found
+        _show(render.alias_moves_table(moves, history=history))
 
 
 @cli.command("show")
@@ -628,7 +566,7 @@ def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> No
     if as_json:
         _print_json(version)
         return
-    producers = _runs_by_id(client, [r for r in [version.produced_by, *version.producers] if r])
+    producers = client.runs_by_id(r for r in [version.produced_by, *version.producers] if r)
     _show(render.version_detail(version, producers, at=at))
 
 
@@ -1155,10 +1093,7 @@ def config_cmd(ctx: click.Context, markdown: bool, as_json: bool) -> None:
             for s, value, source in rows
         ])
         return
-    table = render._table("SETTING", "VALUE", "SOURCE")
-    for setting, value, source in rows:
-        table.add_row(setting.name, Text(value or "-"), source)
-    _show(table)
+    _show(render.settings_table((s.name, value, source) for s, value, source in rows))
 
 
 @cli.command("ui")
@@ -1202,14 +1137,10 @@ def ui_cmd(client: Client, port: int, no_browser: bool, as_json: bool) -> None:
 
 
 def _where(uri: str) -> str:
-    """A store URI fit to print: no password."""
-    try:
-        import sqlalchemy as sa
+    """A store URI fit to print: no password (of a database or a tracking server alike)."""
+    from headwater import config
 
-        return sa.make_url(uri).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an http(s) URI is not a database URL
-        return uri
-
+    return config.mask_uri(uri)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `headwater` script."""

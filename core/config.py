@@ -107,9 +107,14 @@ def effective(env: Mapping[str, str] | None = None) -> list[tuple[Setting, str, 
         if setting.secret and shown:
             shown = "****"
         elif setting.kind == "uri":
-            shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:****@", shown)  # a password in a URL
+            shown = mask_uri(shown)
         rows.append((setting, shown, "environment" if given is not None else "default"))
     return rows
+
+
+def mask_uri(uri: str) -> str:
+    """`uri` fit to print or log: a password in it (`scheme://user:PASSWORD@host`) as ****."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:****@", uri)
 
 
 # -- typed readers, one per setting ---------------------------------------------------------------

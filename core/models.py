@@ -183,6 +183,18 @@ class LineageGraph(_Model):
             ref = ref.ref
         return any(v.ref == ref for v in self.versions) or any(r.id == ref for r in self.runs)
 
+    def flow_edges(self) -> list[tuple[str, str, Direction, bool]]:
+        """Each edge once, between nodes this graph holds: (version ref, run id, direction,
+        exact), sorted. An edge recorded twice is exact only if both records are."""
+        versions = {v.ref for v in self.versions}
+        runs = {r.id for r in self.runs}
+        found: dict[tuple[str, str, Direction], bool] = {}
+        for edge in self.edges:
+            if edge.version in versions and edge.run_id in runs:
+                key = (edge.version, edge.run_id, edge.direction)
+                found[key] = found.get(key, True) and edge.exact
+        return [(ref, run_id, direction, exact) for (ref, run_id, direction), exact in sorted(found.items())]
+
     def __str__(self) -> str:
         """The tree `headwater upstream` / `headwater downstream` prints, without colour."""
         from headwater import render
@@ -264,19 +276,8 @@ class LineageGraph(_Model):
             digraph.add_node(
                 run.id, kind="run", job=run.job, orchestrator=run.orchestrator, status=run.status
             )
-        versions = {v.ref for v in self.versions}
-        runs = {r.id for r in self.runs}
-        for edge in self.edges:
-            if edge.version not in versions or edge.run_id not in runs:
-                continue  # as the tree and the Mermaid/DOT texts: no node without its data
-            if edge.direction == "used":
-                pair = (edge.version, edge.run_id)
-            else:
-                pair = (edge.run_id, edge.version)
-            if digraph.has_edge(*pair):  # the same edge twice: exact only if both are
-                digraph.edges[pair]["exact"] = digraph.edges[pair]["exact"] and edge.exact
-            else:
-                digraph.add_edge(*pair, exact=edge.exact)
+        for ref, run_id, direction, exact in self.flow_edges():
+            digraph.add_edge(*((ref, run_id) if direction == "used" else (run_id, ref)), exact=exact)
         return digraph
 
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from headwater.models import (
+    AliasMove,
     Artifact,
     Diff,
     Impact,
@@ -31,6 +32,7 @@ from headwater.models import (
 )
 
 __all__ = [
+    "alias_moves_table",
     "artifacts_table",
     "diff_view",
     "dot",
@@ -43,6 +45,7 @@ __all__ = [
     "run_detail",
     "run_label",
     "runs_table",
+    "settings_table",
     "short_digest",
     "short_id",
     "to_json",
@@ -421,17 +424,12 @@ def _node_ids(graph: LineageGraph) -> tuple[list[Version], list[Run], dict[str, 
 
 
 def _graph_edges(graph: LineageGraph) -> list[tuple[str, str, bool]]:
-    """(source node key, target node key, exact) in data-flow direction, sorted, no duplicates."""
-    versions = {v.ref for v in graph.versions}
-    runs = {r.id for r in graph.runs}
-    found: dict[tuple[str, str], bool] = {}
-    for edge in graph.edges:
-        if edge.version not in versions or edge.run_id not in runs:
-            continue
-        run_key = "run:" + edge.run_id
-        pair = (edge.version, run_key) if edge.direction == "used" else (run_key, edge.version)
-        found[pair] = found.get(pair, True) and edge.exact
-    return [(a, b, exact) for (a, b), exact in sorted(found.items())]
+    """(source node key, target node key, exact) in data-flow direction, sorted."""
+    found = []
+    for ref, run_id, direction, exact in graph.flow_edges():
+        run_key = "run:" + run_id
+        found.append(((ref, run_key) if direction == "used" else (run_key, ref), exact))
+    return [(a, b, exact) for (a, b), exact in sorted(found)]
 
 
 def _mermaid_text(text: str) -> str:
@@ -482,6 +480,31 @@ def dot(graph: LineageGraph) -> str:
         lines.append(f"    {_dot_text(source)} -> {_dot_text(target)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+# --- aliases and settings ------------------------------------------------------------------------
+
+
+def alias_moves_table(moves: Sequence[AliasMove], *, history: bool) -> Table:
+    """Every move (TIME, ALIAS, VERSION or removed), or each alias where it is now and since when."""
+    if history:
+        table = _table("TIME", "ALIAS", "VERSION")
+        for move in moves:
+            version = Text(move.version or "removed", style="cyan" if move.version else "red")
+            table.add_row(fmt_time(move.at), Text(move.alias, style="magenta"), version)
+        return table
+    table = _table("ALIAS", "VERSION", "SINCE")
+    for move in moves:
+        table.add_row(Text(move.alias, style="magenta"), Text(move.version or "-", style="cyan"), fmt_time(move.at))
+    return table
+
+
+def settings_table(rows: Iterable[tuple[str, str, str]]) -> Table:
+    """(setting, value as shown, where it came from) as `headwater config` prints them."""
+    table = _table("SETTING", "VALUE", "SOURCE")
+    for name, value, source in rows:
+        table.add_row(name, Text(value or "-"), source)
+    return table
 
 
 # --- diff, impact, verify ------------------------------------------------------------------------

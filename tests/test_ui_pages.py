@@ -92,7 +92,7 @@ def test_bad_links_get_one_clear_line(http) -> None:
         ("/ui/lineage?ref=features:v0&direction=sideways", 400, "direction must be"),
         ("/ui/lineage?ref=features:v0&depth=x", 400, "depth must be a whole number"),
         ("/?page=0", 400, "page must be between"),
-        ("/ui/artifact?name=churn-model&at=yesterday", 400, "not a time"),
+        ("/ui/artifact?name=churn-model&at=yesterday", 400, "not an ISO 8601 time"),
         ("/ui/impact?ref=features:v0&digest=abc", 400, "exactly one of"),
     ):
         answer = http.get(path)

@@ -16,14 +16,14 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from headwater import __version__, config
+from headwater import __version__, config, times
 from headwater.api import Client
 from headwater.blobs import BlobStore
 from headwater.digest import is_content_digest, new_hasher
@@ -153,25 +153,10 @@ class Backend:
         os.replace(tmp, final)
 
 
-_FIRST_YEAR, _LAST_YEAR = 1000, 9998
-
-
-def _check_time(value: datetime | None, what: str) -> None:
-    """Times the databases store and order correctly: years 1000 to 9998, in UTC."""
-    if value is None:
-        return
-    try:
-        year = (value if value.tzinfo is None else value.astimezone(timezone.utc)).year
-    except OverflowError:
-        year = 0
-    if not _FIRST_YEAR <= year <= _LAST_YEAR:
-        raise InvalidInput(f"{what} {value.isoformat()} is out of range (years {_FIRST_YEAR} to {_LAST_YEAR})")
-
-
 def _check_times(events: list[Any]) -> None:
     for index, event in enumerate(events):
         for name in ("time", "started_at", "ended_at"):
-            _check_time(getattr(event, name, None), f"event {index}: {name}")
+            times.check(getattr(event, name, None), f"event {index}: {name}")
 
 
 def _one_line(text: object) -> str:
@@ -186,13 +171,6 @@ def _check_digest(digest: str) -> str:
     if not is_content_digest(digest):
         raise InvalidInput(f"not a blob digest: {digest[:80]!r}; expected blake3:<64 hex>")
     return digest
-
-
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    _check_time(at, "at")
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
 
 
 def _validation_message(err: RequestValidationError) -> str:
@@ -289,7 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name: Name, label: Label = None, alias: Alias = None, digest: DigestPrefix = None, at: datetime | None = None
     ) -> Version:
         """One version by label, alias (default latest) or digest prefix; `at`: alias at that time."""
-        return backend.store.get_version(_ref(name, label, alias, digest), at=_utc(at))
+        return backend.store.get_version(_ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at"))
 
     @app.get(f"{API}/versions", tags=["read"], dependencies=READ, responses=_ERRORS)
     def list_versions(

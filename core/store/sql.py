@@ -121,7 +121,7 @@ class SQLStore(Store):
                 migrate.check_known(migrate.current_revision(conn), self._safe_url())
 
     def _safe_url(self) -> str:
-        return sa.make_url(self.uri).render_as_string(hide_password=True)
+        return config.mask_uri(self.uri)
 
     def close(self) -> None:
         self.engine.dispose()

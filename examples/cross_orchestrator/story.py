@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -34,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from data import make_raw, take_down
+
+from headwater.config import mask_uri
 
 TAKEN_DOWN = {"eu-0042", "eu-0108", "eu-0311"}  # the customers who asked to be forgotten
 ORCHESTRATORS = ("airflow", "dagster", "prefect")
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     Story(work, args.uri, envs).run()
     print(f"\nThe story took {time.monotonic() - started:.0f} s. Its graph stays in {work}; explore it:")
-    shown_uri = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", args.uri or "")  # never print a password
+    shown_uri = mask_uri(args.uri or "")  # never print a password
     prefix = f"HEADWATER_URI={shown_uri}" if args.uri else f"HEADWATER_HOME={work / 'headwater'}"
     headwater = shutil.which("headwater", path=str(Path(sys.executable).parent)) or "headwater"
     for command in ("graph churn_model_int8:production --format mermaid", "runs", "ls"):

@@ -39,16 +39,12 @@ def run_node(run: Run) -> dict[str, Any]:
 
 
 def graph_payload(graph: LineageGraph, root: str | None = None, direction: str | None = None) -> dict[str, Any]:
-    """Every version and run of the graph, and one edge per recorded edge (deduplicated)."""
+    """Every version and run of the graph, and each edge once (LineageGraph.flow_edges)."""
     nodes = [version_node(v, graph.depth.get(v.ref)) for v in graph.versions]
     nodes += [run_node(r) for r in graph.runs]
-    known = {n["id"] for n in nodes}
-    edges: dict[tuple[str, str], dict[str, Any]] = {}
-    for edge in graph.edges:
-        version, run = f"v:{edge.version}", f"r:{edge.run_id}"
-        if version not in known or run not in known:
-            continue  # an edge to a node the walk stopped before
-        source, target = (version, run) if edge.direction == "used" else (run, version)
-        found = edges.setdefault((source, target), {"source": source, "target": target, "exact": True})
-        found["exact"] = found["exact"] and edge.exact
-    return {"root": root, "direction": direction, "nodes": nodes, "edges": list(edges.values())}
+    edges = []
+    for ref, run_id, direction_, exact in graph.flow_edges():
+        version, run = f"v:{ref}", f"r:{run_id}"
+        source, target = (version, run) if direction_ == "used" else (run, version)
+        edges.append({"source": source, "target": target, "exact": exact})
+    return {"root": root, "direction": direction, "nodes": nodes, "edges": edges}

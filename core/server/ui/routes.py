@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from headwater import __version__
+from headwater import __version__, render
 from headwater.api import Client
 from headwater.errors import HeadwaterError
 from headwater.server.auth import granted_scope
@@ -63,10 +63,11 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["q"] = _query
-    env.filters["size"] = views.human_size
-    env.filters["when"] = views.when
-    env.filters["short"] = views.short_digest
-    env.filters["json"] = views.pretty_json
+    # the CLI's own formats, so a page and `headwater show` print a time, size or digest alike
+    env.filters["size"] = render.fmt_size
+    env.filters["when"] = render.fmt_time
+    env.filters["short"] = render.short_digest
+    env.filters["json"] = render.to_json
     env.filters["shell"] = shlex.join  # commands shown for copying: a name is never shell syntax
     env.filters["py"] = repr
     env.globals["version"] = __version__

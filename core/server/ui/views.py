@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from headwater import times
 from headwater.api import Client, merge_graphs
 from headwater.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.models import AliasMove, LineageGraph, ManifestEntry, Version
@@ -21,38 +21,6 @@ MAX_CHILDREN_SHOWN = 500
 MAX_VERSIONS_SHOWN = 200
 DEFAULT_DEPTH = 3
 MAX_DEPTH = 1000
-
-
-# -- formatting (template filters) ----------------------------------------------------------------
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover
-
-
-def when(value: datetime | None) -> str:
-    """UTC, to the second: one clock for a team spread over time zones (the tooltip has the rest)."""
-    if value is None:
-        return "-"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return "-"
-    algorithm, _, hexa = digest.partition(":")
-    return f"{algorithm}:{hexa[:12]}" if hexa else digest[:20]
-
-
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def _need(value: str | None, what: str) -> str:
@@ -75,27 +43,7 @@ def _int(value: str | None, what: str, low: int, high: int, default: int) -> int
 
 def _at(value: str | None) -> datetime | None:
     """A time from the page's form (`2026-03-01T12:00`, with or without seconds or zone): UTC if naive."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        aware = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        raise InvalidInput(f"not a time: {value[:40]!r} (expected YYYY-MM-DDTHH:MM, UTC)") from None
-    if not 1000 <= aware.year <= 9998:  # what the databases store and order correctly
-        raise InvalidInput(f"{value[:40]!r} is out of range (years 1000 to 9998)")
-    return aware
-
-
-def _runs(client: Client, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The runs of these ids, in order; one that is not recorded is still listed, by id."""
-    found = []
-    for run_id in run_ids:
-        try:
-            found.append({"id": run_id, "run": client.get_run(run_id)})
-        except NotFound:
-            found.append({"id": run_id, "run": None})
-    return found
+    return None if value is None else times.parse(value)
 
 
 # -- artifacts -----------------------------------------------------------------------------------
@@ -156,7 +104,7 @@ def artifact_view(client: Client, name: str | None, alias: str | None, at: str |
         "artifact": artifact,
         "versions": versions,
         "aliases": aliases,
-        "producers": {r["id"]: r["run"] for r in _runs(client, sorted(producers))},
+        "producers": client.runs_by_id(sorted(producers)),
         "older": older,
         "travel": travel,
         "travel_alias": alias or ("production" if "production" in rows else LATEST),
@@ -223,8 +171,8 @@ def version_view(client: Client, ref: str | None) -> dict[str, Any]:
         "tree": file_tree(shown),
         "hidden_entries": len(version.entries) - len(shown),
         "references": any(e.ref for e in version.entries),
-        "producers": _runs(client, version.producers or ([version.produced_by] if version.produced_by else [])),
-        "consumers": [{"id": i, "run": by_id.get(i)} for i in consumers],
+        "producers": client.runs_by_id(version.producers or ([version.produced_by] if version.produced_by else [])),
+        "consumers": {i: by_id.get(i) for i in consumers},
         "previous": previous,
         "diff": diff,
     }
@@ -235,9 +183,7 @@ def version_view(client: Client, ref: str | None) -> dict[str, Any]:
 
 def run_view(client: Client, run_id: str | None) -> dict[str, Any]:
     run = client.get_run(_need(run_id, "a run id (?id=)"))
-    parent = None
-    if run.parent_id:
-        parent = _runs(client, [run.parent_id])[0]
+    parent = client.runs_by_id([run.parent_id])[run.parent_id] if run.parent_id else None
     children = client.runs(parent_id=run.id, limit=MAX_CHILDREN_SHOWN + 1)
     return {
         "nav": "runs",
