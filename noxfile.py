@@ -33,7 +33,15 @@ def core(session: nox.Session) -> None:
 
 
 def _core_ignores() -> list[str]:
-    return [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e")]
+    return [f"--ignore=tests/{name}" for name in (*ORCHESTRATORS, "e2e", "reliability")]
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Faults and hostile input: killed processes, backends down, hanging or refusing, full and
+    read-only disks, fuzzed REFs, manifests and events, concurrent writers (tests/reliability/)."""
+    session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage,http]", *DEV)
+    session.run("pytest", *(session.posargs or ["tests/reliability"]), env={"PYTHONUNBUFFERED": "1"})
 
 
 def _interpreter(version: str) -> str | None:
