@@ -617,6 +617,8 @@ class Client:
 
     def alias(self, ref: str, alias: str) -> Version:
         version = self.get(ref)
+        if version.deleted:
+            raise Conflict(f"{version.ref} is deleted: an alias cannot point to it")
         self.emit([AliasMoved(name=version.name, alias=validate_alias(alias), digest=version.digest)])
         return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
 

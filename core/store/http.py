@@ -230,15 +230,14 @@ class HTTPStore(Store):
             if before_commit is not None:
                 before_commit()
             return
+        try:
+            body = EVENTS.dump_json(list(events))
+        except ValueError as err:  # an event made without validation holding what JSON cannot
+            raise InvalidInput(f"the batch cannot be sent as JSON: {_one_line(err)}") from None
         self._upload_spooled_blobs(events)
         if before_commit is not None:
             before_commit()
-        self._conn.request(
-            "POST",
-            "/events",
-            content=EVENTS.dump_json(list(events)),
-            headers={"Content-Type": "application/json"},
-        )
+        self._conn.request("POST", "/events", content=body, headers={"Content-Type": "application/json"})
 
     def _upload_spooled_blobs(self, events: Sequence[Event]) -> None:
         """Blobs kept locally while the server was away go up before the versions that hold them."""
