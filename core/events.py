@@ -32,6 +32,7 @@ from pydantic import (
 from uuid6 import uuid7
 
 from headwater import times
+from headwater.digest import check_entry_paths
 from headwater.errors import HeadwaterError, InvalidInput
 from headwater.models import Direction, ManifestEntry, RunKind, RunStatus
 
@@ -109,17 +110,6 @@ def json_value(value: Any, where: str = "metadata", depth: int = 0) -> Any:
     )
 
 
-def check_entry_paths(paths: Iterable[str]) -> None:
-    """Refuse a manifest holding both a file `a` and a file under `a/`: no folder can restore it."""
-    seen = set(paths)
-    for path in seen:
-        cut = path.rfind("/")
-        while cut > 0:
-            if path[:cut] in seen:
-                raise InvalidInput(f"manifest holds both {_show(path[:cut])} and {_show(path)}: a file cannot also be a folder")
-            cut = path.rfind("/", 0, cut)
-
-
 def _json_text(value: str, where: str, what: str = "") -> str:
     try:
         return check_text(value)
@@ -135,8 +125,8 @@ def _text(limit: int | None) -> AfterValidator:
     return AfterValidator(lambda value: check_text(value, limit))
 
 
-def _aware(value: datetime) -> datetime:
-    return times.utc(value)
+def _aware(value: datetime, info: ValidationInfo) -> datetime:
+    return times.utc(value, info.field_name or "the time")
 
 
 def _json_object(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:

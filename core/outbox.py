@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - Windows: filelock's own lock
 
 from pydantic import ValidationError
 
+from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, Unavailable
 from headwater.events import EVENTS, Event, describe_error, new_id
 from headwater.store.base import Store
@@ -275,7 +276,7 @@ class Outbox:
         (self.dead_folder / (path.name + ".reason")).write_text(
             json.dumps({"error": type(err).__name__, "message": str(err)})
         )
-        log.warning("headwater: outbox batch %s refused by %s: %s", path.name, self.backend_uri, err)
+        log.warning("headwater: outbox batch %s refused by %s: %s", path.name, config.mask_uri(self.backend_uri), err)
         result.dead[path.name] = err
 
 

@@ -174,7 +174,8 @@ def _validation_message(err: RequestValidationError) -> str:
             return f"the body is not valid JSON: {reason}".rstrip(": ")
     for item in err.errors()[:3]:
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        reason = (item.get("ctx") or {}).get("error")  # a headwater check's own sentence
+        parts.append(f"{where}: {reason if reason is not None else item.get('msg', 'invalid')}")
     more = len(err.errors()) - 3
     return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 

@@ -345,11 +345,13 @@ class SQLStore(Store):
         return row, False
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
-        from headwater.digest import is_content_digest, manifest_digest, validate_entry_path
+        from headwater.digest import check_entry_paths, is_content_digest, manifest_digest, validate_entry_path
 
         for entry in ev.entries:
             if validate_entry_path(entry.path) != entry.path:
                 raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
+        if not is_content_digest(ev.digest):  # manifest_digest below checks a content digest's
+            check_entry_paths(entry.path for entry in ev.entries)
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
@@ -563,7 +565,8 @@ class SQLStore(Store):
         if artifact_id is None:
             raise NotFound(f"no artifact named {ref.name!r}")
         if ref.label is not None:
-            number = int(ref.label[1:])
+            digits = ref.label[1:]
+            number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
             found = None if number > _LABEL_MAX else conn.execute(
                 sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
             ).scalar()
