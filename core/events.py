@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal, Union
 

@@ -21,7 +21,7 @@ import pytest
 
 import headwater as hw
 from headwater.digest import manifest_digest
-from headwater.events import EVENTS, AliasMoved, RunRecorded, VersionRecorded, new_id, utcnow
+from headwater.events import AliasMoved, RunRecorded, VersionRecorded, new_id, utcnow
 from headwater.models import ManifestEntry
 from headwater.store import open_store
 from tests.conftest import _truncate
@@ -398,3 +398,11 @@ def test_an_outbox_entry_that_is_a_folder_is_skipped_with_a_warning(client: hw.C
     assert [r.job for r in client.runs()] == ["after"]
     assert f"headwater: outbox entry {folder} is a folder, not a batch: skipped" in caplog.messages
     assert folder.is_dir()  # not ours to remove
+
+
+def test_log_artifact_after_a_poison_batch_is_delivered_and_the_poison_set_aside(client: hw.Client, files) -> None:
+    poison = client.outbox.write([unchecked_version(type="t" * 200)])
+    version = client.log_artifact("clean", files({"a.csv": "x\n"}) / "a.csv")
+    assert version.ref == "clean:v0"  # a label: delivered, not left waiting behind the poison
+    assert [p.name for p in client.outbox.dead()] == [poison] and client.outbox.pending() == []
+    assert [a.name for a in client.artifacts()] == ["clean"]
