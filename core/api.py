@@ -282,11 +282,7 @@ class Client:
         name = validate_name(name)
         aliases = [validate_alias(a) for a in aliases]
         content = self.content(target, store=store)
-        if blobs_to_store is None:
-            self._store_blobs(content)
-        else:
-            blobs_to_store.append(content)
-        return VersionRecorded(
+        event = VersionRecorded(  # checked before any blob is stored: a refused call stores nothing
             name=name,
             digest=content.digest,
             entries=content.entries,
@@ -298,6 +294,11 @@ class Client:
             run_id=run,
             direction=direction,  # type: ignore[arg-type]
         )
+        if blobs_to_store is None:
+            self._store_blobs(content)
+        else:
+            blobs_to_store.append(content)
+        return event
 
     def _version_after(self, event: VersionRecorded, delivered: bool) -> Version:
         if delivered:
@@ -617,6 +618,8 @@ class Client:
 
     def alias(self, ref: str, alias: str) -> Version:
         version = self.get(ref)
+        if version.deleted:
+            raise Conflict(f"{version.ref} is deleted: an alias cannot point to it")
         self.emit([AliasMoved(name=version.name, alias=validate_alias(alias), digest=version.digest)])
         return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
 

@@ -911,9 +911,8 @@ def sync_cmd(client: Client, as_json: bool) -> None:
             }
         )
     else:
+        # Each batch refused now has had its one line already: the outbox logs it as it buries it.
         _show(Text(f"delivered {result.delivered}, pending {pending}, dead {dead}"))
-        for name, err in sorted(result.dead.items()):
-            _note(f"refused {name}: {_one_line(str(err))}")
     if pending:
         raise Unavailable(
             f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}"

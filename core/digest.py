@@ -59,6 +59,7 @@ __all__ = [
     "StatCache",
     "StatKey",
     "build_manifest",
+    "check_entry_paths",
     "files_hashed",
     "hash_bytes",
     "hash_file",
@@ -400,8 +401,20 @@ def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     for path, digest, _ in rows:
         if not digest or "\n" in digest or "\0" in digest:
             raise InvalidInput(f"entry {path!r} has an invalid digest {digest!r}")
+    check_entry_paths(row[0] for row in rows)
     canonical = "\n".join(f"{path}\0{digest}\0{size}" for path, digest, size in rows)
     return hash_bytes(canonical.encode("utf-8"))
+
+
+def check_entry_paths(paths: Iterable[str]) -> None:
+    """Refuse a manifest holding both a file `a` and a file under `a/`: no folder can restore it."""
+    seen = set(paths)
+    for path in seen:
+        cut = path.rfind("/")
+        while cut > 0:
+            if path[:cut] in seen:
+                raise InvalidInput(f"manifest holds both {path[:cut]!r} and {path!r}: a file cannot also be a folder")
+            cut = path.rfind("/", 0, cut)
 
 
 class _LocalFile(NamedTuple):

@@ -3,17 +3,156 @@
 Events are what the outbox persists and what every Store applies, so the same JSON travels to
 SQLite, PostgreSQL and the tracking server. Each carries an id (replays are ignored) and the time
 it happened (alias moves and run states are ordered by it, not by arrival).
+
+An event is checked when it is made, against what both databases store (the limits below are the
+column sizes of headwater.store.schema): no NUL or lone surrogate in any text, names and labels
+within their columns, times timezone-aware (a naive time is UTC, as everywhere in headwater) and
+in range, metadata plain JSON. A bad one is refused at the call with one InvalidInput line, so it
+never reaches the outbox, where it would be refused by the store only later.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import math
+import numbers
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from uuid6 import uuid7
 
+from headwater import times
+from headwater.digest import check_entry_paths
+from headwater.errors import HeadwaterError, InvalidInput
 from headwater.models import Direction, ManifestEntry, RunKind, RunStatus
+
+# Column sizes (headwater.store.schema uses these): a longer value is refused when the event is made.
+ID_MAX = 64  # event ids and run ids
+NAME_MAX = 1024  # artifact names, jobs, job namespaces
+TYPE_MAX = 128
+ORCHESTRATOR_MAX = 64
+DIGEST_MAX = 200
+PATH_MAX = 4096  # entry paths and entry refs
+ALIAS_MAX = 256  # aliases and tags
+REF_MAX = NAME_MAX + 1 + DIGEST_MAX  # an edge's REF: name@digest, name:vN or name:alias
+METADATA_DEPTH = 64  # nesting of metadata, params and code
+
+
+def check_text(value: str, limit: int | None = None) -> str:
+    """`value` if both databases store it as it is: no NUL (PostgreSQL refuses it in text and
+    JSON), no lone surrogate (not UTF-8), at most `limit` characters."""
+    if "\0" in value:
+        raise ValueError(f"{_show(value)} holds a NUL character, which the databases cannot store")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{_show(value)} is not valid Unicode (a lone surrogate)") from None
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{_show(value)} is longer than {limit} characters")
+    return value
+
+
+def check_tag(tag: str) -> str:
+    """A tag: printable text without spaces, at most ALIAS_MAX characters."""
+    if len(tag) > ALIAS_MAX:
+        raise InvalidInput(f"invalid tag {_show(tag)}: longer than {ALIAS_MAX} characters")
+    if not tag or any(c.isspace() or not c.isprintable() for c in tag):
+        raise InvalidInput(f"invalid tag {tag!r}: use printable text without spaces")
+    return tag
+
+
+def json_value(value: Any, where: str = "metadata", depth: int = 0) -> Any:
+    """`value` as plain JSON both databases store and filter alike: dates and times become ISO
+    8601 text (a naive time is UTC), numbers of other kinds (numpy's) plain ones. NaN and
+    Infinity are refused (they are not JSON: SQLite would store text no filter reads, PostgreSQL
+    refuses them), as are keys that are not text and values of any other type."""
+    if value is None or type(value) in (bool, int):
+        return value
+    if isinstance(value, str):
+        return _json_text(value, where)
+    if isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{where} is {number}: NaN and Infinity are not JSON (use null or a string)")
+        return number
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, datetime):
+        return times.utc(value, where).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if depth >= METADATA_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        normal = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has the key {key!r}: keys must be text")
+            inner = f"{where}.{key}" if len(where) < 200 else where
+            normal[_json_text(key, where, "the key ")] = json_value(item, inner, depth + 1)
+        return normal
+    if isinstance(value, (list, tuple)):
+        return [json_value(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise ValueError(
+        f"{where} is of type {type(value).__name__}, which is not JSON: use text, numbers, true/false, "
+        "null, lists, objects or dates"
+    )
+
+
+def _json_text(value: str, where: str, what: str = "") -> str:
+    try:
+        return check_text(value)
+    except ValueError as err:
+        raise ValueError(f"{where}: {what}{err}") from None
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _text(limit: int | None) -> AfterValidator:
+    return AfterValidator(lambda value: check_text(value, limit))
+
+
+def _aware(value: datetime, info: ValidationInfo) -> datetime:
+    return times.utc(value, info.field_name or "the time")
+
+
+def _json_object(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    return json_value(value, info.field_name or "the object")  # type: ignore[no-any-return]
+
+
+def describe_error(err: ValidationError, what: str) -> str:
+    """One line for the first problem pydantic found, naming the field."""
+    first = err.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    reason = first.get("ctx", {}).get("error")
+    if isinstance(reason, HeadwaterError):
+        return str(reason)  # already a whole sentence (a tag, a time, a manifest)
+    message = str(reason) if reason is not None else first["msg"]
+    more = err.error_count() - 1
+    prefix = "" if not where or message.startswith(where) else f"{where}: "
+    return f"invalid {what}: {prefix}{message}" + (f" (and {more} more)" if more else "")
+
+
+Id = Annotated[str, _text(ID_MAX)]
+Name = Annotated[str, _text(NAME_MAX)]
+Digest = Annotated[str, _text(DIGEST_MAX)]
+Alias = Annotated[str, _text(ALIAS_MAX)]
+Tag = Annotated[str, AfterValidator(check_tag)]
+Text = Annotated[str, _text(None)]
+Time = Annotated[datetime, AfterValidator(_aware)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
 def utcnow() -> datetime:
@@ -28,27 +167,34 @@ def new_id() -> str:
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(default_factory=new_id)
-    time: datetime = Field(default_factory=utcnow)
+    id: Id = Field(default_factory=new_id)
+    time: Time = Field(default_factory=utcnow)
+
+    def __init__(self, **data: Any) -> None:
+        # Made by a caller (not read back from JSON): its mistake is one InvalidInput line.
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise InvalidInput(describe_error(err, f"{self.__class__.__name__} event")) from None
 
 
 class RunRecorded(_Event):
     """Create or update a run. Fields left None keep what the store has; terminal states stick."""
 
     kind: Literal["run"] = "run"
-    run_id: str
-    job: str | None = None
-    job_namespace: str | None = None
-    orchestrator: str | None = None
+    run_id: Id
+    job: Name | None = None
+    job_namespace: Name | None = None
+    orchestrator: Annotated[str, _text(ORCHESTRATOR_MAX)] | None = None
     run_kind: RunKind | None = None
     status: RunStatus | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    params: dict[str, Any] | None = None
-    parent_id: str | None = None
-    error: str | None = None
-    code: dict[str, Any] | None = None
-    links: dict[str, str] | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
+    params: JSONObject | None = None
+    parent_id: Id | None = None
+    error: Text | None = None
+    code: JSONObject | None = None
+    links: dict[Text, Text] | None = None
 
 
 class VersionRecorded(_Event):
@@ -59,18 +205,31 @@ class VersionRecorded(_Event):
     """
 
     kind: Literal["version"] = "version"
-    name: str
-    digest: str
+    name: Name
+    digest: Digest
     entries: list[ManifestEntry]
-    type: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    aliases: list[str] = Field(default_factory=list)
-    run_id: str | None = None
+    type: Annotated[str, _text(TYPE_MAX)] | None = None
+    metadata: JSONObject = Field(default_factory=dict)
+    description: Text | None = None
+    tags: list[Tag] = Field(default_factory=list)
+    aliases: list[Alias] = Field(default_factory=list)
+    run_id: Id | None = None
     direction: Direction | None = None
     exact: bool = True
-    edge_metadata: dict[str, Any] = Field(default_factory=dict)
+    edge_metadata: JSONObject = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_entries(self) -> VersionRecorded:
+        for entry in self.entries:
+            try:
+                check_text(entry.path, PATH_MAX)
+                check_text(entry.digest, DIGEST_MAX)
+                if entry.ref is not None:
+                    check_text(entry.ref, PATH_MAX)
+            except ValueError as err:
+                raise ValueError(f"entry {_show(entry.path)}: {err}") from None
+        check_entry_paths(entry.path for entry in self.entries)
+        return self
 
 
 class EdgeRecorded(_Event):
@@ -80,36 +239,36 @@ class EdgeRecorded(_Event):
     """
 
     kind: Literal["edge"] = "edge"
-    run_id: str
-    ref: str
+    run_id: Id
+    ref: Annotated[str, _text(REF_MAX)]
     direction: Direction = "used"
     exact: bool = True
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JSONObject = Field(default_factory=dict)
 
 
 class AliasMoved(_Event):
     """Point `alias` of artifact `name` at the version with `digest`, or remove it when None."""
 
     kind: Literal["alias"] = "alias"
-    name: str
-    alias: str
-    digest: str | None
+    name: Name
+    alias: Alias
+    digest: Digest | None
 
 
 class TagsChanged(_Event):
     kind: Literal["tags"] = "tags"
-    name: str
-    digest: str
-    add: list[str] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    name: Name
+    digest: Digest
+    add: list[Tag] = Field(default_factory=list)
+    remove: list[Tag] = Field(default_factory=list)
 
 
 class VersionDeleted(_Event):
     """Tombstone a version: its lineage stays, its aliases go, its blobs become collectable."""
 
     kind: Literal["delete"] = "delete"
-    name: str
-    digest: str
+    name: Name
+    digest: Digest
 
 
 Event = Annotated[

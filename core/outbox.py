@@ -33,8 +33,11 @@ try:
 except ImportError:  # pragma: no cover - Windows: filelock's own lock
     fcntl = None  # type: ignore[assignment]
 
-from headwater.errors import HeadwaterError, Unavailable
-from headwater.events import EVENTS, Event, new_id
+from pydantic import ValidationError
+
+from headwater import config
+from headwater.errors import HeadwaterError, InvalidInput, Unavailable
+from headwater.events import EVENTS, Event, describe_error, new_id
 from headwater.store.base import Store
 
 log = logging.getLogger("headwater.outbox")
@@ -133,7 +136,17 @@ class Outbox:
     def pending(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+        found = []
+        with os.scandir(self.folder) as listing:
+            for entry in listing:
+                if not entry.name.endswith(SUFFIX) or entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    # Not a batch headwater wrote: reading it would fail every delivery.
+                    log.warning("headwater: outbox entry %s is a folder, not a batch: skipped", entry.path)
+                    continue
+                found.append(Path(entry.path))
+        return sorted(found)
 
     def dead(self) -> list[Path]:
         if not self.dead_folder.is_dir():
@@ -196,6 +209,9 @@ class Outbox:
                 except FileNotFoundError:
                     position += 1  # delivered by a process that held the lock before us
                     continue
+                except IsADirectoryError:
+                    position += 1  # made a folder since pending() listed it: skipped there too
+                    continue
                 length, parsed = len(raw), None
             if group and (size + length > GROUP_BYTES or events >= GROUP_EVENTS):
                 break
@@ -203,8 +219,13 @@ class Outbox:
             if parsed is None:
                 try:
                     parsed = EVENTS.validate_json(raw)
+                except ValidationError as err:
+                    # Also a batch written before events were checked when made (a NUL, a bad
+                    # time, NaN in metadata): the store would refuse it just the same.
+                    self._bury(path, InvalidInput(describe_error(err, "outbox batch")), result)
+                    continue
                 except ValueError as err:
-                    self._bury(path, HeadwaterError(f"unreadable outbox batch: {err}"), result)
+                    self._bury(path, InvalidInput(f"unreadable outbox batch: {err}"), result)
                     continue
             group.append((path, parsed))
             size += length
@@ -255,7 +276,7 @@ class Outbox:
         (self.dead_folder / (path.name + ".reason")).write_text(
             json.dumps({"error": type(err).__name__, "message": str(err)})
         )
-        log.warning("headwater: outbox batch %s refused by %s: %s", path.name, self.backend_uri, err)
+        log.warning("headwater: outbox batch %s refused by %s: %s", path.name, config.mask_uri(self.backend_uri), err)
         result.dead[path.name] = err
 
 

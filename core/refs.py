@@ -233,7 +233,7 @@ def parse_ref(text: str, is_artifact: Callable[[str], bool] | None = None) -> Re
             raise _bad_ref(text, "nothing after ':'")
         if is_label(suffix):
             # 'v03' and 'v3' are the same label; the store keeps the number.
-            return Ref(_ref_name(name, text), label=f"v{int(suffix[1:])}")
+            return Ref(_ref_name(name, text), label="v" + (suffix[1:].lstrip("0") or "0"))  # not int(): 5,000 digits is a ValueError
         if is_alias(suffix):
             return Ref(_ref_name(name, text), alias=suffix)
     return Ref(_ref_name(text, text), alias=LATEST)

@@ -119,8 +119,7 @@ class Backend:
             self._store.close()
 
     def apply(self, events: list[Any], *, emit: bool) -> None:
-        _check_times(events)
-        self.store.apply(events)
+        self.store.apply(events)  # their times are checked when they are made (headwater.events)
         if emit and self.emitter is not None:
             self.emitter.submit(self.store, events)
 
@@ -153,12 +152,6 @@ class Backend:
         os.replace(tmp, final)
 
 
-def _check_times(events: list[Any]) -> None:
-    for index, event in enumerate(events):
-        for name in ("time", "started_at", "ended_at"):
-            times.check(getattr(event, name, None), f"event {index}: {name}")
-
-
 def _one_line(text: object) -> str:
     return " ".join(str(text).split()) or "unknown error"
 
@@ -181,7 +174,8 @@ def _validation_message(err: RequestValidationError) -> str:
             return f"the body is not valid JSON: {reason}".rstrip(": ")
     for item in err.errors()[:3]:
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        reason = (item.get("ctx") or {}).get("error")  # a headwater check's own sentence
+        parts.append(f"{where}: {reason if reason is not None else item.get('msg', 'invalid')}")
     more = len(err.errors()) - 3
     return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
@@ -457,6 +451,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as err:
             raise InvalidInput(f"the body is not JSON: {err}") from None
+        except RecursionError:
+            raise InvalidInput("the body is nested too deeply to read") from None
         try:
             from headwater.openlineage import events_from_openlineage
         except ImportError as err:  # pragma: no cover - the server extra brings it
@@ -527,6 +523,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnicodeError)
     async def unicode_error(request: Request, err: UnicodeError) -> JSONResponse:
         return _error(400, "InvalidInput", "text must be valid Unicode (no lone surrogates)")
+
+    @app.exception_handler(RecursionError)
+    async def recursion_error(request: Request, err: RecursionError) -> JSONResponse:
+        return _error(400, "InvalidInput", "the request is nested too deeply")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:
+        # A bug, not the request's fault: one line for the client (which retries it as
+        # Unavailable); the traceback goes to the server's log once, where uvicorn writes it.
+        return _error(500, "Internal", f"the server failed on {request.method} {request.url.path}: {type(err).__name__}")
 
 
 def _first_line(err: object) -> str:

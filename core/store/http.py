@@ -119,6 +119,7 @@ class _Connection:
         self._httpx = httpx
         self.uri = uri
         self.base = uri.rstrip("/")
+        self.shown = config.mask_uri(self.base)  # what messages and logs name: no password
         self.timeout = timeout if timeout is not None else config.timeout_s()
         self._headers = {"User-Agent": "headwater"}
         token = token if token is not None else client_token()
@@ -151,14 +152,14 @@ class _Connection:
         silent_until = _SILENT_UNTIL.get(self.base, 0.0)
         if time.monotonic() < silent_until:
             # It just let a request time out: do not spend the caller's budget on it again.
-            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s (moments ago)")
+            raise Unavailable(f"{self.shown} did not answer within {self.timeout:g}s (moments ago)")
         try:
             return self.http.request(method, API + path, **kwargs)
         except httpx.TimeoutException:
             _SILENT_UNTIL[self.base] = time.monotonic() + self.timeout
-            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s") from None
+            raise Unavailable(f"{self.shown} did not answer within {self.timeout:g}s") from None
         except httpx.TransportError as err:
-            raise Unavailable(f"cannot reach {self.base}: {_one_line(err) or type(err).__name__}") from None
+            raise Unavailable(f"cannot reach {self.shown}: {_one_line(err) or type(err).__name__}") from None
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The response of a request that succeeded; its error as a headwater error otherwise."""
@@ -175,18 +176,18 @@ class _Connection:
             body = {}
         name = body.get("error") if isinstance(body, dict) else None
         message = _one_line(body.get("message", "")) if isinstance(body, dict) else ""
-        message = message or f"{self.base} answered {status} to {what}"
+        message = message or f"{self.shown} answered {status} to {what}"
         if status in (401, 403):
-            return Unauthorized(f"{self.base} refused the request ({status}): {message}")
+            return Unauthorized(f"{self.shown} refused the request ({status}): {message}")
         if name in _ERRORS and name != "HeadwaterError":
             return _ERRORS[name][1](message)
         if status == 404:
             # A 404 that is not a headwater NotFound: wrong URL, or not a headwater server.
-            return Unavailable(f"{self.base} is not a headwater server (404 on {what})")
+            return Unavailable(f"{self.shown} is not a headwater server (404 on {what})")
         if status == 413:
             return InvalidInput(message)
         if status >= 500 or status == 429:
-            return Unavailable(f"{self.base} failed ({status}): {message}")
+            return Unavailable(f"{self.shown} failed ({status}): {message}")
         if status == 409:
             return Conflict(message)
         return InvalidInput(message)
@@ -230,15 +231,14 @@ class HTTPStore(Store):
             if before_commit is not None:
                 before_commit()
             return
+        try:
+            body = EVENTS.dump_json(list(events))
+        except ValueError as err:  # an event made without validation holding what JSON cannot
+            raise InvalidInput(f"the batch cannot be sent as JSON: {_one_line(err)}") from None
         self._upload_spooled_blobs(events)
         if before_commit is not None:
             before_commit()
-        self._conn.request(
-            "POST",
-            "/events",
-            content=EVENTS.dump_json(list(events)),
-            headers={"Content-Type": "application/json"},
-        )
+        self._conn.request("POST", "/events", content=body, headers={"Content-Type": "application/json"})
 
     def _upload_spooled_blobs(self, events: Sequence[Event]) -> None:
         """Blobs kept locally while the server was away go up before the versions that hold them."""
@@ -366,7 +366,7 @@ class HTTPBlobStore:
         self.spool = BlobStore(_outbox_folder(home, uri) / "blobs")
 
     def __repr__(self) -> str:
-        return f"HTTPBlobStore({self.url!r})"
+        return f"HTTPBlobStore({config.mask_uri(self.url)!r})"
 
     def close(self) -> None:
         if self._own_connection:
@@ -401,7 +401,7 @@ class HTTPBlobStore:
                 with _open(path) as source:
                     self._upload(source, digest)
         except Unavailable as err:
-            log.debug("headwater: blob %s kept locally until %s answers: %s", digest, self._conn.base, err)
+            log.debug("headwater: blob %s kept locally until %s answers: %s", digest, self._conn.shown, err)
             self.spool.put_file(path, digest)
         return digest
 
@@ -443,9 +443,9 @@ class HTTPBlobStore:
             response = self._conn.http.send(request, stream=True)
         except httpx.TimeoutException:
             _SILENT_UNTIL[self._conn.base] = time.monotonic() + self._conn.timeout
-            raise Unavailable(f"{self._conn.base} did not answer within {self._conn.timeout:g}s") from None
+            raise Unavailable(f"{self._conn.shown} did not answer within {self._conn.timeout:g}s") from None
         except httpx.TransportError as err:
-            raise Unavailable(f"cannot reach {self._conn.base}: {_one_line(err)}") from None
+            raise Unavailable(f"cannot reach {self._conn.shown}: {_one_line(err)}") from None
         if response.status_code >= 400:
             try:
                 response.read()

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from headwater.events import ALIAS_MAX, DIGEST_MAX, ID_MAX, NAME_MAX, ORCHESTRATOR_MAX, PATH_MAX, TYPE_MAX
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases (SQLite would hand back naive ones).
@@ -46,7 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-RunId = sa.String(64)
+RunId = sa.String(ID_MAX)
 
 metadata = sa.MetaData()
 
@@ -54,8 +56,8 @@ artifacts = sa.Table(
     "artifacts",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(1024), nullable=False, unique=True),
-    sa.Column("type", sa.String(128)),
+    sa.Column("name", sa.String(NAME_MAX), nullable=False, unique=True),
+    sa.Column("type", sa.String(TYPE_MAX)),
     sa.Column("description", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     # Next label number; bumped under a row lock so labels stay gapless (no sequences).
@@ -68,7 +70,7 @@ versions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
     sa.Column("label", sa.Integer, nullable=False),
-    sa.Column("digest", sa.String(200), nullable=False),
+    sa.Column("digest", sa.String(DIGEST_MAX), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("n_entries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("metadata", JSON, nullable=False),
@@ -84,10 +86,10 @@ entries = sa.Table(
     "entries",
     metadata,
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
-    sa.Column("path", sa.String(4096), primary_key=True),
-    sa.Column("digest", sa.String(200), nullable=False),
+    sa.Column("path", sa.String(PATH_MAX), primary_key=True),
+    sa.Column("digest", sa.String(DIGEST_MAX), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("ref", sa.String(4096)),
+    sa.Column("ref", sa.String(PATH_MAX)),
     sa.Index("ix_entries_digest", "digest"),
     sa.Index("ix_entries_ref", "ref"),
 )
@@ -96,9 +98,9 @@ runs = sa.Table(
     "runs",
     metadata,
     sa.Column("id", RunId, primary_key=True),
-    sa.Column("job", sa.String(1024), nullable=False),
-    sa.Column("job_namespace", sa.String(1024), nullable=False),
-    sa.Column("orchestrator", sa.String(64), nullable=False),
+    sa.Column("job", sa.String(NAME_MAX), nullable=False),
+    sa.Column("job_namespace", sa.String(NAME_MAX), nullable=False),
+    sa.Column("orchestrator", sa.String(ORCHESTRATOR_MAX), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("status_at", UTCDateTime, nullable=False),
@@ -132,7 +134,7 @@ aliases = sa.Table(
     "aliases",
     metadata,
     sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), primary_key=True),
-    sa.Column("alias", sa.String(256), primary_key=True),
+    sa.Column("alias", sa.String(ALIAS_MAX), primary_key=True),
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id")),  # NULL: removed
     sa.Column("moved_at", UTCDateTime, nullable=False),
 )
@@ -142,7 +144,7 @@ alias_moves = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
-    sa.Column("alias", sa.String(256), nullable=False),
+    sa.Column("alias", sa.String(ALIAS_MAX), nullable=False),
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id")),  # NULL: removed
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index("ix_alias_moves_lookup", "artifact_id", "alias", "at"),
@@ -152,13 +154,13 @@ tags = sa.Table(
     "tags",
     metadata,
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
-    sa.Column("tag", sa.String(256), primary_key=True),
+    sa.Column("tag", sa.String(ALIAS_MAX), primary_key=True),
     sa.Index("ix_tags_tag", "tag"),
 )
 
 applied_events = sa.Table(
     "applied_events",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(ID_MAX), primary_key=True),
     sa.Column("applied_at", UTCDateTime, nullable=False),
 )

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, InvalidRef, NotFound, Unavailable
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, InvalidRef, NotFound, Unavailable
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -32,6 +32,7 @@ from headwater.events import (
     TagsChanged,
     VersionDeleted,
     VersionRecorded,
+    check_tag,
     utcnow,
 )
 from headwater.models import (
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+_LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
 
 
 def _label(number: int) -> str:
@@ -136,10 +138,20 @@ class SQLStore(Store):
             raise Unavailable(f"cannot reach {self._safe_url()}: {_first_line(err.orig or err)}") from err
         except sa_exc.InterfaceError as err:
             raise Unavailable(f"cannot reach {self._safe_url()}: {_first_line(err.orig or err)}") from err
+        # Content the database refuses (a value too long, a NUL, a bad bind) is that content's
+        # fault, not the database's: retrying it can never succeed, so it is not Unavailable.
+        except sa_exc.DataError as err:
+            raise InvalidInput(f"the database refused a value: {_first_line(err.orig or err)}") from err
+        except sa_exc.IntegrityError as err:
+            raise Conflict(f"the database refused the change: {_first_line(err.orig or err)}") from err
+        except sa_exc.DBAPIError:
+            raise
+        except sa_exc.StatementError as err:
+            raise InvalidInput(f"the database cannot take a value: {_first_line(err.orig or err)}") from err
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with self._translate_errors():
+        with self._translate_errors(), _refuse_content():
             conn = self.engine.connect()
             if self.dialect == "sqlite":
                 conn = conn.execution_options(sqlite_write=True)
@@ -277,11 +289,16 @@ class SQLStore(Store):
             ("orchestrator", "orchestrator"),
             ("run_kind", "kind"),
             ("parent_id", "parent_id"),
-            ("error", "error"),
         ):
             value = getattr(ev, field)
             if value is not None and value != row._mapping[column]:
                 changes[column] = value
+        # A finished run keeps the error of how it finished: a late `failed` after `succeeded`
+        # (or a second failure) does not rewrite it; the same outcome may still fill it in.
+        if ev.error is not None and ev.error != row.error and (
+            row.status not in TERMINAL_STATUSES or (row.error is None and ev.status in (None, row.status))
+        ):
+            changes["error"] = ev.error
         if ev.started_at is not None and (row.started_at is None or ev.started_at < row.started_at):
             changes["started_at"] = ev.started_at
         if ev.ended_at is not None and row.ended_at is None:
@@ -328,11 +345,13 @@ class SQLStore(Store):
         return row, False
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
-        from headwater.digest import is_content_digest, manifest_digest, validate_entry_path
+        from headwater.digest import check_entry_paths, is_content_digest, manifest_digest, validate_entry_path
 
         for entry in ev.entries:
             if validate_entry_path(entry.path) != entry.path:
                 raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
+        if not is_content_digest(ev.digest):  # manifest_digest below checks a content digest's
+            check_entry_paths(entry.path for entry in ev.entries)
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
@@ -463,6 +482,9 @@ class SQLStore(Store):
         version_id = None
         if ev.digest is not None:
             version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+            deleted = conn.execute(sa.select(versions.c.deleted_at).where(versions.c.id == version_id)).scalar()
+            if deleted is not None:
+                raise Conflict(f"{ev.name}@{ev.digest} is deleted: an alias cannot point to it")
         elif not conn.execute(
             sa.select(aliases.c.version_id).where(
                 aliases.c.artifact_id == artifact_id,
@@ -494,7 +516,7 @@ class SQLStore(Store):
         )
 
     def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
-        rows = [{"version_id": version_id, "tag": _check_tag(t)} for t in dict.fromkeys(new_tags)]
+        rows = [{"version_id": version_id, "tag": check_tag(t)} for t in dict.fromkeys(new_tags)]
         if rows:
             conn.execute(
                 self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows
@@ -543,10 +565,10 @@ class SQLStore(Store):
         if artifact_id is None:
             raise NotFound(f"no artifact named {ref.name!r}")
         if ref.label is not None:
-            found = conn.execute(
-                sa.select(versions.c.id).where(
-                    versions.c.artifact_id == artifact_id, versions.c.label == int(ref.label[1:])
-                )
+            digits = ref.label[1:]
+            number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
+            found = None if number > _LABEL_MAX else conn.execute(
+                sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
             ).scalar()
             if found is None:
                 raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
@@ -698,7 +720,7 @@ class SQLStore(Store):
                     sa.exists().where(tags_t.c.version_id == versions.c.id, tags_t.c.tag == tag)
                 )
             for key, value in (metadata or {}).items():
-                query = query.where(_json_equals(versions.c.metadata, key, value))
+                query = query.where(_json_equals(versions.c.metadata, _filter_key(key), value))
             query = query.order_by(versions.c.label)
             if limit is not None:
                 query = query.limit(limit)
@@ -1046,10 +1068,15 @@ def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.Colu
     return element.as_string() == str(value)
 
 
-def _check_tag(tag: str) -> str:
-    if not tag or len(tag) > 256 or any(c.isspace() or not c.isprintable() for c in tag):
-        raise InvalidInput(f"invalid tag {tag!r}: use printable text without spaces")
-    return tag
+def _filter_key(key: object) -> str:
+    # SQLite addresses the key inside a JSON path ('$."key"'), which has no escape for a quote.
+    if not isinstance(key, str) or not key or len(key) > 1024 or any(
+        ch in '"\\' or not ch.isprintable() for ch in key
+    ):
+        raise InvalidInput(
+            f"cannot filter on the metadata key {key!r}: use printable text without quotes or backslashes"
+        )
+    return key
 
 
 def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[str] | None = None) -> Run:
@@ -1076,6 +1103,19 @@ def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[st
 def _json_loads(text: str) -> Any:
     # Most metadata and params cells are empty: a graph of 20,000 nodes holds ~70,000 of them.
     return {} if text == "{}" else json.loads(text)
+
+
+@contextlib.contextmanager
+def _refuse_content() -> Iterator[None]:
+    """A write whose events were made without validation (an old outbox batch, an adapter's
+    model_construct) fails in Python on its content: refused as InvalidInput, so the outbox sets
+    that batch aside instead of failing on it forever."""
+    try:
+        yield
+    except HeadwaterError:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError) as err:
+        raise InvalidInput(f"the store cannot apply this batch: {type(err).__name__}: {_first_line(err)}") from err
 
 
 def _first_line(err: object) -> str:
