@@ -72,11 +72,11 @@ _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
 _ENTRIES = TypeAdapter(list[ManifestEntry])
 
-# A request body up to this size is sent as it is, without asking the server's limits (which
-# are never below it by default): the common case costs no extra request.
+# A request body up to this size is sent as it is, without asking the server's limits (unless
+# known already): the common case costs no extra request.
 SEND_WHOLE = 256 << 10
 # Past it, versions with at least this many entries send them as a staged manifest.
-STAGE_ENTRIES = 1000
+STAGE_ENTRIES = 100
 
 
 class Unauthorized(Unavailable):
@@ -246,7 +246,7 @@ class HTTPStore(Store):
             return []
         self._upload_spooled_blobs(events)
         body = EVENTS.dump_json(list(events))
-        if len(body) > SEND_WHOLE:
+        if len(body) > (SEND_WHOLE if self._limits is None else min(SEND_WHOLE, self._limits["max_body"] // 2)):
             body = self._fit(events, body)
         if before_commit is not None:
             before_commit()
@@ -281,9 +281,7 @@ class HTTPStore(Store):
         return event.model_copy(update={"entries": [], "manifest": digest})
 
     def check_sendable(self, events: Sequence[Event]) -> None:
-        body = EVENTS.dump_json(list(events))
-        if len(body) <= SEND_WHOLE:
-            return
+        # Asked before blobs are uploaded (a request each): one more, once, costs nothing.
         try:
             limits = self.limits()
         except Unavailable:

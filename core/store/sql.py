@@ -348,7 +348,8 @@ class SQLStore(Store):
 
         if ev.manifest is not None:
             raise InvalidInput(
-                f"version {ev.name}@{ev.digest} names a staged manifest: only the tracking server resolves one"
+                f"version {ev.name}@{ev.digest} names a staged manifest ({ev.manifest}) that is not here: "
+                "its entries must be sent again"
             )
 
         for entry in ev.entries:
