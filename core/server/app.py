@@ -305,7 +305,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["write"],
         dependencies=WRITE,
         responses=_ERRORS,
-        openapi_extra={"requestBody": {"required": True, "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     )
     async def put_manifest(digest: str, request: Request) -> dict[str, Any]:
         """Stage a version's entries (a gzip-compressed JSON array) under the digest of the bytes

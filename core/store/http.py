@@ -277,7 +277,7 @@ class HTTPStore(Store):
         packed = gzip.compress(_ENTRIES.dump_json(event.entries), compresslevel=1, mtime=0)
         digest = hash_bytes(packed)
         # Sent again on a retry: the server keeps one copy, and an event replayed finds it.
-        self._conn.request("PUT", f"/manifests/{digest}", content=packed, headers={"Content-Type": "application/gzip"})
+        self._conn.request("PUT", f"/manifests/{digest}", content=packed, headers={"Content-Type": "application/octet-stream"})
         return event.model_copy(update={"entries": [], "manifest": digest})
 
     def check_sendable(self, events: Sequence[Event]) -> None:

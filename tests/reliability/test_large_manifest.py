@@ -90,14 +90,14 @@ def test_stored_files_over_the_body_limit_upload_and_record(
 def test_a_version_too_large_for_any_route_is_refused_before_any_upload(
     server_factory, request: pytest.FixtureRequest, backend: str, too_large: str, tmp_path: Path, headwater_home: Path
 ) -> None:
-    # 0.05 MB: a request of 52,428 bytes, a staged manifest of 16 times that (838,848 bytes).
+    # 0.05 MB: a request of 52,428 bytes, a staged manifest of 4 times that (209,712 bytes).
     server = _server(server_factory, request, backend, 0.05)
     client = hw.Client(uri=server.url, home=headwater_home)
     if too_large == "manifest":
-        folder = _folder(tmp_path / "big", 8000)  # some 920,000 bytes of entries
+        folder = _folder(tmp_path / "big", 2000)  # some 250,000 bytes of entries
         message = (
-            rf"^big@blake3:[0-9a-f]{{64}}: its 8000 entries take \d+ bytes, over {server.url}'s limit of "
-            r"838848 for a manifest; nothing was stored$"
+            rf"^big@blake3:[0-9a-f]{{64}}: its 2000 entries take \d+ bytes, over {server.url}'s limit of "
+            r"209712 for a manifest; nothing was stored$"
         )
         kwargs = {}
     else:
@@ -141,7 +141,7 @@ def test_a_staged_manifest_is_published_whole_or_not_at_all(server_factory, head
     packed = gzip.compress(json.dumps([e.model_dump() for e in entries]).encode())
     wrong = "blake3:" + "0" * 64
     with pytest.raises(Conflict, match=rf"^the {len(packed)} bytes sent hash to {hash_bytes(packed)}, not {wrong}: nothing was stored$"):
-        store._conn.request("PUT", f"/manifests/{wrong}", content=packed, headers={"Content-Type": "application/gzip"})
+        store._conn.request("PUT", f"/manifests/{wrong}", content=packed, headers={"Content-Type": "application/octet-stream"})
     assert _blob_files(server) == []
     # An event naming a manifest the server does not hold is refused, and records nothing.
     named = VersionRecorded(name="ds", digest=manifest_digest(entries), entries=[], manifest=hash_bytes(packed))
