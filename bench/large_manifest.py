@@ -1,9 +1,9 @@
 """A version of a million files recorded through the tracking server, on SQLite and PostgreSQL.
 
-    python bench/large_manifest.py [--entries 1000000] [--postgres postgresql://...] [--json]
+    python bench/large_manifest.py [--entries 1000000] [--max-body-mb 64] [--postgres postgresql://...] [--json]
 
-Starts one `headwater server` per database on 127.0.0.1 (one worker, the default body limit of
-64 MiB), then, from this process, applies one batch through HTTPStore.apply: a run and the
+Starts one `headwater server` per database on 127.0.0.1 (one worker, a body limit of
+`--max-body-mb`, 64 MiB by default as in production), then, from this process, applies one batch through HTTPStore.apply: a run and the
 version it produced, with `--entries` entries of small files. The entries are synthetic (paths
 `dNNNN/fNNNNNNN.bin`, random blake3 digests, sizes under 4 KiB) and their blobs are not uploaded:
 this measures the manifest's way (staged gzip-compressed apart, then the event), not blob uploads.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_bench import postgres_database, server_process  # noqa: E402
+from http_bench import postgres_database, server_process
 
 MiB = 1 << 20
 
@@ -55,7 +55,7 @@ def _events(n: int) -> list[Any]:
     rng = random.Random(12)
     entries = [
         ManifestEntry.model_construct(
-            path=f"d{i // 1000:04d}/f{i:07d}.bin", digest="blake3:%064x" % rng.getrandbits(256), size=rng.randrange(4096), ref=None
+            path=f"d{i // 1000:04d}/f{i:07d}.bin", digest=f"blake3:{rng.getrandbits(256):064x}", size=rng.randrange(4096), ref=None
         )
         for i in range(n)
     ]
@@ -80,12 +80,12 @@ def _entry_count(store_uri: str, digest: str) -> int:
     return int(count or 0)
 
 
-def measure(store_uri: str, folder: Path, events: list[Any]) -> dict[str, Any]:
+def measure(store_uri: str, folder: Path, events: list[Any], max_body_mb: float) -> dict[str, Any]:
     from headwater.events import EVENTS
     from headwater.store.http import HTTPStore
 
     whole = len(EVENTS.dump_json(events))
-    with server_process(store_uri, folder, 1) as (url, process):
+    with server_process(store_uri, folder, 1, {"HEADWATER_SERVER_MAX_BODY_MB": str(max_body_mb)}) as (url, process):
         store = HTTPStore(url, home=folder / "client")
         sent = 0
 
@@ -116,6 +116,7 @@ def measure(store_uri: str, folder: Path, events: list[Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--max-body-mb", type=float, default=64.0, help="the server's body limit")
     parser.add_argument("--postgres", default=os.environ.get("HEADWATER_TEST_POSTGRES_URL", ""))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -129,12 +130,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="headwater-manifest-bench-") as tmp:
         folder = Path(tmp)
         (folder / "sqlite").mkdir()
-        rows.append({"database": "SQLite", **measure(f"sqlite:///{folder / 'sqlite' / 'bench.db'}", folder / "sqlite", events)})
+        rows.append({"database": "SQLite", **measure(f"sqlite:///{folder / 'sqlite' / 'bench.db'}", folder / "sqlite", events, args.max_body_mb)})
         if args.postgres:
             (folder / "pg").mkdir()
             try:
                 with postgres_database(args.postgres) as pg:
-                    rows.append({"database": "PostgreSQL", **measure(pg, folder / "pg", events)})
+                    rows.append({"database": "PostgreSQL", **measure(pg, folder / "pg", events, args.max_body_mb)})
             except Exception as err:  # noqa: BLE001 - say why, keep the SQLite row
                 print(f"PostgreSQL skipped: {' '.join(str(err).split())[:200]}", file=sys.stderr)
     for row in rows:

@@ -10,10 +10,9 @@ import gzip
 import json
 from pathlib import Path
 
+import headwater as hw
 import pytest
 import sqlalchemy as sa
-
-import headwater as hw
 from headwater.digest import hash_bytes, manifest_digest
 from headwater.errors import Conflict, InvalidInput
 from headwater.events import EVENTS, RunRecorded, VersionRecorded

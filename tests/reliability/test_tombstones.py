@@ -6,9 +6,9 @@ Runs against every backend (SQLite, PostgreSQL, and the tracking server over eac
 from __future__ import annotations
 
 import logging
-import pytest
 
 import headwater as hw
+import pytest
 from headwater.errors import Conflict, NotFound
 from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
 from headwater.observe import Observer, location_name
@@ -72,8 +72,10 @@ def test_an_adapter_batch_reading_deleted_content_records_the_whole_run(
     _assert_still_deleted(client, deleted, latest=None)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"headwater: {users}@{deleted.digest} was deleted: run train-1's used edge is kept on its tombstone, "
-        "its content is gone"
+        (
+            f"headwater: {users}@{deleted.digest} was deleted: run train-1's used edge is kept on its "
+            "tombstone, its content is gone"
+        )
     ]
 
 
