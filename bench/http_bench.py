@@ -41,9 +41,19 @@ def _free_port() -> int:
 
 @contextmanager
 def server(store: str, folder: Path, workers: int) -> Iterator[str]:
+    with server_process(store, folder, workers) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(
+    store: str, folder: Path, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`headwater server` on 127.0.0.1 until the block ends: its URL and its process."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "OPENLINEAGE_"))}
     env["HEADWATER_HOME"] = str(folder / "home")
+    env.update(extra_env or {})
     command = [
         sys.executable, "-m", "headwater.cli", "server", "--port", str(port), "--workers", str(workers),
         "--store", store, "--blobs", str(folder / "blobs"), "--no-access-log", "--log-level", "warning",
@@ -63,7 +73,7 @@ def server(store: str, folder: Path, workers: int) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise SystemExit("server not ready after 60 s") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)

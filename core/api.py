@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, NotFound
+from headwater.errors import Conflict, InvalidInput, NotFound, Unavailable
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -262,6 +262,17 @@ class Client:
                 self.blobs.put_file(content.files[entry.path], entry.digest)
                 bar.advance(entry.size)
 
+    def _store_checked(self, events: Sequence[Event], blobs: Sequence[_Content]) -> None:
+        """Store the blobs of versions about to be recorded, once the backend is known to take
+        their events: a version too large for it is refused before any of its bytes go up."""
+        if any(c.files for c in blobs):
+            try:
+                self.store.check_sendable(events)
+            except Unavailable:
+                pass  # the backend is away: the events wait in the outbox, as they would anyway
+        for content in blobs:
+            self._store_blobs(content)
+
     def _version_event(
         self,
         name: str,
@@ -331,6 +342,7 @@ class Client:
         run: str | None = None,
     ) -> Version:
         """Record the content at `path` as a version of `name` (the same content: the same version)."""
+        blobs: list[_Content] = []
         event = self._version_event(
             name,
             path,
@@ -342,7 +354,9 @@ class Client:
             store=store,
             run=run,
             direction="produced" if run else None,
+            blobs_to_store=blobs,
         )
+        self._store_checked([event], blobs)
         return self._version_after(event, self.emit([event]))
 
     def log_reference(self, name: str, uri: str, **kwargs: Any) -> Version:
@@ -453,8 +467,7 @@ class Client:
                 )
             )
             produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]
-        for content in blobs:
-            self._store_blobs(content)
+        self._store_checked(events, blobs)
         if self.emit(events):
             return self.store.get_run(rid)
         # Still in the outbox: say what will be recorded, by digest since labels come on delivery.

@@ -202,6 +202,8 @@ class VersionRecorded(_Event):
 
     The version is created when its digest is new for the artifact. `latest` moves to it when it
     was produced or logged (direction None or "produced"), or when a use saw it for the first time.
+    Content that was deleted is refused (Conflict) when logged bare; a run's edge to it is kept on
+    the tombstone, and the version stays deleted.
     """
 
     kind: Literal["version"] = "version"
@@ -217,6 +219,11 @@ class VersionRecorded(_Event):
     direction: Direction | None = None
     exact: bool = True
     edge_metadata: JSONObject = Field(default_factory=dict)
+    manifest: Digest | None = Field(
+        default=None,
+        description="on the way to a tracking server only: the digest of the staged manifest "
+        "(`PUT /api/v1/manifests/{digest}`) that holds the entries, sent apart when they are many",
+    )
 
     @model_validator(mode="after")
     def _check_entries(self) -> VersionRecorded:

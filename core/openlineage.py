@@ -577,9 +577,10 @@ class EmittingStore:
         self.emitter = emitter
         self.uri = store.uri
 
-    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
-        self.inner.apply(events, before_commit=before_commit)
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
+        notices: list[str] = self.inner.apply(events, before_commit=before_commit)
         self.emitter.submit(self.inner, events)
+        return notices
 
     def close(self) -> None:
         self.emitter.close()

@@ -68,6 +68,7 @@ class Delivery:
     pending: int = 0
     dead: dict[str, HeadwaterError] = field(default_factory=dict)
     error: str | None = None  # why delivery stopped early (backend away, lock busy)
+    notices: list[str] = field(default_factory=list)  # recorded otherwise than asked (Store.apply)
 
 
 class Outbox:
@@ -191,6 +192,9 @@ class Outbox:
             result.pending = len(self.pending())
         finally:
             lock.release()
+        if result.notices:
+            # One line, however many edges: runs touched content that was deleted.
+            log.warning("headwater: %s", "; ".join(result.notices))
         return result
 
     def _read_group(
@@ -246,7 +250,7 @@ class Outbox:
 
         try:
             everything = [path for path, _ in group]
-            store.apply([event for _, events in group for event in events], before_commit=durable(everything))
+            notices = store.apply([event for _, events in group for event in events], before_commit=durable(everything))
         except Unavailable:
             raise
         except HeadwaterError as err:
@@ -255,7 +259,7 @@ class Outbox:
                 return
             for path, events in group:
                 try:
-                    store.apply(events, before_commit=durable([path]))
+                    result.notices.extend(store.apply(events, before_commit=durable([path])))
                 except Unavailable:
                     raise
                 except HeadwaterError as err:
@@ -264,6 +268,7 @@ class Outbox:
                 path.unlink(missing_ok=True)
                 result.delivered += 1
             return
+        result.notices.extend(notices)
         for path, _ in group:
             path.unlink(missing_ok=True)
             result.delivered += 1

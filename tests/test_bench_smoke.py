@@ -69,3 +69,25 @@ def test_bench_prints_every_row(tmp_path: Path) -> None:
     table = [line for line in body if line.split()[0] in ROWS]
     assert len(table) == len(ROWS)
     assert all(len(line) > len(row) + 20 for line, row in zip(table, ROWS))
+
+
+def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> None:
+    """bench/large_manifest.py at a small size, with a body limit its batch crosses."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "large_manifest.py"), "--entries", "8000", "--max-body-mb", "0.5", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    rows = json.loads(proc.stdout)
+    assert [row["database"] for row in rows][:1] == ["SQLite"]
+    for row in rows:
+        assert row["entries"] == 8000
+        assert row["one body MiB"] > 0.5  # the batch as one body is over the limit
+        assert row["sent MiB"] < row["one body MiB"]  # its manifest went compressed

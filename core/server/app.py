@@ -27,15 +27,16 @@ from headwater import __version__, config, times
 from headwater.api import Client
 from headwater.blobs import BlobStore
 from headwater.digest import is_content_digest, new_hasher
-from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
-from headwater.events import Event
-from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound, Unavailable
+from headwater.events import Event, VersionRecorded
+from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
 from headwater.server.auth import AuthError, require
-from headwater.server.limits import BodyLimit, BodyTooLarge, read_body
+from headwater.server.limits import MANIFEST_FACTOR, BodyLimit, BodyTooLarge, read_body
 from headwater.server.settings import Settings
 from headwater.store.http import status_of
 from headwater.store.sql import SQLStore
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,6 +45,10 @@ log = logging.getLogger("headwater.server")
 API = "/api/v1"
 READ = [Depends(require("read"))]
 WRITE = [Depends(require("write"))]
+_ENTRIES = TypeAdapter(list[ManifestEntry])
+# A staged manifest is read by the event that names it, sent right after it: one left behind (its
+# client gave up) is removed after this long. Kept until then, a replay of the event finds it.
+STAGED_TTL_S = 24 * 3600
 
 
 class UnsupportedMediaType(Exception):
@@ -80,6 +85,11 @@ class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.blobs = BlobStore(settings.blob_uri, fsync=True)
+        # Staged manifests: beside the blobs (shared by every worker), never listed among them.
+        staged = settings.blob_uri
+        staged = f"{staged.rstrip('/')}/staged" if "://" in staged else os.path.join(staged, "staged")
+        self.staged = BlobStore(staged, fsync=True)
+        self.max_manifest = settings.max_body * MANIFEST_FACTOR
         self._store: SQLStore | None = None
         self._client: Client | None = None
         self._lock = threading.Lock()
@@ -118,16 +128,54 @@ class Backend:
         if self._store is not None:
             self._store.close()
 
-    def apply(self, events: list[Any], *, emit: bool) -> None:
-        self.store.apply(events)  # their times are checked when they are made (headwater.events)
+    def apply(self, events: list[Any], *, emit: bool) -> list[str]:
+        # Their times are checked when they are made (headwater.events).
+        events = [self._unstage(event) if isinstance(event, VersionRecorded) else event for event in events]
+        notices = self.store.apply(events)
         if emit and self.emitter is not None:
             self.emitter.submit(self.store, events)
+        return notices
+
+    def _unstage(self, event: VersionRecorded) -> VersionRecorded:
+        """The event with the entries of the manifest it names, staged before it was sent.
+
+        A manifest no longer here is left named: the store skips the event if it was applied
+        before (a replay) and refuses it otherwise."""
+        if event.manifest is None:
+            return event
+        if event.entries:
+            raise InvalidInput(f"version {event.name}@{event.digest} has entries and a staged manifest: give one")
+        try:
+            with self.staged.open(event.manifest) as source:
+                packed = source.read()
+        except NotFound:
+            return event
+        try:
+            entries = _ENTRIES.validate_json(_gunzip(packed, self.max_manifest))
+        except ValidationError as err:
+            raise InvalidInput(f"staged manifest {event.manifest} is not a list of entries: {err.errors()[0]['msg']}") from None
+        return event.model_copy(update={"entries": entries, "manifest": None})
+
+    def prune_staged(self) -> None:
+        """Remove staged manifests older than STAGED_TTL_S (a local blob folder only)."""
+        if not self.staged._local:
+            return
+        import time
+
+        cutoff = time.time() - STAGED_TTL_S
+        for digest in list(self.staged.iter_digests()):
+            try:
+                if os.stat(self.staged._path(digest)).st_mtime < cutoff:
+                    self.staged.delete(digest)
+            except FileNotFoundError:
+                pass
 
     # -- blobs -------------------------------------------------------------------------------
 
-    def blob_path(self, digest: str) -> str | None:
+    def blob_path(self, digest: str, store: BlobStore | None = None) -> str | None:
         """The local file of a stored blob, or None when the blob store is remote."""
-        return self.blobs._path(digest) if self.blobs._local else None
+        store = store or self.blobs
+        return store._path(digest) if store._local else None
 
     def tmp_file(self) -> str:
         if self.blobs._local:
@@ -139,12 +187,13 @@ class Backend:
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, uuid.uuid4().hex)
 
-    def commit_blob(self, tmp: str, digest: str) -> None:
+    def commit_blob(self, tmp: str, digest: str, store: BlobStore | None = None) -> None:
         """Publish a verified upload under its digest."""
-        final = self.blob_path(digest)
+        store = store or self.blobs
+        final = self.blob_path(digest, store)
         if final is None:
             try:
-                self.blobs.put_file(tmp, digest)
+                store.put_file(tmp, digest)
             finally:
                 os.unlink(tmp)
             return
@@ -231,10 +280,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- writes ------------------------------------------------------------------------------
 
     @app.post(f"{API}/events", tags=["write"], dependencies=WRITE_JSON, responses=_ERRORS)
-    def post_events(events: Annotated[list[Event], Body(description="headwater events, applied in order in one transaction")]) -> dict[str, int]:
-        """Apply a batch of headwater events; an event id seen before is skipped."""
-        backend.apply(events, emit=True)
-        return {"received": len(events)}
+    def post_events(events: Annotated[list[Event], Body(description="headwater events, applied in order in one transaction")]) -> dict[str, Any]:
+        """Apply a batch of headwater events; an event id seen before is skipped.
+
+        A version with many entries may name a manifest staged just before
+        (`PUT /api/v1/manifests/{digest}`) instead of carrying them. `notices`: what was recorded
+        otherwise than asked (an edge kept on a deleted version)."""
+        notices = backend.apply(events, emit=True)
+        return {"received": len(events), "notices": notices}
+
+    @app.get(f"{API}/limits", tags=["write"], dependencies=READ, responses=_ERRORS)
+    def limits() -> dict[str, int]:
+        """The largest JSON request (`max_body`) and staged manifest, decompressed (`max_manifest`),
+        in bytes: a client checks a version fits before it uploads any of its blobs."""
+        return {"max_body": settings.max_body, "max_manifest": backend.max_manifest}
+
+    @app.put(
+        f"{API}/manifests/{{digest}}",
+        tags=["write"],
+        dependencies=WRITE,
+        responses=_ERRORS,
+        openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    )
+    async def put_manifest(digest: str, request: Request) -> dict[str, Any]:
+        """Stage a version's entries (a gzip-compressed JSON array) under the digest of the bytes
+        sent, for the event that names it. Hashed and published whole, as a blob: a manifest cut
+        short is never seen."""
+        _check_digest(digest)
+        await run_in_threadpool(backend.prune_staged)
+        return await _receive(backend, backend.staged, digest, request)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -392,34 +466,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def put_blob(digest: str, request: Request) -> dict[str, Any]:
         """Store the request body under `digest`; the server hashes every byte and refuses a mismatch."""
         _check_digest(digest)
-        if await run_in_threadpool(backend.blobs.has, digest):
-            async for _ in request.stream():  # already stored: read and drop the body
-                pass
-            return {"digest": digest, "stored": False}
-        declared = request.headers.get("content-length", "")
-        hasher = new_hasher(int(declared) if declared.isdigit() else 0)
-        tmp = backend.tmp_file()
-        size = 0
-        try:
-            # Local writes of the chunks uvicorn hands over (64 KiB) do not hold the loop long.
-            with open(tmp, "xb") as out:  # noqa: ASYNC230
-                async for chunk in request.stream():
-                    if chunk:
-                        hasher.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-                out.flush()
-                await run_in_threadpool(os.fsync, out.fileno())
-            got = "blake3:" + hasher.hexdigest()
-            if got != digest:
-                from headwater.errors import Conflict
-
-                raise Conflict(f"the {size} bytes sent hash to {got}, not {digest}: nothing was stored")
-            await run_in_threadpool(backend.commit_blob, tmp, digest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return {"digest": digest, "stored": True, "size": size}
+        return await _receive(backend, backend.blobs, digest, request)
 
     @app.delete(f"{API}/blobs/{{digest}}", tags=["blobs"], dependencies=WRITE, responses=_ERRORS, status_code=204)
     def delete_blob(digest: str) -> Response:
@@ -466,6 +513,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_ui(app, lambda: backend.client, lambda: settings.tokens)
     _add_error_schema(app)
     return app
+
+
+async def _receive(backend: Backend, store: BlobStore, digest: str, request: Request) -> dict[str, Any]:
+    """Store a request body under `digest`, hashing every byte; a mismatch stores nothing."""
+    if await run_in_threadpool(store.has, digest):
+        async for _ in request.stream():  # already stored: read and drop the body
+            pass
+        return {"digest": digest, "stored": False}
+    declared = request.headers.get("content-length", "")
+    hasher = new_hasher(int(declared) if declared.isdigit() else 0)
+    tmp = backend.tmp_file()
+    size = 0
+    try:
+        # Local writes of the chunks uvicorn hands over (64 KiB) do not hold the loop long.
+        with open(tmp, "xb") as out:  # noqa: ASYNC230
+            async for chunk in request.stream():
+                if chunk:
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            out.flush()
+            await run_in_threadpool(os.fsync, out.fileno())
+        got = "blake3:" + hasher.hexdigest()
+        if got != digest:
+            raise Conflict(f"the {size} bytes sent hash to {got}, not {digest}: nothing was stored")
+        await run_in_threadpool(backend.commit_blob, tmp, digest, store)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {"digest": digest, "stored": True, "size": size}
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

@@ -45,13 +45,19 @@ class Store(ABC):
     uri: str
 
     @abstractmethod
-    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
         """Apply events in order, in one transaction; an event id seen before is skipped.
 
         Raises Conflict (nothing applied) when an event contradicts the record, Unavailable when
         the backend cannot be reached. `before_commit` runs last, before the commit (or before
         the request that commits): if it raises, nothing is applied and its error propagates.
+        Returns notices, one line each, of what was recorded otherwise than asked (an edge kept
+        on a deleted version).
         """
+
+    def check_sendable(self, events: Sequence[Event]) -> None:
+        """Raise InvalidInput when this backend could never accept these events (too large for
+        any request): called before their blobs are stored, so a refusal never follows an upload."""
 
     @abstractmethod
     def artifact_exists(self, name: str) -> bool: ...

@@ -9,10 +9,16 @@ only ever sent in the Authorization header.
 Blobs go to the server too (HTTPBlobStore): uploaded in streamed chunks, the server hashing every
 byte. While the server is away a blob is kept in the outbox's blob folder, and the batch that
 records its version uploads it before the batch itself is delivered.
+
+A batch too large for one request (a version of a million files: 125 MB of entries) sends the
+entries of its large versions apart first, each as one gzip-compressed staged manifest
+(`PUT /api/v1/manifests/{digest}`), and the events name them. The server's limits are asked once,
+and only for a large batch; `check_sendable` asks them before any blob of a version is uploaded.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -34,7 +40,7 @@ from headwater.errors import (
     Unavailable,
 )
 from headwater.events import EVENTS, Event, VersionRecorded
-from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from pydantic import TypeAdapter
@@ -64,6 +70,13 @@ _RUNS = TypeAdapter(list[Run])
 _ARTIFACTS = TypeAdapter(list[Artifact])
 _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
+_ENTRIES = TypeAdapter(list[ManifestEntry])
+
+# A request body up to this size is sent as it is, without asking the server's limits (unless
+# known already): the common case costs no extra request.
+SEND_WHOLE = 256 << 10
+# Past it, versions with at least this many entries send them as a staged manifest.
+STAGE_ENTRIES = 100
 
 
 class Unauthorized(Unavailable):
@@ -216,6 +229,7 @@ class HTTPStore(Store):
         self._conn = _Connection(uri, token)
         self._home = home
         self._spool: HTTPBlobStore | None = None
+        self._limits: dict[str, int] | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -226,19 +240,79 @@ class HTTPStore(Store):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
         if not events:
             if before_commit is not None:
                 before_commit()
-            return
+            return []
         try:
             body = EVENTS.dump_json(list(events))
         except ValueError as err:  # an event made without validation holding what JSON cannot
             raise InvalidInput(f"the batch cannot be sent as JSON: {_one_line(err)}") from None
         self._upload_spooled_blobs(events)
+        if len(body) > (SEND_WHOLE if self._limits is None else min(SEND_WHOLE, self._limits["max_body"] // 2)):
+            body = self._fit(events, body)
         if before_commit is not None:
             before_commit()
-        self._conn.request("POST", "/events", content=body, headers={"Content-Type": "application/json"})
+        response = self._conn.request("POST", "/events", content=body, headers={"Content-Type": "application/json"})
+        try:
+            notices = response.json().get("notices", [])
+        except (ValueError, AttributeError):
+            notices = []  # a server before notices answered {"received": n} only
+        return _STRINGS.validate_python(notices)
+
+    def limits(self) -> dict[str, int]:
+        """The server's `max_body` and `max_manifest` (bytes), asked once."""
+        if self._limits is None:
+            self._limits = json.loads(self._get("/limits"))
+        return self._limits
+
+    def _fit(self, events: Sequence[Event], body: bytes) -> bytes:
+        """The batch's body, its large manifests staged when it is over half the body limit
+        (the server parses a smaller body faster, and stays well inside its limit)."""
+        if len(body) <= self.limits()["max_body"] // 2:
+            return body
+        sent = [self._stage(ev) if _stageable(ev) else ev for ev in events]
+        return EVENTS.dump_json(sent)
+
+    def _stage(self, event: VersionRecorded) -> VersionRecorded:
+        from headwater.digest import hash_bytes
+
+        packed = gzip.compress(_ENTRIES.dump_json(event.entries), compresslevel=1, mtime=0)
+        digest = hash_bytes(packed)
+        # Sent again on a retry: the server keeps one copy, and an event replayed finds it.
+        self._conn.request("PUT", f"/manifests/{digest}", content=packed, headers={"Content-Type": "application/octet-stream"})
+        return event.model_copy(update={"entries": [], "manifest": digest})
+
+    def check_sendable(self, events: Sequence[Event]) -> None:
+        # Asked before blobs are uploaded (a request each): one more, once, costs nothing.
+        try:
+            limits = self.limits()
+        except Unavailable:
+            return  # the server is away: the blobs wait in the spool, the batch in the outbox
+        total = 0
+        for ev in events:
+            size = len(EVENTS.dump_json([ev]))
+            if _stageable(ev):
+                assert isinstance(ev, VersionRecorded)
+                entries = len(_ENTRIES.dump_json(ev.entries))
+                if entries > limits["max_manifest"]:
+                    raise InvalidInput(
+                        f"{ev.name}@{ev.digest}: its {len(ev.entries)} entries take {entries} bytes, over "
+                        f"{self.uri}'s limit of {limits['max_manifest']} for a manifest; nothing was stored"
+                    )
+                size -= entries
+            if size > limits["max_body"]:
+                raise InvalidInput(
+                    f"{_what(ev)} takes {size} bytes without its entries, over {self.uri}'s limit of "
+                    f"{limits['max_body']} for a request; nothing was stored"
+                )
+            total += size
+        if total > limits["max_body"]:
+            raise InvalidInput(
+                f"these {len(events)} events take {total} bytes, over {self.uri}'s limit of "
+                f"{limits['max_body']} for a request; nothing was stored"
+            )
 
     def _upload_spooled_blobs(self, events: Sequence[Event]) -> None:
         """Blobs kept locally while the server was away go up before the versions that hold them."""
@@ -347,6 +421,16 @@ class HTTPStore(Store):
 
     def referenced_blob_digests(self) -> set[str]:
         return set(_STRINGS.validate_json(self._get("/blobs/referenced")))
+
+
+def _stageable(event: Event) -> bool:
+    return isinstance(event, VersionRecorded) and len(event.entries) >= STAGE_ENTRIES
+
+
+def _what(event: Event) -> str:
+    if isinstance(event, VersionRecorded):
+        return f"version {event.name}@{event.digest}"
+    return f"{event.kind} event {event.id}"
 
 
 class HTTPBlobStore:

@@ -69,6 +69,10 @@ _CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
 _LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
 
 
+def _tombstone_notice(ref: str, run_id: str | None, direction: str | None) -> str:
+    return f"{ref} was deleted: run {run_id}'s {direction} edge is kept on its tombstone, its content is gone"
+
+
 def _label(number: int) -> str:
     return f"v{number}"
 
@@ -192,10 +196,20 @@ class SQLStore(Store):
         self._q_version_by_digest = sa.select(
             versions.c.id, versions.c.produced_by, versions.c.deleted_at
         ).where(versions.c.artifact_id == b("aid"), versions.c.digest == b("digest"))
+        tombstone = (
+            versions.c.id,
+            versions.c.deleted_at,
+            (artifacts.c.name + sa.literal("@") + versions.c.digest).label("ref"),
+        )
         self._q_version_by_name_digest = (
-            sa.select(versions.c.id)
+            sa.select(*tombstone)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
             .where(artifacts.c.name == b("name"), versions.c.digest == b("digest"))
+        )
+        self._q_version_by_id = (
+            sa.select(*tombstone)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(versions.c.id == b("vid"))
         )
         self._q_version_insert = sa.insert(versions).returning(versions.c.id)
         self._q_entries_insert = sa.insert(entries)
@@ -224,11 +238,12 @@ class SQLStore(Store):
             where=aliases.c.moved_at <= upsert.excluded.moved_at,
         )
 
-    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> None:
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
         if not events:
             if before_commit is not None:
                 before_commit()
-            return
+            return []
+        notices: list[str] = []
         with self._write() as conn:
             claimed = self._claim(conn, [event.id for event in events])
             for event in events:
@@ -238,9 +253,9 @@ class SQLStore(Store):
                 if isinstance(event, RunRecorded):
                     self._apply_run(conn, event)
                 elif isinstance(event, VersionRecorded):
-                    self._apply_version(conn, event)
+                    self._apply_version(conn, event, notices)
                 elif isinstance(event, EdgeRecorded):
-                    self._apply_edge(conn, event)
+                    self._apply_edge(conn, event, notices)
                 elif isinstance(event, AliasMoved):
                     self._apply_alias(conn, event)
                 elif isinstance(event, TagsChanged):
@@ -251,6 +266,7 @@ class SQLStore(Store):
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
             if before_commit is not None:
                 before_commit()  # raising here rolls the transaction back
+        return notices
 
     def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
         """The ids among these that no earlier transaction applied, now claimed by this one."""
@@ -344,8 +360,14 @@ class SQLStore(Store):
             conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
         return row, False
 
-    def _apply_version(self, conn: sa.Connection, ev: VersionRecorded) -> None:
+    def _apply_version(self, conn: sa.Connection, ev: VersionRecorded, notices: list[str]) -> None:
         from headwater.digest import check_entry_paths, is_content_digest, manifest_digest, validate_entry_path
+
+        if ev.manifest is not None:
+            raise InvalidInput(
+                f"version {ev.name}@{ev.digest} names a staged manifest ({ev.manifest}) that is not here: "
+                "its entries must be sent again"
+            )
 
         for entry in ev.entries:
             if validate_entry_path(entry.path) != entry.path:
@@ -383,9 +405,9 @@ class SQLStore(Store):
                 self._insert_entries(conn, version_id, ev.entries, count=False)
         else:
             version_id = existing.id
-            if existing.deleted_at is not None:
+            if existing.deleted_at is not None and not (ev.run_id and ev.direction):
                 raise Conflict(f"{ev.name}@{ev.digest} was deleted; its content cannot be logged again")
-            if not is_content_digest(ev.digest):
+            if existing.deleted_at is None and not is_content_digest(ev.digest):
                 # Pointer digests (ol:, unverified:) do not pin the entries: they must agree, but a
                 # placeholder (an input seen before anything was known of it) may learn its location.
                 known = self._entries(conn, [version_id])[version_id]
@@ -401,6 +423,11 @@ class SQLStore(Store):
             # A version's metadata is frozen at its first commit; later producers keep theirs here.
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
             self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
+        if existing is not None and existing.deleted_at is not None:
+            # A run read or wrote bytes that were deleted: its edge is lineage, kept on the
+            # tombstone (docs/architecture.md); nothing is made alive again (no alias, no tag).
+            notices.append(_tombstone_notice(f"{ev.name}@{ev.digest}", ev.run_id, ev.direction))
+            return
         if created or ev.direction != "used":
             self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
         for alias in ev.aliases:
@@ -410,10 +437,11 @@ class SQLStore(Store):
     def _insert_entries(
         self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry], *, count: bool = True
     ) -> None:
-        conn.execute(
-            self._q_entries_insert,
-            [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in new],
-        )
+        for part in _chunks(new, 10_000):  # a million entries: parameter rows built a part at a time
+            conn.execute(
+                self._q_entries_insert,
+                [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in part],
+            )
         if count:
             conn.execute(
                 self._q_version_size,
@@ -442,11 +470,12 @@ class SQLStore(Store):
             },
         )
 
-    def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded) -> None:
+    def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded, notices: list[str]) -> None:
         exact, metadata = ev.exact, ev.metadata
         name, _, digest = ev.ref.rpartition("@")
         # The common case, an input resolved by the client to its full digest: one query.
-        version_id = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).scalar() if name else None
+        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).first() if name else None
+        version_id = found.id if found is not None else None
         if version_id is None:
             ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
             try:
@@ -468,8 +497,13 @@ class SQLStore(Store):
                             entries=[], run_id=ev.run_id, direction=ev.direction, exact=False,
                             edge_metadata=metadata,
                         ),
+                        notices,
                     )
                     return
+            found = conn.execute(self._q_version_by_id, {"vid": version_id}).first()
+        if found is not None and found.deleted_at is not None:
+            # A REF to a deleted version (a label, a digest, an alias as it was): the edge is kept.
+            notices.append(_tombstone_notice(found.ref, ev.run_id, ev.direction))
         self._add_edge(conn, ev.run_id, version_id, ev.direction, exact, metadata, ev.time)
         if ev.direction == "produced":
             conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
