@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from headwater.errors import (
 from headwater.events import EVENTS, Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
 from headwater.refs import Ref
+from headwater.store import backoff
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from pydantic import TypeAdapter
 
@@ -54,10 +54,6 @@ _ERRORS: dict[str, tuple[int, type[HeadwaterError]]] = {
     "Unavailable": (503, Unavailable),
     "HeadwaterError": (400, HeadwaterError),
 }
-
-# Servers that let a request time out, and until when they are not asked again (one time budget):
-# a log_artifact against a hung server then waits one budget, not one per request it makes.
-_SILENT_UNTIL: dict[str, float] = {}
 
 _VERSIONS = TypeAdapter(list[Version])
 _RUNS = TypeAdapter(list[Run])
@@ -148,17 +144,21 @@ class _Connection:
     def send(self, method: str, path: str, **kwargs: Any) -> Any:
         """The response, whatever its status; Unavailable when the server cannot be reached."""
         httpx = self._httpx
-        silent_until = _SILENT_UNTIL.get(self.base, 0.0)
-        if time.monotonic() < silent_until:
-            # It just let a request time out: do not spend the caller's budget on it again.
-            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s (moments ago)")
+        # A server that just let a request time out: a log_artifact waits one budget, not one
+        # per request it makes.
+        backoff.check(self.base)
         try:
             return self.http.request(method, API + path, **kwargs)
         except httpx.TimeoutException:
-            _SILENT_UNTIL[self.base] = time.monotonic() + self.timeout
-            raise Unavailable(f"{self.base} did not answer within {self.timeout:g}s") from None
+            raise self.silent() from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {self.base}: {_one_line(err) or type(err).__name__}") from None
+
+    def silent(self) -> Unavailable:
+        """The server let a request time out: it is skipped for a back-off (headwater.store.backoff)."""
+        reason = f"{self.base} did not answer within {self.timeout:g}s"
+        backoff.mark_down(self.base, reason, self.timeout)
+        return Unavailable(reason)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The response of a request that succeeded; its error as a headwater error otherwise."""
@@ -442,8 +442,7 @@ class HTTPBlobStore:
         try:
             response = self._conn.http.send(request, stream=True)
         except httpx.TimeoutException:
-            _SILENT_UNTIL[self._conn.base] = time.monotonic() + self._conn.timeout
-            raise Unavailable(f"{self._conn.base} did not answer within {self._conn.timeout:g}s") from None
+            raise self._conn.silent() from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {self._conn.base}: {_one_line(err)}") from None
         if response.status_code >= 400:
