@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, NotFound
+from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -178,7 +178,8 @@ class Client:
         """Write events to the outbox, then deliver within the time budget.
 
         Returns True when this batch reached the backend, False when it waits in the outbox.
-        Raises the store's error when the backend refused this batch for good.
+        Raises the store's error when the backend refused this batch for good, and Unauthorized
+        when it refused the token: the batch then waits in the outbox until the token is fixed.
         """
         # Write-ahead, with the waits overlapped: the batch's bytes are fsynced and renamed into
         # the outbox on a worker thread while the store does its work, and the store commits
@@ -199,6 +200,9 @@ class Client:
                 self.outbox.sync_dir()
         if own.name in result.dead:
             raise result.dead[own.name]
+        if not delivered and isinstance(result.stopped_by, Unauthorized):
+            # Not an outage that passes by itself: saying "waits" would look like success.
+            raise Unauthorized(f"{result.stopped_by}; the batch waits in the outbox until the token is fixed")
         if not delivered:
             log.warning(
                 "headwater: %s not delivered (%s); %d batch(es) wait in the outbox, `headwater sync` delivers them",

@@ -264,6 +264,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
       3  not found (NotFound)
       4  contradicts what is recorded (Conflict)
       5  backend unavailable, or its schema is newer (Unavailable)
+      6  the backend refused the token (Unauthorized); the batch waits in the outbox
 
     \b
     An error is one line on stderr, or with --json one JSON object:
@@ -915,7 +916,9 @@ def sync_cmd(client: Client, as_json: bool) -> None:
         for name, err in sorted(result.dead.items()):
             _note(f"refused {name}: {_one_line(str(err))}")
     if pending:
-        raise Unavailable(
+        # The class of what stopped delivery (Unauthorized: fix the token) sets the exit code.
+        stopped = type(result.stopped_by) if isinstance(result.stopped_by, Unavailable) else Unavailable
+        raise stopped(
             f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}"
         )
 

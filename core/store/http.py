@@ -30,6 +30,7 @@ from headwater.errors import (
     InvalidRef,
     NotFound,
     SchemaTooNew,
+    Unauthorized,
     Unavailable,
 )
 from headwater.events import EVENTS, Event, VersionRecorded
@@ -60,10 +61,6 @@ _RUNS = TypeAdapter(list[Run])
 _ARTIFACTS = TypeAdapter(list[Artifact])
 _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
-
-
-class Unauthorized(Unavailable):
-    """The server refused the token (or needs one). Batches wait in the outbox until it is fixed."""
 
 
 def status_of(err: HeadwaterError) -> tuple[int, str]:
@@ -175,9 +172,11 @@ class _Connection:
             body = {}
         name = body.get("error") if isinstance(body, dict) else None
         message = _one_line(body.get("message", "")) if isinstance(body, dict) else ""
-        message = message or f"{self.base} answered {status} to {what}"
         if status in (401, 403):
+            # A HEAD answer (a blob check) has no body to give the server's reason.
+            message = message or ("no token, or one it does not know" if status == 401 else "the token may not do this")
             return Unauthorized(f"{self.base} refused the request ({status}): {message}")
+        message = message or f"{self.base} answered {status} to {what}"
         if name in _ERRORS and name != "HeadwaterError":
             return _ERRORS[name][1](message)
         if status == 404:
