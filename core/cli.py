@@ -286,13 +286,20 @@ def _input_item(client: Client, text: str) -> Any:
     (`file:///d/users.csv:v2`) is that version, not a location.
     """
     if is_uri(text):
-        ref = client.parse(text)
-        explicit = ref.label is not None or ref.digest is not None or ref.alias != LATEST
-        if explicit and client.store.artifact_exists(ref.name):
-            return client.get(text)
+        try:
+            ref = client.parse(text)
+            explicit = ref.label is not None or ref.digest is not None or ref.alias != LATEST
+            if explicit and client.store.artifact_exists(ref.name):
+                return client.get(text)
+        except Unavailable:
+            pass  # the backend is away: link() queues it, by REF when it names a version
         return text
     if os.path.lexists(text):
-        if client.store.artifact_exists(text):
+        try:
+            ambiguous = client.store.artifact_exists(text)
+        except Unavailable:
+            ambiguous = False  # the backend is away: a path that exists here is that path
+        if ambiguous:
             raise InvalidInput(
                 f"--input {text!r} is both a local path and an artifact: "
                 f"write ./{text} for the path or {text}:latest for the artifact"

@@ -13,7 +13,7 @@ import pytest
 import headwater as hw
 from headwater.events import RunRecorded
 from headwater.store import backoff
-from tests.conftest import free_port
+from tests.conftest import _truncate
 
 
 class BlackHole:
@@ -97,6 +97,7 @@ def test_postgres_refusing_is_skipped_for_the_backoff_then_delivers(
 
     import sqlalchemy as sa
 
+    _truncate(postgres_database)
     target = sa.make_url(postgres_database)
     proxy = TCPProxy(target.host or "127.0.0.1", target.port or 5432)
     uri = target.set(port=proxy.port).render_as_string(hide_password=False)
@@ -105,13 +106,14 @@ def test_postgres_refusing_is_skipped_for_the_backoff_then_delivers(
     assert client.emit([_run("offline")]) is False  # nothing listens: refused at once
     error = client.outbox.deliver(5.0).error
     assert error is not None and "Connection refused" in error and "(moments ago;" in error
+    assert client.emit([_run("still offline")]) is False
     proxy.start()
     try:
-        assert client.sync().error is not None  # still within the back-off: not asked
-        backoff.clear()
+        # A write within the back-off does not ask; a deliberate sync does.
+        assert client.emit([_run("back")]) is False
         delivery = client.sync()
-        assert (delivery.delivered, delivery.pending, delivery.error) == (1, 0, None)
-        assert client.get_run(hw.run_id("offline")).job == "offline"
+        assert (delivery.delivered, delivery.pending, delivery.error) == (3, 0, None)
+        assert sorted(r.job for r in client.runs()) == ["back", "offline", "still offline"]
     finally:
         client.close()
         proxy.stop()
