@@ -216,7 +216,18 @@ class Client:
         """Deliver everything waiting in the outbox, asking a backend found down again at once
         (the back-off spares a pipeline's writes, not a deliberate sync)."""
         backoff.clear()
-        return self.outbox.deliver(timeout if timeout is not None else max(60.0, config.timeout_s()))
+        budget = timeout if timeout is not None else max(60.0, config.timeout_s())
+        result = self.outbox.deliver(budget)
+        if config.get("HEADWATER_OPENLINEAGE_URL"):
+            # RunEvents an earlier process spooled for a catalogue that was away (a warning
+            # line says how many still wait); they never hold up the store's own delivery.
+            try:
+                from headwater.openlineage import send_spooled
+
+                send_spooled(self.home, self.uri, budget)
+            except Exception as err:  # noqa: BLE001 - the catalogue is secondary to the record
+                log.warning("headwater: OpenLineage events not sent: %s", " ".join(str(err).split())[:300])
+        return result
 
     def parse(self, ref: str) -> Ref:
         if isinstance(ref, Ref):

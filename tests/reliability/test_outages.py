@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 import headwater as hw
 from headwater.events import RunRecorded
 from headwater.store import backoff
-from tests.conftest import _truncate
+from tests.conftest import _truncate, free_port
 
 
 class BlackHole:
@@ -117,3 +118,126 @@ def test_postgres_refusing_is_skipped_for_the_backoff_then_delivers(
     finally:
         client.close()
         proxy.stop()
+
+
+# --- OpenLineage out: behind the write, spooled while the catalogue is away -----------------------
+
+
+class Catalogue:
+    """A loopback OpenLineage receiver: every RunEvent POSTed to it, in arrival order."""
+
+    def __init__(self, port: int) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def seen(self) -> list[tuple[str, str, str]]:
+        return [(e["eventType"], e["job"]["name"], e["run"]["runId"]) for e in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_openlineage_never_slows_a_write_and_a_catalogue_back_gets_every_event_once(
+    black_hole: BlackHole, headwater_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.openlineage import emitter_for
+
+    url = f"http://127.0.0.1:{black_hole.port}"
+    monkeypatch.setenv("HEADWATER_OPENLINEAGE_URL", url)  # accepts, never answers: 5 s a send
+    client = hw.Client(uri=f"sqlite:///{tmp_path / 'local.db'}", home=headwater_home)
+    (tmp_path / "model.pt").write_text("weights")
+    started = time.monotonic()
+    with client.run("train") as run:
+        model = run.log_artifact("model", tmp_path / "model.pt")
+    assert time.monotonic() - started < 2.5  # three writes; inline emission waited 5 s each
+    emitter = emitter_for(url, headwater_home)
+    # Each write spooled its RunEvent and returned; one send at most is under way, behind.
+    assert len(emitter.pending()) == 3 and len(black_hole.accepted) <= 1
+    assert client.get_run(run.id).outputs == ["model:v0"]
+
+    black_hole.close()  # the send under way fails: its event is kept
+    deadline = time.monotonic() + 20
+    while emitter.failures < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emitter.failures == 1 and len(emitter.pending()) == 3
+    catalogue = Catalogue(black_hole.port)
+    try:
+        delivery = client.sync()  # sends the spool now, whatever the back-off
+        assert (delivery.delivered, delivery.pending) == (0, 0)
+        assert catalogue.seen() == [("START", "train", run.id), ("RUNNING", "train", run.id), ("COMPLETE", "train", run.id)]
+        [output] = catalogue.received[-1]["outputs"]
+        assert (output["name"], output["facets"]["version"]["datasetVersion"]) == ("model", model.digest)
+        assert emitter.pending() == []
+        client.sync()
+        assert len(catalogue.received) == 3  # none sent twice
+    finally:
+        catalogue.close()
+
+
+def test_openlineage_events_of_a_process_that_exited_are_sent_by_headwater_sync(
+    headwater_home: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()  # nothing listens: the catalogue is away
+    env = {
+        **os.environ, "HEADWATER_HOME": str(headwater_home), "HEADWATER_URI": f"sqlite:///{tmp_path / 'l.db'}",
+        "HEADWATER_OPENLINEAGE_URL": f"http://127.0.0.1:{port}",
+    }
+    logged = subprocess.run(
+        [sys.executable, "-m", "headwater.cli", "log", "--job", "nightly"], env=env, capture_output=True, text=True
+    )
+    assert logged.returncode == 0, logged.stderr
+    assert "OpenLineage event not sent (1 so far): ConnectionError" in logged.stderr
+    spooled = list((headwater_home / "openlineage").glob("*/*.json"))
+    assert len(spooled) == 1
+    catalogue = Catalogue(port)
+    try:
+        synced = subprocess.run(
+            [sys.executable, "-m", "headwater.cli", "sync"], env=env, capture_output=True, text=True
+        )
+        assert (synced.returncode, synced.stdout, synced.stderr) == (0, "delivered 0, pending 0, dead 0\n", "")
+        assert [(kind, job) for kind, job, _ in catalogue.seen()] == [("COMPLETE", "nightly")]
+        assert list((headwater_home / "openlineage").glob("*/*.json")) == []
+    finally:
+        catalogue.close()
+
+
+def test_the_openlineage_spool_is_bounded_with_one_warning(
+    headwater_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from headwater import openlineage
+
+    monkeypatch.setattr(openlineage, "SPOOL_LIMIT", 2)
+    monkeypatch.setattr(openlineage, "RETRY_MIN_S", 60.0)  # one failed send, then no retry here
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HEADWATER_OPENLINEAGE_URL", url)
+    client = hw.Client(uri=f"sqlite:///{tmp_path / 'l.db'}", home=headwater_home)
+    with caplog.at_level(logging.WARNING, logger="headwater"):
+        for i in range(4):
+            client.emit([_run(f"job-{i}")])
+    emitter = openlineage.emitter_for(url, headwater_home)
+    assert len(emitter.pending()) == 2
+    full = [r.getMessage() for r in caplog.records if "spool" in r.getMessage() and "its most" in r.getMessage()]
+    assert full == [
+        f"headwater: the OpenLineage spool {emitter.spool} holds 2 events, its most: new ones are dropped "
+        "until the catalogue takes some"
+    ]
