@@ -679,7 +679,7 @@ class Emitter:
                     break
                 else:
                     sent += 1
-                    self._retry_s = RETRY_MIN_S
+                    self._retry_at, self._retry_s = 0.0, RETRY_MIN_S  # it answers: no back-off
                 path.unlink(missing_ok=True)
             self._spooled = len(self.pending())
         finally:
