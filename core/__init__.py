@@ -19,6 +19,7 @@ from headwater.errors import (
     InvalidRef,
     NotFound,
     SchemaTooNew,
+    Unauthorized,
     Unavailable,
 )
 
@@ -354,8 +355,8 @@ def sync(timeout: float | None = None) -> Delivery:
 __all__ = [
     "ActiveRun", "AliasMove", "Artifact", "Client", "Conflict", "Diff", "Edge", "HeadwaterError",
     "Impact", "InvalidInput", "InvalidRef", "LineageGraph", "ManifestEntry", "NotFound", "Output",
-    "Run", "SchemaTooNew", "Unavailable", "Version", "VerifyReport", "alias", "alias_history",
-    "artifacts", "default_client", "delete", "diff", "downstream", "get", "impact", "link",
-    "log_artifact", "log_reference", "path", "run", "run_id", "runs", "runs_using", "sync", "tag",
+    "Run", "SchemaTooNew", "Unauthorized", "Unavailable", "Version", "VerifyReport", "alias",
+    "alias_history", "artifacts", "default_client", "delete", "diff", "downstream", "get", "impact",
+    "link", "log_artifact", "log_reference", "path", "run", "run_id", "runs", "runs_using", "sync", "tag",
     "unalias", "untag", "upstream", "verify", "versions",
 ]

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, NotFound, Unavailable
+from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -56,7 +56,7 @@ from headwater.refs import (
     validate_alias,
     validate_name,
 )
-from headwater.store import Store, open_store
+from headwater.store import Store, backoff, open_store
 from headwater.store.base import ArtifactOrder
 
 log = logging.getLogger("headwater")
@@ -178,7 +178,8 @@ class Client:
         """Write events to the outbox, then deliver within the time budget.
 
         Returns True when this batch reached the backend, False when it waits in the outbox.
-        Raises the store's error when the backend refused this batch for good.
+        Raises the store's error when the backend refused this batch for good, and Unauthorized
+        when it refused the token: the batch then waits in the outbox until the token is fixed.
         """
         # Write-ahead, with the waits overlapped: the batch's bytes are fsynced and renamed into
         # the outbox on a worker thread while the store does its work, and the store commits
@@ -199,6 +200,9 @@ class Client:
                 self.outbox.sync_dir()
         if own.name in result.dead:
             raise result.dead[own.name]
+        if not delivered and isinstance(result.stopped_by, Unauthorized):
+            # Not an outage that passes by itself: saying "waits" would look like success.
+            raise Unauthorized(f"{result.stopped_by}; the batch waits in the outbox until the token is fixed")
         if not delivered:
             log.warning(
                 "headwater: %s not delivered (%s); %d batch(es) wait in the outbox, `headwater sync` delivers them",
@@ -209,8 +213,21 @@ class Client:
         return delivered
 
     def sync(self, timeout: float | None = None) -> Delivery:
-        """Deliver everything waiting in the outbox."""
-        return self.outbox.deliver(timeout if timeout is not None else max(60.0, config.timeout_s()))
+        """Deliver everything waiting in the outbox, asking a backend found down again at once
+        (the back-off spares a pipeline's writes, not a deliberate sync)."""
+        backoff.clear()
+        budget = timeout if timeout is not None else max(60.0, config.timeout_s())
+        result = self.outbox.deliver(budget)
+        if config.get("HEADWATER_OPENLINEAGE_URL"):
+            # RunEvents an earlier process spooled for a catalogue that was away (a warning
+            # line says how many still wait); they never hold up the store's own delivery.
+            try:
+                from headwater.openlineage import send_spooled
+
+                send_spooled(self.home, self.uri, budget)
+            except Exception as err:  # noqa: BLE001 - the catalogue is secondary to the record
+                log.warning("headwater: OpenLineage events not sent: %s", " ".join(str(err).split())[:300])
+        return result
 
     def parse(self, ref: str) -> Ref:
         if isinstance(ref, Ref):
@@ -371,10 +388,15 @@ class Client:
             return EdgeRecorded(run_id=run, ref=f"{item.name}@{item.digest}"), item
         if isinstance(item, str) and is_uri(item) and name is None:
             # `file:///d/users.csv:v2` names a recorded version; `file:///d/users.csv` is read now.
-            ref = parse_ref(item, is_artifact=self.store.artifact_exists)
-            if (ref.label or ref.digest or ref.alias != LATEST) and self.store.artifact_exists(ref.name):
-                version = self.get(item)
-                return EdgeRecorded(run_id=run, ref=f"{version.name}@{version.digest}"), version
+            try:
+                ref = parse_ref(item, is_artifact=self.store.artifact_exists)
+                if (ref.label or ref.digest or ref.alias != LATEST) and self.store.artifact_exists(ref.name):
+                    version = self.get(item)
+                    return EdgeRecorded(run_id=run, ref=f"{version.name}@{version.digest}"), version
+            except Unavailable:
+                ref = parse_ref(item)
+                if ref.label or ref.digest or ref.alias != LATEST:
+                    return _queued_use(run, item, ref), None
         if isinstance(item, os.PathLike) or (isinstance(item, str) and is_uri(item)):
             location = item if isinstance(item, str) else path_to_file_uri(Path(item).absolute())
             event = self._version_event(
@@ -390,7 +412,10 @@ class Client:
                 direction="used",
             )
             return event, None
-        version = self.get(item)
+        try:
+            version = self.get(item)
+        except Unavailable:
+            return _queued_use(run, item, parse_ref(item)), None
         return EdgeRecorded(run_id=run, ref=f"{version.name}@{version.digest}"), version
 
     # -- runs --------------------------------------------------------------------------------
@@ -445,7 +470,12 @@ class Client:
         for item in inputs:
             event, known = self._use_event(rid, item, name=None, type=None)
             events.append(event)
-            used.append(known.ref if known else f"{event.name}@{event.digest}")  # type: ignore[union-attr]
+            if known is not None:
+                used.append(known.ref)
+            elif isinstance(event, EdgeRecorded):
+                used.append(event.ref)  # the backend is away: resolved on delivery
+            else:
+                used.append(f"{event.name}@{event.digest}")  # type: ignore[union-attr]
         produced: list[str] = []
         blobs: list[_Content] = []
         for out in outputs:
@@ -750,6 +780,13 @@ class Client:
         return report
 
 
+def _queued_use(run: str, text: str, ref: Ref) -> EdgeRecorded:
+    """An input named by a REF while the backend is away: the edge waits in the outbox by REF and
+    the store resolves it on delivery, as of the event's time. A label or digest is exact; `latest`
+    or an alias is the version it pointed at then, resolved later, so marked inexact."""
+    return EdgeRecorded(run_id=run, ref=text, exact=ref.label is not None or ref.digest is not None)
+
+
 def merge_graphs(graphs: Sequence[LineageGraph]) -> LineageGraph:
     merged = LineageGraph()
     seen_versions: set[str] = set()
@@ -839,14 +876,20 @@ class ActiveRun:
         else:
             self.finish("failed", error=f"{exc_type.__name__ if exc_type else 'Error'}: {exc}")
 
-    def use(self, item: InputLike, *, name: str | None = None, type: str | None = None) -> Version:
-        """Record an input: a REF string, a Version, a Path or a URI (hashed; created if new)."""
+    def use(self, item: InputLike, *, name: str | None = None, type: str | None = None) -> Version | None:
+        """Record an input: a REF string, a Version, a Path or a URI (hashed; created if new).
+
+        Returns the version used; None for a REF while the backend cannot be reached: the edge
+        then waits in the outbox by REF, and the backend resolves it on delivery to the version
+        the REF named at this call (`users:v0` exactly; `users` or an alias as it pointed then).
+        """
         self.start()
         event, known = self.client._use_event(self.id, item, name=name, type=type)
         delivered = self.client.emit([event])
         if known is not None:
             return known
-        assert isinstance(event, VersionRecorded)
+        if isinstance(event, EdgeRecorded):
+            return None
         return self.client._version_after(event, delivered)
 
     def log_artifact(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Version:

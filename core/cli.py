@@ -264,6 +264,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
       3  not found (NotFound)
       4  contradicts what is recorded (Conflict)
       5  backend unavailable, or its schema is newer (Unavailable)
+      6  the backend refused the token (Unauthorized); the batch waits in the outbox
 
     \b
     An error is one line on stderr, or with --json one JSON object:
@@ -285,13 +286,20 @@ def _input_item(client: Client, text: str) -> Any:
     (`file:///d/users.csv:v2`) is that version, not a location.
     """
     if is_uri(text):
-        ref = client.parse(text)
-        explicit = ref.label is not None or ref.digest is not None or ref.alias != LATEST
-        if explicit and client.store.artifact_exists(ref.name):
-            return client.get(text)
+        try:
+            ref = client.parse(text)
+            explicit = ref.label is not None or ref.digest is not None or ref.alias != LATEST
+            if explicit and client.store.artifact_exists(ref.name):
+                return client.get(text)
+        except Unavailable:
+            pass  # the backend is away: link() queues it, by REF when it names a version
         return text
     if os.path.lexists(text):
-        if client.store.artifact_exists(text):
+        try:
+            ambiguous = client.store.artifact_exists(text)
+        except Unavailable:
+            ambiguous = False  # the backend is away: a path that exists here is that path
+        if ambiguous:
             raise InvalidInput(
                 f"--input {text!r} is both a local path and an artifact: "
                 f"write ./{text} for the path or {text}:latest for the artifact"
@@ -914,7 +922,9 @@ def sync_cmd(client: Client, as_json: bool) -> None:
         # Each batch refused now has had its one line already: the outbox logs it as it buries it.
         _show(Text(f"delivered {result.delivered}, pending {pending}, dead {dead}"))
     if pending:
-        raise Unavailable(
+        # The class of what stopped delivery (Unauthorized: fix the token) sets the exit code.
+        stopped = type(result.stopped_by) if isinstance(result.stopped_by, Unavailable) else Unavailable
+        raise stopped(
             f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}"
         )
 

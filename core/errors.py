@@ -41,3 +41,10 @@ class Unavailable(HeadwaterError):
 
 class SchemaTooNew(Unavailable):
     """The database was migrated by a newer headwater than this one."""
+
+
+class Unauthorized(Unavailable):
+    """The backend refused our credentials (HTTP 401 or 403). Not an outage that passes: every
+    write fails until the token is fixed. Batches wait in the outbox meanwhile, as in an outage."""
+
+    exit_code = 6

@@ -25,6 +25,7 @@ from typing import Any
 
 from headwater import config
 from headwater.api import Client, default_client
+from headwater.errors import Unauthorized
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
 from headwater.refs import is_uri, normalize_name, path_to_file_uri, validate_alias
@@ -280,5 +281,7 @@ class Observer:
                 else:
                     self.client().queue(batch.events)
                     batch.delivered = False
+        except Unauthorized as err:  # the batch is in the outbox: it waits for a good token
+            log.warning("headwater: %s %s waits in the outbox: %s", self.orchestrator, what, _one_line(err))
         except Exception as err:  # noqa: BLE001 - the whole point: never break the pipeline
             log.warning("headwater: %s %s not recorded: %s", self.orchestrator, what, _one_line(err))

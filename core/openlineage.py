@@ -16,12 +16,14 @@ openlineage-python's models) into headwater events, which the server applies in 
 Out: with HEADWATER_OPENLINEAGE_URL set (a URL, or `config` for openlineage-python's own
 configuration: OPENLINEAGE_URL, OPENLINEAGE_CONFIG, openlineage.yml), every run headwater records
 is also emitted as a RunEvent through openlineage.client, its inputs and outputs named by
-name_to_ol_dataset with the version digest as dataset version. Loop guard: runs that came in as
-OpenLineage are never emitted again, and a URL pointing at this server is refused.
+name_to_ol_dataset with the version digest as dataset version, spooled on disk and sent behind
+the write (Emitter). Loop guard: runs that came in as OpenLineage are never emitted again, and a
+URL pointing at this server is refused.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -29,10 +31,12 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -470,96 +474,257 @@ def run_events_for(store: Any, events: Sequence[Event]) -> list[Any]:
     return out
 
 
+# RunEvents kept for a catalogue that is away, at most this many (a few kB each); past it, new
+# ones are dropped with a warning until the catalogue answers again.
+SPOOL_LIMIT = 10_000
+# After a failed send the spool is retried after this long, doubling up to RETRY_MAX_S.
+RETRY_MIN_S = 5.0
+RETRY_MAX_S = 300.0
+# At exit, how long a process waits for a send under way (what is not sent stays spooled).
+EXIT_GRACE_S = 1.0
+_STOP = object()
+_DRAIN = object()
+
+
+def spool_folder(home: Path, url: str) -> Path:
+    """Where RunEvents for the catalogue at `url` wait: one folder per catalogue, as the outbox
+    keeps one per backend, so changing HEADWATER_OPENLINEAGE_URL never sends them elsewhere."""
+    key = hashlib.blake2b(url.encode(), digest_size=6).hexdigest()
+    return Path(home) / "openlineage" / key
+
+
+class _Refused(Exception):
+    """The catalogue refused an event for good (a 4xx other than auth or throttling)."""
+
+
 class Emitter:
     """Sends RunEvents through an openlineage.client; never raises, one warning line per failure.
 
-    In the server (`background=True`) a thread sends them so a slow catalogue never slows a
-    request; elsewhere they are sent inline within the time budget.
+    Every RunEvent is first written to a spool folder (`$HEADWATER_HOME/openlineage/<key>/`, one
+    JSON file each, in order); a thread of this process sends them and removes each once the
+    catalogue took it, so a write never waits on the catalogue. A catalogue that is away keeps
+    them there: the thread tries again after a back-off, and any later process, or
+    `headwater sync`, sends what an earlier one could not. Processes share the spool under a
+    file lock. At exit a process waits at most EXIT_GRACE_S for a send under way.
+
+    In the server (`background=True`) the RunEvents are also built on that thread, so not even
+    the store reads they need slow a request; elsewhere they are built at once (a few reads of
+    the local store) so a process that exits right after its write has them on disk.
     """
 
-    def __init__(self, client: Any, *, background: bool = False) -> None:
+    def __init__(self, client: Any, *, background: bool = False, spool: Path | None = None) -> None:
         self.client = client
         self.failures = 0
-        self._queue: queue.Queue[Any] | None = None
+        self.background = background
+        self.spool = spool if spool is not None else spool_folder(config.headwater_home(), "default")
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=10_000)
         self._thread: threading.Thread | None = None
-        if background:
-            self._queue = queue.Queue(maxsize=10_000)
-            self._thread = threading.Thread(target=self._work, name="headwater-openlineage", daemon=True)
-            self._thread.start()
+        self._pid = 0
+        self._start_lock = threading.Lock()
+        self._outstanding = 0  # items put on the queue and not yet done with
+        self._done = threading.Condition()
+        self._retry_at = 0.0
+        self._retry_s = RETRY_MIN_S
+        self._spooled: int | None = None  # files in the spool, counted once, then kept up to date
+        self._full_warned = False
 
     @classmethod
-    def from_url(cls, url: str, *, background: bool = False) -> Emitter:
+    def from_url(cls, url: str, *, background: bool = False, home: Path | None = None) -> Emitter:
         """`url`: an OpenLineage HTTP endpoint base (Marquez: http://host:5000), or `config`."""
         from openlineage.client import OpenLineageClient
 
+        spool = spool_folder(home if home is not None else config.headwater_home(), url)
         if url == "config":
-            return cls(OpenLineageClient(), background=background)
+            return cls(OpenLineageClient(), background=background, spool=spool)
         from openlineage.client.transport.http import HttpConfig, HttpTransport
 
         settings: dict[str, Any] = {
             "url": url,
             "timeout": min(5.0, config.timeout_s()),
-            # Fail fast, no retries (urllib3 would log each): headwater keeps the record, and a
-            # catalogue that is away misses this event.
+            # No retries of its own (urllib3 would log each): the spool retries, after a back-off.
             "retry": {"total": 0, "read": 0, "connect": 0, "backoff_factor": 0},
         }
         key = config.get("HEADWATER_OPENLINEAGE_API_KEY")
         if key:
             settings["auth"] = {"type": "api_key", "apiKey": key}
         transport = HttpTransport(HttpConfig.from_dict(settings))
-        return cls(OpenLineageClient(transport=transport), background=background)
+        return cls(OpenLineageClient(transport=transport), background=background, spool=spool)
+
+    # -- the write path ----------------------------------------------------------------------
 
     def submit(self, store: Any, events: Sequence[Event]) -> None:
-        if self._queue is None:
-            self.emit(store, events)
-            return
+        """Spool the RunEvents of `events` (just applied to `store`) and have them sent behind."""
         try:
-            self._queue.put_nowait((store, list(events)))
+            if self.background:
+                self._put((store, list(events)))
+                return
+            self._spool_events(store, events)
+            self._wake()
         except queue.Full:
             self._fail("the OpenLineage queue is full; events dropped")
-
-    def emit(self, store: Any, events: Sequence[Event]) -> int:
-        """Build and send the RunEvents for `events`; returns how many were sent."""
-        sent = 0
-        try:
-            for run_event in run_events_for(store, events):
-                self.client.emit(run_event)
-                sent += 1
         except Exception as err:  # noqa: BLE001 - emitting must never break recording
             self._fail(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}")
-        return sent
+
+    def _spool_events(self, store: Any, events: Sequence[Event]) -> None:
+        from openlineage.client.serde import Serde
+
+        for run_event in run_events_for(store, events):
+            if self._spooled is None:
+                self._spooled = len(self.pending())
+            if self._spooled >= SPOOL_LIMIT:
+                if not self._full_warned:
+                    self._full_warned = True
+                    log.warning(
+                        "headwater: the OpenLineage spool %s holds %d events, its most: new ones are "
+                        "dropped until the catalogue takes some", self.spool, self._spooled,
+                    )
+                continue
+            self._write(Serde.to_json(run_event).encode())
+            self._spooled += 1
+
+    def _write(self, payload: bytes) -> None:
+        # Named by time (uuid7), so the spool is sent in order; renamed in whole, never half-read.
+        from headwater.events import new_id
+
+        name = new_id() + ".json"
+        self.spool.mkdir(parents=True, exist_ok=True)
+        tmp = self.spool / f".tmp-{name}"
+        tmp.write_bytes(payload)
+        os.replace(tmp, self.spool / name)
+
+    def pending(self) -> list[Path]:
+        """The RunEvents waiting in the spool, oldest first."""
+        if not self.spool.is_dir():
+            return []
+        return sorted(p for p in self.spool.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+
+    # -- the sending side --------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        # Threads do not survive a fork (Airflow forks task processes): one per pid.
+        with self._start_lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._queue = queue.Queue(maxsize=10_000)
+                self._outstanding, self._done = 0, threading.Condition()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._work, name="headwater-openlineage", daemon=True)
+                self._thread.start()
+                atexit.register(self._at_exit)
+
+    def _wake(self) -> None:
+        if self._queue.empty() or self._pid != os.getpid():
+            self._put(_DRAIN)
+
+    def _put(self, item: Any) -> None:
+        self._worker()
+        with self._done:
+            self._queue.put_nowait(item)
+            self._outstanding += 1
+
+    def _wait_done(self, timeout: float) -> bool:
+        with self._done:
+            return self._done.wait_for(lambda: self._outstanding == 0, timeout)
+
+    def _work(self) -> None:
+        while True:
+            wait = self._retry_at - time.monotonic() if self.pending() else None
+            queued = True
+            try:
+                item = self._queue.get(timeout=max(wait, 0.0) if wait is not None else None)
+            except queue.Empty:
+                item, queued = _DRAIN, False  # the back-off is over: try the spool again
+            try:
+                if item is _STOP:
+                    return
+                if item is not _DRAIN:
+                    self._spool_events(*item)
+                if time.monotonic() >= self._retry_at:
+                    self.send(deadline=None)
+            except Exception as err:  # noqa: BLE001 - the thread must go on
+                self._fail(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}")
+            finally:
+                if queued:
+                    with self._done:
+                        self._outstanding -= 1
+                        self._done.notify_all()
+
+    def send(self, deadline: float | None) -> tuple[int, str | None]:
+        """Send the spooled RunEvents in order until done, a failure, or `deadline` (monotonic).
+
+        Returns (sent, why it stopped early or None). Another process sending holds the lock:
+        then nothing is sent here."""
+        from headwater.outbox import _lock
+
+        if not self.pending():
+            return 0, None
+        lock = _lock(self.spool / ".lock", 0.0)
+        if lock is None:
+            self._retry_at = time.monotonic() + RETRY_MIN_S  # its sender sends ours too
+            return 0, "another process is sending"
+        sent, error = 0, None
+        try:
+            for path in self.pending():
+                if deadline is not None and time.monotonic() > deadline:
+                    error = "time budget spent"
+                    break
+                try:
+                    self._send_one(path)
+                except _Refused as err:
+                    log.warning("headwater: OpenLineage event %s refused, dropped: %s", path.name, err)
+                except Exception as err:  # noqa: BLE001 - kept, and tried again later
+                    error = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+                    self._retry_at = time.monotonic() + self._retry_s
+                    self._retry_s = min(self._retry_s * 2, RETRY_MAX_S)
+                    self._fail(f"{error}; {len(self.pending())} kept in {self.spool}, tried again later")
+                    break
+                else:
+                    sent += 1
+                    self._retry_at, self._retry_s = 0.0, RETRY_MIN_S  # it answers: no back-off
+                path.unlink(missing_ok=True)
+            self._spooled = len(self.pending())
+        finally:
+            lock.release()
+        return sent, error
+
+    def _send_one(self, path: Path) -> None:
+        try:
+            raw = json.loads(path.read_bytes())
+            run_event = validate_run_event(raw)
+        except FileNotFoundError:
+            return  # sent by a process that held the lock before us
+        except (ValueError, HeadwaterError) as err:
+            raise _Refused(f"unreadable: {err}") from None
+        try:
+            self.client.emit(run_event)
+        except Exception as err:
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            if isinstance(status, int) and 400 <= status < 500 and status not in (401, 403, 408, 429):
+                raise _Refused(f"{status}: {' '.join(str(err).split())[:200]}") from None
+            raise
 
     def _fail(self, message: str) -> None:
         self.failures += 1
         if self.failures == 1 or self.failures % 100 == 0:
             log.warning("headwater: OpenLineage event not sent (%d so far): %s", self.failures, message)
 
-    def _work(self) -> None:
-        assert self._queue is not None
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self.emit(*item)
-            finally:
-                self._queue.task_done()
-
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted batch was sent (or failed); False if time ran out."""
-        if self._queue is None:
-            return True
-        import time
-
+        """Wait until the thread is idle and the spool empty; False if time ran out."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if self._wait_done(deadline - time.monotonic()) and not self.pending():
+                return True
             time.sleep(0.02)
-        return not self._queue.unfinished_tasks
+        return False
+
+    def _at_exit(self) -> None:
+        # A send under way may finish; nothing new starts. What is not sent stays in the spool.
+        if self._pid == os.getpid():
+            self._wait_done(EXIT_GRACE_S)
 
     def close(self, timeout: float = 5.0) -> None:
-        if self._queue is not None and self._thread is not None:
+        if self._thread is not None and self._pid == os.getpid():
             try:
-                self._queue.put((None), timeout=timeout)
+                self._queue.put(_STOP, timeout=timeout)
             except queue.Full:
                 pass
             self._thread.join(timeout)
@@ -583,21 +748,51 @@ class EmittingStore:
         return notices
 
     def close(self) -> None:
-        self.emitter.close()
-        self.inner.close()
+        self.inner.close()  # the emitter is the process's, shared by every store (emitter_for)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def wrap_store(store: Any) -> Any:
+_emitters: dict[tuple[int, Path], Emitter] = {}
+_emitters_lock = threading.Lock()
+
+
+def emitter_for(url: str, home: Path) -> Emitter:
+    """This process's emitter for the catalogue at `url`: one thread, one spool per catalogue."""
+    folder = spool_folder(home, url)
+    with _emitters_lock:
+        found = _emitters.get((os.getpid(), folder))
+        if found is None:
+            found = _emitters[(os.getpid(), folder)] = Emitter.from_url(url, home=home)
+        return found
+
+
+def wrap_store(store: Any, home: Path | None = None) -> Any:
     """`store`, emitting OpenLineage when HEADWATER_OPENLINEAGE_URL is set (SQL stores only: with
     the HTTP store the server emits). A misconfiguration is one warning, never a failure."""
     url = config.get("HEADWATER_OPENLINEAGE_URL")
     if not url or store.uri.split(":", 1)[0].lower() in ("http", "https"):
         return store
     try:
-        return EmittingStore(store, Emitter.from_url(url))
+        return EmittingStore(store, emitter_for(url, home if home is not None else config.headwater_home()))
     except Exception as err:  # noqa: BLE001 - recording goes on without emitting
         log.warning("headwater: OpenLineage emission is off: %s", " ".join(str(err).split())[:300])
         return store
+
+
+def send_spooled(home: Path, store_uri: str, timeout: float) -> tuple[int, int, str | None] | None:
+    """`headwater sync`'s part: send what waits in the spool now, ignoring the back-off.
+
+    (sent, still waiting, why it stopped) when HEADWATER_OPENLINEAGE_URL is set, else None."""
+    url = config.get("HEADWATER_OPENLINEAGE_URL")
+    if not url or store_uri.split(":", 1)[0].lower() in ("http", "https"):
+        return None
+    emitter = emitter_for(url, home)
+    sent, error = emitter.send(deadline=time.monotonic() + timeout)
+    waiting = len(emitter.pending())
+    if waiting:
+        log.warning(
+            "headwater: %d OpenLineage event(s) wait in %s: %s", waiting, emitter.spool, error or "catalogue busy"
+        )
+    return sent, waiting, error

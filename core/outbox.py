@@ -69,6 +69,7 @@ class Delivery:
     dead: dict[str, HeadwaterError] = field(default_factory=dict)
     error: str | None = None  # why delivery stopped early (backend away, lock busy)
     notices: list[str] = field(default_factory=list)  # recorded otherwise than asked (Store.apply)
+    stopped_by: Unavailable | None = None  # the backend's error behind `error` (Unauthorized: a bad token)
 
 
 class Outbox:
@@ -187,7 +188,7 @@ class Outbox:
                         store = self._connect()
                     self._apply_group(store, group, result, own)
                 except Unavailable as err:
-                    result.error = str(err)
+                    result.error, result.stopped_by = str(err), err
                     break
             result.pending = len(self.pending())
         finally:

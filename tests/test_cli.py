@@ -923,6 +923,7 @@ def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
         "    3  not found (NotFound)",
         "    4  contradicts what is recorded (Conflict)",
         "    5  backend unavailable, or its schema is newer (Unavailable)",
+        "    6  the backend refused the token (Unauthorized); the batch waits in the outbox",
     ]
     documented = {}
     for row in table:

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from headwater.cli import cli
 from headwater.digest import manifest_digest
 from headwater.models import ManifestEntry
-from headwater.store.http import Unauthorized
+from headwater.errors import Unauthorized
 
 RW = "rw-" + "a1" * 16
 RO = "ro-" + "b2" * 16
@@ -60,13 +60,16 @@ def test_no_token_or_a_read_only_token_cannot_write(secured, token_file: Path, f
     anonymous = hw.Client(uri=secured.url, home=tmp_path / "anonymous")
     with pytest.raises(Unauthorized, match="401.*needs a token"):
         anonymous.artifacts()
-    queued = anonymous.log_artifact("model", root / "m.bin")  # never raises: it waits in the outbox
-    assert queued.label is None and len(anonymous.outbox.pending()) == 1
+    # Refused, not an outage: the call says so, and the batch waits in the outbox for a token.
+    with pytest.raises(Unauthorized, match=r"\(401\): no token, or one it does not know; the batch waits in the outbox until the token is fixed$"):
+        anonymous.log_artifact("model", root / "m.bin")
+    assert len(anonymous.outbox.pending()) == 1
 
     monkeypatch.setenv("HEADWATER_TOKEN", RO)
     reader = hw.Client(uri=secured.url, home=tmp_path / "reader")
     assert reader.artifacts() == [] and reader.runs() == []
-    assert reader.log_artifact("model", root / "m.bin").label is None
+    with pytest.raises(Unauthorized, match=r"\(403\): this token is read-only: recording needs a read-write token; the batch waits"):
+        reader.log_artifact("model", root / "m.bin")
     assert len(reader.outbox.pending()) == 1
     event = [{"kind": "run", "run_id": str(uuid.uuid4()), "job": "sneaky"}]
     digest = "blake3:" + "0" * 64

@@ -20,7 +20,7 @@ def open_store(uri: str, *, token: str | None = None, home: Path | None = None) 
         if config.get("HEADWATER_OPENLINEAGE_URL"):
             from headwater.openlineage import wrap_store
 
-            return wrap_store(store)  # type: ignore[no-any-return]
+            return wrap_store(store, home)  # type: ignore[no-any-return]
         return store
     if scheme in ("http", "https"):
         from headwater.store.http import HTTPStore

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -37,11 +36,13 @@ from headwater.errors import (
     InvalidRef,
     NotFound,
     SchemaTooNew,
+    Unauthorized,
     Unavailable,
 )
 from headwater.events import EVENTS, Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
+from headwater.store import backoff
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from pydantic import TypeAdapter
 
@@ -61,10 +62,6 @@ _ERRORS: dict[str, tuple[int, type[HeadwaterError]]] = {
     "HeadwaterError": (400, HeadwaterError),
 }
 
-# Servers that let a request time out, and until when they are not asked again (one time budget):
-# a log_artifact against a hung server then waits one budget, not one per request it makes.
-_SILENT_UNTIL: dict[str, float] = {}
-
 _VERSIONS = TypeAdapter(list[Version])
 _RUNS = TypeAdapter(list[Run])
 _ARTIFACTS = TypeAdapter(list[Artifact])
@@ -77,10 +74,6 @@ _ENTRIES = TypeAdapter(list[ManifestEntry])
 SEND_WHOLE = 256 << 10
 # Past it, versions with at least this many entries send them as a staged manifest.
 STAGE_ENTRIES = 100
-
-
-class Unauthorized(Unavailable):
-    """The server refused the token (or needs one). Batches wait in the outbox until it is fixed."""
 
 
 def status_of(err: HeadwaterError) -> tuple[int, str]:
@@ -162,17 +155,21 @@ class _Connection:
     def send(self, method: str, path: str, **kwargs: Any) -> Any:
         """The response, whatever its status; Unavailable when the server cannot be reached."""
         httpx = self._httpx
-        silent_until = _SILENT_UNTIL.get(self.base, 0.0)
-        if time.monotonic() < silent_until:
-            # It just let a request time out: do not spend the caller's budget on it again.
-            raise Unavailable(f"{self.shown} did not answer within {self.timeout:g}s (moments ago)")
+        # A server that just let a request time out: a log_artifact waits one budget, not one
+        # per request it makes.
+        backoff.check(self.base)
         try:
             return self.http.request(method, API + path, **kwargs)
         except httpx.TimeoutException:
-            _SILENT_UNTIL[self.base] = time.monotonic() + self.timeout
-            raise Unavailable(f"{self.shown} did not answer within {self.timeout:g}s") from None
+            raise self.silent() from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {self.shown}: {_one_line(err) or type(err).__name__}") from None
+
+    def silent(self) -> Unavailable:
+        """The server let a request time out: it is skipped for a back-off (headwater.store.backoff)."""
+        reason = f"{self.shown} did not answer within {self.timeout:g}s"
+        backoff.mark_down(self.base, reason, self.timeout)
+        return Unavailable(reason)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """The response of a request that succeeded; its error as a headwater error otherwise."""
@@ -189,9 +186,11 @@ class _Connection:
             body = {}
         name = body.get("error") if isinstance(body, dict) else None
         message = _one_line(body.get("message", "")) if isinstance(body, dict) else ""
-        message = message or f"{self.shown} answered {status} to {what}"
         if status in (401, 403):
+            # A HEAD answer (a blob check) has no body to give the server's reason.
+            message = message or ("no token, or one it does not know" if status == 401 else "the token may not do this")
             return Unauthorized(f"{self.shown} refused the request ({status}): {message}")
+        message = message or f"{self.shown} answered {status} to {what}"
         if name in _ERRORS and name != "HeadwaterError":
             return _ERRORS[name][1](message)
         if status == 404:
@@ -526,8 +525,7 @@ class HTTPBlobStore:
         try:
             response = self._conn.http.send(request, stream=True)
         except httpx.TimeoutException:
-            _SILENT_UNTIL[self._conn.base] = time.monotonic() + self._conn.timeout
-            raise Unavailable(f"{self._conn.shown} did not answer within {self._conn.timeout:g}s") from None
+            raise self._conn.silent() from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {self._conn.shown}: {_one_line(err)}") from None
         if response.status_code >= 400:

@@ -11,6 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import threading
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -46,7 +50,7 @@ from headwater.models import (
     Version,
 )
 from headwater.refs import LATEST, Ref, parse_ref, validate_alias, validate_name
-from headwater.store import migrate
+from headwater.store import backoff, migrate
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
 from headwater.store.schema import (
     alias_moves,
@@ -108,11 +112,13 @@ class SQLStore(Store):
                 url,
                 pool_pre_ping=True,
                 connect_args={
-                    "connect_timeout": max(1, int(timeout)),
+                    # libpq counts whole seconds, at least 2: _bound_connect holds the budget itself.
+                    "connect_timeout": max(2, math.ceil(timeout)),
                     # A stuck lock must not stall a pipeline past the time budget.
                     "options": f"-c lock_timeout={int(timeout * 1000)}",
                 },
             )
+            _bound_connect(self.engine, self._safe_url(), timeout)
         else:
             raise InvalidInput(
                 f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://..."
@@ -1155,6 +1161,50 @@ def _refuse_content() -> Iterator[None]:
 def _first_line(err: object) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _bound_connect(engine: sa.Engine, key: str, budget: float) -> None:
+    """Every new PostgreSQL connection opens within `budget` seconds, or fails; a server found
+    down (no answer, refused) is not asked again for a back-off (headwater.store.backoff)."""
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        failure = dialect.loaded_dbapi.OperationalError  # wrapped, then translated, by SQLAlchemy
+        try:
+            backoff.check(key)
+        except Unavailable as err:
+            raise failure(str(err)) from None
+        try:
+            return _within(budget, lambda: dialect.connect(*cargs, **cparams), failure)
+        except failure as err:
+            backoff.mark_down(key, _first_line(err), budget)
+            raise
+
+
+def _within(budget: float, connect: Callable[[], Any], failure: type[Exception]) -> Any:
+    """connect() on a thread of its own, waited for at most `budget` seconds; a connection
+    that arrives after that is closed (libpq's own timeout ends the attempt soon after)."""
+    future: Future[Any] = Future()
+
+    def attempt() -> None:
+        try:
+            conn = connect()
+        except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(err)
+            return
+        try:
+            future.set_result(conn)
+        except InvalidStateError:  # abandoned: the caller has moved on
+            conn.close()
+
+    threading.Thread(target=attempt, name="headwater-connect", daemon=True).start()
+    try:
+        return future.result(timeout=budget)
+    except FutureTimeout:
+        if future.cancel():
+            raise failure(f"no answer within {budget:g}s") from None
+        return future.result()  # it came in just now
 
 
 def _configure_sqlite(engine: sa.Engine, timeout: float) -> None:
