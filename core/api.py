@@ -642,13 +642,28 @@ class Client:
         self.emit([VersionDeleted(name=version.name, digest=version.digest)])
         return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
 
-    def gc(self, dry_run: bool = False) -> list[str]:
-        """Remove stored blobs that no live version references; returns their digests."""
-        keep = self.store.referenced_blob_digests()
-        doomed = [d for d in self.blobs.iter_digests() if d not in keep]
-        if not dry_run:
-            for digest in doomed:
-                self.blobs.delete(digest)
+    def gc(self, dry_run: bool = False, grace: float | None = None) -> list[str]:
+        """Remove stored blobs that no live version references; returns their digests.
+
+        Kept besides: blobs that a batch pending in any outbox of this home stores (its version
+        is not delivered yet), and blobs stored or stored again less than `grace` seconds ago
+        (default HEADWATER_GC_GRACE): another machine's outbox may be waiting with them. Files
+        left in the blob store's tmp/ longer than `grace` are removed too.
+        """
+        from headwater.outbox import every_outbox
+
+        grace = config.gc_grace_s() if grace is None else grace
+        if grace < 0:
+            raise InvalidInput(f"the grace period cannot be negative: {grace:g} s")
+        # The outboxes first, then the store: a batch delivered in between is in the store's
+        # answer; one written after is younger than any grace period.
+        keep = set().union(*(box.stored_digests() for box in every_outbox(self.home)))
+        keep |= self.store.referenced_blob_digests()
+        unreferenced = sorted(d for d in self.blobs.iter_digests() if d not in keep)
+        doomed = [d for d in unreferenced if self.blobs.prune(d, grace, dry_run=dry_run)]
+        swept = self.blobs.sweep_tmp(grace, dry_run=dry_run)
+        if swept:
+            log.info("headwater: %s %d file(s) left in %s/tmp", "would remove" if dry_run else "removed", len(swept), self.blobs.url)
         return doomed
 
     # -- bytes -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from headwater import __version__, config, times
 from headwater.api import Client
 from headwater.blobs import BlobStore
 from headwater.digest import is_content_digest, new_hasher
-from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound, Unavailable
 from headwater.events import Event
 from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
 from headwater.refs import Ref
@@ -84,6 +84,7 @@ class Backend:
         self._client: Client | None = None
         self._lock = threading.Lock()
         self.emitter: Any = None
+        self.sweep_tmp()
         if settings.openlineage_url:
             from headwater.openlineage import Emitter, refuse_loop
 
@@ -130,7 +131,7 @@ class Backend:
         """The local file of a stored blob, or None when the blob store is remote."""
         return self.blobs._path(digest) if self.blobs._local else None
 
-    def tmp_file(self) -> str:
+    def tmp_folder(self) -> str:
         if self.blobs._local:
             folder = os.path.join(self.blobs._root, "tmp")
         else:
@@ -138,7 +139,20 @@ class Backend:
 
             folder = os.path.join(tempfile.gettempdir(), "headwater-uploads")
         os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, uuid.uuid4().hex)
+        return folder
+
+    def tmp_file(self) -> str:
+        return os.path.join(self.tmp_folder(), uuid.uuid4().hex)
+
+    def sweep_tmp(self) -> None:
+        """Remove uploads a killed server left behind, older than the grace period (a younger
+        one may be another worker's upload under way)."""
+        from headwater.blobs import sweep_folder
+
+        folder = self.tmp_folder()
+        swept = sweep_folder(folder, self.settings.gc_grace)
+        if swept:
+            log.info("headwater: removed %d upload(s) left in %s", len(swept), folder)
 
     def commit_blob(self, tmp: str, digest: str) -> None:
         """Publish a verified upload under its digest."""
@@ -401,6 +415,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if await run_in_threadpool(backend.blobs.has, digest):
             async for _ in request.stream():  # already stored: read and drop the body
                 pass
+            await run_in_threadpool(backend.blobs.touch, digest)  # young again for the grace period
             return {"digest": digest, "stored": False}
         declared = request.headers.get("content-length", "")
         hasher = new_hasher(int(declared) if declared.isdigit() else 0)
@@ -418,8 +433,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(os.fsync, out.fileno())
             got = "blake3:" + hasher.hexdigest()
             if got != digest:
-                from headwater.errors import Conflict
-
                 raise Conflict(f"the {size} bytes sent hash to {got}, not {digest}: nothing was stored")
             await run_in_threadpool(backend.commit_blob, tmp, digest)
         finally:
@@ -429,8 +442,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete(f"{API}/blobs/{{digest}}", tags=["blobs"], dependencies=WRITE, responses=_ERRORS, status_code=204)
     def delete_blob(digest: str) -> Response:
-        """Remove a stored blob (garbage collection); removing one that is not there is fine."""
-        backend.blobs.delete(_check_digest(digest))
+        """Remove a stored blob (garbage collection); removing one that is not there is fine.
+
+        The server cannot see its clients' outboxes: a blob uploaded for a version still on its
+        way may be unreferenced yet. So a blob a live version stores, or one stored within the
+        grace period (HEADWATER_GC_GRACE, by the blob's time), is kept: 409 Conflict."""
+        _check_digest(digest)
+        if backend.store.stores_blob(digest):
+            raise Conflict(f"blob {digest} is stored by a live version: not removed")
+        grace = backend.settings.gc_grace
+        if not backend.blobs.prune(digest, grace) and backend.blobs.has(digest):
+            raise Conflict(
+                f"blob {digest} was stored less than {grace:g} s ago (HEADWATER_GC_GRACE): "
+                "its version may still be on its way, not removed"
+            )
         return Response(status_code=204)
 
     # -- OpenLineage -------------------------------------------------------------------------
