@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import uuid
@@ -681,22 +680,53 @@ class Client:
             if not chosen:
                 raise NotFound(f"{version.ref} has no entry {entry!r}")
         root = Path(dest) if dest is not None else self.home / "cache" / version.digest.replace(":", "-")
-        for item in chosen:
-            target = _inside(root, item.path, version.ref)
-            if dest is None and target.is_file() and target.stat().st_size == item.size:
-                continue  # the cache is filled only through verified copies
-            self._restore(version, item, target)
+        targets = [(item, _inside(root, item.path, version.ref)) for item in chosen]
+        cached = self._cached_copies(targets) if dest is None else set()
+        restored = []
+        for item, target in targets:
+            if target not in cached:
+                restored.append((target, self._restore(version, item, target)))
+        if dest is None:
+            from headwater.digest import remember_restored
+
+            remember_restored(restored, stat_cache=self.stat_cache)
         if entry is not None or len(version.entries) == 1:
             return root / chosen[0].path
         return root
 
-    def _restore(self, version: Version, item: ManifestEntry, target: Path) -> None:
-        from headwater.digest import hash_file, is_content_digest, reference_status
+    def _cached_copies(self, targets: list[tuple[ManifestEntry, Path]]) -> set[Path]:
+        """The download cache's copies that still hold their entry's bytes: unchanged (size,
+        mtime, ctime, inode) since they were restored, else re-hashed to their content digest.
+        A copy of a reference entry (etag:, s3v:, ...) has nothing to be re-hashed against: if
+        it changed, it is restored again."""
+        from headwater.digest import hash_file, is_content_digest, remember_restored, restored_unchanged
+
+        unchanged = restored_unchanged([t for _, t in targets], stat_cache=self.stat_cache)
+        good: set[Path] = set()
+        rehashed = []
+        for item, target in targets:
+            recorded = unchanged.get(os.path.abspath(target))
+            if recorded is not None and (recorded == item.digest or not is_content_digest(item.digest)):
+                good.add(target)
+            elif recorded is None and is_content_digest(item.digest) and target.is_file():
+                try:
+                    if hash_file(target, stat_cache=False)[0] == item.digest:
+                        good.add(target)
+                        rehashed.append((target, item.digest))
+                except InvalidInput:
+                    pass  # unreadable, or removed meanwhile: restored again
+        remember_restored(rehashed, stat_cache=self.stat_cache)
+        return good
+
+    def _restore(self, version: Version, item: ManifestEntry, target: Path) -> str:
+        """Restore one entry to `target`; returns the blake3 digest of the bytes written."""
+        from headwater.blobs import copy_hashed
+        from headwater.digest import is_content_digest, reference_status
 
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.ref is None:
             self.blobs.get_file(item.digest, target)
-            return
+            return item.digest
         if not is_content_digest(item.digest):
             status = reference_status(item, stat_cache=self.stat_cache)
             if status == "missing":
@@ -710,12 +740,13 @@ class Client:
         tmp = Path(tmp_name)
         try:
             with fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 4 << 20)
-            if is_content_digest(item.digest) and hash_file(tmp)[0] != item.digest:
+                got = copy_hashed(src, out)
+            if is_content_digest(item.digest) and got != item.digest:
                 raise Conflict(f"{item.ref} has changed since {version.ref} was recorded")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+        return got
 
     def verify(self, ref: str) -> VerifyReport:
         """Re-hash every entry of a version: missing files, changed bytes, drifted references."""

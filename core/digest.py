@@ -69,6 +69,8 @@ __all__ = [
     "new_hasher",
     "reference_manifest",
     "reference_status",
+    "remember_restored",
+    "restored_unchanged",
     "validate_entry_path",
 ]
 
@@ -586,6 +588,41 @@ def hash_file(path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None) 
     f = _LocalFile(os.path.basename(abspath), abspath, _stat_key(abspath, st))
     ((digest, size),) = _digest_files([f], _resolve_cache(stat_cache), hash_threads(), None)
     return digest, size
+
+
+# --- copies this process wrote ------------------------------------------------------------------
+
+# Stat cache rows of restored copies live beside those of hashed files, under their own keys:
+# a copy of a reference entry has no content digest to re-hash against, so only "unchanged since
+# it was restored" can vouch for it, never a later hash of whatever the file holds by then.
+_RESTORED = "restored:"
+
+
+def remember_restored(copies: Iterable[tuple[str | os.PathLike[str], str]], *, stat_cache: StatCache) -> None:
+    """Record the stat of files just written and verified, with the blake3 of their bytes."""
+    rows = []
+    for path, digest in copies:
+        abspath = os.path.abspath(os.fspath(path))
+        try:
+            rows.append((_stat_key(_RESTORED + abspath, os.stat(abspath)), digest))
+        except OSError:
+            continue  # gone already: nothing to vouch for
+    stat_cache.store(rows)
+
+
+def restored_unchanged(paths: Iterable[str | os.PathLike[str]], *, stat_cache: StatCache) -> dict[str, str]:
+    """Absolute path -> blake3 recorded by remember_restored, for those files whose size, mtime,
+    ctime and inode are still what they were when restored."""
+    keys = []
+    for path in paths:
+        abspath = os.path.abspath(os.fspath(path))
+        try:
+            st = os.stat(abspath)
+        except OSError:
+            continue
+        if stat_mod.S_ISREG(st.st_mode):
+            keys.append(_stat_key(_RESTORED + abspath, st))
+    return {path[len(_RESTORED) :]: digest for path, digest in stat_cache.lookup(keys).items()}
 
 
 # --- references --------------------------------------------------------------------------------
