@@ -248,7 +248,10 @@ class Client:
         if not stored:
             entries = reference_manifest(path_to_file_uri(path), stat_cache=self.stat_cache)
             return _Content(entries, manifest_digest(entries))
-        entries = build_manifest(path, stat_cache=self.stat_cache)
+        # Storing copies bytes, possibly to a shared store: a link out of the folder (to ~/.ssh,
+        # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
+        links_out = "follow" if config.follow_links() else "refuse"
+        entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out)
         return _Content(entries, manifest_digest(entries), local_files(path))
 
     def _store_blobs(self, content: _Content) -> None:
