@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import uuid
@@ -266,7 +265,10 @@ class Client:
         if not stored:
             entries = reference_manifest(path_to_file_uri(path), stat_cache=self.stat_cache)
             return _Content(entries, manifest_digest(entries))
-        entries = build_manifest(path, stat_cache=self.stat_cache)
+        # Storing copies bytes, possibly to a shared store: a link out of the folder (to ~/.ssh,
+        # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
+        links_out = "follow" if config.follow_links() else "refuse"
+        entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out)
         return _Content(entries, manifest_digest(entries), local_files(path))
 
     def _store_blobs(self, content: _Content) -> None:
@@ -688,13 +690,28 @@ class Client:
         self.emit([VersionDeleted(name=version.name, digest=version.digest)])
         return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
 
-    def gc(self, dry_run: bool = False) -> list[str]:
-        """Remove stored blobs that no live version references; returns their digests."""
-        keep = self.store.referenced_blob_digests()
-        doomed = [d for d in self.blobs.iter_digests() if d not in keep]
-        if not dry_run:
-            for digest in doomed:
-                self.blobs.delete(digest)
+    def gc(self, dry_run: bool = False, grace: float | None = None) -> list[str]:
+        """Remove stored blobs that no live version references; returns their digests.
+
+        Kept besides: blobs that a batch pending in any outbox of this home stores (its version
+        is not delivered yet), and blobs stored or stored again less than `grace` seconds ago
+        (default HEADWATER_GC_GRACE): another machine's outbox may be waiting with them. Files
+        left in the blob store's tmp/ longer than `grace` are removed too.
+        """
+        from headwater.outbox import every_outbox
+
+        grace = config.gc_grace_s() if grace is None else grace
+        if grace < 0:
+            raise InvalidInput(f"the grace period cannot be negative: {grace:g} s")
+        # The outboxes first, then the store: a batch delivered in between is in the store's
+        # answer; one written after is younger than any grace period.
+        keep = set().union(*(box.stored_digests() for box in every_outbox(self.home)))
+        keep |= self.store.referenced_blob_digests()
+        unreferenced = sorted(d for d in self.blobs.iter_digests() if d not in keep)
+        doomed = [d for d in unreferenced if self.blobs.prune(d, grace, dry_run=dry_run)]
+        swept = self.blobs.sweep_tmp(grace, dry_run=dry_run)
+        if swept:
+            log.info("headwater: %s %d file(s) left in %s/tmp", "would remove" if dry_run else "removed", len(swept), self.blobs.url)
         return doomed
 
     # -- bytes -------------------------------------------------------------------------------
@@ -712,22 +729,53 @@ class Client:
             if not chosen:
                 raise NotFound(f"{version.ref} has no entry {entry!r}")
         root = Path(dest) if dest is not None else self.home / "cache" / version.digest.replace(":", "-")
-        for item in chosen:
-            target = _inside(root, item.path, version.ref)
-            if dest is None and target.is_file() and target.stat().st_size == item.size:
-                continue  # the cache is filled only through verified copies
-            self._restore(version, item, target)
+        targets = [(item, _inside(root, item.path, version.ref)) for item in chosen]
+        cached = self._cached_copies(targets) if dest is None else set()
+        restored = []
+        for item, target in targets:
+            if target not in cached:
+                restored.append((target, self._restore(version, item, target)))
+        if dest is None:
+            from headwater.digest import remember_restored
+
+            remember_restored(restored, stat_cache=self.stat_cache)
         if entry is not None or len(version.entries) == 1:
             return root / chosen[0].path
         return root
 
-    def _restore(self, version: Version, item: ManifestEntry, target: Path) -> None:
-        from headwater.digest import hash_file, is_content_digest, reference_status
+    def _cached_copies(self, targets: list[tuple[ManifestEntry, Path]]) -> set[Path]:
+        """The download cache's copies that still hold their entry's bytes: unchanged (size,
+        mtime, ctime, inode) since they were restored, else re-hashed to their content digest.
+        A copy of a reference entry (etag:, s3v:, ...) has nothing to be re-hashed against: if
+        it changed, it is restored again."""
+        from headwater.digest import hash_file, is_content_digest, remember_restored, restored_unchanged
+
+        unchanged = restored_unchanged([t for _, t in targets], stat_cache=self.stat_cache)
+        good: set[Path] = set()
+        rehashed = []
+        for item, target in targets:
+            recorded = unchanged.get(os.path.abspath(target))
+            if recorded is not None and (recorded == item.digest or not is_content_digest(item.digest)):
+                good.add(target)
+            elif recorded is None and is_content_digest(item.digest) and target.is_file():
+                try:
+                    if hash_file(target, stat_cache=False)[0] == item.digest:
+                        good.add(target)
+                        rehashed.append((target, item.digest))
+                except InvalidInput:
+                    pass  # unreadable, or removed meanwhile: restored again
+        remember_restored(rehashed, stat_cache=self.stat_cache)
+        return good
+
+    def _restore(self, version: Version, item: ManifestEntry, target: Path) -> str:
+        """Restore one entry to `target`; returns the blake3 digest of the bytes written."""
+        from headwater.blobs import copy_hashed
+        from headwater.digest import is_content_digest, reference_status
 
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.ref is None:
             self.blobs.get_file(item.digest, target)
-            return
+            return item.digest
         if not is_content_digest(item.digest):
             status = reference_status(item, stat_cache=self.stat_cache)
             if status == "missing":
@@ -741,12 +789,13 @@ class Client:
         tmp = Path(tmp_name)
         try:
             with fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 4 << 20)
-            if is_content_digest(item.digest) and hash_file(tmp)[0] != item.digest:
+                got = copy_hashed(src, out)
+            if is_content_digest(item.digest) and got != item.digest:
                 raise Conflict(f"{item.ref} has changed since {version.ref} was recorded")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+        return got
 
     def verify(self, ref: str) -> VerifyReport:
         """Re-hash every entry of a version: missing files, changed bytes, drifted references."""

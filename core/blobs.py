@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from headwater import config
 from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
 from headwater.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["BlobStore", "default_blob_url"]
+__all__ = ["BlobStore", "copy_hashed", "default_blob_url", "restore_verified", "sweep_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _size_of(f: Any) -> int | None:
         return None
 
 
-def _pump(src: Any, dst: Any) -> str:
+def copy_hashed(src: Any, dst: Any) -> str:
     """Copy `src` to `dst`, returning the digest of every byte that went through."""
     size = _size_of(src)
     # Zero-filling a full chunk for a small blob would cost more than copying it.
@@ -73,13 +74,33 @@ def restore_verified(source: Any, digest: str, dest: str | os.PathLike[str], whe
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
     try:
         with source, open(tmp, "wb") as out:
-            got = _pump(source, out)
+            got = copy_hashed(source, out)
         if got != digest:
             raise Conflict(f"blob {digest} in {where} is corrupt: expected {digest} got {got}")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest
+
+
+def sweep_folder(folder: str | os.PathLike[str], grace: float, *, dry_run: bool = False) -> list[str]:
+    """Remove the files in a local `folder` written more than `grace` seconds ago; their names."""
+    now = time.time()
+    swept = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < grace:
+                continue
+            if not dry_run:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # published or removed by its writer meanwhile
+        swept.append(entry.name)
+    return sorted(swept)
 
 
 class BlobStore:
@@ -149,6 +170,7 @@ class BlobStore:
             raise InvalidInput(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from None
         with src:
             if self._stored(final, os.fstat(src.fileno()).st_size):
+                self.touch(digest)  # stored again: young again for gc's grace period
                 return digest
             if self._local:
                 self._put_local(src, final, digest, path)
@@ -184,7 +206,7 @@ class BlobStore:
         tmp = os.path.join(self._root, "tmp", uuid.uuid4().hex)
         try:
             with self._create(tmp) as out:
-                got = _pump(src, out)
+                got = copy_hashed(src, out)
                 if got != digest:
                     raise self._changed(path, digest, got)
                 if self._fsync:
@@ -212,7 +234,7 @@ class BlobStore:
         self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
     ) -> None:
         with self._fs.open(final, "wb") as out:
-            got = _pump(src, out)
+            got = copy_hashed(src, out)
         if got != digest:
             self._fs.rm_file(final)
             raise self._changed(path, digest, got)
@@ -224,7 +246,7 @@ class BlobStore:
         self._fs.makedirs(f"{self._root}/tmp", exist_ok=True)
         try:
             with self._fs.open(tmp, "wb") as out:
-                got = _pump(src, out)
+                got = copy_hashed(src, out)
             if got != digest:
                 raise self._changed(path, digest, got)
             self._fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
@@ -255,6 +277,66 @@ class BlobStore:
                 self._fs.rm_file(path)
         except FileNotFoundError:
             pass
+
+    def touch(self, digest: str) -> None:
+        """Mark a stored blob as just stored, so `gc` counts its grace period from now.
+
+        Local stores only: an object store cannot change an object's time without rewriting it
+        (docs/concepts.md says what that leaves to the grace period)."""
+        if not self._local:
+            return
+        try:
+            os.utime(self._path(digest))
+        except OSError as exc:  # a blob of another user's in a shared folder: its time stays
+            log.debug("blob %s not touched: %s", digest, exc)
+
+    def _modified(self, path: str) -> float | None:
+        """When `path` was last written (seconds since the epoch), None when it is not there."""
+        if self._local:
+            try:
+                return os.stat(path).st_mtime
+            except FileNotFoundError:
+                return None
+        try:
+            self._fs.invalidate_cache(path)
+            return float(self._fs.modified(path).timestamp())
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - a store that cannot tell counts as just written
+            log.warning("headwater: cannot tell when %s was written (%s): kept", path, exc)
+            return time.time()
+
+    def prune(self, digest: str, grace: float, *, dry_run: bool = False) -> bool:
+        """Remove an unreferenced blob unless it was stored less than `grace` seconds ago
+        (its version may still wait in an outbox somewhere); True when removed (or it would be)."""
+        written = self._modified(self._path(digest))
+        if written is None or time.time() - written < grace:
+            return False
+        if not dry_run:
+            self.delete(digest)
+        return True
+
+    def sweep_tmp(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """Remove files left in `tmp/` more than `grace` seconds ago (an upload cut short by
+        kill -9 or a crash); younger ones may be uploads under way. Returns their names."""
+        folder = f"{self._root}/tmp"
+        if self._local:
+            return sweep_folder(folder, grace, dry_run=dry_run)
+        if self._in_place:
+            return []  # written in place: an object store has no tmp/
+        try:
+            names = self._fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        swept = []
+        now = time.time()
+        for name in names:
+            written = self._modified(name)
+            if written is not None and now - written >= grace:
+                if not dry_run:
+                    self._fs.rm_file(name)
+                swept.append(name.rpartition("/")[2])
+        return sorted(swept)
 
     def iter_digests(self) -> Iterator[str]:
         """Every stored digest, in no particular order."""

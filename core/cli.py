@@ -179,6 +179,23 @@ class IsoTime(click.ParamType):
         except InvalidInput as err:
             self.fail(str(err), param, ctx)
 
+
+class Duration(click.ParamType):
+    """90s, 30m, 24h, 7d or a number of seconds; as seconds."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from headwater import config
+
+        if isinstance(value, float):
+            return value
+        try:
+            return config.duration_s(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
 def _pairs(
     meta: str,
 ) -> Callable[[click.Context, click.Parameter, Sequence[str]], list[tuple[str, str]]]:
@@ -730,11 +747,21 @@ def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
 
 @cli.command("gc")
 @click.option("--dry-run", is_flag=True, help="Only list the blobs that would be removed.")
+@click.option(
+    "--grace",
+    type=Duration(),
+    default=None,
+    help="Keep blobs stored less than this long ago, e.g. 30m, 24h, 7d (default: HEADWATER_GC_GRACE, 24h).",
+)
 @json_option
 @_with_client
-def gc_cmd(client: Client, dry_run: bool, as_json: bool) -> None:
-    """Remove stored blobs that no live version references."""
-    doomed = sorted(client.gc(dry_run=dry_run))
+def gc_cmd(client: Client, dry_run: bool, grace: float | None, as_json: bool) -> None:
+    """Remove stored blobs that no live version references.
+
+    Blobs whose versions wait in an outbox of this HEADWATER_HOME are kept, and so are blobs
+    stored within the grace period (versions may wait in other machines' outboxes).
+    """
+    doomed = sorted(client.gc(dry_run=dry_run, grace=grace))
     if as_json:
         _print_json({"dry_run": dry_run, "blobs": doomed, "count": len(doomed)})
         return

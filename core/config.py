@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Kind = Literal["path", "uri", "float", "int", "bool", "text", "secret"]
+Kind = Literal["path", "uri", "float", "int", "bool", "duration", "text", "secret"]
 Scope = Literal["every process", "tracking server", "OpenLineage"]
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -51,6 +51,13 @@ SETTINGS: tuple[Setting, ...] = (
             "The time budget of one write in seconds: hashing in adapters, delivery to the backend.",
             airflow="timeout"),
     Setting("HEADWATER_HASH_THREADS", "int", "min(4, CPUs)", "Threads that hash files."),
+    Setting("HEADWATER_GC_GRACE", "duration", "24h",
+            "`headwater gc` keeps a blob stored or re-stored this recently (and removes blobs/tmp files "
+            "older than it): 90s, 30m, 24h, 7d or seconds. The tracking server refuses to delete a "
+            "younger blob."),
+    Setting("HEADWATER_FOLLOW_LINKS", "bool", "false",
+            "1, true, yes or on: store what a symbolic link inside a logged folder points to even "
+            "outside that folder (refused otherwise)."),
     Setting("HEADWATER_DISABLED", "bool", "false", "1, true, yes or on: every orchestrator adapter records nothing.",
             airflow="disabled"),
     Setting("HEADWATER_TOKEN", "secret", "",
@@ -164,6 +171,32 @@ def disabled(env: Mapping[str, str] | None = None) -> bool:
     return (raw("HEADWATER_DISABLED", env) or "").lower() in _TRUE
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DEFAULT_GC_GRACE_S = 86400.0
+
+
+def duration_s(text: str) -> float:
+    """Seconds in `text`: `90`, `90s`, `30m`, `24h`, `7d` (0 is allowed). Raises ValueError."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 30m, 24h, 7d or a number of seconds")
+    return float(match[1]) * _UNIT_S[match[2] or "s"]
+
+
+def gc_grace_s(env: Mapping[str, str] | None = None) -> float:
+    """`HEADWATER_GC_GRACE` in seconds, default 24 hours."""
+    try:
+        return duration_s(raw("HEADWATER_GC_GRACE", env) or "24h")
+    except ValueError:
+        return _DEFAULT_GC_GRACE_S
+
+
+def follow_links(env: Mapping[str, str] | None = None) -> bool:
+    """`HEADWATER_FOLLOW_LINKS=1` stores what links out of a logged folder point to."""
+    return (raw("HEADWATER_FOLLOW_LINKS", env) or "").lower() in _TRUE
+
+
 def _positive(given: str | None, default: float) -> float:
     try:
         value = float(given) if given else default
@@ -186,6 +219,8 @@ _READERS: dict[str, Callable[[Mapping[str, str] | None], Any]] = {
     "HEADWATER_BLOB_URI": blob_uri,
     "HEADWATER_TIMEOUT_S": timeout_s,
     "HEADWATER_HASH_THREADS": hash_threads,
+    "HEADWATER_GC_GRACE": gc_grace_s,
+    "HEADWATER_FOLLOW_LINKS": follow_links,
     "HEADWATER_DISABLED": disabled,
     "HEADWATER_TOKEN": _text("HEADWATER_TOKEN"),
     "HEADWATER_TOKEN_FILE": _text("HEADWATER_TOKEN_FILE"),

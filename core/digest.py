@@ -19,7 +19,9 @@ storage's current checksum *of the same kind*, never with whatever a new lookup 
 Directory scans follow symlinks to files wherever they point (a Hugging Face snapshot is a
 folder of such links into a shared blob folder) but never descend into symlinked directories
 (no cycles, no walking out into the whole disk); dangling links, sockets, FIFOs and devices are
-skipped. Large files are hashed with buffered reads, not mmap: a mapped file counts towards the
+skipped. A scan of a folder whose files are to be stored can refuse links to files outside it
+(`links_out="refuse"`, the Client's default): storing them would copy what the folder does
+not hold. Large files are hashed with buffered reads, not mmap: a mapped file counts towards the
 process's RSS and a truncation during hashing would kill it with SIGBUS (docs/architecture.md).
 """
 
@@ -70,6 +72,8 @@ __all__ = [
     "new_hasher",
     "reference_manifest",
     "reference_status",
+    "remember_restored",
+    "restored_unchanged",
     "validate_entry_path",
 ]
 
@@ -327,6 +331,9 @@ class StatCache:
 _default_caches: dict[Path, StatCache] = {}
 _default_caches_lock = threading.Lock()
 
+# What a folder scan does with a symbolic link to a file outside the folder.
+LinksOut = Literal["follow", "refuse"]
+
 # None: the shared cache at $HEADWATER_HOME/statcache.db; False: no cache.
 StatCacheArg = StatCache | Literal[False] | None
 
@@ -438,8 +445,11 @@ def _missing(path: str | os.PathLike[str]) -> InvalidInput:
     return InvalidInput(f"no such file or directory: {os.fspath(path)!r}")
 
 
-def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
-    """Every regular file at or below `path`, sorted by entry path; and whether `path` is a file."""
+def _scan(path: str | os.PathLike[str], links_out: LinksOut = "follow") -> tuple[list[_LocalFile], bool]:
+    """Every regular file at or below `path`, sorted by entry path; and whether `path` is a file.
+
+    `links_out="refuse"`: raise InvalidInput, naming them, when symbolic links inside the folder
+    lead to files outside it (storing them would copy files the folder does not hold)."""
     root = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(root)
@@ -454,6 +464,8 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
         raise InvalidInput(f"not a regular file or directory: {root!r}")
 
     files: list[_LocalFile] = []
+    outside: list[str] = []
+    real_root = os.path.realpath(root)
     stack = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
@@ -474,9 +486,18 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
             except OSError as exc:
                 raise InvalidInput(f"cannot read {entry.path!r}: {exc.strerror}") from None
             if stat_mod.S_ISREG(est.st_mode):
+                if links_out == "refuse" and entry.is_symlink() and not _within(real_root, entry.path):
+                    outside.append(f"{rel} -> {os.path.realpath(entry.path)}")
                 files.append(_LocalFile(rel, entry.path, _stat_key(entry.path, est)))
             elif stat_mod.S_ISDIR(est.st_mode):
                 log.warning("headwater: not following symlinked directory %s", entry.path)
+    if outside:
+        outside.sort()
+        named = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise InvalidInput(
+            f"refusing to store {root!r}: symbolic links in it lead outside it ({named}); store "
+            "those files themselves, or set HEADWATER_FOLLOW_LINKS=1 to store what the links point to"
+        )
     files.sort(key=lambda f: f.rel)
     for before, after in itertools.pairwise(files):
         if before.rel == after.rel:
@@ -484,6 +505,10 @@ def _scan(path: str | os.PathLike[str]) -> tuple[list[_LocalFile], bool]:
                 f"{before.abspath!r} and {after.abspath!r} are one entry path once NFC-normalised"
             )
     return files, False
+
+
+def _within(real_root: str, path: str) -> bool:
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
 def local_files(path: str | os.PathLike[str]) -> dict[str, Path]:
@@ -566,6 +591,7 @@ def build_manifest(
     threads: int | None = None,
     progress: bool | None = None,
     ref_prefix: str | None = None,
+    links_out: LinksOut = "follow",
 ) -> list[ManifestEntry]:
     """The manifest of a file (one entry named by its basename) or a directory (every regular
     file below it, sorted); an empty directory gives an empty manifest.
@@ -573,8 +599,10 @@ def build_manifest(
     `stat_cache`: None uses the shared cache in $HEADWATER_HOME, False uses none. `ref_prefix`
     sets each entry's ref to ``ref_prefix + "/" + path`` (a single file gets `ref_prefix` itself).
     `progress`: None shows a bar only on a terminal and for more than 256 MiB to hash.
+    `links_out`: what to do with symbolic links inside a folder that lead to files outside it:
+    "follow" hashes what they point to, "refuse" raises InvalidInput naming them.
     """
-    files, single = _scan(path)
+    files, single = _scan(path, links_out)
     hashed = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress)
 
     def ref_of(f: _LocalFile) -> str | None:
@@ -599,6 +627,41 @@ def hash_file(path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None) 
     f = _LocalFile(os.path.basename(abspath), abspath, _stat_key(abspath, st))
     ((digest, size),) = _digest_files([f], _resolve_cache(stat_cache), hash_threads(), None)
     return digest, size
+
+
+# --- copies this process wrote ------------------------------------------------------------------
+
+# Stat cache rows of restored copies live beside those of hashed files, under their own keys:
+# a copy of a reference entry has no content digest to re-hash against, so only "unchanged since
+# it was restored" can vouch for it, never a later hash of whatever the file holds by then.
+_RESTORED = "restored:"
+
+
+def remember_restored(copies: Iterable[tuple[str | os.PathLike[str], str]], *, stat_cache: StatCache) -> None:
+    """Record the stat of files just written and verified, with the blake3 of their bytes."""
+    rows = []
+    for path, digest in copies:
+        abspath = os.path.abspath(os.fspath(path))
+        try:
+            rows.append((_stat_key(_RESTORED + abspath, os.stat(abspath)), digest))
+        except OSError:
+            continue  # gone already: nothing to vouch for
+    stat_cache.store(rows)
+
+
+def restored_unchanged(paths: Iterable[str | os.PathLike[str]], *, stat_cache: StatCache) -> dict[str, str]:
+    """Absolute path -> blake3 recorded by remember_restored, for those files whose size, mtime,
+    ctime and inode are still what they were when restored."""
+    keys = []
+    for path in paths:
+        abspath = os.path.abspath(os.fspath(path))
+        try:
+            st = os.stat(abspath)
+        except OSError:
+            continue
+        if stat_mod.S_ISREG(st.st_mode):
+            keys.append(_stat_key(_RESTORED + abspath, st))
+    return {path[len(_RESTORED) :]: digest for path, digest in stat_cache.lookup(keys).items()}
 
 
 # --- references --------------------------------------------------------------------------------

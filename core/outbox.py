@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, Unavailable
-from headwater.events import EVENTS, Event, describe_error, new_id
+from headwater.events import EVENTS, Event, VersionRecorded, describe_error, new_id
 from headwater.store.base import Store
 
 log = logging.getLogger("headwater.outbox")
@@ -154,6 +154,22 @@ class Outbox:
         if not self.dead_folder.is_dir():
             return []
         return sorted(p for p in self.dead_folder.iterdir() if p.name.endswith(SUFFIX))
+
+    def stored_digests(self) -> set[str]:
+        """File digests the versions of pending batches store: blobs gc must keep, though no
+        store references them yet. A batch delivered meanwhile is skipped (the store has it); one
+        that cannot be parsed is skipped too (it can never be delivered); one that cannot be read
+        raises OSError, so gc stops rather than guess."""
+        digests: set[str] = set()
+        for path in self.pending():
+            try:
+                events = EVENTS.validate_json(path.read_bytes())
+            except (FileNotFoundError, ValueError):
+                continue
+            for event in events:
+                if isinstance(event, VersionRecorded):
+                    digests.update(e.digest for e in event.entries if e.ref is None)
+        return digests
 
     def deliver(self, timeout: float, own: Writing | None = None) -> Delivery:
         """Drain pending batches in order until done, the backend fails, or `timeout` passes.
@@ -284,6 +300,25 @@ class Outbox:
         )
         log.warning("headwater: outbox batch %s refused by %s: %s", path.name, config.mask_uri(self.backend_uri), err)
         result.dead[path.name] = err
+
+
+def every_outbox(home: Path) -> list[Outbox]:
+    """The outbox of every backend this home has written to, to read (`headwater gc`): their
+    backends are not known from their folders, so they cannot deliver."""
+    root = Path(home) / "outbox"
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        box = Outbox.__new__(Outbox)
+        box.folder, box.dead_folder, box.backend_uri = folder, folder / "dead", ""
+        box._connect = _unknown_backend
+        found.append(box)
+    return found
+
+
+def _unknown_backend() -> Store:
+    raise Unavailable("this outbox was opened to be read: its backend is not known")
 
 
 _behind_lock = threading.Lock()

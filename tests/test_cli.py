@@ -231,10 +231,12 @@ def test_alias_tag_delete_gc(pipeline: dict[str, Any], tmp_path: Path) -> None:
     assert [v["ref"] for v in hw_json("versions", "raw")] == ["raw:v1"]
     # The deleted version stays in the lineage as a tombstone.
     assert "raw:v0 deleted" in hw("upstream", "model").stdout
-    dry = hw_json("gc", "--dry-run")
+    assert hw_json("gc", "--dry-run")["count"] == 0  # stored just now: within the grace period
+    dry = hw_json("gc", "--dry-run", "--grace", "0s")
     assert dry["count"] == 1
-    assert hw_json("gc")["blobs"] == dry["blobs"]
-    assert hw_json("gc")["count"] == 0
+    assert hw_json("gc", "--grace", "0")["blobs"] == dry["blobs"]
+    assert hw_json("gc", "--grace", "0")["count"] == 0
+    assert "'soon' is not a duration" in hw("gc", "--grace", "soon", code=2).stderr
 
 
 # -- diff, impact, verify, graph ------------------------------------------------------------------------

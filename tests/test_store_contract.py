@@ -3,6 +3,7 @@ tracking server, over HTTP). Each asserts exact versions, labels, edges and stat
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -365,7 +366,7 @@ def test_download_restores_verified_bytes(client: hw.Client, files, tmp_path: Pa
         reference.download(tmp_path / "drift")
 
 
-def test_verify_reports_missing_and_changed(client: hw.Client, files) -> None:
+def test_verify_reports_missing_and_changed(client: hw.Client, files, request: pytest.FixtureRequest) -> None:
     root = files({"a.txt": "a", "b.txt": "b"})
     stored = client.log_artifact("s", root)
     ref = client.log_reference("r", root.as_uri())
@@ -376,11 +377,24 @@ def test_verify_reports_missing_and_changed(client: hw.Client, files) -> None:
     assert (report.ok, report.changed, report.missing, report.checked) == (False, ["a.txt"], ["b.txt"], 2)
     assert client.verify("s").ok  # stored bytes do not depend on the source folder
     blob = next(d for d in client.blobs.iter_digests() if d == stored.entries[0].digest)
-    client.blobs.delete(blob)
+    server_copy = server_blob(request, blob)
+    if server_copy is None:
+        client.blobs.delete(blob)
+    else:  # the server refuses to delete a blob a live version stores: lose it from its disk
+        server_copy.unlink()
     assert client.verify("s").missing == ["a.txt"]
 
 
-def test_delete_keeps_lineage_and_gc_collects_blobs(client: hw.Client, files) -> None:
+def server_blob(request: pytest.FixtureRequest, digest: str) -> Path | None:
+    """The tracking server's file of a blob, when the test runs over HTTP."""
+    backend = request.node.callspec.params["store_uri"]
+    if not backend.startswith("http"):
+        return None
+    server = request.getfixturevalue("headwater_server" if backend == "http" else "headwater_server_postgres")
+    return server.blobs / "blake3" / digest[7:9] / digest[9:]
+
+
+def test_delete_keeps_lineage_and_gc_collects_blobs(client: hw.Client, files, request: pytest.FixtureRequest) -> None:
     root = files({"a": "secret", "b": "fine"})
     client.log_artifact("p", root / "a")
     client.log_artifact("p", root / "b")
@@ -391,7 +405,14 @@ def test_delete_keeps_lineage_and_gc_collects_blobs(client: hw.Client, files) ->
     assert [v.label for v in client.versions("p")] == ["v1"]
     assert client.get("p").label == "v1"
     assert [r.job for r in client.runs_using("p")] == ["use-it"]  # the tombstone keeps lineage
-    assert client.gc() == [client.get("p:v0").entries[0].digest]
+    secret = client.get("p:v0").entries[0].digest
+    assert client.gc() == []  # stored within the grace period (HEADWATER_GC_GRACE, 24h)
+    server_copy = server_blob(request, secret)
+    if server_copy is not None:
+        # The server keeps its own grace period (409 to a younger blob's DELETE): age its copy.
+        assert client.gc(grace=0) == []
+        os.utime(server_copy, (0, 0))
+    assert client.gc(grace=0) == [secret]
     with pytest.raises(hw.NotFound, match="deleted"):
         client.get("p:v0").download()
     with pytest.raises(hw.Conflict, match="deleted"):

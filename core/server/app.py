@@ -94,6 +94,7 @@ class Backend:
         self._client: Client | None = None
         self._lock = threading.Lock()
         self.emitter: Any = None
+        self.sweep_tmp()
         if settings.openlineage_url:
             from headwater.openlineage import Emitter, refuse_loop
 
@@ -177,7 +178,7 @@ class Backend:
         store = store or self.blobs
         return store._path(digest) if store._local else None
 
-    def tmp_file(self) -> str:
+    def tmp_folder(self) -> str:
         if self.blobs._local:
             folder = os.path.join(self.blobs._root, "tmp")
         else:
@@ -185,7 +186,20 @@ class Backend:
 
             folder = os.path.join(tempfile.gettempdir(), "headwater-uploads")
         os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, uuid.uuid4().hex)
+        return folder
+
+    def tmp_file(self) -> str:
+        return os.path.join(self.tmp_folder(), uuid.uuid4().hex)
+
+    def sweep_tmp(self) -> None:
+        """Remove uploads a killed server left behind, older than the grace period (a younger
+        one may be another worker's upload under way)."""
+        from headwater.blobs import sweep_folder
+
+        folder = self.tmp_folder()
+        swept = sweep_folder(folder, self.settings.gc_grace)
+        if swept:
+            log.info("headwater: removed %d upload(s) left in %s", len(swept), folder)
 
     def commit_blob(self, tmp: str, digest: str, store: BlobStore | None = None) -> None:
         """Publish a verified upload under its digest."""
@@ -470,8 +484,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete(f"{API}/blobs/{{digest}}", tags=["blobs"], dependencies=WRITE, responses=_ERRORS, status_code=204)
     def delete_blob(digest: str) -> Response:
-        """Remove a stored blob (garbage collection); removing one that is not there is fine."""
-        backend.blobs.delete(_check_digest(digest))
+        """Remove a stored blob (garbage collection); removing one that is not there is fine.
+
+        The server cannot see its clients' outboxes: a blob uploaded for a version still on its
+        way may be unreferenced yet. So a blob a live version stores, or one stored within the
+        grace period (HEADWATER_GC_GRACE, by the blob's time), is kept: 409 Conflict."""
+        _check_digest(digest)
+        if backend.store.stores_blob(digest):
+            raise Conflict(f"blob {digest} is stored by a live version: not removed")
+        grace = backend.settings.gc_grace
+        if not backend.blobs.prune(digest, grace) and backend.blobs.has(digest):
+            raise Conflict(
+                f"blob {digest} was stored less than {grace:g} s ago (HEADWATER_GC_GRACE): "
+                "its version may still be on its way, not removed"
+            )
         return Response(status_code=204)
 
     # -- OpenLineage -------------------------------------------------------------------------
@@ -520,6 +546,7 @@ async def _receive(backend: Backend, store: BlobStore, digest: str, request: Req
     if await run_in_threadpool(store.has, digest):
         async for _ in request.stream():  # already stored: read and drop the body
             pass
+        await run_in_threadpool(store.touch, digest)  # young again for the grace period
         return {"digest": digest, "stored": False}
     declared = request.headers.get("content-length", "")
     hasher = new_hasher(int(declared) if declared.isdigit() else 0)

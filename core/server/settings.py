@@ -79,6 +79,7 @@ class Settings:
     max_blob: int = 1024 << 30
     openlineage_url: str | None = None
     bind: str | None = None
+    gc_grace: float = 86400.0  # seconds: a younger blob is not deleted
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,4 +106,5 @@ class Settings:
             max_blob=int(_number(env, "HEADWATER_SERVER_MAX_BLOB_GB", 1024) * (1 << 30)),
             openlineage_url=config.get("HEADWATER_OPENLINEAGE_URL", env) or None,
             bind=config.get("HEADWATER_SERVER_BIND", env) or None,
+            gc_grace=config.get("HEADWATER_GC_GRACE", env),
         )

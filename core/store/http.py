@@ -549,6 +549,27 @@ class HTTPBlobStore:
         self.spool.delete(digest)
         self._conn.request("DELETE", f"/blobs/{digest}")
 
+    def touch(self, digest: str) -> None:
+        """The server keeps its blobs' times: an upload of a blob it has is not repeated."""
+
+    def prune(self, digest: str, grace: float, *, dry_run: bool = False) -> bool:
+        """Ask the server to remove an unreferenced blob; it refuses (Conflict) one stored within
+        its own grace period or one a version references by now, and the blob is kept. A dry run
+        cannot ask: it counts every candidate."""
+        _hex_check(digest)
+        if dry_run:
+            return True
+        try:
+            self._conn.request("DELETE", f"/blobs/{digest}")
+        except Conflict as err:
+            log.info("headwater: %s keeps blob %s: %s", self._conn.base, digest, err)
+            return False
+        return True
+
+    def sweep_tmp(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """The spool's leftovers; the server sweeps its own when it starts."""
+        return self.spool.sweep_tmp(grace, dry_run=dry_run)
+
     def iter_digests(self) -> Iterator[str]:
         yield from _STRINGS.validate_json(self._conn.request("GET", "/blobs").content)
 

@@ -1096,6 +1096,20 @@ class SQLStore(Store):
                 ).scalars()
             )
 
+    def stores_blob(self, digest: str) -> bool:
+        """Whether a version not deleted stores a file with this digest (the server's blob
+        deletion asks this of one blob, where referenced_blob_digests lists them all)."""
+        with self._read() as conn:
+            return (
+                conn.execute(
+                    sa.select(entries.c.version_id)
+                    .join(versions, versions.c.id == entries.c.version_id)
+                    .where(entries.c.digest == digest, versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
 
 def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.ColumnElement[bool]:
     element = column[key]
