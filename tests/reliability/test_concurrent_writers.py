@@ -86,8 +86,8 @@ def _log_many(uri: str, home: str, folder: str, worker: int, n: int, barrier: mu
 @pytest.mark.parametrize(
     "store_uri", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
-def test_four_processes_logging_ten_versions_each(client: hw.Client, store_uri: str, tmp_path: Path) -> None:
-    n = 10
+def test_four_processes_logging_eight_versions_each(client: hw.Client, store_uri: str, tmp_path: Path) -> None:
+    n = 8
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Manager().Barrier(WORKERS)
     with ctx.Pool(WORKERS) as pool:
