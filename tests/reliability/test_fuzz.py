@@ -171,6 +171,21 @@ def test_every_accepted_manifest_is_canonical_and_its_digest_recomputes(fuzz_sto
         assert manifest_digest(version.entries) == version.digest
 
 
+@pytest.mark.xfail(strict=True, reason="a pointer-digest version listing one path twice raises sqlalchemy's IntegrityError, which blocks the outbox")
+def test_a_manifest_listing_a_path_twice_is_refused_and_blocks_nothing(tmp_path: Path) -> None:
+    """Found by this module's fuzzing with more examples (`nox -s schemathesis_long`)."""
+    client = hw.Client(uri=f"sqlite:///{tmp_path / 'store.db'}", home=tmp_path / "home")
+    entry = {"path": "a", "digest": "d", "size": 0}
+    [twice] = EVENTS.validate_python([{"kind": "version", "name": "m", "digest": "ol:x", "entries": [entry, entry]}])
+    client.outbox.write([twice])
+    client.outbox.write(EVENTS.validate_python([{"kind": "run", "run_id": "after", "job": "j"}]))
+    result = client.sync()
+    assert (result.delivered, result.pending, len(result.dead)) == (1, 0, 1)
+    assert isinstance(next(iter(result.dead.values())), InvalidInput)
+    assert [r.id for r in client.runs()] == ["after"] and not client.store.artifact_exists("m")
+    client.close()
+
+
 @pytest.mark.xfail(strict=True, reason="the store accepts any string as a version digest: empty, a newline, a NUL, 'blake3:zz'")
 @pytest.mark.parametrize("digest", ["", "\n", "a\0b", " x", "blake3:zz", "blake3:" + "0" * 63])
 def test_a_version_digest_that_is_no_digest_is_refused(fuzz_store: SQLStore, digest: str) -> None:
