@@ -208,3 +208,23 @@ def test_hashing_past_the_budget_records_an_unverified_output(client: hw.Client,
     version = client.get(big.as_uri())
     assert version.digest == f"unverified:{task}"
     assert [(e.path, e.ref, e.size) for e in version.entries] == [("huge.bin", big.as_uri(), 0)]
+
+
+def test_an_openlineage_catalogue_that_is_away_costs_one_warning(tmp_path: Path, caplog) -> None:
+    """A catalogue that is away costs one warning line, never a failed or stalled write."""
+    import uuid
+
+    from headwater.openlineage import Emitter, EmittingStore
+    from headwater.store.sql import SQLStore
+
+    away = EmittingStore(SQLStore(f"sqlite:///{tmp_path / 'away.db'}"), Emitter.from_url("http://127.0.0.1:1"))
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="headwater"):
+        for i in range(3):
+            away.apply([RunRecorded(run_id=str(uuid.uuid4()), job=f"j{i}", status="succeeded")])
+    assert time.monotonic() - started < 10 and len(away.list_runs()) == 3
+    assert away.emitter.failures == 3
+    ours = [r for r in caplog.records if r.name.startswith("headwater")]
+    assert [r.getMessage().count("\n") for r in ours] == [0]  # one line, once
+    assert not [r for r in caplog.records if r.name.startswith("urllib3")]  # no retry chatter
+    assert "OpenLineage event not sent" in caplog.text
