@@ -75,7 +75,7 @@ def test_a_half_written_batch_leaves_no_file_behind(tmp_path: Path, headwater_ho
     run_to_crash(["write", uri, str(tmp_path / "models"), "2"], "batch-written", 0, env, tmp_path / "writer.log")
     assert headwater_cli("sync", env=env).returncode == 0
     client = hw.Client(uri=uri, home=headwater_home)
-    assert client.versions("model") == []
+    assert not client.store.artifact_exists("model")
     assert sorted(p.name for p in client.outbox.folder.iterdir()) == [".lock"]
 
 
