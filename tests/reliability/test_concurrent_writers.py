@@ -25,27 +25,32 @@ def _log(uri: str, home: str, path: str, job: str, barrier: multiprocessing.sync
     return f"{version.label} {run.id}"
 
 
-def _in_parallel(uri: str, tmp_path: Path, paths: list[Path]) -> list[str]:
+def _in_parallel(uris: list[str], tmp_path: Path, paths: list[Path]) -> list[str]:
+    """Worker i logs paths[i] through uris[i % len(uris)]: "<label> <run id>" each."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Manager().Barrier(len(paths))
     with ctx.Pool(len(paths)) as pool:
         pending = [
-            pool.apply_async(_log, (uri, str(tmp_path / f"home{i}"), str(p), f"worker-{i}", barrier))
+            pool.apply_async(_log, (uris[i % len(uris)], str(tmp_path / f"home{i}"), str(p), f"worker-{i}", barrier))
             for i, p in enumerate(paths)
         ]
         return [p.get(timeout=120) for p in pending]
+
+
+def _model_files(tmp_path: Path, same: bool) -> list[Path]:
+    paths = []
+    for i in range(WORKERS):
+        (tmp_path / f"w{i}").mkdir()
+        paths.append(tmp_path / f"w{i}" / "model.bin")
+        paths[-1].write_bytes(b"identical weights" if same else f"weights {i}".encode())
+    return paths
 
 
 @pytest.mark.slow
 def test_same_content_from_four_processes_is_one_version_with_four_producers(
     client: hw.Client, store_uri: str, tmp_path: Path
 ) -> None:
-    paths = []
-    for i in range(WORKERS):
-        (tmp_path / f"w{i}").mkdir()
-        paths.append(tmp_path / f"w{i}" / "model.bin")
-        paths[-1].write_bytes(b"identical weights")
-    results = _in_parallel(store_uri, tmp_path, paths)
+    results = _in_parallel([store_uri], tmp_path, _model_files(tmp_path, same=True))
     assert sorted(r.split()[0] for r in results) == ["v0"] * WORKERS
     version = client.get("shared")
     assert [v.label for v in client.versions("shared")] == ["v0"]
@@ -59,11 +64,7 @@ def test_same_content_from_four_processes_is_one_version_with_four_producers(
 def test_different_content_from_four_processes_gets_gapless_labels(
     client: hw.Client, store_uri: str, tmp_path: Path
 ) -> None:
-    paths = []
-    for i in range(WORKERS):
-        paths.append(tmp_path / f"model{i}.bin")
-        paths[-1].write_bytes(f"weights {i}".encode())
-    results = _in_parallel(store_uri, tmp_path, paths)
+    results = _in_parallel([store_uri], tmp_path, _model_files(tmp_path, same=False))
     assert sorted(r.split()[0] for r in results) == [f"v{i}" for i in range(WORKERS)]
     assert [v.label for v in client.versions("shared")] == [f"v{i}" for i in range(WORKERS)]
     assert len({v.digest for v in client.versions("shared")}) == WORKERS
@@ -114,19 +115,8 @@ def test_writers_through_two_servers_on_one_postgres(same: bool, postgres_databa
     for server in servers:
         server.blobs = tmp_path / "shared-blobs"  # as any deployment of several servers shares one
         server.start()
-    paths = []
-    for i in range(WORKERS):
-        (tmp_path / f"w{i}").mkdir()
-        paths.append(tmp_path / f"w{i}" / "model.bin")
-        paths[-1].write_bytes(b"identical weights" if same else f"weights {i}".encode())
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Manager().Barrier(WORKERS)
-    with ctx.Pool(WORKERS) as pool:
-        pending = [
-            pool.apply_async(_log, (servers[i % 2].url, str(tmp_path / f"home{i}"), str(p), f"worker-{i}", barrier))
-            for i, p in enumerate(paths)
-        ]
-        results = [p.get(timeout=120) for p in pending]
+    paths = _model_files(tmp_path, same)
+    results = _in_parallel([s.url for s in servers], tmp_path, paths)
     reader = hw.Client(uri=servers[0].url, home=tmp_path / "reader")
     labels = sorted(r.split()[0] for r in results)
     if same:
