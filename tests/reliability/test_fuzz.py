@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -153,19 +154,24 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     return {"kind": "version", "name": draw(st.sampled_from(["model", "data"]) | texts), "digest": digest, "entries": entries}
 
 
+# A content digest, or a pointer one (`ol:`, `unverified:`, `etag:`...): what a REF can name.
+WELL_FORMED_DIGEST = re.compile(r"blake3:[0-9a-f]{64}|[a-z][a-z0-9]*:[!-~]+")
+
+
 @FUZZ
 @given(event=manifests())
 def test_every_accepted_manifest_is_canonical_and_its_digest_recomputes(fuzz_store: SQLStore, event: dict[str, Any]) -> None:
+    paths = [e.get("path") for e in event["entries"] if isinstance(e, dict)]
+    # Known, and proven by its own test until fixed: test_a_manifest_listing_a_path_twice_is_refused...
+    assume(len(set(paths)) == len(paths))
     try:
         [parsed] = EVENTS.validate_python([event])
         fuzz_store.apply([parsed])
     except (ValidationError, HeadwaterError):
         return
-    try:
-        ref = Ref(validate_name(event["name"]), digest=event["digest"])
-    except InvalidRef:
-        return  # a digest no REF can name was accepted: test_a_version_digest_that_is_no_digest_is_refused
-    version = fuzz_store.get_version(ref)
+    if not WELL_FORMED_DIGEST.fullmatch(event["digest"]):
+        return  # accepted all the same: test_a_version_digest_that_is_no_digest_is_refused
+    version = fuzz_store.get_version(Ref(validate_name(event["name"]), digest=event["digest"]))
     assert all(validate_entry_path(e.path) == e.path for e in version.entries)
     if is_content_digest(version.digest):
         assert manifest_digest(version.entries) == version.digest
@@ -187,7 +193,7 @@ def test_a_manifest_listing_a_path_twice_is_refused_and_blocks_nothing(tmp_path:
 
 
 @pytest.mark.xfail(strict=True, reason="the store accepts any string as a version digest: empty, a newline, a NUL, 'blake3:zz'")
-@pytest.mark.parametrize("digest", ["", "\n", "a\0b", " x", "blake3:zz", "blake3:" + "0" * 63])
+@pytest.mark.parametrize("digest", ["", "\n", "a\0b", " x", "\u200b", "blake3:zz", "blake3:" + "0" * 63])
 def test_a_version_digest_that_is_no_digest_is_refused(fuzz_store: SQLStore, digest: str) -> None:
     [event] = EVENTS.validate_python([{"kind": "version", "name": "no-digest", "digest": digest, "entries": []}])
     with pytest.raises(InvalidInput):
