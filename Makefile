@@ -15,7 +15,7 @@ SESSIONS ?= core reliability core_pythons docs dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
-.PHONY: test demo docs bench dist postgres chromium tools clean
+.PHONY: test demo docs bench fuzz dist postgres chromium tools clean
 
 $(NOX) $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,11 @@ demo: tools
 # The documentation site, built with --strict into site/ (also part of `make test`).
 docs: tools
 	@PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s docs
+
+# The long fuzzing run (not part of `make test`): schemathesis with 1000 examples per operation,
+# the hypothesis tests of tests/reliability/ with 5000 each.
+fuzz: tools postgres
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s schemathesis_long
 
 # The sdist and the wheel, in dist/ (headwater is on no package index yet: install the wheel).
 dist: tools

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -42,6 +43,22 @@ def reliability(session: nox.Session) -> None:
     read-only disks, fuzzed REFs, manifests and events, concurrent writers (tests/reliability/)."""
     session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage,http]", *DEV)
     session.run("pytest", *(session.posargs or ["tests/reliability"]), env={"PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(python=PYTHON)
+def schemathesis_long(session: nox.Session) -> None:
+    """The long fuzzing run, outside `make test` (`make fuzz`): schemathesis against a real server
+    with 1000 examples per operation (HEADWATER_SCHEMATHESIS_EXAMPLES), and the hypothesis tests of
+    tests/reliability/test_fuzz.py with 5000 each (HEADWATER_FUZZ_EXAMPLES)."""
+    session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage,http]", *DEV)
+    session.run(
+        "pytest", *(session.posargs or ["tests/test_server_schemathesis.py", "tests/reliability/test_fuzz.py"]),
+        env={
+            "PYTHONUNBUFFERED": "1",
+            "HEADWATER_SCHEMATHESIS_EXAMPLES": os.environ.get("HEADWATER_SCHEMATHESIS_EXAMPLES", "1000"),
+            "HEADWATER_FUZZ_EXAMPLES": os.environ.get("HEADWATER_FUZZ_EXAMPLES", "5000"),
+        },
+    )
 
 
 def _interpreter(version: str) -> str | None:

@@ -2,61 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 import headwater as hw
 from headwater.events import RunRecorded
 from headwater.outbox import Outbox
-from tests.tcp_proxy import TCPProxy
-
-
-@pytest.fixture
-def proxied_postgres(postgres_database: str, headwater_home: Path, monkeypatch: pytest.MonkeyPatch):
-    """The test database behind a proxy the test can stop: (client, proxy)."""
-    url = sa.make_url(postgres_database)
-    proxy = TCPProxy(url.host or "127.0.0.1", url.port or 5432)
-    proxy.start()
-    monkeypatch.setenv("HEADWATER_TIMEOUT_S", "2")
-    engine = sa.create_engine(url.set(drivername="postgresql+psycopg"))
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    uri = url.set(port=proxy.port).render_as_string(hide_password=False)
-    client = hw.Client(uri=uri, home=headwater_home)
-    yield client, proxy
-    proxy.stop()
-    client.close()
-
-
-@pytest.mark.postgres
-def test_backend_down_then_sync_delivers_everything_once(proxied_postgres, files, caplog) -> None:
-    client, proxy = proxied_postgres
-    root = files({"raw.csv": "r"})
-    client.log_artifact("raw", root / "raw.csv")
-    proxy.stop()
-    started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="headwater"):
-        for i in range(20):
-            (root / f"m{i}").write_text(f"model {i}")
-            run = client.link(f"train-{i}", inputs=[root / "raw.csv"], outputs=[hw.Output("model", root / f"m{i}")])
-            assert run.outputs == [f"model@{client.content(root / f'm{i}').digest}"]  # queued, by digest
-    assert time.monotonic() - started < 20 * 2 + 10  # each call within the 2 s budget
-    assert len(client.outbox.pending()) == 20
-    assert all(r.levelname == "WARNING" and "\n" not in r.getMessage() for r in caplog.records)
-    assert "outbox" in caplog.records[-1].getMessage()
-    proxy.start()
-    delivered = client.sync()
-    assert (delivered.delivered, delivered.pending, delivered.dead) == (20, 0, {})
-    assert client.sync().delivered == 0
-    assert [v.label for v in client.versions("model")] == [f"v{i}" for i in range(20)]
-    assert len(client.runs()) == 20
-    assert sorted(r.job for r in client.runs_using(root.joinpath("raw.csv").as_uri())) == sorted(f"train-{i}" for i in range(20))
 
 
 def test_a_crash_after_apply_before_unlink_applies_once(client: hw.Client, files) -> None:
@@ -100,18 +53,6 @@ def test_a_refused_batch_is_set_aside_and_does_not_block_the_rest(client: hw.Cli
     assert "has type 'dataset'" in str(next(iter(result.dead.values())))
     assert [r.job for r in client.runs()] == ["after"]
     assert len(client.outbox.dead()) == 1 and client.outbox.pending() == []
-
-
-def test_delivery_gives_up_within_the_budget_when_another_process_holds_the_lock(client: hw.Client) -> None:
-    from filelock import FileLock
-
-    client.outbox.write([RunRecorded(run_id=hw.run_id("l"), job="j")])
-    with FileLock(client.outbox.folder / ".lock"):
-        started = time.monotonic()
-        result = client.outbox.deliver(timeout=0.5)
-        assert time.monotonic() - started < 2
-    assert (result.delivered, result.pending) == (0, 1)
-    assert client.sync().delivered == 1
 
 
 def test_the_drain_lock_and_filelock_exclude_each_other(client: hw.Client) -> None:

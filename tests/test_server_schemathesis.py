@@ -1,8 +1,10 @@
 """schemathesis against a real server's OpenAPI schema: whatever it generates, valid or not, no
-answer is a 5xx, and every answer matches the schema (a bounded run: 25 examples per operation)."""
+answer is a 5xx, and every answer matches the schema. A bounded run (25 examples per operation)
+in `make test`; `nox -s schemathesis_long` sets HEADWATER_SCHEMATHESIS_EXAMPLES for a long one."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from schemathesis.checks import (
 
 from tests.conftest import ServerProcess
 
+EXAMPLES = int(os.environ.get("HEADWATER_SCHEMATHESIS_EXAMPLES", "25"))
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def live_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
@@ -39,7 +43,7 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 def _check_operation(operation, mode) -> None:
     @given(case=operation.as_strategy(mode))
     @settings(
-        max_examples=25,
+        max_examples=EXAMPLES,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,

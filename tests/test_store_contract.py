@@ -11,7 +11,6 @@ import pytest
 
 import headwater as hw
 from headwater.events import AliasMoved, EdgeRecorded, RunRecorded, VersionRecorded
-from headwater.refs import Ref
 
 
 def edges_of(graph: hw.LineageGraph, client: hw.Client) -> set[tuple[str, str, str]]:
@@ -369,7 +368,7 @@ def test_download_restores_verified_bytes(client: hw.Client, files, tmp_path: Pa
 def test_verify_reports_missing_and_changed(client: hw.Client, files, request: pytest.FixtureRequest) -> None:
     root = files({"a.txt": "a", "b.txt": "b"})
     stored = client.log_artifact("s", root)
-    ref = client.log_reference("r", root.as_uri())
+    client.log_reference("r", root.as_uri())
     assert client.verify("s").ok and client.verify("r").ok
     (root / "a.txt").write_text("A")
     (root / "b.txt").unlink()

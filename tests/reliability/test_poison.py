@@ -128,7 +128,7 @@ def test_poison_batches_in_the_outbox_go_to_dead_and_the_rest_is_delivered(clien
     client.emit([RunRecorded(run_id=rid, job="j", started_at=datetime(2024, 1, 1, 12, tzinfo=timezone.utc))])
     long_type = client.outbox.write([unchecked_version(type="t" * 200)])
     nul = client.outbox.write([unchecked_version(description="a\0b")])
-    nan = client.outbox.write([unchecked_version(metadata={"loss": float("nan")})])
+    client.outbox.write([unchecked_version(metadata={"loss": float("nan")})])
     both = client.outbox.write([unchecked_version(entries=[
         ManifestEntry(path="a", digest="x", size=1), ManifestEntry(path="a/b", digest="y", size=1),
     ])])

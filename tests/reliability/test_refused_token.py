@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 
 import headwater as hw
 from headwater.cli import cli
-from headwater.errors import Unauthorized
 from headwater.observe import Observer
 
 RW = "rw-" + "c3" * 16
