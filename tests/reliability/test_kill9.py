@@ -15,7 +15,7 @@ import pytest
 import headwater as hw
 from headwater.events import EVENTS, RunRecorded, VersionRecorded
 from headwater.outbox import SUFFIX
-from headwater.store.http import _SILENT_UNTIL
+from headwater.store import backoff
 from tests.reliability.conftest import (
     CrashingServer,
     assert_models_exactly,
@@ -154,7 +154,7 @@ def test_the_server_killed_mid_request_then_restarted(step: str, tmp_path: Path,
         assert (json.loads(synced.stdout)["delivered"], json.loads(synced.stdout)["pending"]) == (1, 0)
         # This process remembers the server let a request time out a moment ago and spares it
         # for one budget; the restarted server is another one.
-        _SILENT_UNTIL.pop(server.url, None)
+        backoff.clear(server.url)
         assert_models_exactly(client, 2)
         client.close()
     finally:
