@@ -78,14 +78,17 @@ def install() -> None:
     for store in (SQLStore, HTTPStore):
         real_apply = store.apply
 
-        def apply(self: Any, events: Any, *, before_commit: Callable[[], None] | None = None, _real: Any = real_apply) -> None:
+        def apply(
+            self: Any, events: Any, *, before_commit: Callable[[], None] | None = None, _real: Any = real_apply
+        ) -> list[str]:
             def commit_next() -> None:
                 if before_commit is not None:
                     before_commit()
                 _reach("before-commit")
 
-            _real(self, events, before_commit=commit_next)
+            notices: list[str] = _real(self, events, before_commit=commit_next)
             _reach("committed")
+            return notices
 
         store.apply = apply  # type: ignore[method-assign]
 
