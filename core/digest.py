@@ -62,6 +62,7 @@ __all__ = [
     "StatKey",
     "build_manifest",
     "check_entry_paths",
+    "check_version_digest",
     "files_hashed",
     "hash_bytes",
     "hash_file",
@@ -128,6 +129,20 @@ def hash_stream(stream: BinaryIO, size_hint: int = 0) -> str:
         hasher.update(chunk)
     hexdigest: str = hasher.hexdigest()
     return _PREFIX + hexdigest
+
+
+# A pointer checksum: a lower-case scheme, then printable text without surrounding spaces.
+_POINTER = re.compile(r"[a-z][a-z0-9]*:\S(?:.*\S)?", re.DOTALL)
+
+
+def check_version_digest(d: str) -> str:
+    """`d` if it can name a version: ``blake3:<64 hex>``, or a pointer checksum (``ol:…``,
+    ``unverified:…``, ``etag:…``); InvalidInput otherwise (an empty, blank or cut digest)."""
+    if is_content_digest(d):
+        return d
+    if d.startswith(_PREFIX) or not _POINTER.fullmatch(d) or not d.isprintable():
+        raise InvalidInput(f"{d!r} is not a version digest: blake3:<64 hex digits>, or a checksum such as etag:<etag>")
+    return d
 
 
 def is_content_digest(d: str) -> bool:
@@ -402,9 +417,6 @@ def validate_entry_path(p: str) -> str:
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     """``blake3:<hex>`` of the canonical manifest; independent of entry order and of `ref`."""
     rows = sorted((validate_entry_path(e.path), e.digest, e.size) for e in entries)
-    for before, after in itertools.pairwise(rows):
-        if before[0] == after[0]:
-            raise InvalidInput(f"manifest lists {before[0]!r} twice")
     for path, digest, _ in rows:
         if not digest or "\n" in digest or "\0" in digest:
             raise InvalidInput(f"entry {path!r} has an invalid digest {digest!r}")
@@ -414,8 +426,13 @@ def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
 
 
 def check_entry_paths(paths: Iterable[str]) -> None:
-    """Refuse a manifest holding both a file `a` and a file under `a/`: no folder can restore it."""
-    seen = set(paths)
+    """Refuse a manifest listing a path twice, or holding both a file `a` and a file under `a/`:
+    no folder can restore it."""
+    seen: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise InvalidInput(f"manifest lists {path!r} twice")
+        seen.add(path)
     for path in seen:
         cut = path.rfind("/")
         while cut > 0:

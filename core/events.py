@@ -31,7 +31,7 @@ from pydantic import (
 from uuid6 import uuid7
 
 from headwater import times
-from headwater.digest import check_entry_paths
+from headwater.digest import check_entry_paths, check_version_digest
 from headwater.errors import HeadwaterError, InvalidInput
 from headwater.models import Direction, ManifestEntry, RunKind, RunStatus
 
@@ -147,7 +147,7 @@ def describe_error(err: ValidationError, what: str) -> str:
 
 Id = Annotated[str, _text(ID_MAX)]
 Name = Annotated[str, _text(NAME_MAX)]
-Digest = Annotated[str, _text(DIGEST_MAX)]
+Digest = Annotated[str, _text(DIGEST_MAX), AfterValidator(check_version_digest)]
 Alias = Annotated[str, _text(ALIAS_MAX)]
 Tag = Annotated[str, AfterValidator(check_tag)]
 Text = Annotated[str, _text(None)]

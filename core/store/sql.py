@@ -154,8 +154,10 @@ class SQLStore(Store):
             raise InvalidInput(f"the database refused a value: {_first_line(err.orig or err)}") from err
         except sa_exc.IntegrityError as err:
             raise Conflict(f"the database refused the change: {_first_line(err.orig or err)}") from err
-        except sa_exc.DBAPIError:
-            raise
+        except sa_exc.DBAPIError as err:
+            # Any other refusal is the database's state, not the content's (a file that is not a
+            # database, a schema it cannot use): the batch waits until it is mended.
+            raise Unavailable(f"cannot use {self._safe_url()}: {_first_line(err.orig or err)}") from err
         except sa_exc.StatementError as err:
             raise InvalidInput(f"the database cannot take a value: {_first_line(err.orig or err)}") from err
 
@@ -367,7 +369,13 @@ class SQLStore(Store):
         return row, False
 
     def _apply_version(self, conn: sa.Connection, ev: VersionRecorded, notices: list[str]) -> None:
-        from headwater.digest import check_entry_paths, is_content_digest, manifest_digest, validate_entry_path
+        from headwater.digest import (
+            check_entry_paths,
+            check_version_digest,
+            is_content_digest,
+            manifest_digest,
+            validate_entry_path,
+        )
 
         if ev.manifest is not None:
             raise InvalidInput(
@@ -375,6 +383,7 @@ class SQLStore(Store):
                 "its entries must be sent again"
             )
 
+        check_version_digest(ev.digest)  # checked when made; an event read back unchecked, again
         for entry in ev.entries:
             if validate_entry_path(entry.path) != entry.path:
                 raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")

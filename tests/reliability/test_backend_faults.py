@@ -78,7 +78,6 @@ def test_sqlite_locked_by_another_writer_waits_then_delivers(root: Path, tmp_pat
     _assert_delivered_once(client, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="a SQLite file that is not a database raises sqlalchemy's DatabaseError (a traceback), not Unavailable")
 def test_sqlite_file_that_is_not_a_database(root: Path, tmp_path: Path, headwater_home: Path) -> None:
     path = tmp_path / "store.db"
     path.write_bytes(b"not a database, whatever it was " * 64)
