@@ -1186,9 +1186,15 @@ def _first_line(err: object) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+class _NoAnswer(Exception):
+    pass
+
+
 def _bound_connect(engine: sa.Engine, key: str, budget: float) -> None:
-    """Every new PostgreSQL connection opens within `budget` seconds, or fails; a server found
-    down (no answer, refused) is not asked again for a back-off (headwater.store.backoff)."""
+    """Every new PostgreSQL connection opens within `budget` seconds, or fails; a server that
+    let the budget pass without answering is not asked again for a back-off
+    (headwater.store.backoff). One that refuses at once costs nothing and is asked every time, so
+    a server back up is used at once."""
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -1198,13 +1204,13 @@ def _bound_connect(engine: sa.Engine, key: str, budget: float) -> None:
         except Unavailable as err:
             raise failure(str(err)) from None
         try:
-            return _within(budget, lambda: dialect.connect(*cargs, **cparams), failure)
-        except failure as err:
-            backoff.mark_down(key, _first_line(err), budget)
-            raise
+            return _within(budget, lambda: dialect.connect(*cargs, **cparams))
+        except _NoAnswer as err:
+            backoff.mark_down(key, str(err), budget)
+            raise failure(str(err)) from None
 
 
-def _within(budget: float, connect: Callable[[], Any], failure: type[Exception]) -> Any:
+def _within(budget: float, connect: Callable[[], Any]) -> Any:
     """connect() on a thread of its own, waited for at most `budget` seconds; a connection
     that arrives after that is closed (libpq's own timeout ends the attempt soon after)."""
     future: Future[Any] = Future()
@@ -1226,7 +1232,7 @@ def _within(budget: float, connect: Callable[[], Any], failure: type[Exception])
         return future.result(timeout=budget)
     except FutureTimeout:
         if future.cancel():
-            raise failure(f"no answer within {budget:g}s") from None
+            raise _NoAnswer(f"no answer within {budget:g}s") from None
         return future.result()  # it came in just now
 
 
