@@ -21,6 +21,7 @@ from headwater.errors import (
     SchemaTooNew,
     Unauthorized,
     Unavailable,
+    Unwritable,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -355,7 +356,7 @@ def sync(timeout: float | None = None) -> Delivery:
 __all__ = [
     "ActiveRun", "AliasMove", "Artifact", "Client", "Conflict", "Diff", "Edge", "HeadwaterError",
     "Impact", "InvalidInput", "InvalidRef", "LineageGraph", "ManifestEntry", "NotFound", "Output",
-    "Run", "SchemaTooNew", "Unauthorized", "Unavailable", "Version", "VerifyReport", "alias",
+    "Run", "SchemaTooNew", "Unauthorized", "Unavailable", "Unwritable", "Version", "VerifyReport", "alias",
     "alias_history", "artifacts", "default_client", "delete", "diff", "downstream", "get", "impact",
     "link", "log_artifact", "log_reference", "path", "run", "run_id", "runs", "runs_using", "sync", "tag",
     "unalias", "untag", "upstream", "verify", "versions",

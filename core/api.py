@@ -696,7 +696,8 @@ class Client:
         Kept besides: blobs that a batch pending in any outbox of this home stores (its version
         is not delivered yet), and blobs stored or stored again less than `grace` seconds ago
         (default HEADWATER_GC_GRACE): another machine's outbox may be waiting with them. Files
-        left in the blob store's tmp/ longer than `grace` are removed too.
+        left in the blob store's tmp/, and outbox batches left half-written (their writer killed
+        before its rename), longer than `grace` ago are removed too.
         """
         from headwater.outbox import every_outbox
 
@@ -705,13 +706,15 @@ class Client:
             raise InvalidInput(f"the grace period cannot be negative: {grace:g} s")
         # The outboxes first, then the store: a batch delivered in between is in the store's
         # answer; one written after is younger than any grace period.
-        keep = set().union(*(box.stored_digests() for box in every_outbox(self.home)))
+        outboxes = every_outbox(self.home)
+        keep = set().union(*(box.stored_digests() for box in outboxes))
         keep |= self.store.referenced_blob_digests()
         unreferenced = sorted(d for d in self.blobs.iter_digests() if d not in keep)
         doomed = [d for d in unreferenced if self.blobs.prune(d, grace, dry_run=dry_run)]
-        swept = self.blobs.sweep_tmp(grace, dry_run=dry_run)
-        if swept:
-            log.info("headwater: %s %d file(s) left in %s/tmp", "would remove" if dry_run else "removed", len(swept), self.blobs.url)
+        # Leftovers of writes cut short (kill -9): a blob copy in tmp/, a batch before its rename.
+        _log_swept(self.blobs.sweep_tmp(grace, dry_run=dry_run), f"{self.blobs.url}/tmp", dry_run)
+        for box in outboxes:
+            _log_swept(box.sweep_tmp(grace, dry_run=dry_run), str(box.folder), dry_run)
         return doomed
 
     # -- bytes -------------------------------------------------------------------------------
@@ -827,6 +830,11 @@ class Client:
                 report.missing.append(item.path)
         report.ok = not (report.missing or report.changed or report.drifted)
         return report
+
+
+def _log_swept(names: list[str], folder: str, dry_run: bool) -> None:
+    if names:
+        log.info("headwater: %s %d file(s) left in %s", "would remove" if dry_run else "removed", len(names), folder)
 
 
 def _queued_use(run: str, text: str, ref: Ref) -> EdgeRecorded:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from headwater import config
 from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
-from headwater.errors import Conflict, InvalidInput, NotFound
+from headwater.errors import Conflict, InvalidInput, NotFound, Unwritable
 
 __all__ = ["BlobStore", "copy_hashed", "default_blob_url", "restore_verified", "sweep_folder"]
 
@@ -83,8 +83,11 @@ def restore_verified(source: Any, digest: str, dest: str | os.PathLike[str], whe
     return dest
 
 
-def sweep_folder(folder: str | os.PathLike[str], grace: float, *, dry_run: bool = False) -> list[str]:
-    """Remove the files in a local `folder` written more than `grace` seconds ago; their names."""
+def sweep_folder(
+    folder: str | os.PathLike[str], grace: float, *, dry_run: bool = False, prefix: str = ""
+) -> list[str]:
+    """Remove the files in a local `folder` whose names start with `prefix` written more than
+    `grace` seconds ago; their names."""
     now = time.time()
     swept = []
     try:
@@ -92,6 +95,8 @@ def sweep_folder(folder: str | os.PathLike[str], grace: float, *, dry_run: bool 
     except FileNotFoundError:
         return []
     for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
         try:
             if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < grace:
                 continue
@@ -218,9 +223,15 @@ class BlobStore:
             except FileNotFoundError:  # its shard folder was removed since we made it
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 os.replace(tmp, final)
+        except OSError as exc:  # the disk is full or read-only: one line, not a traceback
+            raise Unwritable.writing(f"{os.fspath(path)!r} to the blob store {self.url}", exc) from None
         finally:
-            if os.path.exists(tmp):
+            try:
                 os.unlink(tmp)
+            except FileNotFoundError:
+                pass  # renamed into place, or never made
+            except OSError as exc:  # the disk went read-only meanwhile: gc sweeps tmp/
+                log.debug("blob tmp file %s not removed: %s", tmp, exc)
 
     def _create(self, tmp: str) -> BinaryIO:
         self._mkdir(os.path.dirname(tmp))

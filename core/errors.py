@@ -39,6 +39,16 @@ class Unavailable(HeadwaterError):
     exit_code = 5
 
 
+class Unwritable(Unavailable):
+    """A file headwater keeps locally (a blob, an outbox batch, the outbox lock) cannot be
+    written: the disk is full or read-only, or the folder is not ours. Not bad input: nothing is
+    recorded, and the same call works once the disk takes writes again."""
+
+    @classmethod
+    def writing(cls, what: str, err: OSError) -> Unwritable:
+        return cls(f"cannot write {what}: {err.strerror or err}")
+
+
 class SchemaTooNew(Unavailable):
     """The database was migrated by a newer headwater than this one."""
 

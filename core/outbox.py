@@ -36,13 +36,14 @@ except ImportError:  # pragma: no cover - Windows: filelock's own lock
 from pydantic import ValidationError
 
 from headwater import config
-from headwater.errors import HeadwaterError, InvalidInput, Unavailable
+from headwater.errors import HeadwaterError, InvalidInput, Unavailable, Unwritable
 from headwater.events import EVENTS, Event, VersionRecorded, describe_error, new_id
 from headwater.store.base import Store
 
 log = logging.getLogger("headwater.outbox")
 
 SUFFIX = ".json"
+TMP_PREFIX = ".tmp-"  # a batch being written, renamed to its name once durable
 # Pending batches applied together in one transaction (one commit, or one request to a server),
 # within bounds that keep a request well under the tracking server's body limit.
 GROUP_BATCHES = 64
@@ -106,30 +107,55 @@ class Outbox:
 
     def _start(self, events: Sequence[Event]) -> tuple[str, int, Callable[[], None]]:
         """The batch's name and size, its bytes written to a temporary file, and what makes it
-        durable: fsync the bytes, then rename them into the folder."""
+        durable: fsync the bytes, then rename them into the folder. A write the disk refuses
+        (full, read-only) raises Unwritable and leaves no temporary file behind."""
         # uuid7 names sort by time, so the drain keeps each process's order.
         name = new_id() + SUFFIX
         payload = EVENTS.dump_json(list(events))
-        tmp = self.folder / f".tmp-{name}"
+        tmp = self.folder / f"{TMP_PREFIX}{name}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:  # the first batch for this backend: make its folder
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:  # the first batch for this backend: make its folder
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as err:
+            raise self._unwritable(err) from None
         try:
-            os.write(fd, payload)
-        except BaseException:
+            written = memoryview(payload)
+            while written:  # a write cut short (the disk filling up) returns a count, not an error
+                written = written[os.write(fd, written) :]
+        except BaseException as err:
             os.close(fd)
+            _discard(tmp)
+            if isinstance(err, OSError):
+                raise self._unwritable(err) from None
             raise
 
         def finish() -> None:
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.folder / name)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, self.folder / name)
+            except BaseException as err:
+                _discard(tmp)
+                if isinstance(err, OSError):
+                    raise self._unwritable(err) from None
+                raise
 
         return name, len(payload), finish
+
+    def _unwritable(self, err: OSError) -> Unwritable:
+        return Unwritable.writing(f"a batch to the outbox {self.folder}", err)
+
+    def sweep_tmp(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """Remove batches left half-written (their writer killed before its rename) more than
+        `grace` seconds ago; a younger one may be a write under way. Returns their names."""
+        from headwater.blobs import sweep_folder
+
+        return sweep_folder(self.folder, grace, dry_run=dry_run, prefix=TMP_PREFIX)
 
     def sync_dir(self) -> None:
         """Make the names renamed into the folder durable (the rename is only on disk after this)."""
@@ -172,7 +198,8 @@ class Outbox:
         return digests
 
     def deliver(self, timeout: float, own: Writing | None = None) -> Delivery:
-        """Drain pending batches in order until done, the backend fails, or `timeout` passes.
+        """Drain pending batches in order until done, the backend fails (or the disk refuses a
+        write: Unwritable), or `timeout` passes.
 
         `own`: a batch this process is writing (write_behind), delivered in its place in the
         order whether or not its rename is done yet; the store commits it only once it is durable.
@@ -196,10 +223,10 @@ class Outbox:
                 if time.monotonic() > deadline:
                     result.error = f"time budget of {timeout:g}s spent"
                     break
-                group, position = self._read_group(batches, position, result, own)
-                if not group:
-                    continue
                 try:
+                    group, position = self._read_group(batches, position, result, own)
+                    if not group:
+                        continue
                     if store is None:
                         store = self._connect()
                     self._apply_group(store, group, result, own)
@@ -282,22 +309,30 @@ class Outbox:
                 except HeadwaterError as err:
                     self._bury(path, err, result, own)
                     continue
-                path.unlink(missing_ok=True)
-                result.delivered += 1
+                self._delivered(path, result)
             return
         result.notices.extend(notices)
         for path, _ in group:
+            self._delivered(path, result)
+
+    def _delivered(self, path: Path, result: Delivery) -> None:
+        try:
             path.unlink(missing_ok=True)
-            result.delivered += 1
+        except OSError as err:  # committed: delivered again later, the store skipping its events
+            raise Unwritable.writing(f"the outbox {self.folder} (removing delivered {path.name})", err) from None
+        result.delivered += 1
 
     def _bury(self, path: Path, err: HeadwaterError, result: Delivery, own: Writing | None = None) -> None:
         if own is not None and path.name == own.name:
             own.done.result()  # in the folder before it is moved aside
-        self.dead_folder.mkdir(parents=True, exist_ok=True)
-        os.replace(path, self.dead_folder / path.name)
-        (self.dead_folder / (path.name + ".reason")).write_text(
-            json.dumps({"error": type(err).__name__, "message": str(err)})
-        )
+        try:
+            self.dead_folder.mkdir(parents=True, exist_ok=True)
+            os.replace(path, self.dead_folder / path.name)
+            (self.dead_folder / (path.name + ".reason")).write_text(
+                json.dumps({"error": type(err).__name__, "message": str(err)})
+            )
+        except OSError as exc:  # the batch stays where it was, refused again next time
+            raise Unwritable.writing(f"the outbox {self.dead_folder} (setting {path.name} aside)", exc) from None
         log.warning("headwater: outbox batch %s refused by %s: %s", path.name, config.mask_uri(self.backend_uri), err)
         result.dead[path.name] = err
 
@@ -351,6 +386,13 @@ def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]) -> 
             future.set_result(None)
 
 
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as err:  # the disk went read-only meanwhile: gc sweeps it once it is old
+        log.debug("outbox file %s not removed: %s", tmp, err)
+
+
 def _fsync_dir(folder: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
     try:
@@ -394,7 +436,10 @@ def _lock(path: Path, timeout: float) -> _Flock | FileLock | None:
         return lock
     deadline = time.monotonic() + timeout
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # a read-only home
+            raise Unwritable.writing(f"the outbox lock {path}", err) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -924,7 +924,7 @@ def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
         "    2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)",
         "    3  not found (NotFound)",
         "    4  contradicts what is recorded (Conflict)",
-        "    5  backend unavailable, or its schema is newer (Unavailable)",
+        "    5  backend unavailable, or its schema is newer (Unavailable); local disk full or read-only (Unwritable)",
         "    6  the backend refused the token (Unauthorized); the batch waits in the outbox",
     ]
     documented = {}

@@ -99,10 +99,13 @@ def test_emit_commits_only_once_its_batch_is_durable_in_the_outbox(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(hw.Unwritable) as raised:
         client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")])
     monkeypatch.setattr(os, "fsync", real_fsync)
+    assert str(raised.value) == f"cannot write a batch to the outbox {client.outbox.folder}: Input/output error"
     assert client.runs() == [] and len(client.outbox.pending()) == 1
+    # Its temporary file is gone with it: only the batch that waited, and the drain lock.
+    assert sorted(p.name for p in client.outbox.folder.iterdir()) == sorted([".lock", client.outbox.pending()[0].name])
 
     assert client.emit([RunRecorded(run_id=hw.run_id("d"), job="j", status="succeeded")]) is True
     assert [r.status for r in client.runs()] == ["succeeded"] and client.outbox.pending() == []
