@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Union
 
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable
+from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable, Unwritable
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -737,7 +737,12 @@ class Client:
         restored = []
         for item, target in targets:
             if target not in cached:
-                restored.append((target, self._restore(version, item, target)))
+                try:
+                    restored.append((target, self._restore(version, item, target)))
+                except OSError as err:  # a full or read-only destination: one line
+                    if err.errno not in Unwritable.ERRNOS:
+                        raise
+                    raise Unwritable.writing(repr(str(target)), err) from None
         if dest is None:
             from headwater.digest import remember_restored
 

@@ -8,6 +8,7 @@ from a damaged store raises Conflict instead of handing back wrong bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -70,16 +71,21 @@ def restore_verified(source: Any, digest: str, dest: str | os.PathLike[str], whe
     appears whole or not at all (a temporary file beside it, renamed). `where` names the store
     in the error."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.headwater-tmp"
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with source, open(tmp, "wb") as out:
             got = copy_hashed(source, out)
         if got != digest:
             raise Conflict(f"blob {digest} in {where} is corrupt: expected {digest} got {got}")
         os.replace(tmp, dest)
+    except OSError as err:
+        if err.errno not in Unwritable.ERRNOS:
+            raise
+        raise Unwritable.writing(repr(str(dest)), err) from None  # one line, nothing half-written
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -104,6 +110,9 @@ def sweep_folder(
                 os.unlink(entry.path)
         except FileNotFoundError:
             continue  # published or removed by its writer meanwhile
+        except OSError as err:  # a read-only folder: what cannot be removed stays, said once
+            log.warning("headwater: cannot remove %s: %s", entry.path, err.strerror or err)
+            break
         swept.append(entry.name)
     return sorted(swept)
 

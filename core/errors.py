@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class HeadwaterError(Exception):
     """Base of every error headwater raises on purpose."""
@@ -43,6 +45,9 @@ class Unwritable(Unavailable):
     """A file headwater keeps locally (a blob, an outbox batch, the outbox lock) cannot be
     written: the disk is full or read-only, or the folder is not ours. Not bad input: nothing is
     recorded, and the same call works once the disk takes writes again."""
+
+    # What a full, read-only or forbidden destination answers (not a source that failed to read).
+    ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG})
 
     @classmethod
     def writing(cls, what: str, err: OSError) -> Unwritable:

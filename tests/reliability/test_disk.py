@@ -239,3 +239,20 @@ def test_sync_on_a_read_only_home_is_one_clear_error(client: hw.Client, home: Ho
     assert client.outbox.pending() == [waiting] and client.runs() == []
     home.writable()
     assert client.sync().pending == 0 and [r.status for r in client.runs()] == ["succeeded"]
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_download_into_a_full_or_read_only_home_is_one_clear_error(
+    fault: str, client: hw.Client, home: Home, tmp_path: Path
+) -> None:
+    small = _small(tmp_path)
+    version = client.log_artifact("model", small)
+    if fault == "full":
+        home.fill()
+    else:
+        home.read_only()
+    with pytest.raises(hw.Unwritable, match=r"^cannot write '.*small\.txt': (No space left on device|Read-only file system|Permission denied)$"):
+        client.download(version)
+    assert home.leftovers() == []
+    home.free() if fault == "full" else home.writable()
+    assert client.download(version).read_bytes() == small.read_bytes()
