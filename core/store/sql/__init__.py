@@ -1,0 +1,24 @@
+"""The SQL store: SQLite (the default, embedded) and PostgreSQL, through SQLAlchemy 2 Core.
+
+Both databases run the same statements. Labels stay gapless under concurrency because every
+write transaction holds a lock before it reads the label counter: `BEGIN IMMEDIATE` on SQLite
+(a deferred read-then-write transaction fails at once in WAL mode), `SELECT ... FOR UPDATE` of
+the artifact row on PostgreSQL.
+
+The store is composed of one class per concern, each a module here: engine (opening the
+database, connections, error translation), reads (resolving refs, artifacts, versions, runs),
+lineage (closures and graphs, on top of the reads) and writes (Store.apply).
+"""
+
+from __future__ import annotations
+
+from headwater.store.sql.engine import engine_url
+from headwater.store.sql.lineage import SQLLineage
+from headwater.store.sql.writes import SQLWrites
+
+__all__ = ["SQLStore", "engine_url"]
+
+
+class SQLStore(SQLWrites, SQLLineage):
+    """The SQL store (SQLite or PostgreSQL, chosen by URI); see the module docstrings of
+    engine, reads, lineage and writes for each part."""

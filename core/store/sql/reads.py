@@ -1,0 +1,453 @@
+"""The SQL store's reads: resolving a ref to a version, and artifacts, versions, runs,
+aliases and the blobs versions hold."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from headwater.errors import InvalidInput, InvalidRef, NotFound
+from headwater.models import AliasMove, Artifact, ManifestEntry, Run, Version
+from headwater.refs import LATEST, Ref
+from headwater.store.base import ArtifactOrder
+from headwater.store.schema import (
+    alias_moves,
+    aliases,
+    artifacts,
+    edges,
+    entries,
+    runs,
+    tags,
+    versions,
+)
+from headwater.store.sql.engine import SQLEngine, _chunks
+
+tags_t = tags  # list_versions has a parameter named `tags`
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
+
+
+def _label(number: int) -> str:
+    return f"v{number}"
+
+
+class SQLReads(SQLEngine):
+    """Resolving refs, and every read but lineage (SQLLineage)."""
+
+    _q_artifact_id: sa.Select[Any]  # prebuilt with the write path's statements (SQLWrites._prepare)
+
+    # -- resolving ---------------------------------------------------------------------------
+
+    def _artifact_id(self, conn: sa.Connection, name: str) -> int | None:
+        return conn.execute(self._q_artifact_id, {"name": name}).scalar()
+
+    def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
+        artifact_id = self._artifact_id(conn, ref.name)
+        if artifact_id is None:
+            raise NotFound(f"no artifact named {ref.name!r}")
+        if ref.label is not None:
+            digits = ref.label[1:]
+            number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
+            found = None if number > _LABEL_MAX else conn.execute(
+                sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
+            ).scalar()
+            if found is None:
+                raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
+            return found
+        if ref.digest is not None:
+            prefix = ref.digest if ":" in ref.digest else f"blake3:{ref.digest}"
+            found_ids = conn.execute(
+                sa.select(versions.c.id)
+                .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
+                .limit(2)
+            ).scalars().all()
+            if not found_ids:
+                raise NotFound(f"artifact {ref.name!r} has no version with digest {ref.digest}")
+            if len(found_ids) > 1:
+                raise InvalidRef(f"digest prefix {ref.digest} of {ref.name!r} is ambiguous: give more characters")
+            return found_ids[0]
+        alias = ref.alias or LATEST
+        if at is None:
+            found = conn.execute(
+                sa.select(aliases.c.version_id).where(
+                    aliases.c.artifact_id == artifact_id, aliases.c.alias == alias
+                )
+            ).first()
+        else:
+            found = conn.execute(
+                sa.select(alias_moves.c.version_id)
+                .where(
+                    alias_moves.c.artifact_id == artifact_id,
+                    alias_moves.c.alias == alias,
+                    alias_moves.c.at <= at,
+                )
+                .order_by(alias_moves.c.at.desc(), alias_moves.c.id.desc())
+                .limit(1)
+            ).first()
+        if found is None or found.version_id is None:
+            when = f" at {at.isoformat()}" if at is not None else ""
+            raise NotFound(f"artifact {ref.name!r} has no alias {alias!r}{when}")
+        return found.version_id
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def artifact_exists(self, name: str) -> bool:
+        with self._read() as conn:
+            return self._artifact_id(conn, name) is not None
+
+    def get_artifact(self, name: str) -> Artifact:
+        found = self.list_artifacts(exact_name=name)
+        if not found:
+            raise NotFound(f"no artifact named {name!r}")
+        return found[0]
+
+    def list_artifacts(
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
+        exact_name: str | None = None,
+    ) -> list[Artifact]:
+        if order not in ("name", "updated"):
+            raise InvalidInput(f"order must be 'name' or 'updated', not {order!r}")
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
+        latest = (
+            sa.select(aliases.c.artifact_id, versions.c.label)
+            .join(versions, versions.c.id == aliases.c.version_id)
+            .where(aliases.c.alias == LATEST)
+            .subquery()
+        )
+        counts = (
+            sa.select(
+                versions.c.artifact_id,
+                sa.func.count().label("n"),
+                sa.func.max(versions.c.created_at).label("updated_at"),
+            )
+            .where(versions.c.deleted_at.is_(None))
+            .group_by(versions.c.artifact_id)
+            .subquery()
+        )
+        query = (
+            sa.select(artifacts, latest.c.label.label("latest_label"), counts.c.n, counts.c.updated_at)
+            .outerjoin(latest, latest.c.artifact_id == artifacts.c.id)
+            .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
+        )
+        if order == "updated":
+            # An artifact without a live version counts as updated when it was created; the name
+            # breaks ties, so pages never overlap.
+            updated = sa.func.coalesce(counts.c.updated_at, artifacts.c.created_at)
+            query = query.order_by(updated.desc(), artifacts.c.name)
+        else:
+            query = query.order_by(artifacts.c.name)
+        if type is not None:
+            query = query.where(artifacts.c.type == type)
+        if name_like is not None:
+            # Case-insensitive on both databases (SQLite's LIKE folds ASCII case, PostgreSQL's none).
+            query = query.where(artifacts.c.name.icontains(name_like, autoescape=True))
+        if tag is not None:
+            tagged = (
+                sa.select(versions.c.artifact_id)
+                .join(tags_t, tags_t.c.version_id == versions.c.id)
+                .where(tags_t.c.tag == tag, versions.c.deleted_at.is_(None))
+            )
+            query = query.where(artifacts.c.id.in_(tagged))
+        if exact_name is not None:
+            query = query.where(artifacts.c.name == exact_name)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        with self._read() as conn:
+            return [
+                Artifact(
+                    name=row.name,
+                    type=row.type,
+                    description=row.description,
+                    created_at=row.created_at,
+                    latest=None if row.latest_label is None else _label(row.latest_label),
+                    versions=row.n or 0,
+                    updated_at=row.updated_at if row.updated_at is not None else row.created_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        with self._read() as conn:
+            version_id = self._resolve(conn, ref, at=at)
+            return self._versions(conn, [version_id], with_entries=True)[0]
+
+    def list_versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        with self._read() as conn:
+            artifact_id = self._artifact_id(conn, name)
+            if artifact_id is None:
+                raise NotFound(f"no artifact named {name!r}")
+            query = sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id)
+            if not include_deleted:
+                query = query.where(versions.c.deleted_at.is_(None))
+            for tag in tags:
+                query = query.where(
+                    sa.exists().where(tags_t.c.version_id == versions.c.id, tags_t.c.tag == tag)
+                )
+            for key, value in (metadata or {}).items():
+                query = query.where(_json_equals(versions.c.metadata, _filter_key(key), value))
+            query = query.order_by(versions.c.label)
+            if limit is not None:
+                query = query.limit(limit)
+            ids = list(conn.execute(query).scalars())
+            return self._versions(conn, ids, with_entries=False)
+
+    def _entries(self, conn: sa.Connection, version_ids: Sequence[int]) -> dict[int, list[ManifestEntry]]:
+        found: dict[int, list[ManifestEntry]] = {vid: [] for vid in version_ids}
+        for chunk in _chunks(version_ids):
+            for row in conn.execute(
+                sa.select(entries).where(entries.c.version_id.in_(chunk))
+            ):
+                found[row.version_id].append(
+                    ManifestEntry(path=row.path, digest=row.digest, size=row.size, ref=row.ref)
+                )
+        for listed in found.values():
+            listed.sort(key=lambda e: e.path)  # code-point order, whatever the collation
+        return found
+
+    def _versions(
+        self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool
+    ) -> list[Version]:
+        """Versions in the order of `version_ids`, with aliases, tags and producers."""
+        rows: dict[int, Any] = {}
+        alias_map: dict[int, list[str]] = defaultdict(list)
+        tag_map: dict[int, list[str]] = defaultdict(list)
+        producer_map: dict[int, list[str]] = defaultdict(list)
+        for chunk in _chunks(list(version_ids)):
+            for row in conn.execute(
+                sa.select(versions, artifacts.c.name, artifacts.c.type)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(versions.c.id.in_(chunk))
+            ):
+                rows[row.id] = row
+            for row in conn.execute(
+                sa.select(aliases.c.version_id, aliases.c.alias)
+                .where(aliases.c.version_id.in_(chunk))
+                .order_by(aliases.c.alias)
+            ):
+                alias_map[row.version_id].append(row.alias)
+            for row in conn.execute(
+                sa.select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(chunk)).order_by(tags.c.tag)
+            ):
+                tag_map[row.version_id].append(row.tag)
+            for row in conn.execute(
+                sa.select(edges.c.version_id, edges.c.run_id)
+                .where(edges.c.version_id.in_(chunk), edges.c.direction == "produced")
+                .order_by(edges.c.created_at, edges.c.run_id)
+            ):
+                producer_map[row.version_id].append(row.run_id)
+        entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
+        result = []
+        for vid in version_ids:
+            row = rows[vid]
+            aliases_here = alias_map[vid]
+            if LATEST in aliases_here:  # latest first, the rest alphabetical
+                aliases_here = [LATEST] + [a for a in aliases_here if a != LATEST]
+            result.append(
+                Version(
+                    name=row.name,
+                    type=row.type,
+                    label=_label(row.label),
+                    digest=row.digest,
+                    aliases=aliases_here,
+                    tags=tag_map[vid],
+                    entries=entry_map.get(vid, []),
+                    metadata=row.metadata or {},
+                    description=row.description,
+                    size=row.size,
+                    files=row.n_entries,
+                    created_at=row.created_at,
+                    produced_by=row.produced_by,
+                    producers=producer_map[vid],
+                    deleted=row.deleted_at is not None,
+                )
+            )
+        return result
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            found = self._runs(conn, sa.select(runs).where(runs.c.id == run_id))
+        if not found:
+            raise NotFound(f"no run with id {run_id!r}")
+        return found[0]
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        for column, value in (
+            (runs.c.job, job),
+            (runs.c.orchestrator, orchestrator),
+            (runs.c.status, status),
+            (runs.c.parent_id, parent_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return self._runs(conn, query)
+
+    def _runs(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Run]:
+        rows = list(conn.execute(query))
+        io: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"used": [], "produced": [], "inexact": []})
+        for chunk in _chunks([r.id for r in rows]):
+            for row in conn.execute(
+                sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
+                .join(versions, versions.c.id == edges.c.version_id)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(edges.c.run_id.in_(chunk))
+                .order_by(artifacts.c.name, versions.c.label)
+            ):
+                ref = f"{row.name}:{_label(row.label)}"
+                io[row.run_id][row.direction].append(ref)
+                if not row.exact:
+                    io[row.run_id]["inexact"].append(ref)
+        return [
+            _run_model(row, io[row.id]["used"], io[row.id]["produced"], io[row.id]["inexact"]) for row in rows
+        ]
+
+    def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
+        found: list[Run] = []
+        for chunk in _chunks(list(run_ids)):
+            found.extend(self._runs(conn, sa.select(runs).where(runs.c.id.in_(chunk))))
+        return sorted(found, key=lambda r: (r.started_at or _EPOCH, r.id))
+
+    def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
+        if (digest is None) == (path is None):
+            raise InvalidInput("give exactly one of digest or path")
+        if digest is not None:
+            condition = entries.c.digest == digest
+        else:
+            assert path is not None
+            condition = sa.or_(
+                entries.c.ref == path,
+                entries.c.path == path.strip("/"),
+                entries.c.path.endswith("/" + path.strip("/"), autoescape=True),
+                entries.c.ref.endswith("/" + path.strip("/"), autoescape=True),
+            )
+        with self._read() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(entries.c.version_id).where(condition).distinct().order_by(entries.c.version_id)
+                ).scalars()
+            )
+            return self._versions(conn, ids, with_entries=False)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        with self._read() as conn:
+            artifact_id = self._artifact_id(conn, name)
+            if artifact_id is None:
+                raise NotFound(f"no artifact named {name!r}")
+            query = (
+                sa.select(alias_moves.c.alias, alias_moves.c.at, versions.c.label)
+                .outerjoin(versions, versions.c.id == alias_moves.c.version_id)
+                .where(alias_moves.c.artifact_id == artifact_id)
+                .order_by(alias_moves.c.at, alias_moves.c.id)
+            )
+            if alias is not None:
+                query = query.where(alias_moves.c.alias == alias)
+            return [
+                AliasMove(
+                    name=name,
+                    alias=row.alias,
+                    version=None if row.label is None else f"{name}:{_label(row.label)}",
+                    at=row.at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def referenced_blob_digests(self) -> set[str]:
+        with self._read() as conn:
+            return set(
+                conn.execute(
+                    sa.select(entries.c.digest)
+                    .join(versions, versions.c.id == entries.c.version_id)
+                    .where(versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .distinct()
+                ).scalars()
+            )
+
+    def stores_blob(self, digest: str) -> bool:
+        """Whether a version not deleted stores a file with this digest (the server's blob
+        deletion asks this of one blob, where referenced_blob_digests lists them all)."""
+        with self._read() as conn:
+            return (
+                conn.execute(
+                    sa.select(entries.c.version_id)
+                    .join(versions, versions.c.id == entries.c.version_id)
+                    .where(entries.c.digest == digest, versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+
+def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.ColumnElement[bool]:
+    element = column[key]
+    if isinstance(value, bool):
+        return element.as_boolean() == value
+    if isinstance(value, int):
+        return element.as_integer() == value
+    if isinstance(value, float):
+        return element.as_float() == value
+    return element.as_string() == str(value)
+
+
+def _filter_key(key: object) -> str:
+    # SQLite addresses the key inside a JSON path ('$."key"'), which has no escape for a quote.
+    if not isinstance(key, str) or not key or len(key) > 1024 or any(
+        ch in '"\\' or not ch.isprintable() for ch in key
+    ):
+        raise InvalidInput(
+            f"cannot filter on the metadata key {key!r}: use printable text without quotes or backslashes"
+        )
+    return key
+
+
+def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[str] | None = None) -> Run:
+    return Run(
+        id=row.id,
+        job=row.job,
+        job_namespace=row.job_namespace,
+        orchestrator=row.orchestrator,
+        kind=row.kind,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        params=row.params or {},
+        parent_id=row.parent_id,
+        inputs=inputs,
+        outputs=outputs,
+        inexact=inexact or [],
+        error=row.error,
+        code=row.code or {},
+        links=row.links or {},
+    )
+

@@ -1,0 +1,471 @@
+"""The SQL store's write path: a batch of events applied in one transaction, each event once.
+
+Labels stay gapless under concurrency because every write transaction holds a lock before it
+reads the label counter (SQLEngine._write, SQLEngine._lock). The statements are built once, when
+the store opens (_prepare): building a statement costs more than running it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from headwater.errors import Conflict, InvalidInput, NotFound
+from headwater.events import (
+    AliasMoved,
+    EdgeRecorded,
+    Event,
+    RunRecorded,
+    TagsChanged,
+    VersionDeleted,
+    VersionRecorded,
+    check_tag,
+    utcnow,
+)
+from headwater.models import TERMINAL_STATUSES, ManifestEntry
+from headwater.refs import LATEST, Ref, parse_ref, validate_alias, validate_name
+from headwater.store.schema import (
+    alias_moves,
+    aliases,
+    applied_events,
+    artifacts,
+    edges,
+    entries,
+    runs,
+    tags,
+    versions,
+)
+from headwater.store.sql.engine import _chunks
+from headwater.store.sql.reads import SQLReads
+
+
+def _tombstone_notice(ref: str, run_id: str | None, direction: str | None) -> str:
+    return f"{ref} was deleted: run {run_id}'s {direction} edge is kept on its tombstone, its content is gone"
+
+
+class SQLWrites(SQLReads):
+    """Store.apply: each event kind applied by its _apply_* method, with the statements of
+    _prepare."""
+
+    def _prepare(self) -> None:
+        """Build the write path's statements once: building a statement costs more than
+        running it (SQLAlchemy memoises a prebuilt statement's cache key)."""
+        b, ins = sa.bindparam, self._insert
+        # Every event of a group claimed in one statement (many rows, RETURNING the new ones).
+        self._q_claim = (
+            ins(applied_events).on_conflict_do_nothing(index_elements=["id"]).returning(applied_events.c.id)
+        )
+        self._q_run_insert = ins(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
+        self._q_run_get = self._lock(sa.select(runs).where(runs.c.id == b("rid")))
+        self._q_run_update = sa.update(runs).where(runs.c.id == b("rid"))
+        self._q_artifact_get = self._lock(sa.select(artifacts).where(artifacts.c.name == b("name")))
+        self._q_artifact_insert = (
+            ins(artifacts).on_conflict_do_nothing(index_elements=["name"]).returning(*artifacts.c)
+        )
+        self._q_artifact_update = sa.update(artifacts).where(artifacts.c.id == b("aid"))
+        self._q_artifact_id = sa.select(artifacts.c.id).where(artifacts.c.name == b("name"))
+        self._q_version_by_digest = sa.select(
+            versions.c.id, versions.c.produced_by, versions.c.deleted_at
+        ).where(versions.c.artifact_id == b("aid"), versions.c.digest == b("digest"))
+        tombstone = (
+            versions.c.id,
+            versions.c.deleted_at,
+            (artifacts.c.name + sa.literal("@") + versions.c.digest).label("ref"),
+        )
+        self._q_version_by_name_digest = (
+            sa.select(*tombstone)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(artifacts.c.name == b("name"), versions.c.digest == b("digest"))
+        )
+        self._q_version_by_id = (
+            sa.select(*tombstone)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(versions.c.id == b("vid"))
+        )
+        self._q_version_insert = sa.insert(versions).returning(versions.c.id)
+        self._q_entries_insert = sa.insert(entries)
+        self._q_version_size = (
+            sa.update(versions)
+            .where(versions.c.id == b("vid"))
+            .values(size=b("size"), n_entries=b("n_entries"))
+        )
+        self._q_produced_by = (
+            sa.update(versions)
+            .where(versions.c.id == b("vid"), versions.c.produced_by.is_(None))
+            .values(produced_by=b("run"))
+        )
+        self._q_edge_insert = ins(edges).on_conflict_do_nothing(
+            index_elements=["run_id", "version_id", "direction"]
+        )
+        self._q_alias_get = sa.select(aliases.c.version_id, aliases.c.moved_at).where(
+            aliases.c.artifact_id == b("aid"), aliases.c.alias == b("alias")
+        )
+        self._q_alias_move = sa.insert(alias_moves)
+        upsert = ins(aliases)
+        # By event time: a late replay never overwrites a newer move.
+        self._q_alias_set = upsert.on_conflict_do_update(
+            index_elements=["artifact_id", "alias"],
+            set_={"version_id": upsert.excluded.version_id, "moved_at": upsert.excluded.moved_at},
+            where=aliases.c.moved_at <= upsert.excluded.moved_at,
+        )
+
+    def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
+        if not events:
+            if before_commit is not None:
+                before_commit()
+            return []
+        notices: list[str] = []
+        with self._write() as conn:
+            claimed = self._claim(conn, [event.id for event in events])
+            for event in events:
+                if event.id not in claimed:
+                    continue
+                claimed.discard(event.id)  # the same event twice in a group: applied once
+                if isinstance(event, RunRecorded):
+                    self._apply_run(conn, event)
+                elif isinstance(event, VersionRecorded):
+                    self._apply_version(conn, event, notices)
+                elif isinstance(event, EdgeRecorded):
+                    self._apply_edge(conn, event, notices)
+                elif isinstance(event, AliasMoved):
+                    self._apply_alias(conn, event)
+                elif isinstance(event, TagsChanged):
+                    self._apply_tags(conn, event)
+                elif isinstance(event, VersionDeleted):
+                    self._apply_delete(conn, event)
+                else:  # pragma: no cover - the Event union is closed
+                    raise InvalidInput(f"unknown event kind {event.kind!r}")
+            if before_commit is not None:
+                before_commit()  # raising here rolls the transaction back
+        return notices
+
+    def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
+        """The ids among these that no earlier transaction applied, now claimed by this one."""
+        at = utcnow()
+        rows = [{"id": event_id, "applied_at": at} for event_id in dict.fromkeys(event_ids)]
+        return set(conn.execute(self._q_claim, rows).scalars())
+
+    def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
+        created = conn.execute(
+            self._q_run_insert,
+            {
+                "id": ev.run_id,
+                "job": ev.job or "unknown",
+                "job_namespace": ev.job_namespace or "default",
+                "orchestrator": ev.orchestrator or "manual",
+                "kind": ev.run_kind or "manual",
+                "status": ev.status or "running",
+                "status_at": ev.time,
+                "started_at": ev.started_at,
+                "ended_at": ev.ended_at,
+                "params": ev.params or {},
+                "parent_id": ev.parent_id,
+                "error": ev.error,
+                "code": ev.code or {},
+                "links": ev.links or {},
+                "created_at": ev.time,
+            },
+        ).first()
+        if created is not None:
+            return  # a new run holds exactly what the event says
+        row = conn.execute(self._q_run_get, {"rid": ev.run_id}).one()
+        changes: dict[str, Any] = {}
+        for field, column in (
+            ("job", "job"),
+            ("job_namespace", "job_namespace"),
+            ("orchestrator", "orchestrator"),
+            ("run_kind", "kind"),
+            ("parent_id", "parent_id"),
+        ):
+            value = getattr(ev, field)
+            if value is not None and value != row._mapping[column]:
+                changes[column] = value
+        # A finished run keeps the error of how it finished: a late `failed` after `succeeded`
+        # (or a second failure) does not rewrite it; the same outcome may still fill it in.
+        if ev.error is not None and ev.error != row.error and (
+            row.status not in TERMINAL_STATUSES or (row.error is None and ev.status in (None, row.status))
+        ):
+            changes["error"] = ev.error
+        if ev.started_at is not None and (row.started_at is None or ev.started_at < row.started_at):
+            changes["started_at"] = ev.started_at
+        if ev.ended_at is not None and row.ended_at is None:
+            changes["ended_at"] = ev.ended_at
+        for column, value in (("params", ev.params), ("code", ev.code), ("links", ev.links)):
+            if value:
+                merged = {**(row._mapping[column] or {}), **value}
+                if merged != row._mapping[column]:
+                    changes[column] = merged
+        if ev.status is not None and ev.status != row.status:
+            # Terminal states never revert; otherwise the later event wins (events may arrive late).
+            if row.status not in TERMINAL_STATUSES and (
+                ev.status in TERMINAL_STATUSES or ev.time >= row.status_at
+            ):
+                changes["status"] = ev.status
+                changes["status_at"] = ev.time
+        if changes:
+            conn.execute(self._q_run_update, {"rid": ev.run_id, **changes})
+
+    def _artifact_for_write(
+        self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
+    ) -> tuple[sa.Row[Any], bool]:
+        """The artifact's row, locked, and whether this transaction created it. A new artifact is
+        created with label v0 already counted: the caller's version is its first."""
+        name = validate_name(name)
+        row = conn.execute(self._q_artifact_get, {"name": name}).first()
+        if row is None:
+            row = conn.execute(
+                self._q_artifact_insert,
+                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 1},
+            ).first()
+            if row is not None:
+                return row, True
+            row = conn.execute(self._q_artifact_get, {"name": name}).one()  # another writer's, just now
+        if type_ and row.type and type_ != row.type:
+            raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
+        fill = {}
+        if type_ and not row.type:
+            fill["type"] = type_
+        if description and not row.description:
+            fill["description"] = description
+        if fill:
+            conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
+        return row, False
+
+    def _apply_version(self, conn: sa.Connection, ev: VersionRecorded, notices: list[str]) -> None:
+        from headwater.digest import (
+            check_entry_paths,
+            check_version_digest,
+            is_content_digest,
+            manifest_digest,
+            validate_entry_path,
+        )
+
+        if ev.manifest is not None:
+            raise InvalidInput(
+                f"version {ev.name}@{ev.digest} names a staged manifest ({ev.manifest}) that is not here: "
+                "its entries must be sent again"
+            )
+
+        check_version_digest(ev.digest)  # checked when made; an event read back unchecked, again
+        for entry in ev.entries:
+            if validate_entry_path(entry.path) != entry.path:
+                raise InvalidInput(f"entry path {entry.path!r} of {ev.name!r} is not in canonical form")
+        if not is_content_digest(ev.digest):  # manifest_digest below checks a content digest's
+            check_entry_paths(entry.path for entry in ev.entries)
+        if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
+            raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
+        art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
+        # An artifact created just now has no versions: this one is its v0, counted at its insert.
+        existing = None if new_artifact else conn.execute(
+            self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}
+        ).first()
+        created = existing is None
+        if existing is None:
+            label = 0 if new_artifact else art.next_label
+            if not new_artifact:
+                conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
+            version_id = conn.execute(
+                self._q_version_insert,
+                {
+                    "artifact_id": art.id,
+                    "label": label,
+                    "digest": ev.digest,
+                    "size": sum(e.size for e in ev.entries),
+                    "n_entries": len(ev.entries),
+                    "metadata": ev.metadata,
+                    "description": ev.description,
+                    "created_at": ev.time,
+                    "produced_by": ev.run_id if ev.direction == "produced" else None,
+                    "deleted_at": None,
+                },
+            ).scalar_one()
+            if ev.entries:  # size and n_entries are already theirs
+                self._insert_entries(conn, version_id, ev.entries, count=False)
+        else:
+            version_id = existing.id
+            if existing.deleted_at is not None and not (ev.run_id and ev.direction):
+                raise Conflict(f"{ev.name}@{ev.digest} was deleted; its content cannot be logged again")
+            if existing.deleted_at is None and not is_content_digest(ev.digest):
+                # Pointer digests (ol:, unverified:) do not pin the entries: they must agree, but a
+                # placeholder (an input seen before anything was known of it) may learn its location.
+                known = self._entries(conn, [version_id])[version_id]
+                if not known and ev.entries:
+                    self._insert_entries(conn, version_id, ev.entries)
+                elif {(e.path, e.digest, e.size) for e in known} != {
+                    (e.path, e.digest, e.size) for e in ev.entries
+                }:
+                    raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
+            if ev.direction == "produced" and existing.produced_by is None:
+                conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
+        if ev.run_id and ev.direction:
+            # A version's metadata is frozen at its first commit; later producers keep theirs here.
+            edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
+            self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
+        if existing is not None and existing.deleted_at is not None:
+            # A run read or wrote bytes that were deleted: its edge is lineage, kept on the
+            # tombstone (docs/architecture.md); nothing is made alive again (no alias, no tag).
+            notices.append(_tombstone_notice(f"{ev.name}@{ev.digest}", ev.run_id, ev.direction))
+            return
+        if created or ev.direction != "used":
+            self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
+        for alias in ev.aliases:
+            self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
+        self._add_tags(conn, version_id, ev.tags)
+
+    def _insert_entries(
+        self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry], *, count: bool = True
+    ) -> None:
+        for part in _chunks(new, 10_000):  # a million entries: parameter rows built a part at a time
+            conn.execute(
+                self._q_entries_insert,
+                [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in part],
+            )
+        if count:
+            conn.execute(
+                self._q_version_size,
+                {"vid": version_id, "size": sum(e.size for e in new), "n_entries": len(new)},
+            )
+
+    def _add_edge(
+        self,
+        conn: sa.Connection,
+        run_id: str,
+        version_id: int,
+        direction: str,
+        exact: bool,
+        metadata: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        conn.execute(
+            self._q_edge_insert,
+            {
+                "run_id": run_id,
+                "version_id": version_id,
+                "direction": direction,
+                "exact": exact,
+                "metadata": metadata,
+                "created_at": at,
+            },
+        )
+
+    def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded, notices: list[str]) -> None:
+        exact, metadata = ev.exact, ev.metadata
+        name, _, digest = ev.ref.rpartition("@")
+        # The common case, an input resolved by the client to its full digest: one query.
+        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).first() if name else None
+        version_id = found.id if found is not None else None
+        if version_id is None:
+            ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
+            try:
+                version_id = self._resolve(conn, ref, at=ev.time)
+            except NotFound:
+                # An input pinned to a version this store has not seen (yet): keep the edge,
+                # honestly marked, rather than refuse the whole batch.
+                exact = False
+                if ref.label or ref.digest or ref.alias != LATEST:
+                    metadata = {**ev.metadata, "requested": ev.ref}
+                try:
+                    version_id = self._resolve(conn, Ref(ref.name), at=ev.time)
+                except NotFound:
+                    # Nothing recorded for that artifact at all: say so, invent nothing.
+                    self._apply_version(
+                        conn,
+                        VersionRecorded(
+                            id=ev.id, time=ev.time, name=ref.name, digest=f"unverified:{ev.run_id}",
+                            entries=[], run_id=ev.run_id, direction=ev.direction, exact=False,
+                            edge_metadata=metadata,
+                        ),
+                        notices,
+                    )
+                    return
+            found = conn.execute(self._q_version_by_id, {"vid": version_id}).first()
+        if found is not None and found.deleted_at is not None:
+            # A REF to a deleted version (a label, a digest, an alias as it was): the edge is kept.
+            notices.append(_tombstone_notice(found.ref, ev.run_id, ev.direction))
+        self._add_edge(conn, ev.run_id, version_id, ev.direction, exact, metadata, ev.time)
+        if ev.direction == "produced":
+            conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
+
+    def _apply_alias(self, conn: sa.Connection, ev: AliasMoved) -> None:
+        alias = validate_alias(ev.alias)
+        artifact_id = self._artifact_id(conn, ev.name)
+        if artifact_id is None:
+            raise NotFound(f"no artifact named {ev.name!r}")
+        version_id = None
+        if ev.digest is not None:
+            version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+            deleted = conn.execute(sa.select(versions.c.deleted_at).where(versions.c.id == version_id)).scalar()
+            if deleted is not None:
+                raise Conflict(f"{ev.name}@{ev.digest} is deleted: an alias cannot point to it")
+        elif not conn.execute(
+            sa.select(aliases.c.version_id).where(
+                aliases.c.artifact_id == artifact_id,
+                aliases.c.alias == alias,
+                aliases.c.version_id.is_not(None),
+            )
+        ).first():
+            raise NotFound(f"artifact {ev.name!r} has no alias {alias!r}")
+        self._move_alias(conn, artifact_id, alias, version_id, ev.time)
+
+    def _move_alias(
+        self,
+        conn: sa.Connection,
+        artifact_id: int,
+        alias: str,
+        version_id: int | None,
+        at: datetime,
+        *,
+        unset: bool = False,  # known to point nowhere yet (an artifact created by this transaction)
+    ) -> None:
+        current = None if unset else conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
+        if current is not None and current.version_id == version_id and current.moved_at <= at:
+            return  # re-pointing at the same version is not a move
+        conn.execute(
+            self._q_alias_move, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "at": at}
+        )
+        conn.execute(
+            self._q_alias_set, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "moved_at": at}
+        )
+
+    def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
+        rows = [{"version_id": version_id, "tag": check_tag(t)} for t in dict.fromkeys(new_tags)]
+        if rows:
+            conn.execute(
+                self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows
+            )
+
+    def _apply_tags(self, conn: sa.Connection, ev: TagsChanged) -> None:
+        version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+        self._add_tags(conn, version_id, ev.add)
+        if ev.remove:
+            conn.execute(
+                sa.delete(tags).where(tags.c.version_id == version_id, tags.c.tag.in_(ev.remove))
+            )
+
+    def _apply_delete(self, conn: sa.Connection, ev: VersionDeleted) -> None:
+        version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
+        artifact_id = self._artifact_id(conn, ev.name)
+        assert artifact_id is not None
+        conn.execute(
+            sa.update(versions)
+            .where(versions.c.id == version_id, versions.c.deleted_at.is_(None))
+            .values(deleted_at=ev.time)
+        )
+        pointing = conn.execute(
+            sa.select(aliases.c.alias).where(
+                aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id
+            )
+        ).scalars()
+        for alias in list(pointing):
+            replacement = None
+            if alias == LATEST:
+                replacement = conn.execute(
+                    sa.select(versions.c.id)
+                    .where(versions.c.artifact_id == artifact_id, versions.c.deleted_at.is_(None))
+                    .order_by(versions.c.label.desc())
+                    .limit(1)
+                ).scalar()
+            self._move_alias(conn, artifact_id, alias, replacement, ev.time)
