@@ -9,6 +9,9 @@ import headwater as hw
 import pytest
 from headwater.adapters.dagster import HeadwaterIOManager, record_run
 
+from headwater.observe import code_identity
+
+from . import assets
 from .assets import greetings, users
 from .conftest import container, graph, step
 
@@ -43,6 +46,11 @@ def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
             "greetings:v0": [("greetings", greetings_uri)],
         },
     }
+    # The code a step ran is recorded as Airflow and Prefect record theirs: function, file, digest, commit.
+    assert client.get_run(step(r1, "users")).code == {
+        "function": f"{users.op.compute_fn.decorated_fn.__module__}.users", **code_identity(assets.__file__),
+    }
+    assert client.get_run(container(r1)).code == {}
     # The materialization carries the version, so the Dagster UI shows it.
     event = instance.get_latest_materialization_event(dg.AssetKey("greetings"))
     metadata = event.asset_materialization.metadata
