@@ -215,7 +215,7 @@ def test_code_identity_is_the_file_its_digest_and_the_git_commit(tmp_path: Path)
     outside.write_text("x = 1\n")
     assert set(code_identity(outside)) == {"file", "file_digest"}
     assert code_identity(tmp_path / "gone.py") == {"file": str(tmp_path / "gone.py")} and code_identity(None) == {}
-    assert function_code(summarize)["function"] == "headwater.observe.summarize.summarize"
+    assert function_code(summarize)["function"] == "headwater.observe.params.summarize"
 
 
 def test_utc_converts_every_form_an_orchestrator_reports() -> None:

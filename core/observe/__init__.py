@@ -17,15 +17,15 @@ that cannot be read in time is recorded honestly as `unverified:<run id>`, never
 """
 
 from headwater.observe.batch import Batch, Observer
-from headwater.observe.clients import client_for, observer_for
+from headwater.observe.clients import client_for, forget_clients, observer_for
 from headwater.observe.code import code_identity, function_code
-from headwater.observe.guard import guard, guarding, one_line, short, warn_once
-from headwater.observe.locate import Location, VersionRef, exists, find, locate, location_name, readable_uri
-from headwater.observe.summarize import summarize, summarize_params
+from headwater.observe.safety import guard, guarding, one_line, short, warn_once
+from headwater.observe.locations import Location, VersionRef, exists, find, locate, location_name, readable_uri
+from headwater.observe.params import summarize, summarize_params
 from headwater.observe.when import utc
 
 __all__ = [
-    "Batch", "Location", "Observer", "VersionRef", "client_for", "code_identity", "exists", "find",
+    "Batch", "Location", "Observer", "VersionRef", "client_for", "code_identity", "exists", "find", "forget_clients",
     "function_code", "guard", "guarding", "locate", "location_name", "observer_for", "one_line",
     "readable_uri", "short", "summarize", "summarize_params", "utc", "warn_once",
 ]

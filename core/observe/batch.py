@@ -27,8 +27,8 @@ from headwater.api import Client, default_client
 from headwater.errors import Unauthorized
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
-from headwater.observe.guard import one_line
-from headwater.observe.locate import location_name
+from headwater.observe.safety import one_line
+from headwater.observe.locations import location_name
 from headwater.refs import validate_alias
 
 log = logging.getLogger("headwater")

@@ -56,3 +56,13 @@ def observer_for(
                 orchestrator, lambda: client_for(uri, home, token), timeout=timeout, disabled=disabled
             )
         return found
+
+
+def forget_clients() -> None:
+    """Close the clients this process opened here and forget them (tests; a worker shutting down)."""
+    with _lock:
+        cached = list(_clients.values())
+        _clients.clear()
+    for (_, pid), client in cached:
+        if pid == os.getpid():
+            client.close()

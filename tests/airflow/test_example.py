@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import headwater as hw
 import pytest
+from headwater.observe import code_identity
 
 from tests.airflow.conftest import AIRFLOW, DAGS, EXAMPLE_DATA
 from tests.airflow.graph import recorded
@@ -63,8 +64,10 @@ def test_churn_records_each_task_its_inputs_and_outputs(store: hw.Client, run_da
         assert run.params == {
             "dag_id": "churn", "task_id": task_id, "dag_run_id": dag_run.run_id, "try_number": 1, "map_index": -1,
         }
-        assert run.code["operator"] == "airflow.providers.standard.decorators.python._PythonDecoratedOperator"
-        assert run.code["callable"].endswith(f".{task_id}") and run.code["file"] == str(DAGS / "churn.py")
+        # The operator and callable, and the identity every adapter records: file, digest (and commit).
+        assert run.code.pop("operator") == "airflow.providers.standard.decorators.python._PythonDecoratedOperator"
+        assert run.code.pop("callable").endswith(f".{task_id}")
+        assert run.code == code_identity(DAGS / "churn.py") and "file_digest" in run.code  # DAGS: in no repository
         assert container.started_at <= run.started_at < run.ended_at <= container.ended_at
 
     # Content versions of the files as they are, pointing at them (nothing copied).

@@ -15,7 +15,7 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HEADWATER_TIMEOUT_S", "3")
     # Nothing in airflow.cfg: the adapter leaves HEADWATER_* to headwater itself.
     assert settings.load() == settings.Settings()
-    assert settings.AirflowObserver(settings.load()).timeout == 3
+    assert settings.observer(settings.load()).timeout == 3
 
     monkeypatch.setenv("AIRFLOW__HEADWATER__URI", "postgresql://db/lineage")
     monkeypatch.setenv("AIRFLOW__HEADWATER__TIMEOUT", "2.5")
@@ -25,10 +25,10 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
     assert (loaded.uri, loaded.timeout, loaded.sources, loaded.namespace) == (
         "postgresql://db/lineage", 2.5, frozenset({"inlets", "hooks"}), "prod",
     )
-    assert settings.AirflowObserver(loaded).timeout == 2.5 and settings.AirflowObserver(loaded).enabled
+    assert settings.observer(loaded).timeout == 2.5 and settings.observer(loaded).enabled
 
     monkeypatch.setenv("AIRFLOW__HEADWATER__TIMEOUT", "ten")  # a typo must not break a task
-    assert settings.AirflowObserver(settings.load()).timeout == 3
+    assert settings.observer(settings.load()).timeout == 3
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_disabled_from_either_place(variable: str, value: str, disabled: bool, m
     monkeypatch.setenv(variable, value)
     assert settings.load().disabled is disabled
     assert settings.disabled_at_start() is disabled
-    assert settings.AirflowObserver(settings.load()).enabled is not disabled
+    assert settings.observer(settings.load()).enabled is not disabled
 
 
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)

@@ -13,7 +13,7 @@ from typing import Any
 from headwater.api import Output
 from headwater.errors import HeadwaterError
 from headwater.models import Version
-from headwater.observe.guard import one_line, short
+from headwater.observe.safety import one_line, short
 from headwater.refs import Ref, file_uri_to_path, is_uri, normalize_name, path_to_file_uri
 
 log = logging.getLogger("headwater")

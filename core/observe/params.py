@@ -11,7 +11,7 @@ from uuid import UUID
 
 from headwater.api import Output
 from headwater.models import Version
-from headwater.observe.locate import MAX_DEPTH, locate
+from headwater.observe.locations import MAX_DEPTH, locate
 from headwater.refs import Ref
 
 
