@@ -21,7 +21,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 import headwater as hw  # noqa: E402
 from headwater.adapters.prefect import HeadwaterTracker  # noqa: E402
-from headwater.adapters.prefect import block as tracker_block  # noqa: E402
+from headwater.observe import forget_clients  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,10 +34,7 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _close_tracker_clients() -> Iterator[None]:
     yield
-    with tracker_block._cache_lock:
-        for _, client in tracker_block._clients.values():
-            client.close()
-        tracker_block._clients.clear()
+    forget_clients()
 
 
 class _Collect(logging.Handler):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 import headwater as hw
-from headwater.adapters.prefect import HeadwaterTracker, hooks
+from headwater.adapters.prefect import HeadwaterTracker, translate
 from tests.prefect import flows
 from tests.prefect.conftest import graph
 from tests.tcp_proxy import TCPProxy
@@ -84,7 +84,7 @@ def test_headwater_errors_are_one_warning_line_per_hook(
     def broken(*args, **kwargs):
         raise KeyError("task_inputs")
 
-    monkeypatch.setattr(hooks, "record_inputs", broken)  # every Running hook fails
+    monkeypatch.setattr(translate, "record_inputs", broken)  # every Running hook fails
     assert tracker.flow(flows.pipeline)(raw) == raw.with_name("model.json")
     messages = [r.getMessage() for r in headwater_log]
     assert len(messages) == 4 and all(

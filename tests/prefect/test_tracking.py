@@ -10,6 +10,7 @@ from prefect.context import FlowRunContext
 
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker, log_output
+from headwater.observe import code_identity
 from tests.prefect import flows
 from tests.prefect.conftest import graph
 
@@ -44,7 +45,9 @@ def test_run_ids_times_params_and_code(tracker: HeadwaterTracker, client: hw.Cli
         assert container.started_at <= run.started_at and run.ended_at <= container.ended_at
     extract = runs[hw.run_id("prefect", extract_id)]
     assert extract.params == {"src": str(raw)}
-    assert extract.code == {"function": "tests.prefect.flows.extract", "file": flows.__file__}
+    # The code identity every adapter records: the function, its file, the file's digest, the commit.
+    assert extract.code == {"function": "tests.prefect.flows.extract", **code_identity(flows.__file__)}
+    assert set(extract.code) >= {"file", "file_digest", "git_sha"}
 
 
 def test_the_decorator_forms(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
