@@ -10,7 +10,7 @@ import pytest
 from headwater.adapters.airflow import listener, tasks
 from headwater.observe import safety
 
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 
 hookimpl = pluggy.HookimplMarker("airflow")
 
@@ -18,7 +18,7 @@ hookimpl = pluggy.HookimplMarker("airflow")
 def test_a_failing_task_fails_its_run_and_the_dag_run(store: hw.Client, run_dag) -> None:
     dag_run = run_dag("hw_safety")
     assert dag_run.state == "failed"
-    assert recorded(store)["runs"] == {
+    assert tries(store)["runs"] == {
         "hw_safety": ("container", "failed", None),
         "hw_safety.ok#1": ("task", "succeeded", "hw_safety"),
         "hw_safety.broken#1": ("task", "failed", "hw_safety"),

@@ -7,7 +7,7 @@ import pytest
 from headwater.adapters.airflow import settings
 
 from tests.airflow.conftest import TEST_DATA
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 
 
 def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +49,7 @@ def test_lineage_sources_and_namespace_are_honoured(store: hw.Client, run_dag, m
     monkeypatch.setenv("AIRFLOW__HEADWATER__NAMESPACE", "team-a")
     store.log_artifact("reference-data", _reference(), type="dataset")
     assert run_dag("hw_features").state == "success"
-    graph = recorded(store)
+    graph = tries(store)
     assert sorted(ref for ref, (_, producer) in graph["versions"].items() if producer) == sorted(
         [f"{(TEST_DATA / 'flaky.txt').as_uri()}:v0", "weekly-report:v0", "daily-summary:v0"]
     )

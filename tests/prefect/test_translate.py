@@ -44,9 +44,9 @@ def test_what_counts_as_a_location(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ]
 
 
-def test_headwater_versions_and_refs(client: hw.Client, tmp_path: Path) -> None:
+def test_headwater_versions_and_refs(store: hw.Client, tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
-    version = client.log_artifact("ds", tmp_path / "a")
+    version = store.log_artifact("ds", tmp_path / "a")
     assert locations([version, parse_ref("ds:v0"), parse_ref("ds:production")]) == [
         (f"ds@{version.digest}", "True"), ("ds:v0", "True"), ("ds:production", "False"),
     ]
