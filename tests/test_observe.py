@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 import headwater as hw
-from headwater.observe import Observer, location_name
+from headwater.digest import hash_bytes
+from headwater.refs import Ref
+from headwater.observe import (
+    Location, Observer, VersionRef, client_for, code_identity, find, function_code, guard, guarding, locate,
+    location_name, observer_for, summarize, summarize_params, utc,
+)
 
 
 @pytest.fixture
@@ -106,3 +112,115 @@ def test_a_queued_batch_goes_out_with_the_next_delivering_one(observer: Observer
         end.run(task, status="succeeded")
     assert end.delivered is True and client.outbox.pending() == []
     assert (client.get_run(task).status, client.get_run(task).job) == ("succeeded", "t")
+
+
+# -- the toolkit the adapters share -----------------------------------------------------------
+
+
+def test_one_client_per_backend_home_token_and_process(store_uri: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "a"))
+    first = client_for(store_uri)
+    assert client_for(store_uri) is first and client_for(store_uri, token="t") is not first
+    assert first.home == tmp_path / "a"
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path / "b"))  # another home: another outbox
+    second = client_for(store_uri)
+    assert second is not first and second.home == tmp_path / "b"
+    assert client_for(store_uri, home=tmp_path / "c").home == tmp_path / "c"
+    assert client_for() is hw.api.default_client()
+    assert observer_for("x", store_uri) is observer_for("x", store_uri)
+    assert observer_for("x", store_uri).client() is client_for(store_uri, home=None)
+
+
+def test_an_orchestrators_own_timeout_and_switch_win(monkeypatch) -> None:
+    monkeypatch.setenv("HEADWATER_TIMEOUT_S", "7")
+    assert Observer("x").timeout == 7 and Observer("x", timeout=2).timeout == 2
+    assert Observer("x").enabled and not Observer("x", disabled=True).enabled
+    monkeypatch.setenv("HEADWATER_DISABLED", "1")
+    assert not Observer("x").enabled
+
+
+def test_guard_never_raises_and_warns_once_per_process(caplog) -> None:
+    def explode(n: int) -> int:
+        raise RuntimeError(f"broken\nsecond line {n}")
+
+    with caplog.at_level(logging.WARNING, logger="headwater"):
+        assert guard("testorch unique-guard event", explode, 1, default=0) == 0
+        assert guard("testorch unique-guard event", explode, 1) is None
+        assert guard("testorch unique-guard event", lambda: 5) == 5
+        with guarding("testorch unique-guard block", "skipped"):
+            raise KeyError("k")
+    assert [r.getMessage() for r in caplog.records] == [
+        "headwater: testorch unique-guard event not recorded: RuntimeError: broken",
+        "headwater: testorch unique-guard block skipped: KeyError: 'k'",
+    ]
+
+
+def test_locate_names_paths_uris_and_path_objects(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("1")
+    assert locate(data) == Location(str(data), data.as_uri())
+    assert locate(str(data)).key == data.as_uri()  # an existing path-like string
+    assert locate(str(tmp_path / "missing.csv")) is None  # a plain string that names nothing
+    assert locate("s3://bucket/key.parquet").key == "s3://bucket/key.parquet"
+    assert locate("https://example.com/api") is None and locate("s3://") is None and locate(3) is None
+    fsspec = pytest.importorskip("fsspec")
+    assert locate(fsspec.open("memory://x/y.bin")).key == "memory:///x/y.bin"  # as fsspec spells it
+    upath = pytest.importorskip("upath")
+    assert locate(upath.UPath("memory://x/z.bin")).key == "memory://x/z.bin"
+    assert locate(upath.UPath(data)).key == data.as_uri()
+
+
+def test_find_walks_values_for_locations_and_versions(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("1")
+    found = list(find({"a": [data, "s3://b/k"], "b": Ref("model", alias="production"), "c": 1}))
+    assert found == [
+        Location(str(data), data.as_uri()), Location("s3://b/k", "s3://b/k"),
+        VersionRef("model:production", exact=False),
+    ]
+    output = next(find(hw.Output(name="clean", path=data, type="dataset")))
+    assert (output.name, output.key, output.type, output.explicit) == ("clean", data.as_uri(), "dataset", True)
+
+
+def test_summarize_keeps_parameters_small_and_json_safe(tmp_path: Path) -> None:
+    class Frame:
+        pass
+
+    summary = summarize_params({
+        "n": 1, "x": float("nan"), "path": tmp_path, "long": "a" * 600, "frame": Frame(),
+        "many": list(range(25)), "deep": {"a": {"b": {"c": {"d": 1}}}}, "blob": b"123",
+    })
+    assert summary == {
+        "n": 1, "x": "nan", "path": str(tmp_path), "long": "a" * 497 + "...",
+        "frame": f"<{Frame.__module__}.{Frame.__qualname__}>", "many": [*range(20), "... 5 more"],
+        "deep": {"a": {"b": {"c": "<dict>"}}}, "blob": "<bytes: 3 bytes>",
+    }
+    assert summarize(datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc)) == "2024-01-02T03:04:00+00:00"
+
+
+def test_code_identity_is_the_file_its_digest_and_the_git_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git" / "refs" / "heads").mkdir(parents=True)
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".git" / "refs" / "heads" / "main").write_text("a" * 40 + "\n")
+    source = repo / "flows" / "etl.py"
+    source.parent.mkdir()
+    source.write_text("def etl(): ...\n")
+    identity = code_identity(source)
+    assert identity == {"file": str(source), "file_digest": hash_bytes(source.read_bytes()), "git_sha": "a" * 40}
+    assert code_identity(source) == identity  # cached: the same answer without reading again
+    source.write_text("def etl(): return 1\n")  # changed: read again
+    assert code_identity(source)["file_digest"] == hash_bytes(source.read_bytes())
+    outside = tmp_path / "loose.py"
+    outside.write_text("x = 1\n")
+    assert set(code_identity(outside)) == {"file", "file_digest"}
+    assert code_identity(tmp_path / "gone.py") == {"file": str(tmp_path / "gone.py")} and code_identity(None) == {}
+    assert function_code(summarize)["function"] == "headwater.observe.params.summarize"
+
+
+def test_utc_converts_every_form_an_orchestrator_reports() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    assert utc(datetime(2024, 1, 1, 12, tzinfo=plus_two)) == datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
+    assert utc(datetime(2024, 1, 1, 12)) == datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
+    assert utc(0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert utc(None) is None and utc("2024-01-01") is None and utc(datetime(1, 1, 1)) is None

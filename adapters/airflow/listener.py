@@ -10,7 +10,6 @@ scheduler's loop: they go to one background thread per process, so the scheduler
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -20,8 +19,8 @@ from typing import Any
 
 import pluggy
 from airflow.sdk.lineage import HookLineageReader
+from headwater.observe import guard
 
-log = logging.getLogger("headwater")
 hookimpl = pluggy.HookimplMarker("airflow")
 
 
@@ -29,18 +28,8 @@ class HeadwaterLineageReader(HookLineageReader):
     """Registering a reader is what turns Airflow's hook lineage collector on."""
 
 
-_warned: set[str] = set()
-
-
 def _guard(what: str, func: Callable[..., None], *args: Any) -> None:
-    try:
-        func(*args)
-    except Exception as err:  # noqa: BLE001 - never break the task, never silence other listeners
-        text = str(err).strip().splitlines()
-        line = f"headwater: airflow {what} not recorded: {type(err).__name__}: {text[0] if text else ''}"
-        if line not in _warned:
-            _warned.add(line)
-            log.warning(line.rstrip(": "))
+    guard(f"airflow {what}", func, *args)
 
 
 def _tasks() -> Any:

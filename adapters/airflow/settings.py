@@ -17,13 +17,11 @@ Settings are read once per process, and again when one of those variables change
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from headwater import config
-from headwater.api import Client, default_client
-from headwater.observe import Observer
+from headwater.observe import Observer, observer_for
 
 SECTION = "headwater"
 # inlets/outlets: what the DAG declares; events: runtime outlet events (their extra, and the
@@ -114,31 +112,8 @@ def disabled_at_start() -> bool:
         return False
 
 
-_clients: dict[tuple[str | None, str | None, str | None], Client] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(settings: Settings) -> Client:
-    if settings.uri is None and settings.home is None:
-        return default_client()  # HEADWATER_URI / HEADWATER_HOME
-    key = (settings.uri, settings.home, config.raw("HEADWATER_HOME"))
-    with _clients_lock:
-        if key not in _clients:
-            _clients[key] = Client(uri=settings.uri, home=settings.home)
-        return _clients[key]
-
-
-class AirflowObserver(Observer):
+def observer(settings: Settings) -> Observer:
     """headwater's Observer with the settings above in place of the HEADWATER_* variables."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__("airflow", client_factory=lambda: _client(settings))
-        self.settings = settings
-
-    @property
-    def enabled(self) -> bool:
-        return not self.settings.disabled
-
-    @property
-    def timeout(self) -> float:
-        return self.settings.timeout or config.timeout_s()
+    return observer_for(
+        "airflow", settings.uri, settings.home, timeout=settings.timeout, disabled=settings.disabled
+    )

@@ -27,13 +27,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from headwater.adapters.airflow.settings import AirflowObserver, Settings, load
+from headwater.adapters.airflow.settings import Settings, load, observer
 from headwater.api import Output, run_id
 from headwater.models import Version
-from headwater.observe import Batch, location_name
+from headwater.observe import Batch, code_identity, guard, locate, location_name, utc
 from headwater.refs import is_uri, parse_ref, validate_name
 
 log = logging.getLogger("headwater")
@@ -133,8 +132,9 @@ def translate(obj: Any, *, as_input: bool) -> Item | None:
                 return _ref(obj) if as_input else None
             return _location(obj)
         return _ref(obj) if as_input else None
-    if isinstance(obj, os.PathLike):
-        return _location(os.fspath(obj))
+    found = locate(obj)
+    if found is not None:  # a path, ObjectStoragePath, UPath or fsspec file
+        return Item(name=found.key, target=found.target)
     log.debug("headwater: %s %r is not something headwater records", "inlet" if as_input else "outlet", obj)
     return None
 
@@ -146,20 +146,9 @@ def _declared(objs: Iterable[Any] | None, *, as_input: bool) -> Iterator[Item]:
             yield item
 
 
-_warned: set[str] = set()
-
-
 def _safely(what: str, func: Any, *args: Any, default: Any = None, **kwargs: Any) -> Any:
     """One source or item that cannot be read is skipped (one warning line), not the whole run."""
-    try:
-        return func(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 - the run and its other inputs and outputs still count
-        text = str(err).strip().splitlines()
-        line = f"headwater: airflow {what} skipped: {type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
-        if line not in _warned:
-            _warned.add(line)
-            log.warning(line)
-        return default
+    return guard(f"airflow {what}", func, *args, default=default, outcome="skipped", **kwargs)
 
 
 def _outlet_events(ti: Any, declared: dict[str, Item]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -217,12 +206,6 @@ class _Started:
 _started: dict[TaskKey, _Started] = {}
 
 
-def _utc(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
 def _code(ti: Any) -> dict[str, Any]:
     task = getattr(ti, "task", None)
     if task is None:
@@ -231,10 +214,7 @@ def _code(ti: Any) -> dict[str, Any]:
     func = getattr(task, "python_callable", None)
     if func is not None and hasattr(func, "__qualname__"):
         code["callable"] = f"{getattr(func, '__module__', '?')}.{func.__qualname__}"
-    fileloc = getattr(getattr(task, "dag", None), "fileloc", None)
-    if fileloc:
-        code["file"] = str(fileloc)
-        code.update(git_head(Path(fileloc)))
+    code.update(code_identity(getattr(getattr(task, "dag", None), "fileloc", None)))
     return code
 
 
@@ -262,7 +242,7 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
             job=key.dag_id,
             job_namespace=settings.namespace,
             kind="container",
-            started_at=_utc(getattr(dag_run, "start_date", None)),
+            started_at=utc(getattr(dag_run, "start_date", None)),
             params={"dag_id": key.dag_id, "dag_run_id": key.run_id},
         )
     b.run(
@@ -270,7 +250,7 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
         job=f"{key.dag_id}.{key.task_id}",
         job_namespace=settings.namespace,
         kind="task",
-        started_at=_utc(getattr(ti, "start_date", None)),
+        started_at=utc(getattr(ti, "start_date", None)),
         parent_id=key.container,
         params={
             "dag_id": key.dag_id, "task_id": key.task_id, "dag_run_id": key.run_id,
@@ -296,9 +276,8 @@ def task_started(ti: Any) -> None:
     if "hooks" in settings.sources:
         started.collector = _safely("hook lineage", _collector_counts)
     _started[key] = started
-    observer = AirflowObserver(settings)
     # Made durable now, delivered with the task's end batch: one delivery per task, not two.
-    with observer.batch("task start", deliver=False) as b:
+    with observer(settings).batch("task start", deliver=False) as b:
         _describe(b, ti, settings, key, status="running")
         if "inlets" in settings.sources:
             for item in _declared(getattr(ti.task, "inlets", None), as_input=True):
@@ -319,8 +298,8 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
         return
     key = TaskKey.of(ti)
     started = _started.pop(key, None)
-    ended = _utc(getattr(ti, "end_date", None)) or datetime.now(timezone.utc)
-    with AirflowObserver(settings).batch(f"task {status}") as b:
+    ended = utc(getattr(ti, "end_date", None)) or datetime.now(timezone.utc)
+    with observer(settings).batch(f"task {status}") as b:
         _describe(b, ti, settings, key, status=status, ended_at=ended, error=_error_text(error))
         if getattr(ti, "task", None) is None or not hasattr(ti, "get_template_context"):
             return  # the scheduler's view of a task (no operator, no context): the status is all
@@ -384,65 +363,15 @@ def dag_run_changed(dag_id: str, airflow_run_id: str, status: str, started: Any,
     settings = load()
     if settings.disabled:
         return
-    with AirflowObserver(settings).batch(f"DAG run {status}") as b:
+    with observer(settings).batch(f"DAG run {status}") as b:
         b.run(
             dag_run_id(dag_id, airflow_run_id),
             job=dag_id,
             job_namespace=settings.namespace,
             kind="container",
             status=status,  # type: ignore[arg-type]
-            started_at=_utc(started),
-            ended_at=_utc(ended) if status != "running" else None,
+            started_at=utc(started),
+            ended_at=utc(ended) if status != "running" else None,
             error=str(msg)[:4000] if status == "failed" and msg else None,
             params={"dag_id": dag_id, "dag_run_id": airflow_run_id},
         )
-
-
-# -- code identity: the git commit of the DAG file, read from .git without running git ------
-
-_git_cache: dict[Path, dict[str, str]] = {}
-
-
-def git_head(path: Path) -> dict[str, str]:
-    """{"git_sha": ...} for the repository holding `path`, read from .git (no subprocess: never
-    fork per event). The dirty flag would need `git status`; it is not recorded."""
-    folder = path.parent
-    if folder in _git_cache:
-        return _git_cache[folder]
-    found: dict[str, str] = {}
-    for candidate in (folder, *folder.parents):
-        dot_git = candidate / ".git"
-        if dot_git.exists():
-            found = _read_head(dot_git)
-            break
-    _git_cache[folder] = found
-    return found
-
-
-def _read_head(dot_git: Path) -> dict[str, str]:
-    try:
-        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
-            text = dot_git.read_text().strip()
-            if not text.startswith("gitdir:"):
-                return {}
-            dot_git = (dot_git.parent / text.split(":", 1)[1].strip()).resolve()
-        head = (dot_git / "HEAD").read_text().strip()
-        if not head.startswith("ref:"):
-            return {"git_sha": head}
-        ref = head.split(":", 1)[1].strip()
-        common = dot_git
-        if (dot_git / "commondir").is_file():
-            common = (dot_git / (dot_git / "commondir").read_text().strip()).resolve()
-        for root in (dot_git, common):
-            loose = root / ref
-            if loose.is_file():
-                return {"git_sha": loose.read_text().strip()}
-        packed = common / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text().splitlines():
-                sha, _, name = line.partition(" ")
-                if name == ref:
-                    return {"git_sha": sha}
-    except OSError:
-        return {}
-    return {}

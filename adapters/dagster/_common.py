@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from headwater.api import Client, run_id
-from headwater.observe import Batch, Observer, location_name
+from headwater.api import run_id
+from headwater.observe import Batch, Observer, location_name, observer_for
 from headwater.refs import is_uri
 
 ORCHESTRATOR = "dagster"
@@ -22,8 +22,6 @@ DIGEST_KEY = "headwater/digest"
 PARTITION_TAG = "dagster/partition"
 
 _lock = threading.Lock()
-_observers: dict[str | None, Observer] = {}
-_clients: dict[str, Client] = {}
 # (observer uri, headwater run id) already announced by this process: a run is upserted once per
 # process; the event is durable in the outbox, so announcing it again would add nothing.
 _announced: set[tuple[str | None, str]] = set()
@@ -31,23 +29,7 @@ _announced: set[tuple[str | None, str]] = set()
 
 def observer(uri: str | None = None) -> Observer:
     """The observer for a configured backend URI, or for HEADWATER_URI/HEADWATER_HOME when None."""
-    with _lock:
-        found = _observers.get(uri)
-        if found is None:
-            if uri is None:
-                found = Observer(ORCHESTRATOR)
-            else:
-                found = Observer(ORCHESTRATOR, client_factory=lambda: _client(uri))
-            _observers[uri] = found
-        return found
-
-
-def _client(uri: str) -> Client:
-    with _lock:
-        client = _clients.get(uri)
-        if client is None:
-            client = _clients[uri] = Client(uri=uri)
-        return client
+    return observer_for(ORCHESTRATOR, uri)
 
 
 def container_id(dagster_run_id: str) -> str:
@@ -58,10 +40,6 @@ def container_id(dagster_run_id: str) -> str:
 def step_id(dagster_run_id: str, step_key: str, attempt: int) -> str:
     """The headwater run of one attempt of a Dagster step (kind "task")."""
     return run_id(ORCHESTRATOR, dagster_run_id, step_key, attempt)
-
-
-def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
 
 
 def raw(value: Any) -> Any:
@@ -114,6 +92,7 @@ def announce(
     attempt: int,
     partition: str | None,
     links: dict[str, str] | None,
+    code: dict[str, Any] | None = None,
 ) -> str:
     """Upsert the Dagster run (container) and this step attempt (task, running); its run id."""
     container = container_id(dagster_run_id)
@@ -134,7 +113,7 @@ def announce(
             params["partition"] = partition
         b.run(
             step, job=f"{job}.{step_key}", job_namespace=job_namespace, kind="task", status="running",
-            started_at=datetime.now(timezone.utc), params=params, parent_id=container, links=links,
+            started_at=datetime.now(timezone.utc), params=params, parent_id=container, links=links, code=code,
         )
     return step
 

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType as T
 from headwater.adapters.dagster import _common as common
+from headwater.observe import one_line, utc
 from headwater.refs import is_uri
 
 log = logging.getLogger("headwater")
@@ -71,7 +72,7 @@ def read_steps(records: Iterable[Any]) -> tuple[dict[tuple[str, int], Outcome], 
         if event is None or key is None:
             continue
         attempt = attempts.get(key, 0)
-        at = common.utc(entry.timestamp)
+        at = utc(entry.timestamp)
         kind = event.event_type
         if kind == T.ASSET_MATERIALIZATION:
             materializations.append(_Materialization(key, attempt, record.storage_id, entry))
@@ -174,9 +175,9 @@ def record_run(
         for record in records:
             event = record.event_log_entry.dagster_event
             if event is not None and event.event_type == T.RUN_START:
-                started = common.utc(record.event_log_entry.timestamp)
+                started = utc(record.event_log_entry.timestamp)
             elif event is not None and event.event_type in RUN_END:
-                status, ended = RUN_END[event.event_type], common.utc(record.event_log_entry.timestamp)
+                status, ended = RUN_END[event.event_type], utc(record.event_log_entry.timestamp)
         error = None
         if status is None:
             status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
@@ -320,7 +321,7 @@ def headwater_sensor(
             context.update_cursor(json.dumps(cursor, sort_keys=True))
             return dg.SkipReason("headwater: started" if first else f"headwater: recorded {recorded} run(s)")
         except Exception as err:  # noqa: BLE001 - a sensor error must not stop the daemon's others
-            log.warning("headwater: dagster sensor tick not recorded: %s: %s", type(err).__name__, err)
+            log.warning("headwater: dagster sensor tick not recorded: %s", one_line(err))
             return dg.SkipReason(f"headwater: {type(err).__name__}")
 
     return _headwater

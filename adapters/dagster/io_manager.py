@@ -21,6 +21,7 @@ from dagster import (
 )
 from headwater.adapters.dagster import _common as common
 from headwater.adapters.dagster.eventlog import record_deps, record_step_outcomes
+from headwater.observe import function_code, one_line
 from headwater.refs import is_uri
 from pydantic import Field
 
@@ -48,6 +49,9 @@ class _Step:
         self.attempt: int = int(step_context.previous_attempt_count or 0)
         self.partition: Optional[str] = run.tags.get(common.PARTITION_TAG)
         self.instance = step_context.instance
+        # The op's own function (an asset's body), not Dagster's wrapper around it.
+        fn = getattr(getattr(step_context.op_def, "compute_fn", None), "decorated_fn", None)
+        self.code: Optional[dict[str, Any]] = function_code(fn) if fn is not None else None
 
 
 class HeadwaterIOManager(ConfigurableIOManager):
@@ -133,7 +137,7 @@ class HeadwaterIOManager(ConfigurableIOManager):
             if parents:
                 record_deps(b, step_context.instance, run, parents, asset_graph)
         except Exception as err:  # noqa: BLE001 - the output's own version must survive this
-            log.warning("headwater: dagster deps of %s not recorded: %s", _describe(context), _one_line(err))
+            log.warning("headwater: dagster deps of %s not recorded: %s", _describe(context), one_line(err))
 
     def _add_version_metadata(self, context: OutputContext, obs: Any, recorded: str, delivered: Any) -> None:
         try:
@@ -143,7 +147,7 @@ class HeadwaterIOManager(ConfigurableIOManager):
                 version = obs.client().get(recorded).ref  # name:vN once the backend has it
             context.add_output_metadata({common.VERSION_KEY: version, common.DIGEST_KEY: digest})
         except Exception as err:  # noqa: BLE001 - never break the pipeline
-            log.warning("headwater: dagster output metadata not added: %s", _one_line(err))
+            log.warning("headwater: dagster output metadata not added: %s", one_line(err))
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -174,7 +178,7 @@ class HeadwaterIOManager(ConfigurableIOManager):
         run = common.announce(
             b, self.uri, dagster_run_id=step.dagster_run_id, job=step.job,
             job_namespace=self.job_namespace, step_key=step.key, attempt=step.attempt,
-            partition=step.partition, links=common.run_link(self.dagster_url, step.dagster_run_id),
+            partition=step.partition, links=common.run_link(self.dagster_url, step.dagster_run_id), code=step.code,
         )
         return [common.container_id(step.dagster_run_id), run]
 
@@ -193,15 +197,10 @@ class HeadwaterIOManager(ConfigurableIOManager):
                     context.instance, dagster_run, seen, uri=self.uri, job_namespace=self.job_namespace
                 )
         except Exception as err:  # noqa: BLE001 - never break the pipeline
-            log.warning("headwater: dagster step statuses not recorded: %s", _one_line(err))
+            log.warning("headwater: dagster step statuses not recorded: %s", one_line(err))
 
 
 # -- translation helpers ------------------------------------------------------------------------
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _describe(context: Any) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar, Optional
 
 from pydantic import Field, SecretStr, field_validator
@@ -15,8 +15,9 @@ from prefect.blocks.core import Block
 
 from headwater import config
 from headwater.adapters.prefect import hooks, whole_flow
-from headwater.api import Client, default_client
-from headwater.observe import Observer
+from headwater.adapters.prefect.state import Scope
+from headwater.adapters.prefect.translate import ORCHESTRATOR
+from headwater.observe import Observer, observer_for
 
 FLOW_HOOKS = ("on_running", "on_completion", "on_failure", "on_crashed", "on_cancellation")
 TASK_HOOKS = ("on_running", "on_completion", "on_failure")
@@ -26,7 +27,7 @@ _SCHEMES = ("sqlite://", "postgresql://", "postgres://", "postgresql+psycopg://"
 class _Hook:
     """headwater's Prefect state hook: one for flows, one for tasks (named 'headwater' in logs)."""
 
-    def __init__(self, scope: hooks.Scope, kind: str) -> None:
+    def __init__(self, scope: Scope, kind: str) -> None:
         self.headwater_scope = scope  # how whole_flow recognises a flow or task tracked on its own
         self.kind = kind
         self.__name__ = "headwater"
@@ -62,7 +63,7 @@ class Tracking:
 
     def observer(self) -> Observer:
         tracker = self.resolve()
-        return _observer_for(tracker.uri, tracker.token.get_secret_value() if tracker.token else None)
+        return observer_for(ORCHESTRATOR, tracker.uri, token=tracker.token.get_secret_value() if tracker.token else None)
 
     def settings(self) -> HeadwaterTracker:
         return self.resolve()
@@ -125,7 +126,7 @@ def _with_hooks(
     if isinstance(ignore_inputs, str):
         ignore_inputs = (ignore_inputs,)
     whole_flow.install()
-    scope = hooks.Scope(tracker, frozenset(ignore_inputs))
+    scope = Scope(tracker, frozenset(ignore_inputs))
     hook = _Hook(scope, kind)
     for name in names:
         given = options.get(name)
@@ -243,34 +244,3 @@ class LazyTracker(Tracking):
                 raise
             self._block, self._pid, self._error = loaded, os.getpid(), None
             return loaded
-
-
-# -- one Client per backend URI and HEADWATER_HOME, per process --------------------------------------
-
-_clients: dict[str, tuple[tuple[Any, ...], Client]] = {}
-_observers: dict[Optional[str], Observer] = {}
-_cache_lock = threading.Lock()
-
-
-def _client_for(uri: Optional[str], token: Optional[str] = None) -> Client:
-    if not uri:
-        return default_client()  # HEADWATER_URI / HEADWATER_HOME, rebuilt when they change
-    key = (config.raw("HEADWATER_HOME"), os.getpid())
-    with _cache_lock:
-        cached = _clients.get(uri)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None and cached[0][1] == os.getpid():
-            cached[1].close()
-        client = Client(uri=uri, token=token)
-        _clients[uri] = (key, client)
-        return client
-
-
-def _observer_for(uri: Optional[str], token: Optional[str] = None) -> Observer:
-    with _cache_lock:
-        observer = _observers.get(uri)
-        if observer is None:
-            factory: Callable[[], Client] = lambda: _client_for(uri, token)  # noqa: E731
-            observer = _observers[uri] = Observer(hooks.ORCHESTRATOR, client_factory=factory)
-        return observer

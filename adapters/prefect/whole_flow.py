@@ -37,7 +37,9 @@ import threading
 from typing import Any
 
 from headwater import config
-from headwater.adapters.prefect import hooks
+from headwater.adapters.prefect import hooks, translate
+from headwater.adapters.prefect.state import memory
+from headwater.observe import one_line
 
 log = logging.getLogger("headwater")
 
@@ -99,7 +101,7 @@ def install() -> bool:
             log.warning(
                 "headwater: whole-flow tracking unavailable (%s); tracked flows record their own runs "
                 "and tasks tracked with tracker.task",
-                hooks._one_line(err),
+                one_line(err),
             )
         return _installed
 
@@ -136,9 +138,9 @@ def _task_wanted(engine: Any, state: Any) -> bool:
         task_run = engine.task_run
         if task_run is None or config.disabled():
             return False
-        if hooks.own_scope(engine.task) is not None:
-            return hooks.status_of(state) == "skipped"
-        return task_run.flow_run_id is not None and task_run.flow_run_id in hooks.tracked_flow_runs
+        if translate.own_scope(engine.task) is not None:
+            return translate.status_of(state) == "skipped"
+        return task_run.flow_run_id is not None and task_run.flow_run_id in memory.tracked_flow_runs
     except Exception:  # noqa: BLE001
         return False
 
@@ -148,13 +150,13 @@ def _task_event(engine: Any, state: Any) -> None:
         if not _task_wanted(engine, state):
             return
         task, task_run = engine.task, engine.task_run
-        own = hooks.own_scope(task)
+        own = translate.own_scope(task)
         if own is not None:
             # Tracked with tracker.task: its own hooks see Running/Completed/Failed; Prefect runs
             # no hook for a task whose upstream failed (NotReady), so that one is recorded here.
             hooks.guarded("task run", hooks.task_finished, own, task, task_run, state, engine.parameters)
             return
-        scope = hooks.tracked_flow_runs.get(task_run.flow_run_id)
+        scope = memory.tracked_flow_runs.get(task_run.flow_run_id)
         if scope is None:
             return
         if state.is_running():
@@ -162,25 +164,25 @@ def _task_event(engine: Any, state: Any) -> None:
         else:
             hooks.guarded("task run", hooks.task_finished, scope, task, task_run, state, engine.parameters)
     except Exception as err:  # noqa: BLE001
-        log.warning("headwater: prefect task run not recorded: %s", hooks._one_line(err))
+        log.warning("headwater: prefect task run not recorded: %s", one_line(err))
 
 
 def _flow_scope(engine: Any, state: Any) -> Any:
     flow, flow_run = engine.flow, engine.flow_run
     if flow_run is None or config.disabled():
         return None
-    if hooks.own_scope(flow) is not None:
+    if translate.own_scope(flow) is not None:
         # Tracked with tracker.flow: its own hooks record it; they only lack the parameters as
         # Python objects (a hook gets Prefect's JSON form), kept here for them.
         if state.is_running() and engine.parameters:
-            hooks.flow_parameters.put(flow_run.id, dict(engine.parameters))
+            memory.flow_parameters.put(flow_run.id, dict(engine.parameters))
         return None
-    scope = hooks.tracked_flow_runs.get(flow_run.id)
+    scope = memory.tracked_flow_runs.get(flow_run.id)
     if scope is None and state.is_running():
-        ctx = hooks._flow_context()  # the caller's, while a subflow enters Running
+        ctx = translate.flow_context()  # the caller's, while a subflow enters Running
         caller = getattr(getattr(ctx, "flow_run", None), "id", None)
         if caller is not None and caller != flow_run.id:
-            scope = hooks.tracked_flow_runs.get(caller)
+            scope = memory.tracked_flow_runs.get(caller)
     return scope
 
 
@@ -201,15 +203,15 @@ def _flow_event(engine: Any, state: Any) -> None:
         else:
             hooks.guarded("subflow run", hooks.flow_finished, scope, engine.flow, engine.flow_run, state)
     except Exception as err:  # noqa: BLE001
-        log.warning("headwater: prefect subflow run not recorded: %s", hooks._one_line(err))
+        log.warning("headwater: prefect subflow run not recorded: %s", one_line(err))
 
 
 def _wrap_emit_events(original: Any) -> Any:
     @functools.wraps(original)
     def emit_events(self: Any, state: Any) -> None:
         try:
-            if self.materialization_metadata and self.task_run_id in hooks.open_runs:
-                hooks.asset_metadata.put(
+            if self.materialization_metadata and self.task_run_id in memory.open_runs:
+                memory.asset_metadata.put(
                     self.task_run_id, {key: dict(value) for key, value in self.materialization_metadata.items()}
                 )
         except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it

@@ -12,9 +12,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import headwater as hw
 import pytest
+from headwater.observe import code_identity
 
 from tests.airflow.conftest import AIRFLOW, DAGS, EXAMPLE_DATA
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 from tests.tcp_proxy import TCPProxy
 
 RAW = (DAGS / "data" / "customers.csv").as_uri()
@@ -51,7 +52,7 @@ def churn_graph() -> dict[str, Any]:
 def test_churn_records_each_task_its_inputs_and_outputs(store: hw.Client, run_dag) -> None:
     dag_run = run_dag("churn")
     assert dag_run.state == "success"
-    assert recorded(store) == churn_graph()
+    assert tries(store) == churn_graph()
 
     # Ids come from Airflow's identity; times, code and the DAG run are Airflow's own.
     container = store.get_run(hw.run_id("airflow", "churn", dag_run.run_id))
@@ -63,8 +64,10 @@ def test_churn_records_each_task_its_inputs_and_outputs(store: hw.Client, run_da
         assert run.params == {
             "dag_id": "churn", "task_id": task_id, "dag_run_id": dag_run.run_id, "try_number": 1, "map_index": -1,
         }
-        assert run.code["operator"] == "airflow.providers.standard.decorators.python._PythonDecoratedOperator"
-        assert run.code["callable"].endswith(f".{task_id}") and run.code["file"] == str(DAGS / "churn.py")
+        # The operator and callable, and the identity every adapter records: file, digest (and commit).
+        assert run.code.pop("operator") == "airflow.providers.standard.decorators.python._PythonDecoratedOperator"
+        assert run.code.pop("callable").endswith(f".{task_id}")
+        assert run.code == code_identity(DAGS / "churn.py") and "file_digest" in run.code  # DAGS: in no repository
         assert container.started_at <= run.started_at < run.ended_at <= container.ended_at
 
     # Content versions of the files as they are, pointing at them (nothing copied).
@@ -108,7 +111,7 @@ def test_backend_down_every_task_succeeds_and_sync_delivers_everything(down_back
     delivery = client.sync()
     assert (delivery.delivered, delivery.pending, delivery.dead) == (2 * len(TASKS) + 1, 0, {})
     assert client.outbox.pending() == [] and client.outbox.dead() == []
-    assert recorded(client) == churn_graph()
+    assert tries(client) == churn_graph()
     client.close()
 
 
@@ -139,6 +142,6 @@ def test_airflow_cli_lists_the_plugin_and_dags_test_records_with_airflow_cfg_set
     done = _airflow("dags", "test", "churn", env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     client = hw.Client(uri=store_uri, home=tmp_path / "cli-home")
-    assert recorded(client) == churn_graph()
+    assert tries(client) == churn_graph()
     assert client.outbox.pending() == []
     client.close()

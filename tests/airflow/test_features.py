@@ -5,7 +5,7 @@ from __future__ import annotations
 import headwater as hw
 
 from tests.airflow.conftest import TEST_DATA
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 
 
 def uri(name: str) -> str:
@@ -20,7 +20,7 @@ def test_hook_lineage_retries_mapping_aliases_skips_and_headwater_objects(store:
     assert dag_run.state == "success"
     notes, count, flaky = uri("notes.txt"), uri("count.txt"), uri("flaky.txt")
     squares = [uri(f"square-{n}.txt") for n in (1, 2, 3)]
-    assert recorded(store) == {
+    assert tries(store) == {
         "runs": {
             "hw_features": ("container", "succeeded", None),
             "hw_features.write_notes#1": ("task", "succeeded", "hw_features"),

@@ -8,8 +8,9 @@ import headwater as hw
 import pluggy
 import pytest
 from headwater.adapters.airflow import listener, tasks
+from headwater.observe import safety
 
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 
 hookimpl = pluggy.HookimplMarker("airflow")
 
@@ -17,7 +18,7 @@ hookimpl = pluggy.HookimplMarker("airflow")
 def test_a_failing_task_fails_its_run_and_the_dag_run(store: hw.Client, run_dag) -> None:
     dag_run = run_dag("hw_safety")
     assert dag_run.state == "failed"
-    assert recorded(store)["runs"] == {
+    assert tries(store)["runs"] == {
         "hw_safety": ("container", "failed", None),
         "hw_safety.ok#1": ("task", "succeeded", "hw_safety"),
         "hw_safety.broken#1": ("task", "failed", "hw_safety"),
@@ -62,8 +63,8 @@ def test_a_raising_headwater_is_logged_once_and_silences_nobody(store: hw.Client
         raise RuntimeError("settings exploded\nsecond line")
 
     monkeypatch.setattr(tasks, "load", explode)
-    monkeypatch.setattr(listener, "_warned", set())
-    monkeypatch.setattr(listener, "log", Lines())
+    monkeypatch.setattr(safety, "_warned", set())
+    monkeypatch.setattr(safety, "log", Lines())
     spy, manager = Spy(), get_listener_manager()
     assert listener in manager.pm.get_plugins()
     manager.add_listener(spy)
@@ -77,7 +78,7 @@ def test_a_raising_headwater_is_logged_once_and_silences_nobody(store: hw.Client
     assert {ti.task_id: ti.state for ti in dag_run.get_task_instances()} == {"ok": "success", "broken": "failed"}
     assert spy.calls == [("running", "ok"), ("success", "ok"), ("running", "broken"), ("failed", "broken")]
     # One line per failure, once per process (both tasks' starts failed alike).
-    assert listener.log.lines == [
+    assert safety.log.lines == [
         f"headwater: airflow {what} not recorded: RuntimeError: settings exploded"
         for what in ("task start", "task success", "task failure", "DAG run failure")
     ]

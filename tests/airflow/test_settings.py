@@ -7,7 +7,7 @@ import pytest
 from headwater.adapters.airflow import settings
 
 from tests.airflow.conftest import TEST_DATA
-from tests.airflow.graph import recorded
+from tests.graphs import tries
 
 
 def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,7 +15,7 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HEADWATER_TIMEOUT_S", "3")
     # Nothing in airflow.cfg: the adapter leaves HEADWATER_* to headwater itself.
     assert settings.load() == settings.Settings()
-    assert settings.AirflowObserver(settings.load()).timeout == 3
+    assert settings.observer(settings.load()).timeout == 3
 
     monkeypatch.setenv("AIRFLOW__HEADWATER__URI", "postgresql://db/lineage")
     monkeypatch.setenv("AIRFLOW__HEADWATER__TIMEOUT", "2.5")
@@ -25,10 +25,10 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
     assert (loaded.uri, loaded.timeout, loaded.sources, loaded.namespace) == (
         "postgresql://db/lineage", 2.5, frozenset({"inlets", "hooks"}), "prod",
     )
-    assert settings.AirflowObserver(loaded).timeout == 2.5 and settings.AirflowObserver(loaded).enabled
+    assert settings.observer(loaded).timeout == 2.5 and settings.observer(loaded).enabled
 
     monkeypatch.setenv("AIRFLOW__HEADWATER__TIMEOUT", "ten")  # a typo must not break a task
-    assert settings.AirflowObserver(settings.load()).timeout == 3
+    assert settings.observer(settings.load()).timeout == 3
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_disabled_from_either_place(variable: str, value: str, disabled: bool, m
     monkeypatch.setenv(variable, value)
     assert settings.load().disabled is disabled
     assert settings.disabled_at_start() is disabled
-    assert settings.AirflowObserver(settings.load()).enabled is not disabled
+    assert settings.observer(settings.load()).enabled is not disabled
 
 
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
@@ -49,7 +49,7 @@ def test_lineage_sources_and_namespace_are_honoured(store: hw.Client, run_dag, m
     monkeypatch.setenv("AIRFLOW__HEADWATER__NAMESPACE", "team-a")
     store.log_artifact("reference-data", _reference(), type="dataset")
     assert run_dag("hw_features").state == "success"
-    graph = recorded(store)
+    graph = tries(store)
     assert sorted(ref for ref, (_, producer) in graph["versions"].items() if producer) == sorted(
         [f"{(TEST_DATA / 'flaky.txt').as_uri()}:v0", "weekly-report:v0", "daily-summary:v0"]
     )

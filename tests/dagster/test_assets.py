@@ -9,8 +9,13 @@ import headwater as hw
 import pytest
 from headwater.adapters.dagster import HeadwaterIOManager, record_run
 
+from headwater.observe import code_identity
+
+from . import assets
 from .assets import greetings, users
-from .conftest import container, graph, step
+from tests.graphs import by_id
+
+from .conftest import container, step
 
 JOB = "__ephemeral_asset_job__"
 
@@ -20,16 +25,16 @@ def io(storage: Path) -> HeadwaterIOManager:
 
 
 def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
-    client = hw_env
+    client = store
     first = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
     second = dg.materialize(
         [users, greetings], selection=[greetings], resources={"io_manager": io(storage)}, instance=instance
     )
     users_uri, greetings_uri = (storage / "users").as_uri(), (storage / "greetings").as_uri()
     r1, r2 = first.run_id, second.run_id
-    assert graph(client) == {
+    assert by_id(client) == {
         "runs": {
             container(r1): (JOB, "container", "succeeded", None, [], []),
             step(r1, "users"): (f"{JOB}.users", "task", "succeeded", container(r1), [], ["users:v0"]),
@@ -43,6 +48,11 @@ def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
             "greetings:v0": [("greetings", greetings_uri)],
         },
     }
+    # The code a step ran is recorded as Airflow and Prefect record theirs: function, file, digest, commit.
+    assert client.get_run(step(r1, "users")).code == {
+        "function": f"{users.op.compute_fn.decorated_fn.__module__}.users", **code_identity(assets.__file__),
+    }
+    assert client.get_run(container(r1)).code == {}
     # The materialization carries the version, so the Dagster UI shows it.
     event = instance.get_latest_materialization_event(dg.AssetKey("greetings"))
     metadata = event.asset_materialization.metadata
@@ -57,20 +67,20 @@ def broken(users: list[str]) -> list[str]:
 
 
 def test_a_failing_step_is_failed_with_its_error_and_fails_the_run(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
     result = dg.materialize(
         [users, broken], resources={"io_manager": io(storage)}, instance=instance, raise_on_error=False
     )
     assert not result.success
     r = result.run_id
-    assert graph(hw_env)["runs"] == {
+    assert by_id(store)["runs"] == {
         container(r): (JOB, "container", "failed", None, [], []),
         step(r, "users"): (f"{JOB}.users", "task", "succeeded", container(r), [], ["users:v0"]),
         step(r, "broken"): (f"{JOB}.broken", "task", "failed", container(r), ["users:v0"], []),
     }
-    assert hw_env.get_run(step(r, "broken")).error == "ValueError: no greeting for ada"
-    assert hw_env.get_run(container(r)).error == "steps failed: broken"
+    assert store.get_run(step(r, "broken")).error == "ValueError: no greeting for ada"
+    assert store.get_run(container(r)).error == "steps failed: broken"
 
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
@@ -87,7 +97,7 @@ def summary(events: dict[str, list[str]]) -> int:
 
 
 def test_each_partition_is_an_artifact_and_a_reader_of_all_links_every_version(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
     days = DAYS.get_partition_keys()
     assert days == ["2024-01-01", "2024-01-02", "2024-01-03"]
@@ -108,16 +118,16 @@ def test_each_partition_is_an_artifact_and_a_reader_of_all_links_every_version(
     expected_runs[step(reader, "summary")] = (
         f"{JOB}.summary", "task", "succeeded", container(reader), [f"events/{d}:v0" for d in days], ["summary:v0"],
     )
-    assert graph(hw_env) == {
+    assert by_id(store) == {
         "runs": expected_runs,
         "versions": {
             **{f"events/{d}:v0": [(d, (storage / "events" / d).as_uri())] for d in days},
             "summary:v0": [("summary", (storage / "summary").as_uri())],
         },
     }
-    assert hw_env.get_run(container(daily[0])).params == {"dagster_run_id": daily[0], "partition": days[0]}
-    assert hw_env.get("events/2024-01-02:v0").metadata == {"dagster/asset_key": "events", "dagster/partition": days[1]}
-    assert hw_env.get("events/2024-01-02:v0").producers == [step(daily[1], "events"), step(again, "events")]
+    assert store.get_run(container(daily[0])).params == {"dagster_run_id": daily[0], "partition": days[0]}
+    assert store.get("events/2024-01-02:v0").metadata == {"dagster/asset_key": "events", "dagster/partition": days[1]}
+    assert store.get("events/2024-01-02:v0").producers == [step(daily[1], "events"), step(again, "events")]
 
 
 @dg.asset(metadata={"headwater/uri": "file:///shared/exports/users"})
@@ -126,20 +136,20 @@ def exported_users() -> list[str]:
 
 
 def test_headwater_uri_names_the_artifact_and_the_bytes_stay_where_the_manager_put_them(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
     dg.materialize([exported_users], resources={"io_manager": io(storage)}, instance=instance)
-    version = hw_env.get("file:///shared/exports/users")
+    version = store.get("file:///shared/exports/users")
     assert version.ref == "file:///shared/exports/users:v0"
     assert [(e.path, e.ref) for e in version.entries] == [("exported_users", (storage / "exported_users").as_uri())]
 
 
 def test_recording_never_breaks_the_pipeline_and_disabled_records_nothing(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch, caplog
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     monkeypatch.setenv("HEADWATER_DISABLED", "1")
     assert dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance).success
-    assert hw_env.runs() == [] and hw_env.outbox.pending() == []
+    assert store.runs() == [] and store.outbox.pending() == []
     monkeypatch.delenv("HEADWATER_DISABLED")
     monkeypatch.setenv("HEADWATER_URI", "nope://nowhere")  # no such backend: every hook fails
     with caplog.at_level("WARNING", logger="headwater"):
@@ -147,17 +157,17 @@ def test_recording_never_breaks_the_pipeline_and_disabled_records_nothing(
     assert result.success and result.output_for_node("greetings") == ["hello ada", "hello grace"]
     warnings = [r.getMessage() for r in caplog.records if r.name == "headwater"]
     assert warnings and all(w.startswith("headwater: ") and "\n" not in w for w in warnings)
-    assert hw_env.runs() == []
+    assert store.runs() == []
 
 
 def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifact(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
 ) -> None:
     """An asset that reads an external file itself (`deps=`, no IO manager in between) links the
     exact version it read, even when the file changes before the run is recorded from the log."""
     export = tmp_path / "export.csv"
     export.write_text("id\n1\n2\n")
-    as_read = hw_env.content(export, store=False).digest
+    as_read = store.content(export, store=False).digest
     spec = dg.AssetSpec("export", metadata={"headwater/uri": export.as_uri()})
 
     @dg.asset(deps=[spec], metadata={"headwater/type": "model"})
@@ -169,7 +179,7 @@ def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifac
     export.write_text("id\n1\n")  # a takedown, after the step read the file
     record_run(instance, result.run_id, asset_graph=defs.resolve_asset_graph())
     job, r = "__ASSET_JOB", result.run_id
-    assert graph(hw_env) == {
+    assert by_id(store) == {
         "runs": {
             container(r): (job, "container", "succeeded", None, [], []),
             step(r, "model"): (f"{job}.model", "task", "succeeded", container(r), [f"{export.as_uri()}:v0"], ["model:v0"]),
@@ -179,9 +189,9 @@ def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifac
             "model:v0": [("model", (storage / "model").as_uri())],
         },
     }
-    assert hw_env.get(f"{export.as_uri()}:v0").digest == as_read  # not the file as it is now
-    assert hw_env.get("model").type == "model"
-    assert [e.exact for e in hw_env.upstream("model:v0").edges if e.direction == "used"] == [True]
+    assert store.get(f"{export.as_uri()}:v0").digest == as_read  # not the file as it is now
+    assert store.get("model").type == "model"
+    assert [e.exact for e in store.upstream("model:v0").edges if e.direction == "used"] == [True]
 
 
 @dg.asset(io_manager_key="plain")
@@ -195,14 +205,14 @@ def uses_plain(upstream_plain: list[str]) -> int:
 
 
 def test_an_input_read_by_another_io_manager_links_the_version_it_stored(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
     plain = dg.FilesystemIOManager(base_dir=str(storage / "plain"))
     result = dg.materialize(
         [upstream_plain, uses_plain], resources={"io_manager": io(storage), "plain": plain}, instance=instance
     )
     r = result.run_id
-    assert graph(hw_env) == {
+    assert by_id(store) == {
         "runs": {
             container(r): (JOB, "container", "succeeded", None, [], []),
             # upstream_plain's step never touched HeadwaterIOManager: no run until the sensor
@@ -216,7 +226,7 @@ def test_an_input_read_by_another_io_manager_links_the_version_it_stored(
 
 
 def test_a_failure_recording_deps_keeps_the_output_version(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch,
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args, **kwargs):
@@ -225,15 +235,15 @@ def test_a_failure_recording_deps_keeps_the_output_version(
     monkeypatch.setattr("headwater.adapters.dagster.io_manager.record_deps", broken)
     result = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
     assert result.success
-    assert [v.ref for v in hw_env.versions("greetings")] == ["greetings:v0"]
-    assert hw_env.get_run(step(result.run_id, "greetings")).inputs == ["users:v0"]  # load_input's edge
+    assert [v.ref for v in store.versions("greetings")] == ["greetings:v0"]
+    assert store.get_run(step(result.run_id, "greetings")).inputs == ["users:v0"]  # load_input's edge
     metadata = instance.get_latest_materialization_event(dg.AssetKey("greetings")).asset_materialization.metadata
-    assert metadata["headwater/digest"].value == hw_env.get("greetings:v0").digest
+    assert metadata["headwater/digest"].value == store.get("greetings:v0").digest
     assert "dagster deps of greetings not recorded: RuntimeError: the event log is unreadable" in caplog.text
 
 
 def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
 ) -> None:
     """The dep feeds an inner op (count_rows); the edge goes from the step that writes the
     asset (double), which is where its parents are known: asset-level lineage."""
@@ -255,7 +265,7 @@ def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
 
     result = dg.materialize([spec, counted], selection=[counted], resources={"io_manager": io(storage)}, instance=instance)
     r, inner = result.run_id, f"{JOB}/counted.count_rows/result:v0"
-    assert graph(hw_env)["runs"] == {
+    assert by_id(store)["runs"] == {
         container(r): (JOB, "container", "succeeded", None, [], []),
         step(r, "counted.count_rows"): (f"{JOB}.counted.count_rows", "task", "succeeded", container(r), [], [inner]),
         step(r, "counted.double"): (

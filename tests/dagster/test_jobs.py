@@ -15,7 +15,9 @@ from tests.tcp_proxy import TCPProxy
 
 from . import mp_job
 from .assets import greetings, users
-from .conftest import container, graph, step
+from tests.graphs import by_id
+
+from .conftest import container, step
 
 
 @dg.op
@@ -35,13 +37,13 @@ def etl() -> None:
     transform(extract())
 
 
-def test_an_op_job_with_a_retried_step(hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path) -> None:
+def test_an_op_job_with_a_retried_step(store: hw.Client, instance: dg.DagsterInstance, storage: Path) -> None:
     job = etl.to_job(
         name="etl", resource_defs={"io_manager": HeadwaterIOManager(inner=dg.FilesystemIOManager(base_dir=str(storage)))}
     )
     r = job.execute_in_process(instance=instance).run_id
     extracted, transformed = "etl/extract/result:v0", "etl/transform/result:v0"
-    assert graph(hw_env) == {
+    assert by_id(store) == {
         "runs": {
             container(r): ("etl", "container", "succeeded", None, [], []),
             step(r, "extract"): ("etl.extract", "task", "succeeded", container(r), [], [extracted]),
@@ -53,13 +55,13 @@ def test_an_op_job_with_a_retried_step(hw_env: hw.Client, instance: dg.DagsterIn
             transformed: [("result", (storage / r / "transform" / "result").as_uri())],
         },
     }
-    assert hw_env.get_run(step(r, "transform", 0)).error == "ConnectionError: warehouse busy"
-    assert hw_env.get_run(step(r, "transform", 1)).params == {"dagster_run_id": r, "step_key": "transform", "attempt": 1}
+    assert store.get_run(step(r, "transform", 0)).error == "ConnectionError: warehouse busy"
+    assert store.get_run(step(r, "transform", 1)).params == {"dagster_run_id": r, "step_key": "transform", "attempt": 1}
 
 
 @pytest.mark.slow
 def test_the_multiprocess_executor_records_from_each_worker(
-    hw_env: hw.Client, tmp_path: Path
+    store: hw.Client, tmp_path: Path
 ) -> None:
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
@@ -68,7 +70,7 @@ def test_the_multiprocess_executor_records_from_each_worker(
         r = result.run_id
     stored = tmp_path / "dagster" / "storage" / r
     produced, summed = "numbers/produce/result:v0", "numbers/total/result:v0"
-    assert graph(hw_env) == {
+    assert by_id(store) == {
         "runs": {
             container(r): ("numbers", "container", "succeeded", None, [], []),
             step(r, "produce"): ("numbers.produce", "task", "succeeded", container(r), [], [produced]),
@@ -111,7 +113,7 @@ def test_backend_down_then_headwater_sync_delivers_the_same_graph(
     assert sync.returncode == 0, sync.stderr
     assert client.outbox.pending() == []
     r = result.run_id
-    assert graph(client) == {
+    assert by_id(client) == {
         "runs": {
             container(r): ("__ephemeral_asset_job__", "container", "succeeded", None, [], []),
             step(r, "users"): ("__ephemeral_asset_job__.users", "task", "succeeded", container(r), [], ["users:v0"]),

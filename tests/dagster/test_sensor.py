@@ -8,7 +8,9 @@ import dagster as dg
 import headwater as hw
 from headwater.adapters.dagster import HeadwaterIOManager, with_headwater
 
-from .conftest import container, graph, step
+from tests.graphs import by_id
+
+from .conftest import container, step
 
 
 def build(orders: Path, report: Path, storage: Path) -> dg.Definitions:
@@ -31,9 +33,9 @@ def build(orders: Path, report: Path, storage: Path) -> dg.Definitions:
 
 
 def test_the_sensor_records_what_bypasses_io_managers_and_the_final_statuses(
-    hw_env: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
 ) -> None:
-    client = hw_env
+    client = store
     orders, report = tmp_path / "orders.txt", tmp_path / "report.txt"
     orders.write_text("o1 o2 o3\n")
     client.log_reference(orders.as_uri(), orders.as_uri())  # what the Airflow adapter records
@@ -53,7 +55,7 @@ def test_the_sensor_records_what_bypasses_io_managers_and_the_final_statuses(
     assert tick(cursor) == cursor  # nothing new: nothing recorded twice
     job = "__ASSET_JOB"
     orders_v0, report_v0 = f"{orders.as_uri()}:v0", f"{report.as_uri()}:v0"
-    assert graph(client) == {
+    assert by_id(client) == {
         "runs": {
             container(r): (job, "container", "succeeded", None, [], []),
             step(r, "order_ids"): (f"{job}.order_ids", "task", "succeeded", container(r), [orders_v0], ["order_ids:v0"]),

@@ -13,7 +13,6 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED"] = "false"
 
 from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from prefect.settings import temporary_settings  # noqa: E402
@@ -21,7 +20,7 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 import headwater as hw  # noqa: E402
 from headwater.adapters.prefect import HeadwaterTracker  # noqa: E402
-from headwater.adapters.prefect import block as tracker_block  # noqa: E402
+from headwater.observe import forget_clients  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,10 +33,7 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _close_tracker_clients() -> Iterator[None]:
     yield
-    with tracker_block._cache_lock:
-        for _, client in tracker_block._clients.values():
-            client.close()
-        tracker_block._clients.clear()
+    forget_clients()
 
 
 class _Collect(logging.Handler):
@@ -63,27 +59,13 @@ def headwater_log() -> Iterator[list[logging.LogRecord]]:
 
 
 @pytest.fixture
+def store(client: hw.Client) -> hw.Client:
+    """The test's store (SQLite, then PostgreSQL), where `tracker` records: the name every
+    orchestrator suite gives it."""
+    return client
+
+
+@pytest.fixture
 def tracker(store_uri: str) -> HeadwaterTracker:
     """A tracker writing to this test's store (SQLite, then PostgreSQL)."""
     return HeadwaterTracker(uri=store_uri)
-
-
-def graph(client: hw.Client, root: Path) -> list[tuple]:
-    """The whole recorded graph, readable: one row per run, sorted.
-
-    (job, kind, status, parent job, inputs, outputs); versions as `path-under-root:vN`.
-    """
-    runs = client.runs()
-    jobs = {r.id: r.job for r in runs}
-    prefix = root.as_uri() + "/"
-
-    def short(ref: str) -> str:
-        return ref[len(prefix):] if ref.startswith(prefix) else ref
-
-    return sorted(
-        (
-            r.job, r.kind, r.status, jobs.get(r.parent_id, r.parent_id) if r.parent_id else None,
-            tuple(sorted(short(i) for i in r.inputs)), tuple(sorted(short(o) for o in r.outputs)),
-        )
-        for r in runs
-    )

@@ -14,7 +14,7 @@ from prefect.settings import get_current_settings
 
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker
-from tests.prefect.conftest import graph
+from tests.graphs import rows
 
 FRESH_PROCESS = textwrap.dedent(
     """
@@ -70,7 +70,7 @@ def test_register_save_and_load_by_slug_in_a_fresh_process(tmp_path: Path, headw
     assert "s3cret" not in fresh.stdout + fresh.stderr
     client = hw.Client(uri=store_uri, home=headwater_home)
     try:
-        assert graph(client, tmp_path) == [
+        assert rows(client, tmp_path) == [
             ("elsewhere", "container", "succeeded", None, ("raw.csv:v0",), ("copy.csv:v0",)),
             ("elsewhere.copy", "task", "succeeded", "elsewhere", ("raw.csv:v0",), ("copy.csv:v0",)),
         ]

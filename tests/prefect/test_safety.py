@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 import headwater as hw
-from headwater.adapters.prefect import HeadwaterTracker, hooks
+from headwater.adapters.prefect import HeadwaterTracker, translate
 from tests.prefect import flows
-from tests.prefect.conftest import graph
+from tests.graphs import rows
 from tests.tcp_proxy import TCPProxy
 
 RAW = "id,amount\n1,10\n2,\n3,32\n"
@@ -67,35 +67,35 @@ def test_backend_down_during_the_flow_then_headwater_sync(
     assert '"delivered": 5' in sync.stdout and '"pending": 0' in sync.stdout and '"dead": 0' in sync.stdout
     client = hw.Client(uri=uri, home=headwater_home)
     try:
-        assert graph(client, raw.parent) == PIPELINE
+        assert rows(client, raw.parent) == PIPELINE
     finally:
         client.close()
 
 
-def test_disabled_records_nothing(tracker: HeadwaterTracker, client: hw.Client, raw: Path, monkeypatch) -> None:
+def test_disabled_records_nothing(tracker: HeadwaterTracker, store: hw.Client, raw: Path, monkeypatch) -> None:
     monkeypatch.setenv("HEADWATER_DISABLED", "1")
     assert tracker.flow(flows.pipeline)(raw) == raw.with_name("model.json")
-    assert client.runs() == [] and client.outbox.pending() == []
+    assert store.runs() == [] and store.outbox.pending() == []
 
 
 def test_headwater_errors_are_one_warning_line_per_hook(
-    tracker: HeadwaterTracker, client: hw.Client, raw: Path, headwater_log: list, monkeypatch
+    tracker: HeadwaterTracker, store: hw.Client, raw: Path, headwater_log: list, monkeypatch
 ) -> None:
     def broken(*args, **kwargs):
         raise KeyError("task_inputs")
 
-    monkeypatch.setattr(hooks, "record_inputs", broken)  # every Running hook fails
+    monkeypatch.setattr(translate, "record_inputs", broken)  # every Running hook fails
     assert tracker.flow(flows.pipeline)(raw) == raw.with_name("model.json")
     messages = [r.getMessage() for r in headwater_log]
     assert len(messages) == 4 and all(
         m.startswith("headwater: prefect ") and m.endswith(" start not recorded: KeyError: 'task_inputs'") for m in messages
     )
     # The end events carry the whole run, so each run is still complete, only without inputs.
-    assert graph(client, raw.parent) == [(job, kind, status, parent, (), outputs) for job, kind, status, parent, _, outputs in PIPELINE]
+    assert rows(store, raw.parent) == [(job, kind, status, parent, (), outputs) for job, kind, status, parent, _, outputs in PIPELINE]
 
 
 def test_hashing_past_the_budget_records_unverified_and_the_flow_goes_on(
-    tracker: HeadwaterTracker, client: hw.Client, tmp_path: Path, monkeypatch
+    tracker: HeadwaterTracker, store: hw.Client, tmp_path: Path, monkeypatch
 ) -> None:
     big = tmp_path / "huge.bin"
     with open(big, "wb") as out:  # sparse: 2 GiB to hash, nothing on disk
@@ -115,24 +115,24 @@ def test_hashing_past_the_budget_records_unverified_and_the_flow_goes_on(
 
     assert big_output() == 2 << 30
     monkeypatch.setenv("HEADWATER_TIMEOUT_S", "10")
-    client.sync()
-    producer = next(r for r in client.runs() if r.job == "big-output.produce")
-    assert client.get(big.as_uri()).digest == f"unverified:{producer.id}"
-    assert graph(client, tmp_path) == [
+    store.sync()
+    producer = next(r for r in store.runs() if r.job == "big-output.produce")
+    assert store.get(big.as_uri()).digest == f"unverified:{producer.id}"
+    assert rows(store, tmp_path) == [
         ("big-output", "container", "succeeded", None, (), ()),
         ("big-output.produce", "task", "succeeded", "big-output", (), ("huge.bin:v0",)),
         ("big-output.size_of", "task", "succeeded", "big-output", ("huge.bin:v0",), ()),
     ]
-    edges = {(e.run_id, e.exact) for e in client.downstream(f"{big.as_uri()}:v0").edges if e.direction == "used"}
-    size_of = next(r for r in client.runs() if r.job == "big-output.size_of")
+    edges = {(e.run_id, e.exact) for e in store.downstream(f"{big.as_uri()}:v0").edges if e.direction == "used"}
+    size_of = next(r for r in store.runs() if r.job == "big-output.size_of")
     assert edges == {(size_of.id, False)}  # not read in time: the latest version, said to be inexact
 
 
 def test_a_block_that_cannot_be_loaded_records_nothing_and_says_so(
-    client: hw.Client, raw: Path, headwater_log: list
+    store: hw.Client, raw: Path, headwater_log: list
 ) -> None:
     assert HeadwaterTracker.lazy("no-such-block").flow(flows.pipeline)(raw) == raw.with_name("model.json")
     messages = {r.getMessage() for r in headwater_log}
     assert len(messages) == 1
     assert messages.pop().startswith("headwater: prefect block 'headwater-tracker/no-such-block' not loaded, nothing recorded: ")
-    assert client.runs() == []
+    assert store.runs() == []

@@ -10,8 +10,9 @@ from prefect.context import FlowRunContext
 
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker, log_output
+from headwater.observe import code_identity
 from tests.prefect import flows
-from tests.prefect.conftest import graph
+from tests.graphs import rows
 
 RAW = "id,amount\n1,10\n2,\n3,32\n"
 
@@ -22,7 +23,7 @@ def raw(tmp_path: Path) -> Path:
     return tmp_path / "raw.csv"
 
 
-def test_run_ids_times_params_and_code(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_run_ids_times_params_and_code(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     @tracker.flow
     @flow
     def ids(src: Path) -> list:
@@ -32,7 +33,7 @@ def test_run_ids_times_params_and_code(tracker: HeadwaterTracker, client: hw.Cli
         return [flow_run.id, first.state_details.task_run_id, second.state_details.task_run_id]
 
     flow_run_id, extract_id, transform_id = ids(raw)
-    runs = {r.id: r for r in client.runs()}
+    runs = {r.id: r for r in store.runs()}
     assert set(runs) == {hw.run_id("prefect", i) for i in (flow_run_id, extract_id, transform_id)}
     container = runs[hw.run_id("prefect", flow_run_id)]
     assert (container.kind, container.orchestrator, container.job_namespace) == ("container", "prefect", "prefect")
@@ -44,10 +45,12 @@ def test_run_ids_times_params_and_code(tracker: HeadwaterTracker, client: hw.Cli
         assert container.started_at <= run.started_at and run.ended_at <= container.ended_at
     extract = runs[hw.run_id("prefect", extract_id)]
     assert extract.params == {"src": str(raw)}
-    assert extract.code == {"function": "tests.prefect.flows.extract", "file": flows.__file__}
+    # The code identity every adapter records: the function, its file, the file's digest, the commit.
+    assert extract.code == {"function": "tests.prefect.flows.extract", **code_identity(flows.__file__)}
+    assert set(extract.code) >= {"file", "file_digest", "git_sha"}
 
 
-def test_the_decorator_forms(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_the_decorator_forms(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     @tracker.flow(name="by-decorator", log_prints=False)
     def by_decorator(src: Path) -> Path:
         return flows.transform(flows.extract(src))
@@ -59,7 +62,7 @@ def test_the_decorator_forms(tracker: HeadwaterTracker, client: hw.Client, raw: 
 
     by_decorator(raw)
     stacked(raw)
-    assert graph(client, raw.parent) == [
+    assert rows(store, raw.parent) == [
         ("by-decorator", "container", "succeeded", None, ("raw.csv:v0",), ("features.json:v0",)),
         ("by-decorator.extract", "task", "succeeded", "by-decorator", ("raw.csv:v0",), ("clean.csv:v0",)),
         ("by-decorator.transform", "task", "succeeded", "by-decorator", ("clean.csv:v0",), ("features.json:v0",)),
@@ -68,7 +71,7 @@ def test_the_decorator_forms(tracker: HeadwaterTracker, client: hw.Client, raw: 
     ]
 
 
-def test_a_task_tracked_alone(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_a_task_tracked_alone(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     extract = tracker.task(flows.extract)
 
     @flow
@@ -83,7 +86,7 @@ def test_a_task_tracked_alone(tracker: HeadwaterTracker, client: hw.Client, raw:
     untracked(raw)
     extract(raw)  # outside any flow
     tracked(raw)
-    assert graph(client, raw.parent) == [
+    assert rows(store, raw.parent) == [
         ("extract", "task", "succeeded", None, ("raw.csv:v0",), ("clean.csv:v0",)),
         ("tracked", "container", "succeeded", None, ("raw.csv:v0",), ("clean.csv:v0",)),
         ("tracked.extract", "task", "succeeded", "tracked", ("raw.csv:v0",), ("clean.csv:v0",)),
@@ -93,27 +96,27 @@ def test_a_task_tracked_alone(tracker: HeadwaterTracker, client: hw.Client, raw:
     ]
 
 
-def test_log_output_and_upstream_results_that_are_not_paths(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_log_output_and_upstream_results_that_are_not_paths(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     assert tracker.flow(flows.exporting)(raw) == 3
-    assert graph(client, raw.parent) == [
+    assert rows(store, raw.parent) == [
         ("exporting", "container", "succeeded", None, ("raw.csv:v0",), ()),
         ("exporting.export", "task", "succeeded", "exporting", ("raw.csv:v0",), ("exports:v0",)),
         ("exporting.report_rows", "task", "succeeded", "exporting", ("exports:v0",), ()),
     ]
-    exports = client.get("exports")
+    exports = store.get("exports")
     assert (exports.type, exports.metadata, exports.entries[0].ref) == ("dataset", {"rows": 3}, raw.with_name("export.bin").as_uri())
 
 
-def test_headwater_output_and_version_objects(tracker: HeadwaterTracker, client: hw.Client, raw: Path, tmp_path: Path) -> None:
+def test_headwater_output_and_version_objects(tracker: HeadwaterTracker, store: hw.Client, raw: Path, tmp_path: Path) -> None:
     (tmp_path / "baseline.bin").write_bytes(b"b")
-    baseline = client.log_artifact("baseline", tmp_path / "baseline.bin", type="model")
+    baseline = store.log_artifact("baseline", tmp_path / "baseline.bin", type="model")
     assert tracker.flow(flows.modeling)(raw, baseline) == 0.9
-    assert graph(client, tmp_path) == [
+    assert rows(store, tmp_path) == [
         ("modeling", "container", "succeeded", None, ("baseline:v0", "raw.csv:v0"), ()),
         ("modeling.evaluate", "task", "succeeded", "modeling", ("baseline:v0", "weights:v0"), ()),
         ("modeling.fit", "task", "succeeded", "modeling", ("raw.csv:v0",), ("weights:v0",)),
     ]
-    weights = client.get("weights")
+    weights = store.get("weights")
     assert (weights.type, weights.metadata) == ("model", {"epochs": 3})
     assert (weights.aliases, weights.tags) == (["latest", "candidate"], ["demo"])
 
@@ -132,21 +135,21 @@ def test_track_dispatches_and_refuses_other_objects(tracker: HeadwaterTracker) -
         tracker.track(lambda: None)
 
 
-def test_ignore_inputs_for_output_folders(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_ignore_inputs_for_output_folders(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     workdir = raw.parent / "out"
     workdir.mkdir()
     (workdir / "old.txt").write_text("from an earlier run")
     tracker.flow(flows.copying, ignore_inputs=["workdir"])(raw, workdir)
-    assert graph(client, raw.parent) == [
+    assert rows(store, raw.parent) == [
         ("copying", "container", "succeeded", None, ("raw.csv:v0",), ("out/copy.csv:v0",)),
         ("copying.write_into", "task", "succeeded", "copying", ("raw.csv:v0",), ("out/copy.csv:v0",)),
     ]
-    assert client.runs(job="copying.write_into")[0].params == {"src": str(raw), "workdir": str(workdir)}
+    assert store.runs(job="copying.write_into")[0].params == {"src": str(raw), "workdir": str(workdir)}
 
 
-def test_submit_and_a_task_called_from_a_task(tracker: HeadwaterTracker, client: hw.Client, raw: Path) -> None:
+def test_submit_and_a_task_called_from_a_task(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
     tracker.flow(flows.nesting)(raw)
-    assert graph(client, raw.parent) == [
+    assert rows(store, raw.parent) == [
         ("nesting", "container", "succeeded", None, ("raw.csv:v0",), ("raw.double:v0",)),
         ("nesting.calls_a_task", "task", "succeeded", "nesting", ("raw.csv:v0",), ("raw.double:v0",)),
         ("nesting.double", "task", "succeeded", "nesting", ("raw.csv:v0",), ("raw.double:v0",)),

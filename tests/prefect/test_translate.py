@@ -10,12 +10,13 @@ import pytest
 from prefect.states import Cancelled, Completed, Crashed, Failed, Pending, Running
 
 import headwater as hw
-from headwater.adapters.prefect import hooks
+from headwater.adapters.prefect import translate
+from headwater.observe import Location, find, summarize_params
 from headwater.refs import parse_ref
 
 
 def locations(value: object) -> list[tuple[str, str | None]]:
-    return [(f.key, f.name) if isinstance(f, hooks.Location) else (f.ref, str(f.exact)) for f in hooks.extract(value)]
+    return [(f.key, f.name) if isinstance(f, Location) else (f.ref, str(f.exact)) for f in find(value)]
 
 
 def test_what_counts_as_a_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,9 +44,9 @@ def test_what_counts_as_a_location(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ]
 
 
-def test_headwater_versions_and_refs(client: hw.Client, tmp_path: Path) -> None:
+def test_headwater_versions_and_refs(store: hw.Client, tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
-    version = client.log_artifact("ds", tmp_path / "a")
+    version = store.log_artifact("ds", tmp_path / "a")
     assert locations([version, parse_ref("ds:v0"), parse_ref("ds:production")]) == [
         (f"ds@{version.digest}", "True"), ("ds:v0", "True"), ("ds:production", "False"),
     ]
@@ -63,7 +64,7 @@ def test_the_parameter_summary_is_small_and_json_safe(tmp_path: Path) -> None:
         def __repr__(self) -> str:  # pragma: no cover - must never be called
             raise AssertionError("repr of a parameter")
 
-    summary = hooks.summarize_params({
+    summary = summarize_params({
         "path": tmp_path, "nan": math.nan, "text": "x" * 600, "rows": list(range(25)), "frame": Frame(),
         "blob": b"abc", "nested": {"a": {"b": {"c": {"d": 1}}}},
         "output": hw.Output("m", "/m.pt"),
@@ -76,15 +77,15 @@ def test_the_parameter_summary_is_small_and_json_safe(tmp_path: Path) -> None:
 
 
 def test_states() -> None:
-    assert [hooks.status_of(s) for s in (Completed(), Failed(), Crashed(), Cancelled(), Running())] == [
+    assert [translate.status_of(s) for s in (Completed(), Failed(), Crashed(), Cancelled(), Running())] == [
         "succeeded", "failed", "failed", "aborted", "running",
     ]
-    assert hooks.status_of(Pending(name="NotReady")) == "skipped"
-    assert hooks.status_of(Pending()) is None
-    assert hooks.error_of(Failed(message="Task run encountered an exception ValueError: x\nmore")) == (
+    assert translate.status_of(Pending(name="NotReady")) == "skipped"
+    assert translate.status_of(Pending()) is None
+    assert translate.error_of(Failed(message="Task run encountered an exception ValueError: x\nmore")) == (
         "Task run encountered an exception ValueError: x"
     )
-    assert hooks.error_of(Completed()) is None
+    assert translate.error_of(Completed()) is None
 
 
 def test_whole_flow_tracking_wraps_five_methods_once(monkeypatch: pytest.MonkeyPatch, headwater_log: list) -> None:

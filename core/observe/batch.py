@@ -1,4 +1,4 @@
-"""The surface orchestrator adapters call: translate, then `with observer.batch() as b: ...`.
+"""Batches: the events of one orchestrator hook, hashed and delivered within the time budget.
 
 Nothing here may break or stall a pipeline. A batch catches every exception (the adapter's own
 translation code included), logs one warning line and returns; hashing and delivery share one
@@ -20,7 +20,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from headwater import config
@@ -28,14 +27,11 @@ from headwater.api import Client, default_client
 from headwater.errors import Unauthorized
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
-from headwater.refs import is_uri, normalize_name, path_to_file_uri, validate_alias
+from headwater.observe.safety import one_line
+from headwater.observe.locations import location_name
+from headwater.refs import validate_alias
 
 log = logging.getLogger("headwater")
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class _DaemonWorkers:
@@ -83,13 +79,6 @@ def _hashing_pool() -> _DaemonWorkers:
         if _workers is None or _workers[0] != os.getpid():
             _workers = (os.getpid(), _DaemonWorkers())
         return _workers[1]
-
-
-def location_name(target: str | os.PathLike[str]) -> str:
-    """The artifact name of a location: its canonical URI (local paths become file:// URIs)."""
-    if isinstance(target, str) and is_uri(target):
-        return normalize_name(target)
-    return path_to_file_uri(Path(target).absolute())
 
 
 class Batch:
@@ -152,7 +141,7 @@ class Batch:
         except FutureTimeout:
             reason = f"not hashed within {self.observer.timeout:g}s"
         except Exception as err:  # noqa: BLE001 - unreadable content is recorded, not raised
-            reason = _one_line(err)
+            reason = one_line(err)
         else:
             return content.digest, content.entries
         log.warning("headwater: %s recorded as unverified (%s)", location_name(target), reason)
@@ -242,17 +231,28 @@ class Batch:
 class Observer:
     """One per adapter (per orchestrator); cheap to create, safe to share between threads."""
 
-    def __init__(self, orchestrator: str, client_factory: Callable[[], Client] = default_client) -> None:
+    def __init__(
+        self,
+        orchestrator: str,
+        client_factory: Callable[[], Client] = default_client,
+        *,
+        timeout: float | None = None,
+        disabled: bool = False,
+    ) -> None:
+        """`timeout` and `disabled`: an orchestrator's own settings (airflow.cfg), which win over
+        HEADWATER_TIMEOUT_S and add to HEADWATER_DISABLED."""
         self.orchestrator = orchestrator
         self._client_factory = client_factory
+        self._timeout = timeout
+        self._disabled = disabled
 
     @property
     def enabled(self) -> bool:
-        return not config.disabled()
+        return not (self._disabled or config.disabled())
 
     @property
     def timeout(self) -> float:
-        return config.timeout_s()
+        return self._timeout or config.timeout_s()
 
     def client(self) -> Client:
         return self._client_factory()
@@ -282,6 +282,6 @@ class Observer:
                     self.client().queue(batch.events)
                     batch.delivered = False
         except Unauthorized as err:  # the batch is in the outbox: it waits for a good token
-            log.warning("headwater: %s %s waits in the outbox: %s", self.orchestrator, what, _one_line(err))
+            log.warning("headwater: %s %s waits in the outbox: %s", self.orchestrator, what, one_line(err))
         except Exception as err:  # noqa: BLE001 - the whole point: never break the pipeline
-            log.warning("headwater: %s %s not recorded: %s", self.orchestrator, what, _one_line(err))
+            log.warning("headwater: %s %s not recorded: %s", self.orchestrator, what, one_line(err))

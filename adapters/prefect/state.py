@@ -1,0 +1,128 @@
+"""What this process knows between a Prefect run's hooks, kept in one object: `memory`.
+
+Keyed by Prefect's run ids, lock-guarded (the thread-pool task runner calls hooks from several
+threads) and bounded (a run that never reports its end is forgotten, oldest first).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from uuid import UUID
+
+from headwater.observe import Location, Observer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.adapters.prefect.block import Tracking
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(Generic[K, V]):
+    """A thread-safe map that forgets its oldest entries past `size` (runs that never ended)."""
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def _trim(self) -> None:
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            self._trim()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._data.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._data
+
+    def items(self) -> list[tuple[K, V]]:
+        with self._lock:
+            return list(self._data.items())
+
+
+class BoundedLists(Bounded[K, list[V]]):
+    """A Bounded map of lists that grow one item at a time."""
+
+    def append(self, key: K, item: V) -> None:
+        with self._lock:
+            self._data.setdefault(key, []).append(item)
+            self._data.move_to_end(key)
+            self._trim()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a tracked flow (and everything in it) or a tracked task records with."""
+
+    tracker: Tracking
+    ignore_inputs: frozenset[str] = frozenset()  # parameter names never taken as inputs
+
+    def observer(self) -> Observer:
+        return self.tracker.observer()
+
+    def settings(self) -> Any:
+        return self.tracker.settings()
+
+    def describe(self) -> str:
+        return self.tracker.describe()
+
+
+@dataclass
+class RunInfo:
+    """What a run's start and end events both carry (so either alone creates a complete run)."""
+
+    rid: str
+    job: str
+    kind: str
+    job_namespace: str
+    parent_id: str | None
+    flow_run_id: UUID | None  # the Prefect flow run a task run belongs to
+    code: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    inputs: list[Any] = field(default_factory=list)  # a task run's input events, hashed at its start
+
+    def fields(self) -> dict[str, Any]:
+        return dict(
+            job=self.job, job_namespace=self.job_namespace, kind=self.kind, parent_id=self.parent_id,
+            code=self.code or None, links=self.links or None,
+        )
+
+
+class State:
+    """The process's bookkeeping between hooks, shared by `hooks` and `whole_flow`."""
+
+    def __init__(self) -> None:
+        # Flow run id -> the scope that tracks it and every task and subflow run inside it.
+        self.tracked_flow_runs: Bounded[UUID, Scope] = Bounded(4096)
+        # Run id (task or flow) -> its run between the Running hook and the end.
+        self.open_runs: Bounded[UUID, RunInfo] = Bounded(20000)
+        # Run id -> ((location, "name@digest"), ...) recorded as its outputs: what downstream tasks link to.
+        self.recorded_outputs: Bounded[UUID, tuple[tuple[str, str], ...]] = Bounded(20000)
+        # Run id -> outputs given to log_output(), recorded with the run's end.
+        self.logged_outputs: BoundedLists[UUID, Location] = BoundedLists(20000)
+        # Task run id -> {asset key: metadata} given to add_asset_metadata() (captured by whole_flow).
+        self.asset_metadata: Bounded[UUID, dict[str, dict[str, Any]]] = Bounded(20000)
+        # Flow run id -> its parameters as Python objects (captured by whole_flow at Running).
+        self.flow_parameters: Bounded[UUID, dict[str, Any]] = Bounded(4096)
+
+
+memory = State()
