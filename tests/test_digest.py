@@ -32,6 +32,9 @@ from headwater.digest import (
     reference_manifest,
     validate_entry_path,
 )
+from headwater.digest import paths as dg_paths
+from headwater.digest import references as dg_references
+from headwater.digest import stat_cache as dg_stat_cache
 from headwater.errors import InvalidInput, Unavailable
 from headwater.models import ManifestEntry
 
@@ -314,7 +317,7 @@ def test_broken_stat_cache_is_ignored(tmp_path: Path) -> None:
 
 
 def test_stat_cache_lookup_handles_many_files(tmp_path: Path) -> None:
-    root = write(tmp_path / "d", {f"{i:04}": b"%d" % i for i in range(dg._SQL_CHUNK + 100)})
+    root = write(tmp_path / "d", {f"{i:04}": b"%d" % i for i in range(dg_stat_cache._SQL_CHUNK + 100)})
     age(root)
     cache = StatCache(tmp_path / "stat.db")
     first = build_manifest(root, stat_cache=cache)
@@ -430,11 +433,11 @@ def test_fsspec_reference_uses_storage_checksums() -> None:
 
 
 def test_pointer_checksum_prefixes() -> None:
-    assert dg._pointer_checksum({"ETag": '"abc"', "VersionId": "v1"}, 3) == "s3v:v1"
-    assert dg._pointer_checksum({"ETag": '"abc"', "VersionId": "null"}, 3) == "etag:abc"
-    assert dg._pointer_checksum({"etag": 'W/"abc"'}, 3) == "etag:W/abc"
-    assert dg._pointer_checksum({"mtime": 0}, 3) == "mtime:3:1970-01-01T00:00:00+00:00"
-    assert dg._pointer_checksum({}, 3) == "mtime:3:unknown"
+    assert dg_references._pointer_checksum({"ETag": '"abc"', "VersionId": "v1"}, 3) == "s3v:v1"
+    assert dg_references._pointer_checksum({"ETag": '"abc"', "VersionId": "null"}, 3) == "etag:abc"
+    assert dg_references._pointer_checksum({"etag": 'W/"abc"'}, 3) == "etag:W/abc"
+    assert dg_references._pointer_checksum({"mtime": 0}, 3) == "mtime:3:1970-01-01T00:00:00+00:00"
+    assert dg_references._pointer_checksum({}, 3) == "mtime:3:unknown"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -545,13 +548,13 @@ def test_http_reference_errors(http_base: str, monkeypatch: pytest.MonkeyPatch) 
 def test_the_canonical_ascii_shortcut_agrees_with_the_full_validation(path: str) -> None:
     """validate_entry_path returns an already-canonical ASCII path as is, without the full walk:
     whatever the shortcut accepts, the full validation must return unchanged."""
-    if path.isascii() and dg._CANONICAL_ASCII.fullmatch(path):
-        dg._CANONICAL_ASCII = _NEVER  # the full walk alone
+    if path.isascii() and dg_paths._CANONICAL_ASCII.fullmatch(path):
+        dg_paths._CANONICAL_ASCII = _NEVER  # the full walk alone
         try:
             assert validate_entry_path(path) == path
         finally:
-            dg._CANONICAL_ASCII = _SHORTCUT
+            dg_paths._CANONICAL_ASCII = _SHORTCUT
 
 
-_SHORTCUT = dg._CANONICAL_ASCII
+_SHORTCUT = dg_paths._CANONICAL_ASCII
 _NEVER = re.compile(r"(?!)")  # matches nothing

@@ -1,0 +1,67 @@
+"""Digests of files, directories and references; canonical manifests; the stat cache.
+
+A content digest is ``blake3:<hex>`` of a file's bytes. A version digest is the blake3 of the
+canonical manifest: entries sorted by path in code-point order, ``\\n``-joined
+``path\\0digest\\0size`` (``ref`` is not part of it). A reference that cannot be read cheaply
+carries the checksum its storage reports instead (``etag:``, ``s3v:``, ``gsgen:``, ``mtime:``),
+with a prefix that can never be mistaken for content.
+
+One module per concern: `hashing` (digests of bytes and files, the digest forms, the manifest
+digest), `paths` (entry paths), `stat_cache` (the stat cache and its ``restored:`` records),
+`scan` (folder scans and local manifests) and `references` (checksums of pointers and their
+drift). Import from ``headwater.digest``: every public name is here.
+"""
+
+from __future__ import annotations
+
+from headwater.digest.hashing import (
+    ALGO,
+    CHUNK,
+    LARGE_FILE,
+    check_version_digest,
+    files_hashed,
+    hash_bytes,
+    hash_stream,
+    is_content_digest,
+    manifest_digest,
+    new_hasher,
+)
+from headwater.digest.paths import check_entry_paths, validate_entry_path
+from headwater.digest.references import ReferenceStatus, reference_manifest, reference_status
+from headwater.digest.scan import LinksOut, build_manifest, hash_file, local_files
+from headwater.digest.stat_cache import (
+    RACY_NS,
+    StatCache,
+    StatCacheArg,
+    StatKey,
+    remember_restored,
+    restored_unchanged,
+)
+
+__all__ = [
+    "ALGO",
+    "CHUNK",
+    "LARGE_FILE",
+    "RACY_NS",
+    "LinksOut",
+    "ReferenceStatus",
+    "StatCache",
+    "StatCacheArg",
+    "StatKey",
+    "build_manifest",
+    "check_entry_paths",
+    "check_version_digest",
+    "files_hashed",
+    "hash_bytes",
+    "hash_file",
+    "hash_stream",
+    "is_content_digest",
+    "local_files",
+    "manifest_digest",
+    "new_hasher",
+    "reference_manifest",
+    "reference_status",
+    "remember_restored",
+    "restored_unchanged",
+    "validate_entry_path",
+]
