@@ -27,14 +27,13 @@ from headwater import __version__, config, times
 from headwater.api import Client
 from headwater.blobs import BlobStore
 from headwater.digest import is_content_digest, new_hasher
-from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound, Unavailable
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound, Unavailable, status_of
 from headwater.events import Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
 from headwater.server.auth import AuthError, require
 from headwater.server.limits import MANIFEST_FACTOR, BodyLimit, BodyTooLarge, read_body
 from headwater.server.settings import Settings
-from headwater.store.http import status_of
 from headwater.store.sql import SQLStore
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc

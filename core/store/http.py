@@ -29,16 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from headwater import config
-from headwater.errors import (
-    Conflict,
-    HeadwaterError,
-    InvalidInput,
-    InvalidRef,
-    NotFound,
-    SchemaTooNew,
-    Unauthorized,
-    Unavailable,
-)
+from headwater.errors import WIRE, Conflict, HeadwaterError, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import EVENTS, Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
@@ -50,17 +41,6 @@ log = logging.getLogger("headwater.http")
 
 API = "/api/v1"
 _CHUNK = 1 << 20
-
-# The status each error travels with; the client raises the class the body names.
-_ERRORS: dict[str, tuple[int, type[HeadwaterError]]] = {
-    "InvalidRef": (400, InvalidRef),
-    "InvalidInput": (400, InvalidInput),
-    "NotFound": (404, NotFound),
-    "Conflict": (409, Conflict),
-    "SchemaTooNew": (503, SchemaTooNew),
-    "Unavailable": (503, Unavailable),
-    "HeadwaterError": (400, HeadwaterError),
-}
 
 _VERSIONS = TypeAdapter(list[Version])
 _RUNS = TypeAdapter(list[Run])
@@ -74,14 +54,6 @@ _ENTRIES = TypeAdapter(list[ManifestEntry])
 SEND_WHOLE = 256 << 10
 # Past it, versions with at least this many entries send them as a staged manifest.
 STAGE_ENTRIES = 100
-
-
-def status_of(err: HeadwaterError) -> tuple[int, str]:
-    """(HTTP status, error name) for an error, by its closest known class."""
-    for cls in type(err).__mro__:
-        if cls.__name__ in _ERRORS:
-            return _ERRORS[cls.__name__][0], cls.__name__
-    return 400, "HeadwaterError"
 
 
 def client_token() -> str | None:
@@ -191,8 +163,8 @@ class _Connection:
             message = message or ("no token, or one it does not know" if status == 401 else "the token may not do this")
             return Unauthorized(f"{self.shown} refused the request ({status}): {message}")
         message = message or f"{self.shown} answered {status} to {what}"
-        if name in _ERRORS and name != "HeadwaterError":
-            return _ERRORS[name][1](message)
+        if name in WIRE and name != "HeadwaterError":
+            return WIRE[name](message)
         if status == 404:
             # A 404 that is not a headwater NotFound: wrong URL, or not a headwater server.
             return Unavailable(f"{self.shown} is not a headwater server (404 on {what})")
