@@ -19,7 +19,6 @@ and only for a large batch; `check_sendable` asks them before any blob of a vers
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -77,11 +76,6 @@ def client_token() -> str | None:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-def _outbox_folder(home: Path, uri: str) -> Path:
-    # The same folder headwater.outbox.Outbox uses for this backend.
-    return home / "outbox" / hashlib.blake2b(uri.encode(), digest_size=6).hexdigest()
 
 
 class _Connection:
@@ -412,13 +406,14 @@ class HTTPBlobStore:
 
     def __init__(self, uri: str, *, home: Path | None = None, connection: _Connection | None = None) -> None:
         from headwater.blobs import BlobStore
+        from headwater.outbox import Outbox
 
         self.url = uri.rstrip("/") + API + "/blobs"
         self._conn = connection or _Connection(uri)
         self._own_connection = connection is None
         home = Path(home) if home is not None else config.headwater_home()
         # Inside this backend's outbox folder: blobs waiting for the server, like its batches.
-        self.spool = BlobStore(_outbox_folder(home, uri) / "blobs")
+        self.spool = BlobStore(Outbox.folder_for(home, uri) / "blobs")
 
     def __repr__(self) -> str:
         return f"HTTPBlobStore({config.mask_uri(self.url)!r})"
