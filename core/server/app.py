@@ -158,28 +158,26 @@ class Backend:
 
     def prune_staged(self) -> None:
         """Remove staged manifests older than STAGED_TTL_S (a local blob folder only)."""
-        if not self.staged._local:
+        if self.staged.local_root is None:
             return
         import time
 
         cutoff = time.time() - STAGED_TTL_S
         for digest in list(self.staged.iter_digests()):
+            path = self.staged.local_path(digest)
             try:
-                if os.stat(self.staged._path(digest)).st_mtime < cutoff:
+                if path is not None and os.stat(path).st_mtime < cutoff:
                     self.staged.delete(digest)
             except FileNotFoundError:
                 pass
 
     # -- blobs -------------------------------------------------------------------------------
 
-    def blob_path(self, digest: str, store: BlobStore | None = None) -> str | None:
-        """The local file of a stored blob, or None when the blob store is remote."""
-        store = store or self.blobs
-        return store._path(digest) if store._local else None
-
     def tmp_folder(self) -> str:
-        if self.blobs._local:
-            folder = os.path.join(self.blobs._root, "tmp")
+        # Beside the blobs, so a verified upload is published by a rename.
+        root = self.blobs.local_root
+        if root is not None:
+            folder = os.path.join(root, "tmp")
         else:
             import tempfile
 
@@ -203,7 +201,7 @@ class Backend:
     def commit_blob(self, tmp: str, digest: str, store: BlobStore | None = None) -> None:
         """Publish a verified upload under its digest."""
         store = store or self.blobs
-        final = self.blob_path(digest, store)
+        final = store.local_path(digest)
         if final is None:
             try:
                 store.put_file(tmp, digest)
@@ -453,7 +451,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def get_blob(digest: str) -> Response:
         """The stored bytes (HEAD: whether the blob is stored)."""
         _check_digest(digest)
-        local = backend.blob_path(digest)
+        local = backend.blobs.local_path(digest)
         if local is not None:
             if not os.path.isfile(local):
                 raise NotFound(f"blob {digest} is not stored on this server")

@@ -401,7 +401,7 @@ def _what(event: Event) -> str:
 class HTTPBlobStore:
     """Blobs on the tracking server, with a local spool for the time it cannot be reached.
 
-    The same methods as headwater.blobs.BlobStore, so the Client uses either unchanged.
+    A headwater.blobs.Blobs, as BlobStore is, so the Client uses either unchanged.
     """
 
     def __init__(self, uri: str, *, home: Path | None = None, connection: _Connection | None = None) -> None:
@@ -539,6 +539,10 @@ class HTTPBlobStore:
 
     def iter_digests(self) -> Iterator[str]:
         yield from _STRINGS.validate_json(self._conn.request("GET", "/blobs").content)
+
+    def local_path(self, digest: str) -> str | None:
+        """None: the blobs are on the server (the spool only holds them while it is away)."""
+        return None
 
 
 class _ResponseReader:
