@@ -139,6 +139,10 @@ class Client:
         with self._lock:
             if self._store is None or self._store_pid != os.getpid():
                 self._store = open_store(self.uri, token=self._token, home=self.home)
+                if config.get("HEADWATER_OPENLINEAGE_URL"):  # the backend stays plain; emitting is ours
+                    from headwater.openlineage import wrap_store
+
+                    self._store = wrap_store(self._store, self.home)
                 self._store_pid = os.getpid()
             return self._store
 
