@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from headwater import config
 from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable, Unwritable
@@ -57,6 +57,9 @@ from headwater.refs import (
 )
 from headwater.store import Store, backoff, open_store
 from headwater.store.base import ArtifactOrder
+
+if TYPE_CHECKING:  # imported when used: the digest module's hashers cost a task's start-up
+    from headwater.blobs import Blobs
 
 log = logging.getLogger("headwater")
 
@@ -125,7 +128,7 @@ class Client:
         self.outbox = Outbox(self.home, self.uri, self._connect)
         self._store: Store | None = store
         self._store_pid = os.getpid() if store is not None else 0
-        self._blobs: Any = None
+        self._blobs: Blobs | None = None
         self._stat_cache: Any = None
         self._lock = threading.Lock()
 
@@ -136,6 +139,10 @@ class Client:
         with self._lock:
             if self._store is None or self._store_pid != os.getpid():
                 self._store = open_store(self.uri, token=self._token, home=self.home)
+                if config.get("HEADWATER_OPENLINEAGE_URL"):  # the backend stays plain; emitting is ours
+                    from headwater.openlineage import wrap_store
+
+                    self._store = wrap_store(self._store, self.home)
                 self._store_pid = os.getpid()
             return self._store
 
@@ -144,10 +151,15 @@ class Client:
         return self._connect()
 
     @property
-    def blobs(self) -> Any:
+    def blobs(self) -> Blobs:
         if self._blobs is None:
             if self.uri.split(":", 1)[0].lower() in ("http", "https"):  # blobs upload to the server
-                self._blobs = self.store.blobs  # type: ignore[attr-defined]
+                from headwater.store.http import HTTPStore
+
+                store = self.store
+                if not isinstance(store, HTTPStore):
+                    raise InvalidInput(f"{config.mask_uri(self.uri)} is served by {type(store).__name__}, which keeps no blobs")
+                self._blobs = store.blobs
             else:
                 from headwater.blobs import BlobStore
 

@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from headwater import config
 from headwater.digest import CHUNK, hash_file, is_content_digest, new_hasher
 from headwater.errors import Conflict, InvalidInput, NotFound, Unwritable
 
-__all__ = ["BlobStore", "copy_hashed", "default_blob_url", "restore_verified", "sweep_folder"]
+__all__ = ["BlobStore", "Blobs", "copy_hashed", "default_blob_url", "restore_verified", "sweep_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,48 @@ def sweep_folder(
     return sorted(swept)
 
 
+@runtime_checkable
+class Blobs(Protocol):
+    """Where a Client keeps the bytes of the files it logs: BlobStore (a local folder or any
+    fsspec location) or headwater.store.http.HTTPBlobStore (the tracking server's)."""
+
+    url: str
+
+    def has(self, digest: str) -> bool: ...
+
+    def put_file(self, path: str | os.PathLike[str], digest: str | None = None) -> str:
+        """Store a file under its digest (hashed when not given); returns the digest."""
+        ...
+
+    def open(self, digest: str) -> BinaryIO:
+        """The stored bytes as a stream (unverified: get_file verifies)."""
+        ...
+
+    def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Restore a blob to `dest`, verifying every byte."""
+        ...
+
+    def delete(self, digest: str) -> None: ...
+
+    def touch(self, digest: str) -> None:
+        """Make a stored blob young again for gc's grace period."""
+        ...
+
+    def prune(self, digest: str, grace: float, *, dry_run: bool = False) -> bool:
+        """Remove an unreferenced blob unless stored within `grace` seconds; whether it went."""
+        ...
+
+    def sweep_tmp(self, grace: float, *, dry_run: bool = False) -> list[str]:
+        """Remove temporary files older than `grace` seconds that a killed writer left."""
+        ...
+
+    def iter_digests(self) -> Iterator[str]: ...
+
+    def local_path(self, digest: str) -> str | None:
+        """The local file a blob is (or would be) kept in; None when the blobs are not local."""
+        ...
+
+
 class BlobStore:
     """Blobs under one root: a local path, ``file://``, ``s3://``, ``gs://``, ``memory://``, ..."""
 
@@ -153,6 +195,15 @@ class BlobStore:
     def _path(self, digest: str) -> str:
         hexd = _hex(digest)
         return f"{self._root}/blake3/{hexd[:2]}/{hexd[2:]}"
+
+    def local_path(self, digest: str) -> str | None:
+        """The file a blob is (or would be) kept in, when this store is a local folder."""
+        return self._path(digest) if self._local else None
+
+    @property
+    def local_root(self) -> str | None:
+        """The folder this store keeps its blobs under, when it is a local one."""
+        return self._root if self._local else None
 
     def has(self, digest: str) -> bool:
         path = self._path(digest)

@@ -6,9 +6,13 @@ import errno
 
 
 class HeadwaterError(Exception):
-    """Base of every error headwater raises on purpose."""
+    """Base of every error headwater raises on purpose.
+
+    Each class carries the exit code the CLI ends with and the HTTP status the tracking server
+    answers with; a subclass without its own travels as its closest named ancestor (WIRE)."""
 
     exit_code = 1
+    http_status = 400
 
 
 class InvalidRef(HeadwaterError, ValueError):
@@ -27,18 +31,21 @@ class NotFound(HeadwaterError, LookupError):
     """An artifact, version, alias or run that does not exist."""
 
     exit_code = 3
+    http_status = 404
 
 
 class Conflict(HeadwaterError):
     """The request contradicts what is recorded: mutating a committed version, drifted content."""
 
     exit_code = 4
+    http_status = 409
 
 
 class Unavailable(HeadwaterError):
     """The backend cannot be reached within the time budget, or its schema is not one we can use."""
 
     exit_code = 5
+    http_status = 503
 
 
 class Unwritable(Unavailable):
@@ -63,3 +70,21 @@ class Unauthorized(Unavailable):
     write fails until the token is fixed. Batches wait in the outbox meanwhile, as in an outage."""
 
     exit_code = 6
+
+
+# The classes an error travels as between server and client, by name: the server answers the
+# closest of them, and the client raises the class the body names. Unwritable and Unauthorized
+# are the client's own (its disk, its token) and travel as Unavailable.
+WIRE: dict[str, type[HeadwaterError]] = {
+    cls.__name__: cls
+    for cls in (InvalidRef, InvalidInput, NotFound, Conflict, SchemaTooNew, Unavailable, HeadwaterError)
+}
+
+
+def status_of(err: HeadwaterError) -> tuple[int, str]:
+    """(HTTP status, error name) for an error, by its closest class in WIRE."""
+    for cls in type(err).__mro__:
+        named = WIRE.get(cls.__name__)
+        if named is cls:
+            return named.http_status, named.__name__
+    return HeadwaterError.http_status, HeadwaterError.__name__

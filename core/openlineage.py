@@ -44,8 +44,9 @@ from headwater import __version__ as _version
 from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, InvalidRef, NotFound
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
-from headwater.models import TERMINAL_STATUSES, Run
+from headwater.models import TERMINAL_STATUSES, AliasMove, Artifact, LineageGraph, Run, Version
 from headwater.refs import Ref, name_to_ol_dataset, ol_dataset_to_name
+from headwater.store.base import ArtifactOrder, LineageDirection, Store
 
 log = logging.getLogger("headwater.openlineage")
 
@@ -734,24 +735,87 @@ class Emitter:
             log.debug("headwater: closing the OpenLineage client: %s", err)
 
 
-class EmittingStore:
-    """A store that also emits, after each apply, the OpenLineage events of what it recorded."""
+class EmittingStore(Store):
+    """A store that also emits, after each apply, the OpenLineage events of what it recorded.
+    Every other call goes to the store it wraps."""
 
-    def __init__(self, store: Any, emitter: Emitter) -> None:
+    def __init__(self, store: Store, emitter: Emitter) -> None:
         self.inner = store
         self.emitter = emitter
         self.uri = store.uri
 
     def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
-        notices: list[str] = self.inner.apply(events, before_commit=before_commit)
+        notices = self.inner.apply(events, before_commit=before_commit)
         self.emitter.submit(self.inner, events)
         return notices
+
+    def check_sendable(self, events: Sequence[Event]) -> None:
+        self.inner.check_sendable(events)
 
     def close(self) -> None:
         self.inner.close()  # the emitter is the process's, shared by every store (emitter_for)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def artifact_exists(self, name: str) -> bool:
+        return self.inner.artifact_exists(name)
+
+    def get_artifact(self, name: str) -> Artifact:
+        return self.inner.get_artifact(name)
+
+    def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        return self.inner.get_version(ref, at)
+
+    def list_artifacts(
+        self,
+        type: str | None = None,
+        limit: int | None = None,
+        name_like: str | None = None,
+        *,
+        tag: str | None = None,
+        order: ArtifactOrder = "name",
+        offset: int = 0,
+    ) -> list[Artifact]:
+        return self.inner.list_artifacts(type, limit, name_like, tag=tag, order=order, offset=offset)
+
+    def list_versions(
+        self,
+        name: str,
+        limit: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        return self.inner.list_versions(name, limit, tags, metadata, include_deleted)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.inner.get_run(run_id)
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        orchestrator: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        return self.inner.list_runs(job, orchestrator, status, parent_id, limit)
+
+    def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
+        return self.inner.lineage(ref, direction, depth)
+
+    def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
+        return self.inner.lineage_path(source, target)
+
+    def runs_using(self, name: str) -> list[Run]:
+        return self.inner.runs_using(name)
+
+    def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
+        return self.inner.versions_holding(digest, path)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        return self.inner.alias_history(name, alias)
+
+    def referenced_blob_digests(self) -> set[str]:
+        return self.inner.referenced_blob_digests()
 
 
 _emitters: dict[tuple[int, Path], Emitter] = {}
@@ -768,11 +832,11 @@ def emitter_for(url: str, home: Path) -> Emitter:
         return found
 
 
-def wrap_store(store: Any, home: Path | None = None) -> Any:
+def wrap_store(store: Store, home: Path | None = None) -> Store:
     """`store`, emitting OpenLineage when HEADWATER_OPENLINEAGE_URL is set (SQL stores only: with
     the HTTP store the server emits). A misconfiguration is one warning, never a failure."""
     url = config.get("HEADWATER_OPENLINEAGE_URL")
-    if not url or store.uri.split(":", 1)[0].lower() in ("http", "https"):
+    if not url or isinstance(store, EmittingStore) or store.uri.split(":", 1)[0].lower() in ("http", "https"):
         return store
     try:
         return EmittingStore(store, emitter_for(url, home if home is not None else config.headwater_home()))

@@ -75,12 +75,17 @@ class Delivery:
 
 class Outbox:
     def __init__(self, home: Path, backend_uri: str, connect: Callable[[], Store]) -> None:
-        # One folder per backend: switching HEADWATER_URI never sends events to the wrong store.
-        key = hashlib.blake2b(backend_uri.encode(), digest_size=6).hexdigest()
-        self.folder = Path(home) / "outbox" / key
+        self.folder = self.folder_for(home, backend_uri)
         self.dead_folder = self.folder / "dead"
         self.backend_uri = backend_uri
         self._connect = connect
+
+    @staticmethod
+    def folder_for(home: Path, backend_uri: str) -> Path:
+        """The outbox folder of a backend under `home`; the HTTP store keeps its blob spool in it."""
+        # One folder per backend: switching HEADWATER_URI never sends events to the wrong store.
+        key = hashlib.blake2b(backend_uri.encode(), digest_size=6).hexdigest()
+        return Path(home) / "outbox" / key
 
     def write(self, events: Sequence[Event]) -> str:
         """Persist a batch durably; returns its file name. Raises OSError if the disk refuses.

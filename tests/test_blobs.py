@@ -11,7 +11,7 @@ import blake3
 import fsspec
 import pytest
 
-from headwater.blobs import BlobStore, default_blob_url
+from headwater.blobs import Blobs, BlobStore, default_blob_url
 from headwater.digest import CHUNK
 from headwater.errors import Conflict, InvalidInput, NotFound
 
@@ -53,6 +53,19 @@ def test_put_get_roundtrip(store: BlobStore, tmp_path: Path) -> None:
     assert out == tmp_path / "restored" / "model.pt"
     assert out.read_bytes() == b"weights"
     assert list(store.iter_digests()) == [digest]
+
+
+def test_local_path_only_for_a_local_folder(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "model.pt"
+    src.write_bytes(b"weights")
+    digest = store.put_file(src)
+    assert isinstance(store, Blobs)
+    local = store.local_path(digest)
+    if store.url.startswith("memory://"):
+        assert local is None and store.local_root is None
+    else:
+        assert local is not None and Path(local).read_bytes() == b"weights"
+        assert store.local_root is not None and local.startswith(store.local_root)
 
 
 def test_large_blob_roundtrip(store: BlobStore, tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def test_a_local_store_emits_inline(server_factory, tmp_path: Path, files, monke
     local = hw.Client(uri=f"sqlite:///{tmp_path / 'local.db'}")
     store = wrap_store(local.store)
     assert isinstance(store, EmittingStore)
-    local._store = store  # what open_store does when HEADWATER_OPENLINEAGE_URL is set
+    assert store is local.store  # the Client wraps its store when HEADWATER_OPENLINEAGE_URL is set
     with local.run("nightly") as run:
         run.log_artifact("out", files({"o": "o"}) / "o")
     assert store.emitter.flush(10)  # sent behind the writes, the spool emptied

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from headwater import config
 from headwater.errors import InvalidInput
 from headwater.store.base import Store
 
@@ -16,12 +15,7 @@ def open_store(uri: str, *, token: str | None = None, home: Path | None = None) 
     if scheme.startswith("sqlite") or scheme.startswith("postgres"):
         from headwater.store.sql import SQLStore
 
-        store = SQLStore(uri)
-        if config.get("HEADWATER_OPENLINEAGE_URL"):
-            from headwater.openlineage import wrap_store
-
-            return wrap_store(store, home)  # type: ignore[no-any-return]
-        return store
+        return SQLStore(uri)
     if scheme in ("http", "https"):
         from headwater.store.http import HTTPStore
 

@@ -19,7 +19,6 @@ and only for a large batch; `check_sendable` asks them before any blob of a vers
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -29,16 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from headwater import config
-from headwater.errors import (
-    Conflict,
-    HeadwaterError,
-    InvalidInput,
-    InvalidRef,
-    NotFound,
-    SchemaTooNew,
-    Unauthorized,
-    Unavailable,
-)
+from headwater.errors import WIRE, Conflict, HeadwaterError, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import EVENTS, Event, VersionRecorded
 from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
 from headwater.refs import Ref
@@ -50,17 +40,6 @@ log = logging.getLogger("headwater.http")
 
 API = "/api/v1"
 _CHUNK = 1 << 20
-
-# The status each error travels with; the client raises the class the body names.
-_ERRORS: dict[str, tuple[int, type[HeadwaterError]]] = {
-    "InvalidRef": (400, InvalidRef),
-    "InvalidInput": (400, InvalidInput),
-    "NotFound": (404, NotFound),
-    "Conflict": (409, Conflict),
-    "SchemaTooNew": (503, SchemaTooNew),
-    "Unavailable": (503, Unavailable),
-    "HeadwaterError": (400, HeadwaterError),
-}
 
 _VERSIONS = TypeAdapter(list[Version])
 _RUNS = TypeAdapter(list[Run])
@@ -74,14 +53,6 @@ _ENTRIES = TypeAdapter(list[ManifestEntry])
 SEND_WHOLE = 256 << 10
 # Past it, versions with at least this many entries send them as a staged manifest.
 STAGE_ENTRIES = 100
-
-
-def status_of(err: HeadwaterError) -> tuple[int, str]:
-    """(HTTP status, error name) for an error, by its closest known class."""
-    for cls in type(err).__mro__:
-        if cls.__name__ in _ERRORS:
-            return _ERRORS[cls.__name__][0], cls.__name__
-    return 400, "HeadwaterError"
 
 
 def client_token() -> str | None:
@@ -105,11 +76,6 @@ def client_token() -> str | None:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-def _outbox_folder(home: Path, uri: str) -> Path:
-    # The same folder headwater.outbox.Outbox uses for this backend.
-    return home / "outbox" / hashlib.blake2b(uri.encode(), digest_size=6).hexdigest()
 
 
 class _Connection:
@@ -191,8 +157,8 @@ class _Connection:
             message = message or ("no token, or one it does not know" if status == 401 else "the token may not do this")
             return Unauthorized(f"{self.shown} refused the request ({status}): {message}")
         message = message or f"{self.shown} answered {status} to {what}"
-        if name in _ERRORS and name != "HeadwaterError":
-            return _ERRORS[name][1](message)
+        if name in WIRE and name != "HeadwaterError":
+            return WIRE[name](message)
         if status == 404:
             # A 404 that is not a headwater NotFound: wrong URL, or not a headwater server.
             return Unavailable(f"{self.shown} is not a headwater server (404 on {what})")
@@ -435,18 +401,19 @@ def _what(event: Event) -> str:
 class HTTPBlobStore:
     """Blobs on the tracking server, with a local spool for the time it cannot be reached.
 
-    The same methods as headwater.blobs.BlobStore, so the Client uses either unchanged.
+    A headwater.blobs.Blobs, as BlobStore is, so the Client uses either unchanged.
     """
 
     def __init__(self, uri: str, *, home: Path | None = None, connection: _Connection | None = None) -> None:
         from headwater.blobs import BlobStore
+        from headwater.outbox import Outbox
 
         self.url = uri.rstrip("/") + API + "/blobs"
         self._conn = connection or _Connection(uri)
         self._own_connection = connection is None
         home = Path(home) if home is not None else config.headwater_home()
         # Inside this backend's outbox folder: blobs waiting for the server, like its batches.
-        self.spool = BlobStore(_outbox_folder(home, uri) / "blobs")
+        self.spool = BlobStore(Outbox.folder_for(home, uri) / "blobs")
 
     def __repr__(self) -> str:
         return f"HTTPBlobStore({config.mask_uri(self.url)!r})"
@@ -572,6 +539,10 @@ class HTTPBlobStore:
 
     def iter_digests(self) -> Iterator[str]:
         yield from _STRINGS.validate_json(self._conn.request("GET", "/blobs").content)
+
+    def local_path(self, digest: str) -> str | None:
+        """None: the blobs are on the server (the spool only holds them while it is away)."""
+        return None
 
 
 class _ResponseReader:

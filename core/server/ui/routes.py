@@ -21,11 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from headwater import __version__, render
 from headwater.api import Client
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, status_of
 from headwater.server.auth import granted_scope
 from headwater.server.settings import Scope
 from headwater.server.ui import views
-from headwater.store.http import status_of
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders

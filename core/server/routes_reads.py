@@ -1,0 +1,124 @@
+"""Reads: every read method of headwater.store.base.Store as a GET with the same parameters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from headwater import times
+from headwater.errors import InvalidInput
+from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.server.backend import Backend
+from headwater.server.common import API, ERRORS, READ, Alias, DigestPrefix, Label, Limit, Name, Text, ref
+
+
+def read_routes(backend: Backend) -> APIRouter:
+    """The Store's reads, under /api/v1."""
+    router = APIRouter()
+
+    @router.get(f"{API}/artifacts", tags=["read"], dependencies=READ, responses=ERRORS)
+    def list_artifacts(
+        type: Text = None,
+        limit: Limit = None,
+        name_like: Text = None,
+        tag: Annotated[str | None, Query(max_length=256, description="with a version carrying this tag")] = None,
+        order: Literal["name", "updated"] = "name",
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    ) -> list[Artifact]:
+        """Artifacts by name, or newest update first (`order=updated`), a page from `offset`."""
+        return backend.store.list_artifacts(
+            type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+        )
+
+    @router.get(f"{API}/artifact", tags=["read"], dependencies=READ, responses=ERRORS)
+    def get_artifact(name: Name) -> Artifact:
+        return backend.store.get_artifact(name)
+
+    @router.get(f"{API}/version", tags=["read"], dependencies=READ, responses=ERRORS)
+    def get_version(
+        name: Name, label: Label = None, alias: Alias = None, digest: DigestPrefix = None, at: datetime | None = None
+    ) -> Version:
+        """One version by label, alias (default latest) or digest prefix; `at`: alias at that time."""
+        return backend.store.get_version(ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at"))
+
+    @router.get(f"{API}/versions", tags=["read"], dependencies=READ, responses=ERRORS)
+    def list_versions(
+        name: Name,
+        limit: Limit = None,
+        tag: Annotated[list[str], Query(max_length=100)] = [],  # noqa: B006 - FastAPI copies it
+        metadata: Annotated[str | None, Query(max_length=16384, description="JSON object of metadata equal to")] = None,
+        include_deleted: bool = False,
+    ) -> list[Version]:
+        """Versions of an artifact, oldest first."""
+        wanted: dict[str, Any] | None = None
+        if metadata is not None:
+            try:
+                wanted = json.loads(metadata)
+            except ValueError:
+                raise InvalidInput("metadata must be a JSON object") from None
+            if not isinstance(wanted, dict):
+                raise InvalidInput("metadata must be a JSON object")
+        return backend.store.list_versions(name, limit=limit, tags=tag, metadata=wanted, include_deleted=include_deleted)
+
+    @router.get(f"{API}/runs", tags=["read"], dependencies=READ, responses=ERRORS)
+    def list_runs(
+        job: Text = None, orchestrator: Text = None, status: Text = None, parent_id: Text = None, limit: Limit = None
+    ) -> list[Run]:
+        """Runs, newest first."""
+        return backend.store.list_runs(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
+
+    @router.get(f"{API}/run", tags=["read"], dependencies=READ, responses=ERRORS)
+    def get_run(id: Annotated[str, Query(min_length=1, max_length=4096)]) -> Run:
+        return backend.store.get_run(id)
+
+    @router.get(f"{API}/lineage", tags=["read"], dependencies=READ, responses=ERRORS)
+    def lineage(
+        name: Name,
+        direction: Literal["upstream", "downstream"],
+        label: Label = None,
+        alias: Alias = None,
+        digest: DigestPrefix = None,
+        depth: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    ) -> LineageGraph:
+        """Versions and runs reachable from a version, at most `depth` runs away."""
+        return backend.store.lineage(ref(name, label, alias, digest), direction, depth)
+
+    @router.get(f"{API}/path", tags=["read"], dependencies=READ, responses=ERRORS)
+    def lineage_path(
+        source_name: Name,
+        target_name: Name,
+        source_label: Label = None,
+        source_alias: Alias = None,
+        source_digest: DigestPrefix = None,
+        target_label: Label = None,
+        target_alias: Alias = None,
+        target_digest: DigestPrefix = None,
+    ) -> LineageGraph:
+        """Every path from the source version down to the target version."""
+        return backend.store.lineage_path(
+            ref(source_name, source_label, source_alias, source_digest),
+            ref(target_name, target_label, target_alias, target_digest),
+        )
+
+    @router.get(f"{API}/runs-using", tags=["read"], dependencies=READ, responses=ERRORS)
+    def runs_using(name: Name) -> list[Run]:
+        """Every run that used any version of an artifact, newest first."""
+        return backend.store.runs_using(name)
+
+    @router.get(f"{API}/holding", tags=["read"], dependencies=READ, responses=ERRORS)
+    def versions_holding(digest: Text = None, path: Text = None) -> list[Version]:
+        """Versions with an entry of that file digest, or whose entry path or ref matches `path`."""
+        return backend.store.versions_holding(digest=digest, path=path)
+
+    @router.get(f"{API}/alias-history", tags=["read"], dependencies=READ, responses=ERRORS)
+    def alias_history(name: Name, alias: Alias = None) -> list[AliasMove]:
+        return backend.store.alias_history(name, alias)
+
+    @router.get(f"{API}/blobs/referenced", tags=["blobs"], dependencies=READ, responses=ERRORS)
+    def referenced_blob_digests() -> list[str]:
+        """File digests that versions not deleted still store."""
+        return sorted(backend.store.referenced_blob_digests())
+
+    return router
