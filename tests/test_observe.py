@@ -12,8 +12,9 @@ import headwater as hw
 from headwater.digest import hash_bytes
 from headwater.refs import Ref
 from headwater.observe import (
-    Location, Observer, VersionRef, client_for, code_identity, find, function_code, guard, guarding, locate,
-    location_name, observer_for, summarize, summarize_params, utc,
+    Background, Bounded, BoundedLists, Location, Observer, Seen, VersionRef, client_for, code_identity, find, function_code,
+    guard, guarding, in_event_loop, linkable, locate, location_name, now, observer_for, outputs_in, produced_locations, summarize,
+    summarize_params, used_location, utc,
 )
 
 
@@ -224,3 +225,58 @@ def test_utc_converts_every_form_an_orchestrator_reports() -> None:
     assert utc(datetime(2024, 1, 1, 12)) == datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
     assert utc(0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
     assert utc(None) is None and utc("2024-01-01") is None and utc(datetime(1, 1, 1)) is None
+
+
+def test_now_is_aware_utc() -> None:
+    assert now().tzinfo is not None and now().utcoffset() == timedelta(0)
+
+
+def test_bounded_maps_forget_the_oldest_entry_past_their_size() -> None:
+    runs: Bounded[str, int] = Bounded(2)
+    runs.put("a", 1)
+    runs.put("b", 2)
+    runs.put("a", 3)  # touched: now the newest
+    runs.put("c", 4)
+    assert runs.items() == [("a", 3), ("c", 4)] and "b" not in runs
+    assert runs.pop("a") == 3 and runs.pop("a") is None and runs.get("c") == 4
+    logged: BoundedLists[str, str] = BoundedLists(1)
+    logged.append("r1", "x")
+    logged.append("r1", "y")
+    logged.append("r2", "z")
+    assert logged.items() == [("r2", ["z"])]
+
+
+def test_seen_says_what_is_missing_until_added() -> None:
+    seen: Seen[str] = Seen()
+    assert seen.missing(["a", "b"]) == ["a", "b"]
+    seen.add(["a"])
+    assert seen.missing(["a", "b"]) == ["b"]
+    seen.discard(["a"])
+    assert seen.missing(["a"]) == ["a"]
+
+
+def test_locations_in_values_are_recorded_as_inputs_and_outputs(
+    observer: Observer, client: hw.Client, files, tmp_path: Path
+) -> None:
+    root = files({"in.csv": "a\n", "out.csv": "b\n"})
+    rid = hw.run_id("testorch", "dag", "t", "r1", 1)
+    assert outputs_in({"out": root / "out.csv", "gone": tmp_path / "missing.csv"}) == list(find(root / "out.csv"))
+    with observer.batch("task end") as b:
+        b.run(rid, job="dag.t", kind="task", status="succeeded")
+        used_location(b, rid, locate(root / "in.csv"))  # type: ignore[arg-type]
+        used_location(b, rid, locate(tmp_path / "missing.csv"))  # type: ignore[arg-type]
+        refs = produced_locations(b, rid, outputs_in(root / "out.csv") * 2)
+    assert len(refs) == 1 and linkable(refs[0][1]) and not linkable("x@unverified:r1")
+    run = client.get_run(rid)
+    in_uri, out_uri = (root / "in.csv").as_uri(), (root / "out.csv").as_uri()
+    assert run.inputs == [f"{in_uri}:v0"] and run.outputs == [f"{out_uri}:v0"]
+    assert refs == [(locate(root / "out.csv").key, f"{out_uri}@{client.get(out_uri).digest}")]  # type: ignore[union-attr]
+
+
+def test_background_work_runs_off_the_callers_thread_and_flushes() -> None:
+    import threading
+
+    done: list[str] = []
+    worker = Background()
+    worker.submit(lambda: done.append(threading.current_thread().name))
+    assert worker.flush(timeout=10) and done[0].startswith("headwater") and not in_event_loop()
