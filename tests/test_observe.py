@@ -12,9 +12,10 @@ import headwater as hw
 from headwater.digest import hash_bytes
 from headwater.refs import Ref
 from headwater.observe import (
-    Background, Bounded, BoundedLists, Location, Observer, Seen, VersionRef, client_for, code_identity, find, function_code,
-    guard, guarding, in_event_loop, linkable, locate, location_name, now, observer_for, outputs_in, produced_locations, summarize,
-    summarize_params, used_location, utc,
+    Background, Bounded, BoundedLists, EnvKeyed, Location, Observer, PerProcess, Seen, VersionRef, client_for,
+    code_identity, error_text, find, function_code, guard, guarding, in_event_loop, linkable, locate, location_name,
+    now, observer_for, outputs_in, produced_locations, summarize, summarize_params, used_location, utc,
+    version_tuple, wrap_methods,
 )
 
 
@@ -270,7 +271,8 @@ def test_locations_in_values_are_recorded_as_inputs_and_outputs(
     run = client.get_run(rid)
     in_uri, out_uri = (root / "in.csv").as_uri(), (root / "out.csv").as_uri()
     assert run.inputs == [f"{in_uri}:v0"] and run.outputs == [f"{out_uri}:v0"]
-    assert refs == [(locate(root / "out.csv").key, f"{out_uri}@{client.get(out_uri).digest}")]  # type: ignore[union-attr]
+    out = locate(root / "out.csv")
+    assert out is not None and refs == [(out.key, f"{out_uri}@{client.get(out_uri).digest}")]
 
 
 def test_background_work_runs_off_the_callers_thread_and_flushes() -> None:
@@ -280,3 +282,57 @@ def test_background_work_runs_off_the_callers_thread_and_flushes() -> None:
     worker = Background()
     worker.submit(lambda: done.append(threading.current_thread().name))
     assert worker.flush(timeout=10) and done[0].startswith("headwater") and not in_event_loop()
+
+
+def test_per_process_loads_once_and_waits_before_retrying_a_failure() -> None:
+    calls: list[int] = []
+
+    def load() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("block not saved yet")
+        return len(calls)
+
+    failing = PerProcess(load, retry_after=3600)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            failing.get()
+    assert len(calls) == 1  # the failure is remembered, not retried at once
+    loaded = PerProcess(load, retry_after=0)
+    assert loaded.get() == 2 and loaded.get() == 2 and len(calls) == 2
+
+
+def test_env_keyed_reads_again_only_when_its_variables_change(monkeypatch) -> None:
+    reads: list[str | None] = []
+    monkeypatch.setenv("HEADWATER_TEST_KEYED", "a")
+    cached = EnvKeyed(["HEADWATER_TEST_KEYED"], lambda: reads.append("r") or len(reads))
+    assert cached.get() == 1 and cached.get() == 1
+    monkeypatch.setenv("HEADWATER_TEST_UNRELATED", "x")
+    assert cached.get() == 1
+    monkeypatch.setenv("HEADWATER_TEST_KEYED", "b")
+    assert cached.get() == 2
+
+
+def test_error_text_names_the_exception_and_stays_bounded() -> None:
+    assert error_text(None) is None and error_text(ValueError()) == "ValueError"
+    assert error_text(KeyError("x")) == "KeyError: 'x'" and error_text("x" * 5000) == "x" * 4000
+
+
+def test_wrap_methods_checks_every_signature_before_wrapping_any() -> None:
+    class Engine:
+        def call_hooks(self, state: str) -> str:
+            return state
+
+        async def emit(self, state: str) -> None:
+            return None
+
+    def loud(original):  # type: ignore[no-untyped-def]
+        return lambda self, state: original(self, state).upper()
+
+    changed = [(Engine, "call_hooks", False, loud), (Engine, "emit", False, loud)]  # emit is async
+    with pytest.raises(RuntimeError, match="Engine.emit has changed"):
+        wrap_methods(changed, ["self", "state"])
+    assert Engine().call_hooks("x") == "x"  # nothing wrapped
+    wrap_methods([(Engine, "call_hooks", False, loud)], ["self", "state"])
+    assert Engine().call_hooks("x") == "X" and Engine.call_hooks.__headwater_original__("", "y") == "y"
+    assert [version_tuple(v) for v in ("3.9.1", "3.10.0rc1", "4.0a2")] == [(3, 9), (3, 10), (4, 0)]

@@ -2,14 +2,17 @@
 
 Every structure here is lock-guarded (orchestrators call hooks from several threads) and the maps
 are bounded: a run that never reports its end is forgotten, oldest first, instead of growing the
-memory of a long-lived scheduler or daemon.
+memory of a long-lived scheduler or daemon. Values read from outside (a saved settings block, the
+environment) are cached here too, per process.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -80,3 +83,50 @@ class Seen(Generic[K]):
     def discard(self, keys: Iterable[K]) -> None:
         with self._lock:
             self._items.difference_update(keys)
+
+
+class PerProcess(Generic[V]):
+    """A value loaded on first use in each process (never at import, never inherited through a
+    fork); a failed load is raised again, without trying, for `retry_after` seconds."""
+
+    def __init__(self, load: Callable[[], V], retry_after: float) -> None:
+        self._load = load
+        self._retry_after = retry_after
+        self._lock = threading.Lock()
+        self._value: tuple[int, V] | None = None  # (pid, value)
+        self._error: BaseException | None = None
+        self._failed_at = 0.0
+
+    def get(self) -> V:
+        loaded = self._value
+        if loaded is not None and loaded[0] == os.getpid():
+            return loaded[1]
+        with self._lock:
+            if self._value is not None and self._value[0] == os.getpid():
+                return self._value[1]
+            if self._error is not None and time.monotonic() - self._failed_at < self._retry_after:
+                raise self._error
+            try:
+                value = self._load()
+            except Exception as err:
+                self._error, self._failed_at = err, time.monotonic()
+                raise
+            self._value, self._error = (os.getpid(), value), None
+            return value
+
+
+class EnvKeyed(Generic[V]):
+    """A value read again only when one of the named environment variables changes. Looked up
+    by name: scanning the whole environment on every hook costs more than most readings."""
+
+    def __init__(self, names: Iterable[str], read: Callable[[], V]) -> None:
+        self._names = tuple(names)
+        self._read = read
+        self._cache: tuple[tuple[str | None, ...], V] | None = None
+
+    def get(self) -> V:
+        key = tuple(map(os.environ.get, self._names))
+        cached = self._cache
+        if cached is None or cached[0] != key:
+            cached = self._cache = (key, self._read())
+        return cached[1]
