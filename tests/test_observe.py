@@ -12,8 +12,10 @@ import headwater as hw
 from headwater.digest import hash_bytes
 from headwater.refs import Ref
 from headwater.observe import (
-    Location, Observer, VersionRef, client_for, code_identity, find, function_code, guard, guarding, locate,
-    location_name, observer_for, summarize, summarize_params, utc,
+    Background, Bounded, BoundedLists, EnvKeyed, Location, Observer, PerProcess, Seen, VersionRef, client_for,
+    code_identity, error_text, find, function_code, guard, guarding, in_event_loop, linkable, locate, location_name,
+    now, observer_for, outputs_in, produced_locations, summarize, summarize_params, used_location, utc,
+    version_tuple, wrap_methods,
 )
 
 
@@ -224,3 +226,113 @@ def test_utc_converts_every_form_an_orchestrator_reports() -> None:
     assert utc(datetime(2024, 1, 1, 12)) == datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
     assert utc(0) == datetime(1970, 1, 1, tzinfo=timezone.utc)
     assert utc(None) is None and utc("2024-01-01") is None and utc(datetime(1, 1, 1)) is None
+
+
+def test_now_is_aware_utc() -> None:
+    assert now().tzinfo is not None and now().utcoffset() == timedelta(0)
+
+
+def test_bounded_maps_forget_the_oldest_entry_past_their_size() -> None:
+    runs: Bounded[str, int] = Bounded(2)
+    runs.put("a", 1)
+    runs.put("b", 2)
+    runs.put("a", 3)  # touched: now the newest
+    runs.put("c", 4)
+    assert runs.items() == [("a", 3), ("c", 4)] and "b" not in runs
+    assert runs.pop("a") == 3 and runs.pop("a") is None and runs.get("c") == 4
+    logged: BoundedLists[str, str] = BoundedLists(1)
+    logged.append("r1", "x")
+    logged.append("r1", "y")
+    logged.append("r2", "z")
+    assert logged.items() == [("r2", ["z"])]
+
+
+def test_seen_says_what_is_missing_until_added() -> None:
+    seen: Seen[str] = Seen()
+    assert seen.missing(["a", "b"]) == ["a", "b"]
+    seen.add(["a"])
+    assert seen.missing(["a", "b"]) == ["b"]
+    seen.discard(["a"])
+    assert seen.missing(["a"]) == ["a"]
+
+
+def test_locations_in_values_are_recorded_as_inputs_and_outputs(
+    observer: Observer, client: hw.Client, files, tmp_path: Path
+) -> None:
+    root = files({"in.csv": "a\n", "out.csv": "b\n"})
+    rid = hw.run_id("testorch", "dag", "t", "r1", 1)
+    assert outputs_in({"out": root / "out.csv", "gone": tmp_path / "missing.csv"}) == list(find(root / "out.csv"))
+    with observer.batch("task end") as b:
+        b.run(rid, job="dag.t", kind="task", status="succeeded")
+        used_location(b, rid, locate(root / "in.csv"))  # type: ignore[arg-type]
+        used_location(b, rid, locate(tmp_path / "missing.csv"))  # type: ignore[arg-type]
+        refs = produced_locations(b, rid, outputs_in(root / "out.csv") * 2)
+    assert len(refs) == 1 and linkable(refs[0][1]) and not linkable("x@unverified:r1")
+    run = client.get_run(rid)
+    in_uri, out_uri = (root / "in.csv").as_uri(), (root / "out.csv").as_uri()
+    assert run.inputs == [f"{in_uri}:v0"] and run.outputs == [f"{out_uri}:v0"]
+    out = locate(root / "out.csv")
+    assert out is not None and refs == [(out.key, f"{out_uri}@{client.get(out_uri).digest}")]
+
+
+def test_background_work_runs_off_the_callers_thread_and_flushes() -> None:
+    import threading
+
+    done: list[str] = []
+    worker = Background()
+    worker.submit(lambda: done.append(threading.current_thread().name))
+    assert worker.flush(timeout=10) and done[0].startswith("headwater") and not in_event_loop()
+
+
+def test_per_process_loads_once_and_waits_before_retrying_a_failure() -> None:
+    calls: list[int] = []
+
+    def load() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("block not saved yet")
+        return len(calls)
+
+    failing = PerProcess(load, retry_after=3600)
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            failing.get()
+    assert len(calls) == 1  # the failure is remembered, not retried at once
+    loaded = PerProcess(load, retry_after=0)
+    assert loaded.get() == 2 and loaded.get() == 2 and len(calls) == 2
+
+
+def test_env_keyed_reads_again_only_when_its_variables_change(monkeypatch) -> None:
+    reads: list[str | None] = []
+    monkeypatch.setenv("HEADWATER_TEST_KEYED", "a")
+    cached = EnvKeyed(["HEADWATER_TEST_KEYED"], lambda: reads.append("r") or len(reads))
+    assert cached.get() == 1 and cached.get() == 1
+    monkeypatch.setenv("HEADWATER_TEST_UNRELATED", "x")
+    assert cached.get() == 1
+    monkeypatch.setenv("HEADWATER_TEST_KEYED", "b")
+    assert cached.get() == 2
+
+
+def test_error_text_names_the_exception_and_stays_bounded() -> None:
+    assert error_text(None) is None and error_text(ValueError()) == "ValueError"
+    assert error_text(KeyError("x")) == "KeyError: 'x'" and error_text("x" * 5000) == "x" * 4000
+
+
+def test_wrap_methods_checks_every_signature_before_wrapping_any() -> None:
+    class Engine:
+        def call_hooks(self, state: str) -> str:
+            return state
+
+        async def emit(self, state: str) -> None:
+            return None
+
+    def loud(original):  # type: ignore[no-untyped-def]
+        return lambda self, state: original(self, state).upper()
+
+    changed = [(Engine, "call_hooks", False, loud), (Engine, "emit", False, loud)]  # emit is async
+    with pytest.raises(RuntimeError, match="Engine.emit has changed"):
+        wrap_methods(changed, ["self", "state"])
+    assert Engine().call_hooks("x") == "x"  # nothing wrapped
+    wrap_methods([(Engine, "call_hooks", False, loud)], ["self", "state"])
+    assert Engine().call_hooks("x") == "X" and Engine.call_hooks.__headwater_original__("", "y") == "y"
+    assert [version_tuple(v) for v in ("3.9.1", "3.10.0rc1", "4.0a2")] == [(3, 9), (3, 10), (4, 0)]

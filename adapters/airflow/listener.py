@@ -10,16 +10,13 @@ scheduler's loop: they go to one background thread per process, so the scheduler
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import SimpleNamespace
 from typing import Any
 
 import pluggy
 from airflow.sdk.lineage import HookLineageReader
-from headwater.observe import guard
+from headwater.observe import Background, guard
 
 hookimpl = pluggy.HookimplMarker("airflow")
 
@@ -96,22 +93,11 @@ def on_dag_run_failed(dag_run: Any, msg: Any) -> None:
 
 # -- one background thread per process, for hooks that run in the scheduler ------------------
 
-_executor: ThreadPoolExecutor | None = None
-_executor_pid = 0
-_pending: set[Future[None]] = set()
-_lock = threading.Lock()
+_background = Background()
 
 
 def _in_background(what: str, func: Callable[..., None], *args: Any) -> None:
-    global _executor, _executor_pid
-    with _lock:
-        if _executor is None or _executor_pid != os.getpid():  # threads do not survive fork
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater")
-            _executor_pid = os.getpid()
-            _pending.clear()
-        future = _executor.submit(_guard, what, func, *args)
-        _pending.add(future)
-    future.add_done_callback(_pending.discard)
+    _background.submit(_guard, what, func, *args)
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -119,7 +105,4 @@ def flush(timeout: float | None = None) -> bool:
 
     Interpreter exit waits for them too; tests and benchmarks call this to read the store at once.
     """
-    with _lock:
-        pending = list(_pending)
-    _, not_done = wait(pending, timeout=timeout)
-    return not not_done
+    return _background.flush(timeout)

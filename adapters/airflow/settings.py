@@ -16,12 +16,11 @@ Settings are read once per process, and again when one of those variables change
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from headwater import config
-from headwater.observe import Observer, observer_for
+from headwater.observe import EnvKeyed, Observer, observer_for
 
 SECTION = "headwater"
 # inlets/outlets: what the DAG declares; events: runtime outlet events (their extra, and the
@@ -67,10 +66,8 @@ def _timeout(raw: str | None) -> float | None:
     return value if value > 0 else None
 
 
-_cache: tuple[tuple[str | None, ...], Settings] | None = None
 # What _read() depends on besides airflow.cfg: each option in Airflow's environment forms (the
-# value, a command that prints it, a secret naming it), and headwater's own switch. Looked up by
-# name: scanning the whole environment on every hook cost more than the rest of load().
+# value, a command that prints it, a secret naming it), and headwater's own switch.
 # The keys that override a headwater setting come from the registry; the other two are Airflow's own.
 _OPTIONS = tuple(s.airflow for s in config.SETTINGS if s.airflow) + ("lineage_sources", "namespace")
 _VARIABLES = tuple(
@@ -81,11 +78,7 @@ _VARIABLES = tuple(
 def load() -> Settings:
     """The settings now. Cached until one of the variables they come from changes (airflow.cfg
     itself is read once per process, as Airflow does)."""
-    global _cache
-    key = tuple(map(os.environ.get, _VARIABLES))
-    if _cache is None or _cache[0] != key:
-        _cache = (key, _read())
-    return _cache[1]
+    return _cache.get()
 
 
 def _read() -> Settings:
@@ -102,6 +95,9 @@ def _read() -> Settings:
         sources=sources,
         namespace=_option(conf, "namespace") or "airflow",
     )
+
+
+_cache: EnvKeyed[Settings] = EnvKeyed(_VARIABLES, _read)
 
 
 def disabled_at_start() -> bool:

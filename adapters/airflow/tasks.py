@@ -26,13 +26,12 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from headwater.adapters.airflow.settings import Settings, load, observer
 from headwater.api import Output, run_id
 from headwater.models import Version
-from headwater.observe import Batch, code_identity, guard, locate, location_name, utc
+from headwater.observe import Batch, Seen, code_identity, error_text, guard, locate, location_name, now, utc
 from headwater.refs import is_uri, parse_ref, validate_name
 
 log = logging.getLogger("headwater")
@@ -218,7 +217,7 @@ def _code(ti: Any) -> dict[str, Any]:
     return code
 
 
-_containers: set[str] = set()  # DAG runs this process has written (their container run)
+_containers: Seen[str] = Seen()  # DAG runs this process has written (their container run)
 
 
 def _context(ti: Any) -> Any:
@@ -231,7 +230,7 @@ def _context(ti: Any) -> Any:
 
 def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any) -> None:
     """The task try, fully, and its container unless this process already wrote it."""
-    if key.container not in _containers:
+    if _containers.missing([key.container]):
         dag_run = None
         try:
             dag_run = _context(ti).get("dag_run")
@@ -264,7 +263,7 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
 def _written(b: Batch, key: TaskKey) -> None:
     """Once a batch is in the outbox (delivered or waiting), its container run will land."""
     if b.delivered is not None:
-        _containers.add(key.container)
+        _containers.add([key.container])
 
 
 def task_started(ti: Any) -> None:
@@ -298,9 +297,9 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
         return
     key = TaskKey.of(ti)
     started = _started.pop(key, None)
-    ended = utc(getattr(ti, "end_date", None)) or datetime.now(timezone.utc)
+    ended = utc(getattr(ti, "end_date", None)) or now()
     with observer(settings).batch(f"task {status}") as b:
-        _describe(b, ti, settings, key, status=status, ended_at=ended, error=_error_text(error))
+        _describe(b, ti, settings, key, status=status, ended_at=ended, error=error_text(error))
         if getattr(ti, "task", None) is None or not hasattr(ti, "get_template_context"):
             return  # the scheduler's view of a task (no operator, no context): the status is all
 
@@ -321,9 +320,9 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
 
         hook_inputs: list[Item] = []
         if started is not None and started.collector is not None:
-            now = _safely("hook lineage", _collector_counts)
-            if now is not None:
-                reads, writes = now
+            counts = _safely("hook lineage", _collector_counts)
+            if counts is not None:
+                reads, writes = counts
                 hook_inputs = _hook_items(_new_since(started.collector[0], reads))
                 if status == "succeeded":
                     for item in _hook_items(_new_since(started.collector[1], writes)):
@@ -347,16 +346,6 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
                 description=out.description if out else None,
             )
     _written(b, key)
-
-
-def _error_text(error: Any) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, BaseException):
-        text = f"{type(error).__name__}: {error}".rstrip(": ")
-    else:
-        text = str(error)
-    return text[:4000]
 
 
 def dag_run_changed(dag_id: str, airflow_run_id: str, status: str, started: Any, ended: Any, msg: Any) -> None:

@@ -5,13 +5,11 @@ Only translation lives here: every write goes through headwater.observe.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from headwater.api import run_id
-from headwater.observe import Batch, Observer, location_name, observer_for
+from headwater.observe import Batch, Observer, Seen, location_name, now, observer_for
 from headwater.refs import is_uri
 
 ORCHESTRATOR = "dagster"
@@ -21,10 +19,9 @@ VERSION_KEY = "headwater/version"  # output metadata added to the materializatio
 DIGEST_KEY = "headwater/digest"
 PARTITION_TAG = "dagster/partition"
 
-_lock = threading.Lock()
 # (observer uri, headwater run id) already announced by this process: a run is upserted once per
 # process; the event is durable in the outbox, so announcing it again would add nothing.
-_announced: set[tuple[str | None, str]] = set()
+_announced: Seen[tuple[str | None, str]] = Seen()
 
 
 def observer(uri: str | None = None) -> Observer:
@@ -97,39 +94,43 @@ def announce(
     """Upsert the Dagster run (container) and this step attempt (task, running); its run id."""
     container = container_id(dagster_run_id)
     step = step_id(dagster_run_id, step_key, attempt)
-    with _lock:
-        new = [rid for rid in (container, step) if (uri, rid) not in _announced]
+    new = [rid for _, rid in _announced.missing([(uri, container), (uri, step)])]
     if container in new:
-        params: dict[str, Any] = {"dagster_run_id": dagster_run_id}
-        if partition is not None:
-            params["partition"] = partition
         b.run(
             container, job=job, job_namespace=job_namespace, kind="container", status="running",
-            started_at=datetime.now(timezone.utc), params=params, links=links,
+            started_at=now(), params=run_params(dagster_run_id, partition), links=links,
         )
     if step in new:
-        params = {"dagster_run_id": dagster_run_id, "step_key": step_key, "attempt": attempt}
-        if partition is not None:
-            params["partition"] = partition
         b.run(
             step, job=f"{job}.{step_key}", job_namespace=job_namespace, kind="task", status="running",
-            started_at=datetime.now(timezone.utc), params=params, parent_id=container, links=links, code=code,
+            started_at=now(), params=run_params(dagster_run_id, partition, step_key, attempt), parent_id=container,
+            links=links, code=code,
         )
     return step
 
 
+def run_params(
+    dagster_run_id: str, partition: str | None, step_key: str | None = None, attempt: int | None = None
+) -> dict[str, Any]:
+    """The params of a Dagster run (container), or of one step attempt when `step_key` is given."""
+    params: dict[str, Any] = {"dagster_run_id": dagster_run_id}
+    if step_key is not None:
+        params.update(step_key=step_key, attempt=attempt)
+    if partition is not None:
+        params["partition"] = partition
+    return params
+
+
 def mark_announced(uri: str | None, *run_ids: str) -> None:
     """Called once the batch that announced these runs is written (delivered or queued)."""
-    with _lock:
-        _announced.update((uri, rid) for rid in run_ids)
+    _announced.add((uri, rid) for rid in run_ids)
 
 
 def forget(uri: str | None, dagster_run_id: str, steps: Iterable[tuple[str, int]]) -> None:
     """Drop what this process remembers of a Dagster run and its steps (they ended here)."""
     gone = {(uri, container_id(dagster_run_id))}
     gone.update((uri, step_id(dagster_run_id, key, attempt)) for key, attempt in steps)
-    with _lock:
-        _announced.difference_update(gone)
+    _announced.discard(gone)
 
 
 def run_link(dagster_url: str | None, dagster_run_id: str) -> dict[str, str] | None:

@@ -12,13 +12,13 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from dagster import DagsterEventType as T
 from headwater.adapters.dagster import _common as common
-from headwater.observe import one_line, utc
+from headwater.observe import now, one_line, utc
 from headwater.refs import is_uri
 
 log = logging.getLogger("headwater")
@@ -143,7 +143,7 @@ def record_step_outcomes(
             b.run(
                 common.container_id(dagster_run.run_id),
                 status=status,  # type: ignore[arg-type]
-                ended_at=max(ended) if ended else datetime.now(timezone.utc),
+                ended_at=max(ended) if ended else now(),
                 error=error,
             )
 
@@ -186,12 +186,10 @@ def record_run(
         job, links = dagster_run.job_name, common.run_link(dagster_url, dagster_run_id)
         partition = dagster_run.tags.get(common.PARTITION_TAG)
         container = common.container_id(dagster_run_id)
-        params: dict[str, Any] = {"dagster_run_id": dagster_run_id}
-        if partition is not None:
-            params["partition"] = partition
         b.run(
             container, job=job, job_namespace=job_namespace, kind="container", status=status,  # type: ignore[arg-type]
-            started_at=started, ended_at=ended, params=params, error=error, links=links,
+            started_at=started, ended_at=ended, params=common.run_params(dagster_run_id, partition), error=error,
+            links=links,
         )
         run_over = ended is not None
         for (key, attempt), outcome in sorted(outcomes.items()):
@@ -199,14 +197,12 @@ def record_run(
             if step_status == "running" and run_over:  # the run ended without this step's end
                 step_status = "aborted" if status == "aborted" else "failed"
                 step_error = f"the Dagster run ended ({status}) before this step did"
-            step_params = {"dagster_run_id": dagster_run_id, "step_key": key, "attempt": attempt}
-            if partition is not None:
-                step_params["partition"] = partition
             b.run(
                 common.step_id(dagster_run_id, key, attempt), job=f"{job}.{key}", job_namespace=job_namespace,
                 kind="task", status=step_status,  # type: ignore[arg-type]
                 started_at=outcome.started_at, ended_at=outcome.ended_at or (ended if run_over else None),
-                params=step_params, parent_id=container, error=step_error, links=links,
+                params=common.run_params(dagster_run_id, partition, key, attempt), parent_id=container,
+                error=step_error, links=links,
             )
         for found in materializations:
             _record_materialization(b, instance, dagster_run_id, found, asset_graph)

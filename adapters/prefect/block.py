@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
-import time
 from collections.abc import Iterable
 from typing import Any, ClassVar, Optional
 
@@ -17,7 +14,7 @@ from headwater import config
 from headwater.adapters.prefect import hooks, whole_flow
 from headwater.adapters.prefect.state import Scope
 from headwater.adapters.prefect.translate import ORCHESTRATOR
-from headwater.observe import Observer, observer_for
+from headwater.observe import Observer, PerProcess, in_event_loop, observer_for
 
 FLOW_HOOKS = ("on_running", "on_completion", "on_failure", "on_crashed", "on_cancellation")
 TASK_HOOKS = ("on_running", "on_completion", "on_failure")
@@ -35,7 +32,7 @@ class _Hook:
     def __call__(self, obj: Any, run: Any, state: Any) -> Any:
         if config.disabled():
             return None
-        if getattr(obj, "isasync", False) and hooks.in_event_loop():
+        if getattr(obj, "isasync", False) and in_event_loop():
             # The async engine awaits what a hook returns: do the work off its event loop.
             return asyncio.to_thread(self._record, obj, run, state)
         self._record(obj, run, state)
@@ -209,11 +206,7 @@ class LazyTracker(Tracking):
         self._init_cache()
 
     def _init_cache(self) -> None:
-        self._lock = threading.Lock()
-        self._block: HeadwaterTracker | None = None
-        self._pid = 0
-        self._error: BaseException | None = None
-        self._failed_at = 0.0
+        self._block = PerProcess(lambda: HeadwaterTracker.load(self.name, _sync=True), self.RETRY_AFTER_S)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -229,18 +222,4 @@ class LazyTracker(Tracking):
         return f"block 'headwater-tracker/{self.name}'"
 
     def resolve(self) -> HeadwaterTracker:
-        block, pid = self._block, self._pid
-        if block is not None and pid == os.getpid():
-            return block
-        with self._lock:
-            if self._block is not None and self._pid == os.getpid():
-                return self._block
-            if self._error is not None and time.monotonic() - self._failed_at < self.RETRY_AFTER_S:
-                raise self._error
-            try:
-                loaded = HeadwaterTracker.load(self.name, _sync=True)
-            except Exception as err:
-                self._error, self._failed_at = err, time.monotonic()
-                raise
-            self._block, self._pid, self._error = loaded, os.getpid(), None
-            return loaded
+        return self._block.get()

@@ -12,7 +12,6 @@ rewrites its input records what it read. What one hook leaves for the next is in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,7 +20,8 @@ from headwater.adapters.prefect import translate
 from headwater.adapters.prefect.state import Scope, memory
 from headwater.adapters.prefect.translate import ORCHESTRATOR
 from headwater.observe import (
-    Location, Observer, find, guard, guarding, one_line, short, summarize_params, utc,
+    Location, Observer, find, guard, guarding, one_line, outputs_in, produced_locations, short,
+    summarize_params, utc,
 )
 from headwater.refs import normalize_name
 
@@ -90,10 +90,10 @@ def task_finished(scope: Scope, task: Any, task_run: Any, state: Any, parameters
         b.events.extend(info.inputs)
         outputs: list[Location] = []
         if status == "succeeded":
-            outputs.extend(translate.outputs_of(translate.result_of(state)))
+            outputs.extend(outputs_in(translate.result_of(state)))
             outputs.extend(translate.asset_outputs(task, task_run.id))
         outputs.extend(memory.logged_outputs.pop(task_run.id) or ())
-        refs = translate.record_outputs(b, info.rid, outputs)
+        refs = produced_locations(b, info.rid, outputs)
     if b.delivered is not None and refs:  # written (delivered or queued): downstream can link to it
         memory.recorded_outputs.put(task_run.id, tuple(refs))
 
@@ -133,14 +133,14 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
         info = memory.open_runs.pop(flow_run.id) or translate.flow_info(scope, flow, flow_run)
         outputs: list[Location] = []
         if status == "succeeded":
-            outputs.extend(translate.outputs_of(translate.result_of(state)))
+            outputs.extend(outputs_in(translate.result_of(state)))
         outputs.extend(memory.logged_outputs.pop(flow_run.id) or ())
         error = translate.error_of(state)
         b.run(
             info.rid, **info.fields(), status=status, params=info.params,
             started_at=utc(flow_run.start_time), ended_at=utc(state.timestamp), error=error,
         )
-        refs = translate.record_outputs(b, info.rid, outputs)
+        refs = produced_locations(b, info.rid, outputs)
         if state.is_crashed() or state.is_cancelling() or state.is_cancelled():
             # The process is going away: its task runs that started will never report an end.
             for run_uuid, task in memory.open_runs.items():
@@ -188,15 +188,7 @@ def log_output(
     return target
 
 
-# -- running a hook without blocking an async engine's event loop ----------------------------------
-
-
-def in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+# -- every hook's translation passes here ---------------------------------------------------------
 
 
 def guarded(what: str, fn: Any, *args: Any) -> None:

@@ -1,71 +1,20 @@
 """What this process knows between a Prefect run's hooks, kept in one object: `memory`.
 
-Keyed by Prefect's run ids, lock-guarded (the thread-pool task runner calls hooks from several
-threads) and bounded (a run that never reports its end is forgotten, oldest first).
+Keyed by Prefect's run ids, in the toolkit's lock-guarded bounded maps: the thread-pool task
+runner calls hooks from several threads, and a run that never reports its end is forgotten.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from headwater.observe import Location, Observer
+from headwater.observe import Bounded, BoundedLists, Location, Observer
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater.adapters.prefect.block import Tracking
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Bounded(Generic[K, V]):
-    """A thread-safe map that forgets its oldest entries past `size` (runs that never ended)."""
-
-    def __init__(self, size: int) -> None:
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def _trim(self) -> None:
-        while len(self._data) > self._size:
-            self._data.popitem(last=False)
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            self._trim()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            return self._data.get(key)
-
-    def pop(self, key: K) -> V | None:
-        with self._lock:
-            return self._data.pop(key, None)
-
-    def __contains__(self, key: object) -> bool:
-        with self._lock:
-            return key in self._data
-
-    def items(self) -> list[tuple[K, V]]:
-        with self._lock:
-            return list(self._data.items())
-
-
-class BoundedLists(Bounded[K, list[V]]):
-    """A Bounded map of lists that grow one item at a time."""
-
-    def append(self, key: K, item: V) -> None:
-        with self._lock:
-            self._data.setdefault(key, []).append(item)
-            self._data.move_to_end(key)
-            self._trim()
-
 
 @dataclass(frozen=True)
 class Scope:

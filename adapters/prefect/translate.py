@@ -10,11 +10,9 @@ from uuid import UUID
 from headwater.api import run_id
 from headwater.errors import HeadwaterError
 from headwater.models import RunStatus
-from headwater.observe import (
-    Batch, Location, VersionRef, exists, find, function_code, one_line, readable_uri, short,
-)
+from headwater.observe import Batch, Location, VersionRef, find, function_code, one_line, short, used_location
 from headwater.adapters.prefect.state import RunInfo, Scope, memory
-from headwater.refs import is_uri, normalize_name
+from headwater.refs import normalize_name
 
 log = logging.getLogger("headwater")
 
@@ -166,7 +164,7 @@ def record_inputs(
                     b.used_ref(rid, item.ref, exact=item.exact)
                     done.add(item.ref)
             elif item.key not in done:
-                use_location(b, rid, item)
+                used_location(b, rid, item)
                 done.add(item.key)
     for dep in asset_deps:
         try:
@@ -181,43 +179,7 @@ def record_inputs(
         if linked:
             b.used_ref(rid, linked[0])
         else:
-            use_location(b, rid, Location(dep.key, key, explicit=True))
-
-
-def use_location(b: Batch, rid: str, item: Location) -> None:
-    if is_uri(str(item.target)) and not readable_uri(str(item.target)):
-        # A table or a service headwater cannot read: its latest version, said to be inexact.
-        b.used_ref(rid, item.name or item.key, exact=False)
-        return
-    if not exists(item):
-        return  # not there when the task started: not something it read (an output path, say)
-    b.used(rid, item.target, name=item.name)
-
-
-def record_outputs(b: Batch, rid: str, outputs: list[Location]) -> list[tuple[str, str]]:
-    recorded: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for item in outputs:
-        name = item.name or item.key
-        if name in seen:
-            continue
-        seen.add(name)
-        if is_uri(str(item.target)) and not readable_uri(str(item.target)):
-            # A table or a service headwater cannot read: an unverified version, said to be so.
-            b.produced(rid, None, name=name, type=item.type, metadata=item.metadata)
-            continue
-        ref = b.produced(
-            rid, item.target, name=item.name, type=item.type, metadata=item.metadata,
-            aliases=item.aliases, tags=item.tags, description=item.description,
-        )
-        if ref is not None and linkable(ref):
-            recorded.append((item.key, ref))
-    return recorded
-
-
-def outputs_of(value: Any) -> list[Location]:
-    """Return values that are paths, URIs or headwater outputs (local paths only if they exist)."""
-    return [item for item in find(value) if isinstance(item, Location) and (item.explicit or exists(item))]
+            used_location(b, rid, Location(dep.key, key, explicit=True))
 
 
 def asset_outputs(task: Any, task_run_id: UUID) -> list[Location]:
@@ -234,9 +196,3 @@ def asset_outputs(task: Any, task_run_id: UUID) -> list[Location]:
         out.append(Location(key, name, name=name, metadata=metadata.get(key), explicit=True))
     return out
 
-
-
-
-def linkable(ref: str) -> bool:
-    """A `name@digest` a later event can resolve (unverified digests are not REFs)."""
-    return "@blake3:" in ref

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import threading
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 from headwater import config
 from headwater.adapters.prefect import hooks, translate
 from headwater.adapters.prefect.state import memory
-from headwater.observe import one_line
+from headwater.observe import one_line, version_tuple, wrap_methods
 
 log = logging.getLogger("headwater")
 
@@ -52,8 +51,7 @@ _installed: bool | None = None  # None: not tried yet
 def _version() -> tuple[int, int]:
     import prefect
 
-    parts = prefect.__version__.split(".")
-    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    return version_tuple(prefect.__version__)
 
 
 def _targets() -> list[tuple[type, str, bool, Any]]:
@@ -85,17 +83,7 @@ def install() -> bool:
             version = _version()
             if not SUPPORTED[0] <= version < SUPPORTED[1]:
                 raise RuntimeError(f"Prefect {'.'.join(map(str, version))} is not in the verified range 3.4-3.9")
-            targets = _targets()
-            for cls, name, is_async, _ in targets:
-                method = cls.__dict__.get(name)
-                params = list(inspect.signature(method).parameters) if callable(method) else []
-                if params != ["self", "state"] or inspect.iscoroutinefunction(method) != is_async:
-                    raise RuntimeError(f"{cls.__module__}.{cls.__name__}.{name} has changed")
-            for cls, name, _, wrap in targets:
-                original = cls.__dict__[name]
-                wrapper = wrap(original)
-                wrapper.__headwater_original__ = original  # type: ignore[attr-defined]
-                setattr(cls, name, wrapper)
+            wrap_methods(_targets(), ["self", "state"])
             _installed = True
         except Exception as err:  # noqa: BLE001
             log.warning(

@@ -7,9 +7,15 @@ An adapter only translates its orchestrator's events; the plumbing is here, once
 - `guard` / `guarding`: headwater's own work that must never raise into the pipeline (one
   warning line per failure, once per process);
 - `locate` / `find`: what a task value, path, URI, fsspec file, UPath or ObjectStoragePath names;
+- `used_location` / `produced_locations`: what a task value names, recorded as inputs/outputs;
+- `wrap_methods` / `version_tuple`: an orchestrator's methods wrapped where it has no hook;
 - `summarize_params`: parameters as a small JSON-safe summary;
 - `code_identity` / `function_code`: the file, its digest and the git commit a run ran;
-- `utc`: an orchestrator's times in UTC.
+- `Bounded` / `BoundedLists` / `Seen`: what an adapter remembers between hooks, bounded;
+- `PerProcess` / `EnvKeyed`: a settings object loaded once per process, or again when the
+  environment variables it comes from change;
+- `Background` / `in_event_loop`: work kept off a scheduler's loop or an async engine's loop;
+- `utc` / `now`: an orchestrator's times in UTC.
 
 Nothing here may break or stall a pipeline. Outputs are recorded as references to where the
 orchestrator wrote them (nothing is copied), inputs as the exact version read, by digest. Content
@@ -19,13 +25,20 @@ that cannot be read in time is recorded honestly as `unverified:<run id>`, never
 from headwater.observe.batch import Batch, Observer
 from headwater.observe.clients import client_for, forget_clients, observer_for
 from headwater.observe.code import code_identity, function_code
-from headwater.observe.safety import guard, guarding, one_line, short, warn_once
+from headwater.observe.safety import error_text, guard, guarding, one_line, short, warn_once
 from headwater.observe.locations import Location, VersionRef, exists, find, locate, location_name, readable_uri
+from headwater.observe.memory import Bounded, BoundedLists, EnvKeyed, PerProcess, Seen
+from headwater.observe.patch import version_tuple, wrap_methods
+from headwater.observe.record import linkable, outputs_in, produced_locations, used_location
 from headwater.observe.params import summarize, summarize_params
-from headwater.observe.when import utc
+from headwater.observe.threads import Background, in_event_loop
+from headwater.observe.when import now, utc
 
 __all__ = [
-    "Batch", "Location", "Observer", "VersionRef", "client_for", "code_identity", "exists", "find", "forget_clients",
-    "function_code", "guard", "guarding", "locate", "location_name", "observer_for", "one_line",
-    "readable_uri", "short", "summarize", "summarize_params", "utc", "warn_once",
+    "Background", "Batch", "Bounded", "BoundedLists", "EnvKeyed", "Location", "Observer",
+    "PerProcess", "Seen", "VersionRef", "client_for", "code_identity", "error_text", "exists", "find",
+    "forget_clients", "function_code", "guard", "guarding", "in_event_loop", "linkable", "locate",
+    "location_name", "now", "observer_for", "one_line", "outputs_in", "produced_locations",
+    "readable_uri", "short", "summarize", "summarize_params", "used_location", "utc", "version_tuple",
+    "warn_once", "wrap_methods",
 ]

@@ -23,6 +23,17 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def error_text(error: Any, limit: int = 4000) -> str | None:
+    """A run's error as recorded: `Type: message` for an exception, else its text, cut at `limit`."""
+    if error is None:
+        return None
+    if isinstance(error, BaseException):
+        text = f"{type(error).__name__}: {error}".rstrip(": ")
+    else:
+        text = str(error)
+    return text[:limit]
+
+
 def short(value: Any, limit: int = 120) -> str:
     """`str(value)` cut to fit a log line."""
     text = str(value)

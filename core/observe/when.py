@@ -9,6 +9,11 @@ from headwater import times
 from headwater.errors import InvalidInput
 
 
+def now() -> datetime:
+    """The current time in UTC, for events an orchestrator does not time itself."""
+    return datetime.now(timezone.utc)
+
+
 def utc(value: Any) -> datetime | None:
     """An orchestrator's time in UTC: a datetime (naive means UTC; an aware one is converted) or
     a POSIX timestamp; None for anything else or a time out of range (never invented)."""
