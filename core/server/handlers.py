@@ -13,7 +13,6 @@ from headwater.errors import HeadwaterError, status_of
 from headwater.server.auth import AuthError
 from headwater.server.common import UnsupportedMediaType
 from headwater.server.limits import BodyTooLarge
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("headwater.server")
@@ -69,14 +68,6 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such endpoint: {request.method} {request.url.path}"
         error = "InvalidInput" if err.status_code in (400, 413) else "HTTPError"
         return _error(err.status_code, error, message, getattr(err, "headers", None))
-
-    @app.exception_handler(sa_exc.DataError)
-    async def data_error(request: Request, err: sa_exc.DataError) -> JSONResponse:
-        return _error(400, "InvalidInput", f"the database refused a value: {_first_line(err.orig or err)}")
-
-    @app.exception_handler(sa_exc.IntegrityError)
-    async def integrity_error(request: Request, err: sa_exc.IntegrityError) -> JSONResponse:
-        return _error(409, "Conflict", f"the database refused the change: {_first_line(err.orig or err)}")
 
     @app.exception_handler(OverflowError)
     async def overflow_error(request: Request, err: OverflowError) -> JSONResponse:
