@@ -52,7 +52,8 @@ def schemathesis_long(session: nox.Session) -> None:
     tests/reliability/test_fuzz.py with 5000 each (HEADWATER_FUZZ_EXAMPLES)."""
     session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage,http]", *DEV)
     session.run(
-        "pytest", *(session.posargs or ["tests/test_server_schemathesis.py", "tests/reliability/test_fuzz.py"]),
+        "pytest",
+        *(session.posargs or ["tests/test_server_schemathesis.py", "tests/reliability/test_fuzz.py"]),
         env={
             "PYTHONUNBUFFERED": "1",
             "HEADWATER_SCHEMATHESIS_EXAMPLES": os.environ.get("HEADWATER_SCHEMATHESIS_EXAMPLES", "1000"),
@@ -82,14 +83,30 @@ def core_pythons(session: nox.Session, version: str) -> None:
     python = str(venv / "bin" / "python")
     constraints = f"constraints/core-{version}.txt"
     session.run(
-        "uv", "pip", "install", "-q", "--python", python, "-c", constraints,
-        "-e", ".[postgres,server,openlineage]", *DEV, external=True,
+        "uv",
+        "pip",
+        "install",
+        "-q",
+        "--python",
+        python,
+        "-c",
+        constraints,
+        "-e",
+        ".[postgres,server,openlineage]",
+        *DEV,
+        external=True,
     )
     session.run(
         # The browser tests and the documentation's examples do not depend on the Python version.
-        python, "-m", "pytest",
-        *(session.posargs or ["tests", *_core_ignores(), "--ignore=tests/test_ui_browser.py", "--ignore=tests/test_docs.py"]),
-        env={"PYTHONUNBUFFERED": "1"}, external=True,
+        python,
+        "-m",
+        "pytest",
+        *(
+            session.posargs
+            or ["tests", *_core_ignores(), "--ignore=tests/test_ui_browser.py", "--ignore=tests/test_docs.py"]
+        ),
+        env={"PYTHONUNBUFFERED": "1"},
+        external=True,
     )
 
 

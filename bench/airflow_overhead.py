@@ -13,7 +13,8 @@ under three set-ups, alternated round by round so drift hits them alike:
 Two DAG shapes of independent tasks (dag.test() runs them back to back in one pass; a chain
 would add a scheduling pass of ~200 ms between tasks and drown the figures in noise): `assets`,
 tasks that each read one file:// Asset (its inlet) and write another (its outlet), a few bytes
-each, so hashing them is a rounding error; and `trivial`, tasks that declare nothing. The figure is the time from one task's start to the next one's, which holds
+each, so hashing them is a rounding error; and `trivial`, tasks that declare nothing. The figure is the time
+from one task's start to the next one's, which holds
 both the end hook of one task and the start hook of the next (the median gap of a run, then the
 median over runs); "added" is that minus `without`.
 Each child run checks that its set-up recorded what it should (headwater: every task try;
@@ -44,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SETUPS = ("without", "headwater", "openlineage")
 
-DAG_FILE = '''
+DAG_FILE = """
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -72,7 +73,7 @@ with DAG("hw_bench", schedule=None, catchup=False, default_args={"retry_delay": 
                 "outlets": [Asset((DATA / f"out-{i}.txt").as_uri())],
             }
         PythonOperator(task_id=f"step_{i:03d}", python_callable=work, op_kwargs={"i": i}, **lineage)
-'''
+"""
 
 
 # -- the child: one dag.test() under one set-up -------------------------------------------------
@@ -94,6 +95,7 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
                     return func(*args, **kwargs)
                 finally:
                     into.append(time.perf_counter() - started)
+
             return wrapper
 
         hw_tasks.task_started = timed(hw_tasks.task_started, hooks)
@@ -110,7 +112,9 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
             gc_seconds[0] += time.perf_counter() - gc_started[0]
 
     gc.callbacks.append(on_gc)
-    spec = importlib.util.spec_from_file_location("hw_bench_dag", Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "hw_bench.py")
+    spec = importlib.util.spec_from_file_location(
+        "hw_bench_dag", Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "hw_bench.py"
+    )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     dag_run = module.dag.test()
@@ -150,9 +154,11 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
         per_hash = len(hashing) // tasks or 1
         result["hooks_ms"] = statistics.median(per_task) * 1000
         result["first_task_hooks_ms"] = (hooks[0] + hooks[1]) * 1000  # opens the store: once per process
-        result["hash_ms"] = statistics.median(
-            sum(hashing[i : i + per_hash]) for i in range(per_hash, len(hashing), per_hash)
-        ) * 1000 if hashing else 0.0
+        result["hash_ms"] = (
+            statistics.median(sum(hashing[i : i + per_hash]) for i in range(per_hash, len(hashing), per_hash)) * 1000
+            if hashing
+            else 0.0
+        )
     return result
 
 
@@ -168,9 +174,21 @@ def ensure_env(env_dir: Path, openlineage: bool = True) -> Path:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     subprocess.run([uv, "venv", "-q", "--python", "3.11", str(env_dir)], check=True, env=env)
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), "-c", str(ROOT / "constraints" / "airflow.txt"),
-         "-e", f"{ROOT}[airflow]", "apache-airflow-providers-openlineage"],
-        check=True, env=env,
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(python),
+            "-c",
+            str(ROOT / "constraints" / "airflow.txt"),
+            "-e",
+            f"{ROOT}[airflow]",
+            "apache-airflow-providers-openlineage",
+        ],
+        check=True,
+        env=env,
     )
     return python
 
@@ -218,9 +236,7 @@ def main() -> int:
     try:
         (home / "dags").mkdir()
         (home / "dags" / "hw_bench.py").write_text(DAG_FILE)
-        base = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HEADWATER_", "OPENLINEAGE"))
-        }
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HEADWATER_", "OPENLINEAGE"))}
         base.update(
             AIRFLOW_HOME=str(home / "airflow"),
             AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
@@ -245,13 +261,21 @@ def main() -> int:
                     env.update(HW_BENCH_SHAPE=shape, HW_BENCH_DATA=str(work / "data"))
                     done = subprocess.run(
                         [python, __file__, "--child", setup, "--tasks", str(args.tasks), "--work", str(work)],
-                        env=env, capture_output=True, text=True, timeout=900, check=False,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=900,
+                        check=False,
                     )
                     if done.returncode != 0 or not (work / "result.json").is_file():
                         sys.stderr.write(done.stdout[-3000:] + done.stderr[-5000:])
                         raise SystemExit(f"{setup} / {shape}: the child run failed")
                     results.setdefault((shape, setup), []).append(json.loads((work / "result.json").read_text()))
-                    print(f"  round {round_ + 1} {shape:8} {setup:12} {results[(shape, setup)][-1]['period_ms']:7.1f} ms/task", file=sys.stderr)
+                    print(
+                        f"  round {round_ + 1} {shape:8} {setup:12} "
+                        f"{results[(shape, setup)][-1]['period_ms']:7.1f} ms/task",
+                        file=sys.stderr,
+                    )
         report(results, shapes, setups, args, time.monotonic() - started)
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -272,7 +296,9 @@ def report(
             runs = results[(shape, setup)]
             period = statistics.median(r["period_ms"] for r in runs)
             row = {
-                "shape": shape, "setup": setup, "ms_per_task": round(period, 2),
+                "shape": shape,
+                "setup": setup,
+                "ms_per_task": round(period, 2),
                 "added_ms_per_task": round(period - base, 2),
                 "spread_ms": round(max(r["period_ms"] for r in runs) - min(r["period_ms"] for r in runs), 2),
                 "peak_rss_mb": round(statistics.median(r["rss_mb"] for r in runs)),
@@ -285,7 +311,10 @@ def report(
         print(json.dumps(rows, indent=2))
         return
     print(f"Airflow task overhead: dag.test(), {args.tasks} tasks, median of {args.repeat} runs ({seconds:.0f} s)")
-    print(f"{'DAG':9} {'set-up':12} {'ms/task':>8} {'added':>8} {'spread':>8} {'GC/task':>8} {'peak RSS':>9}   in headwater's hooks")
+    print(
+        f"{'DAG':9} {'set-up':12} {'ms/task':>8} {'added':>8} {'spread':>8} {'GC/task':>8} {'peak RSS':>9}   "
+        f"in headwater's hooks"
+    )
     for row in rows:
         added = "-" if row["setup"] == "without" else f"{row['added_ms_per_task']:+.1f}"
         inside = ""

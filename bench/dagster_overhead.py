@@ -26,11 +26,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
-import headwater as hw
 from dagster import ConfigurableIOManager, IOManager, ResourceDependency
+
+import headwater as hw
 from headwater.adapters.dagster import HeadwaterIOManager
 
 TIMES: dict[str, list[float]] = {}
@@ -119,24 +120,40 @@ def measure(backend: str, uri: str, n: int, sizes: list[int], work: Path) -> lis
         side = f"headwater_{size}"
         hashed, emit, label = (statistics.median(TIMES[f"{side}/{part}"]) for part in ("content", "emit", "get"))
         beyond = tracked - plain - hashed
-        rows.append((
-            backend, f"{size:,} B", str(len(TIMES[f'plain_{size}'])), ms(plain), ms(tracked),
-            ms(tracked - plain), ms(hashed), ms(beyond), ms(emit), ms(label),
-            ms(beyond - emit - label), "yes" if beyond < 0.005 else "NO",
-        ))
+        rows.append(
+            (
+                backend,
+                f"{size:,} B",
+                str(len(TIMES[f"plain_{size}"])),
+                ms(plain),
+                ms(tracked),
+                ms(tracked - plain),
+                ms(hashed),
+                ms(beyond),
+                ms(emit),
+                ms(label),
+                ms(beyond - emit - label),
+                "yes" if beyond < 0.005 else "NO",
+            )
+        )
     n_versions = len(client.artifacts(limit=None))
-    print(f"[{backend}] one run, {len(sizes) * n * 2} outputs in {elapsed:.1f} s; {n_versions} artifacts recorded",
-          file=sys.stderr)
+    print(
+        f"[{backend}] one run, {len(sizes) * n * 2} outputs in {elapsed:.1f} s; {n_versions} artifacts recorded",
+        file=sys.stderr,
+    )
     client.close()
     return rows
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=int, default=100, help="outputs per size and side")
     parser.add_argument("--sizes", default="1024,1048576", help="bytes per output, comma-separated")
-    parser.add_argument("--postgres", default=os.environ.get("HEADWATER_TEST_POSTGRES_URL"),
-                        help="also measure against this PostgreSQL (a database of its own is made)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("HEADWATER_TEST_POSTGRES_URL"),
+        help="also measure against this PostgreSQL (a database of its own is made)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows: list[tuple[str, ...]] = []
@@ -166,12 +183,22 @@ def main(argv: Optional[list[str]] = None) -> int:
                         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     header = (
-        "backend", "output", "n", "plain", "headwater", "overhead", "hash", "beyond hash",
-        "core emit", "label read", "adapter itself", "< 5 ms",
+        "backend",
+        "output",
+        "n",
+        "plain",
+        "headwater",
+        "overhead",
+        "hash",
+        "beyond hash",
+        "core emit",
+        "label read",
+        "adapter itself",
+        "< 5 ms",
     )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
     return 0
 
 

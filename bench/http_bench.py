@@ -55,8 +55,21 @@ def server_process(
     env["HEADWATER_HOME"] = str(folder / "home")
     env.update(extra_env or {})
     command = [
-        sys.executable, "-m", "headwater.cli", "server", "--port", str(port), "--workers", str(workers),
-        "--store", store, "--blobs", str(folder / "blobs"), "--no-access-log", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "headwater.cli",
+        "server",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--store",
+        store,
+        "--blobs",
+        str(folder / "blobs"),
+        "--no-access-log",
+        "--log-level",
+        "warning",
     ]
     with open(folder / "server.log", "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -91,7 +104,11 @@ def _headwater_events(n: int) -> list[Any]:
         events.append(RunRecorded(run_id=run_id, job=f"bench-{i % 50}", status="succeeded"))
         events.append(
             VersionRecorded(
-                name=f"bench/out-{i % 50}", digest=f"unverified:{run_id}", entries=[], run_id=run_id, direction="produced"
+                name=f"bench/out-{i % 50}",
+                digest=f"unverified:{run_id}",
+                entries=[],
+                run_id=run_id,
+                direction="produced",
             )
         )
     return events
@@ -105,8 +122,12 @@ def _ol_events(n: int) -> list[dict[str, Any]]:
             "producer": "https://headwater.dev/bench",
             "run": {"runId": str(uuid.uuid4())},
             "job": {"namespace": "bench", "name": f"job-{i % 50}"},
-            "inputs": [{"namespace": "s3://bench", "name": f"in/{i % 20}", "facets": {"version": {"datasetVersion": "1"}}}],
-            "outputs": [{"namespace": "s3://bench", "name": f"out/{i % 50}", "facets": {"version": {"datasetVersion": str(i)}}}],
+            "inputs": [
+                {"namespace": "s3://bench", "name": f"in/{i % 20}", "facets": {"version": {"datasetVersion": "1"}}}
+            ],
+            "outputs": [
+                {"namespace": "s3://bench", "name": f"out/{i % 50}", "facets": {"version": {"datasetVersion": str(i)}}}
+            ],
         }
         for i in range(n)
     ]
@@ -120,6 +141,7 @@ def _rate(n: int, work: Callable[[], None]) -> float:
 
 def measure(url: str, n: int, batch: int) -> dict[str, float]:
     import httpx
+
     from headwater.store.http import HTTPStore
 
     store = HTTPStore(url)

@@ -3,7 +3,8 @@
     python bench/large_manifest.py [--entries 1000000] [--max-body-mb 64] [--postgres postgresql://...] [--json]
 
 Starts one `headwater server` per database on 127.0.0.1 (one worker, a body limit of
-`--max-body-mb`, 64 MiB by default as in production), then, from this process, applies one batch through HTTPStore.apply: a run and the
+`--max-body-mb`, 64 MiB by default as in production), then, from this process, applies one batch through
+HTTPStore.apply: a run and the
 version it produced, with `--entries` entries of small files. The entries are synthetic (paths
 `dNNNN/fNNNNNNN.bin`, random blake3 digests, sizes under 4 KiB) and their blobs are not uploaded:
 this measures the manifest's way (staged gzip-compressed apart, then the event), not blob uploads.
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
 from http_bench import postgres_database, server_process
 
 MiB = 1 << 20
@@ -41,10 +44,8 @@ def _vmhwm(pid: int | str = "self") -> int:
 
 
 def _reset_peak() -> None:
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _events(n: int) -> list[Any]:
@@ -55,25 +56,34 @@ def _events(n: int) -> list[Any]:
     rng = random.Random(12)
     entries = [
         ManifestEntry.model_construct(
-            path=f"d{i // 1000:04d}/f{i:07d}.bin", digest=f"blake3:{rng.getrandbits(256):064x}", size=rng.randrange(4096), ref=None
+            path=f"d{i // 1000:04d}/f{i:07d}.bin",
+            digest=f"blake3:{rng.getrandbits(256):064x}",
+            size=rng.randrange(4096),
+            ref=None,
         )
         for i in range(n)
     ]
     run_id = f"bench-{os.getpid()}-{n}"
     return [
         RunRecorded(run_id=run_id, job="index", status="succeeded"),
-        VersionRecorded(name="bench/files", digest=manifest_digest(entries), entries=entries, run_id=run_id, direction="produced"),
+        VersionRecorded(
+            name="bench/files", digest=manifest_digest(entries), entries=entries, run_id=run_id, direction="produced"
+        ),
     ]
 
 
 def _entry_count(store_uri: str, digest: str) -> int:
     import sqlalchemy as sa
+
     from headwater.store.sql import engine_url
 
     engine = sa.create_engine(engine_url(store_uri))
     with engine.connect() as conn:
         count = conn.execute(
-            sa.text("SELECT count(*) FROM entries JOIN versions ON versions.id = entries.version_id WHERE versions.digest = :d"),
+            sa.text(
+                "SELECT count(*) FROM entries JOIN versions ON versions.id = entries.version_id WHERE "
+                "versions.digest = :d"
+            ),
             {"d": digest},
         ).scalar()
     engine.dispose()
@@ -130,7 +140,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="headwater-manifest-bench-") as tmp:
         folder = Path(tmp)
         (folder / "sqlite").mkdir()
-        rows.append({"database": "SQLite", **measure(f"sqlite:///{folder / 'sqlite' / 'bench.db'}", folder / "sqlite", events, args.max_body_mb)})
+        rows.append(
+            {
+                "database": "SQLite",
+                **measure(f"sqlite:///{folder / 'sqlite' / 'bench.db'}", folder / "sqlite", events, args.max_body_mb),
+            }
+        )
         if args.postgres:
             (folder / "pg").mkdir()
             try:
@@ -145,10 +160,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(json.dumps(rows, indent=2))
     else:
         columns = ["entries", "one body MiB", "sent MiB", "seconds", "client peak MiB", "server peak MiB"]
-        print(f"one version of {args.entries:,} entries through `headwater server` (client RSS with the entries built: {built / MiB:.0f} MiB)")
+        print(
+            f"one version of {args.entries:,} entries through `headwater server` (client RSS with the entries "
+            f"built: {built / MiB:.0f} MiB)"
+        )
         print(f"{'database':<12}" + "".join(f"{c:>17}" for c in columns))
         for row in rows:
-            print(f"{row['database']:<12}" + "".join(f"{row[c]:>17,.1f}" if isinstance(row[c], float) else f"{row[c]:>17,}" for c in columns))
+            print(
+                f"{row['database']:<12}"
+                + "".join(f"{row[c]:>17,.1f}" if isinstance(row[c], float) else f"{row[c]:>17,}" for c in columns)
+            )
     return rows
 
 

@@ -107,7 +107,7 @@ def measure(tasks: int, reps: int, uri: str | None = None, settle: float = 1.0) 
             for rep in range(reps):
                 # The order rotates, and the Prefect server gets a moment between flows: it
                 # persists a flow's events after the flow returns; the next flow would pay for it.
-                for name in names[rep % 3:] + names[:rep % 3]:
+                for name in names[rep % 3 :] + names[: rep % 3]:
                     time.sleep(settle)
                     spent.update(hooks=0.0, emit=0.0, hash=0.0)
                     started = time.perf_counter()
@@ -115,8 +115,10 @@ def measure(tasks: int, reps: int, uri: str | None = None, settle: float = 1.0) 
                     samples["flow"].setdefault(name, []).append(time.perf_counter() - started)
                     for key in ("hooks", "emit", "hash"):
                         samples[key].setdefault(name, []).append(spent[key])
-                print(f"rep {rep + 1}/{reps}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in samples["flow"].items()),
-                      file=sys.stderr)
+                print(
+                    f"rep {rep + 1}/{reps}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in samples["flow"].items()),
+                    file=sys.stderr,
+                )
             client = Client(uri=uri)
             recorded_runs = len(client.runs())
             # The machine's cost of one outbox batch right now, outside Prefect: a run event
@@ -165,13 +167,16 @@ def table(result: dict[str, Any]) -> str:
         ("plain (untracked)", f"{per['plain']:.2f}", "-", "-", "-"),
     ]
     for name, label in (("no-output", "tracked, returns a number"), ("file", "tracked, returns a 1 KiB file")):
-        rows.append((label, f"{per[name]:.2f}", f"{added[name]:+.2f} ms", f"{inside[name]:.2f} ms", f"{delivery[name]:.2f} ms"))
+        rows.append(
+            (label, f"{per[name]:.2f}", f"{added[name]:+.2f} ms", f"{inside[name]:.2f} ms", f"{delivery[name]:.2f} ms")
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
     lines.append(
-        f"hashing each task's output (observe, in its thread): {result['hashing_ms']:.2f} ms; beyond hashing, per task: "
+        f"hashing each task's output (observe, in its thread): {result['hashing_ms']:.2f} ms; beyond hashing, "
+        f"per task: "
         f"{result['added_beyond_hashing_ms']:.2f} ms added to the flow, "
         f"{result['in_hooks_beyond_hashing_ms']:.2f} ms in headwater's hooks (target: under 5 ms)"
     )
@@ -202,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     from prefect.testing.utilities import prefect_test_harness
 
     print("starting a temporary Prefect server ...", file=sys.stderr)
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}), prefect_test_harness(server_startup_timeout=60):
+    with (
+        temporary_settings(updates={"flows.heartbeat_frequency": None}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
         result = measure(args.tasks, args.reps, args.uri)
     print(table(result))
     if args.json:

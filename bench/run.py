@@ -149,10 +149,7 @@ def side_by_side(sides: dict[str, Callable[[], float]], reps: int, label: str) -
             elapsed = sides[name]()
             peaks[name] = max(peaks[name], peak_mib())
             times[name].append(elapsed)
-        log(
-            f"{label} rep {rep + 1}/{reps}: "
-            + ", ".join(f"{n} {times[n][-1] * 1000:.1f} ms" for n in names)
-        )
+        log(f"{label} rep {rep + 1}/{reps}: " + ", ".join(f"{n} {times[n][-1] * 1000:.1f} ms" for n in names))
     return {n: Series(times[n], peaks[n]) for n in names}
 
 
@@ -165,9 +162,7 @@ def make_folder(root: Path, n_small: int, small: int, big: int) -> int:
     files = root / "files"
     files.mkdir(parents=True, exist_ok=True)
     old = time.time() - 3600  # older than the 2 s racy-mtime window, so digests are cacheable
-    wanted = [(files / f"part-{i:05d}.bin", small) for i in range(n_small)] + [
-        (root / "big.bin", big)
-    ]
+    wanted = [(files / f"part-{i:05d}.bin", small) for i in range(n_small)] + [(root / "big.bin", big)]
     rng = random.Random(1)
     for path, size in wanted:
         if not (path.exists() and path.stat().st_size == size):
@@ -345,9 +340,7 @@ def worker_statcache(size: dict[str, int], work: Path, _pg: str | None) -> dict[
             reset_peak()
             times[name].append(fn())
             peaks[name] = max(peaks[name], peak_mib())
-        log(
-            f"statcache rep {rep + 1}: cold {times['cold'][-1] * 1000:.1f} ms, warm {times['warm'][-1] * 1000:.1f} ms"
-        )
+        log(f"statcache rep {rep + 1}: cold {times['cold'][-1] * 1000:.1f} ms, warm {times['warm'][-1] * 1000:.1f} ms")
     return {
         "files": size["n_small"],
         "bytes": size["n_small"] * size["small"],
@@ -365,6 +358,7 @@ def make_batches(n_runs: int) -> tuple[list[Any], list[list[Any]]]:
     """Seed versions (logged untimed first) and one batch per run: RunRecorded, two
     EdgeRecorded inputs by name@digest of versions logged before, one VersionRecorded output."""
     import blake3
+
     from headwater.digest import manifest_digest
     from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
     from headwater.models import ManifestEntry
@@ -373,9 +367,7 @@ def make_batches(n_runs: int) -> tuple[list[Any], list[list[Any]]]:
     now = datetime.now(timezone.utc)
 
     def entry(key: str, size: int) -> ManifestEntry:
-        return ManifestEntry(
-            path="data.bin", digest="blake3:" + blake3.blake3(key.encode()).hexdigest(), size=size
-        )
+        return ManifestEntry(path="data.bin", digest="blake3:" + blake3.blake3(key.encode()).hexdigest(), size=size)
 
     seeds = []
     known: list[tuple[str, str]] = []
@@ -433,16 +425,10 @@ class BareSQL:
         self.for_update = " FOR UPDATE" if self.pg else ""
 
     def q(self, sql: str) -> str:
-        return (
-            sql.replace("?j", "%s::jsonb").replace("?", "%s") if self.pg else sql.replace("?j", "?")
-        )
+        return sql.replace("?j", "%s::jsonb").replace("?", "%s") if self.pg else sql.replace("?j", "?")
 
     def t(self, dt: datetime) -> Any:
-        return (
-            dt
-            if self.pg
-            else dt.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        )
+        return dt if self.pg else dt.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     def log_run(self, batch: Sequence[Any]) -> None:
         from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
@@ -456,9 +442,7 @@ class BareSQL:
             cur.execute("BEGIN IMMEDIATE")
         for ev in batch:
             cur.execute(
-                q(
-                    "INSERT INTO applied_events (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
-                ),
+                q("INSERT INTO applied_events (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"),
                 (ev.id, now),
             )
         cur.execute(
@@ -488,7 +472,8 @@ class BareSQL:
             name, _, digest = edge.ref.partition("@")
             cur.execute(
                 q(
-                    "SELECT v.id FROM versions v JOIN artifacts a ON a.id = v.artifact_id WHERE a.name = ? AND v.digest = ?"
+                    "SELECT v.id FROM versions v JOIN artifacts a ON a.id = v.artifact_id WHERE a.name = ? "
+                    "AND v.digest = ?"
                 ),
                 (name, digest),
             )
@@ -502,17 +487,14 @@ class BareSQL:
             )
         cur.execute(
             q(
-                "INSERT INTO artifacts (name, type, created_at, next_label) VALUES (?, ?, ?, 0) ON CONFLICT (name) DO NOTHING"
+                "INSERT INTO artifacts (name, type, created_at, next_label) VALUES (?, ?, ?, 0) ON CONFLICT "
+                "(name) DO NOTHING"
             ),
             (out.name, out.type, t(out.time)),
         )
-        cur.execute(
-            q("SELECT id, next_label FROM artifacts WHERE name = ?" + self.for_update), (out.name,)
-        )
+        cur.execute(q("SELECT id, next_label FROM artifacts WHERE name = ?" + self.for_update), (out.name,))
         art_id, label = cur.fetchone()
-        cur.execute(
-            q("SELECT id FROM versions WHERE artifact_id = ? AND digest = ?"), (art_id, out.digest)
-        )
+        cur.execute(q("SELECT id FROM versions WHERE artifact_id = ? AND digest = ?"), (art_id, out.digest))
         assert cur.fetchone() is None
         cur.execute(q("UPDATE artifacts SET next_label = ? WHERE id = ?"), (label + 1, art_id))
         cur.execute(
@@ -534,9 +516,7 @@ class BareSQL:
         (vid,) = cur.fetchone()
         for e in out.entries:
             cur.execute(
-                q(
-                    "INSERT INTO entries (version_id, path, digest, size, ref) VALUES (?, ?, ?, ?, ?)"
-                ),
+                q("INSERT INTO entries (version_id, path, digest, size, ref) VALUES (?, ?, ?, ?, ?)"),
                 (vid, e.path, e.digest, e.size, e.ref),
             )
         cur.execute(
@@ -547,16 +527,12 @@ class BareSQL:
             (out.run_id, vid, True, "{}", t(out.time)),
         )
         cur.execute(
-            q(
-                "SELECT version_id, moved_at FROM aliases WHERE artifact_id = ? AND alias = 'latest'"
-            ),
+            q("SELECT version_id, moved_at FROM aliases WHERE artifact_id = ? AND alias = 'latest'"),
             (art_id,),
         )
         cur.fetchone()
         cur.execute(
-            q(
-                "INSERT INTO alias_moves (artifact_id, alias, version_id, at) VALUES (?, 'latest', ?, ?)"
-            ),
+            q("INSERT INTO alias_moves (artifact_id, alias, version_id, at) VALUES (?, 'latest', ?, ?)"),
             (art_id, vid, t(out.time)),
         )
         cur.execute(
@@ -576,6 +552,7 @@ class BareSQL:
 
 def worker_runs(size: dict[str, int], work: Path, pg: str | None) -> dict[str, Any]:
     import sqlalchemy as sa
+
     from headwater.api import Client
     from headwater.store import schema
     from headwater.store.sql import SQLStore
@@ -632,9 +609,7 @@ def worker_runs(size: dict[str, int], work: Path, pg: str | None) -> dict[str, A
             delivered = sum(client.emit(batch) for batch in batches)
             elapsed = time.perf_counter() - start
             client.close()
-            assert delivered == len(batches), (
-                f"only {delivered} of {len(batches)} batches delivered"
-            )
+            assert delivered == len(batches), f"only {delivered} of {len(batches)} batches delivered"
             return elapsed
 
         return call
@@ -742,6 +717,7 @@ def pick_roots(children: list[list[int]], n: int) -> dict[str, tuple[int, int]]:
 def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> dict[str, Any]:
     import blake3
     import sqlalchemy as sa
+
     from headwater.store import schema
     from headwater.store.sql import SQLStore
 
@@ -756,10 +732,7 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
         for v in used:
             children[v].append(run)  # run i produces version i
     roots = pick_roots(children, n)
-    log(
-        "closure: roots "
-        + ", ".join(f"{k}: index {i} reaches {s:,}" for k, (i, s) in roots.items())
-    )
+    log("closure: roots " + ", ".join(f"{k}: index {i} reaches {s:,}" for k, (i, s) in roots.items()))
 
     store = SQLStore(f"sqlite:///{db}")  # creates the schema through the migrations
     n_artifacts = max(10, n // 40)
@@ -909,9 +882,7 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
             assert len(depths) == root["size"], (len(depths), root["size"])
             return elapsed
 
-        out["closure"][key] = asdict(
-            side_by_side({"sql": closure}, size["reps_short"], f"closure/{key}")["sql"]
-        )
+        out["closure"][key] = asdict(side_by_side({"sql": closure}, size["reps_short"], f"closure/{key}")["sql"])
     for key in LINEAGE_ROOTS:
         root = meta["roots"][key]
 
@@ -923,9 +894,7 @@ def worker_closure_sql(size: dict[str, int], work: Path, _pg: str | None) -> dic
             assert len(graph.versions) == root["size"], (len(graph.versions), root["size"])
             return elapsed
 
-        out["lineage"][key] = asdict(
-            side_by_side({"lineage": lineage}, size["reps_long"], f"lineage/{key}")["lineage"]
-        )
+        out["lineage"][key] = asdict(side_by_side({"lineage": lineage}, size["reps_long"], f"lineage/{key}")["lineage"])
     store.close()
     return out
 
@@ -942,9 +911,7 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
     conn = sqlite3.connect(meta["db"])
     run_node: dict[str, int] = {}
     g = nx.DiGraph()
-    for run_id, version_id, direction in conn.execute(
-        "SELECT run_id, version_id, direction FROM edges"
-    ):
+    for run_id, version_id, direction in conn.execute("SELECT run_id, version_id, direction FROM edges"):
         r = run_node.setdefault(run_id, -1 - len(run_node))
         if direction == "used":
             g.add_edge(version_id, r)
@@ -970,9 +937,7 @@ def worker_closure_nx(size: dict[str, int], work: Path, _pg: str | None) -> dict
             assert n_versions == root["size"], (n_versions, root["size"])
             return elapsed
 
-        out["closure"][key] = asdict(
-            side_by_side({"nx": descendants}, size["reps_short"], f"nx/{key}")["nx"]
-        )
+        out["closure"][key] = asdict(side_by_side({"nx": descendants}, size["reps_short"], f"nx/{key}")["nx"])
     return out
 
 
@@ -1165,26 +1130,23 @@ HEADERS = ("benchmark", "what", "headwater", "peer", "ratio", "target", "met", "
 
 
 def render(rows: Sequence[Row], markdown: bool = False) -> str:
-    cells = [HEADERS] + [
-        (r.key, r.what, r.headwater, r.peer, r.ratio, r.target, r.met, r.rss) for r in rows
-    ]
+    cells = [HEADERS] + [(r.key, r.what, r.headwater, r.peer, r.ratio, r.target, r.met, r.rss) for r in rows]
     if markdown:
         lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells[1:]]
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-    return "\n".join(
-        [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
-    )
+
+    def fmt(row):
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
 
 
 # --- orchestration -----------------------------------------------------------------------------
 
 
-def call_worker(
-    name: str, args: argparse.Namespace, work: Path, pg: str | None
-) -> dict[str, Any] | str:
+def call_worker(name: str, args: argparse.Namespace, work: Path, pg: str | None) -> dict[str, Any] | str:
     """Run one worker in a child process; its result, or the reason it failed."""
     out = work / f"{name}.json"
     out.unlink(missing_ok=True)
@@ -1216,9 +1178,7 @@ def postgres_database(url: str) -> tuple[str | None, str | None, Callable[[], No
 
     name = f"headwater_bench_{uuid.uuid4().hex[:10]}"
     try:
-        admin = sa.create_engine(
-            sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-        )
+        admin = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except Exception as err:  # noqa: BLE001 - any failure means: no PostgreSQL rows
@@ -1242,13 +1202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="much smaller shapes (a minute or so)")
-    p.add_argument(
-        "--tiny", action="store_true", help="smallest shapes, for the smoke test (seconds)"
-    )
+    p.add_argument("--tiny", action="store_true", help="smallest shapes, for the smoke test (seconds)")
     p.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
-    p.add_argument(
-        "--postgres", help="PostgreSQL server URL (a database is created and dropped there)"
-    )
+    p.add_argument("--postgres", help="PostgreSQL server URL (a database is created and dropped there)")
     p.add_argument("--json", type=Path, help="also write every measurement to this file")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument(
@@ -1276,9 +1232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = BENCHMARKS if not args.only else tuple(x.strip() for x in args.only.split(","))
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
-        p.error(
-            f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}"
-        )
+        p.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     work = work.absolute()
     work.mkdir(parents=True, exist_ok=True)
@@ -1307,14 +1261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ]
             else:
                 rows += rows_digest(r)
-                notes.append(
-                    f"digest: headwater hashes with HEADWATER_HASH_THREADS={r['threads']} (its default here)"
-                )
+                notes.append(f"digest: headwater hashes with HEADWATER_HASH_THREADS={r['threads']} (its default here)")
         if "statcache" in only:
             r = call_worker("statcache", args, work, None)
-            rows += (
-                [failure("statcache", "statcache", r)] if isinstance(r, str) else rows_statcache(r)
-            )
+            rows += [failure("statcache", "statcache", r)] if isinstance(r, str) else rows_statcache(r)
         if "runs" in only:
             server = args.postgres or os.environ.get("HEADWATER_TEST_POSTGRES_URL") or DEFAULT_PG
             pg, pg_note, drop = postgres_database(server)
@@ -1323,11 +1273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 drop()
             if isinstance(r, str):
-                rows += [
-                    failure(f"runs-{h}-{b}", "runs", r)
-                    for b in ("sqlite", "postgres")
-                    for h in ("apply", "emit")
-                ]
+                rows += [failure(f"runs-{h}-{b}", "runs", r) for b in ("sqlite", "postgres") for h in ("apply", "emit")]
             else:
                 rows += rows_runs(r, pg_note, size["runs"])
         if "closure" in only:
@@ -1340,9 +1286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nxr = call_worker("closure-nx", args, work, None)
             problem = next((x for x in (load, sql, nxr) if isinstance(x, str)), None)
             if problem is not None:
-                keys = [f"closure-{k}" for k, _ in CLOSURE_ROOTS] + [
-                    f"lineage-{k}" for k in LINEAGE_ROOTS
-                ]
+                keys = [f"closure-{k}" for k, _ in CLOSURE_ROOTS] + [f"lineage-{k}" for k in LINEAGE_ROOTS]
                 rows += [failure(k, "closure", problem) for k in keys]
             else:
                 assert isinstance(load, dict) and isinstance(sql, dict) and isinstance(nxr, dict)

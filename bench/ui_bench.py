@@ -55,8 +55,13 @@ def _digest(*parts: object) -> str:
 def _version(name: str, day: int, run_id: str, direction: str) -> VersionRecorded:
     entry = ManifestEntry(path="part-0.parquet", digest=_digest("file", name, day), size=1024 + day)
     return VersionRecorded(
-        name=name, digest=manifest_digest([entry]), entries=[entry], run_id=run_id, direction=direction,  # type: ignore[arg-type]
-        type="model" if name.startswith("l4") else "dataset", time=START + timedelta(days=day),
+        name=name,
+        digest=manifest_digest([entry]),
+        entries=[entry],
+        run_id=run_id,
+        direction=direction,  # type: ignore[arg-type]
+        type="model" if name.startswith("l4") else "dataset",
+        time=START + timedelta(days=day),
     )
 
 
@@ -69,10 +74,19 @@ def build_pipeline(store: SQLStore, days: int) -> str:
             for slot in range(WIDTH):
                 job = f"l{layer}j{slot}"
                 run_id = str(hashlib.md5(f"{job}/{day}".encode()).hexdigest())
-                events.append(RunRecorded(
-                    run_id=run_id, job=job, job_namespace="bench", orchestrator=("airflow", "dagster", "prefect")[layer % 3],
-                    run_kind="task", status="succeeded", started_at=when, ended_at=when, time=when,
-                ))
+                events.append(
+                    RunRecorded(
+                        run_id=run_id,
+                        job=job,
+                        job_namespace="bench",
+                        orchestrator=("airflow", "dagster", "prefect")[layer % 3],
+                        run_kind="task",
+                        status="succeeded",
+                        started_at=when,
+                        ended_at=when,
+                        time=when,
+                    )
+                )
                 if layer == 0:
                     events.append(EdgeRecorded(run_id=run_id, ref="raw:v0", direction="used", time=when))
                 else:
@@ -81,9 +95,22 @@ def build_pipeline(store: SQLStore, days: int) -> str:
                 events.append(_version(job, day, run_id, "produced"))
         if day == 0:
             seed = "0" * 32
-            store.apply([RunRecorded(run_id=seed, job="export", job_namespace="bench", orchestrator="manual", run_kind="manual",
-                                     status="succeeded", started_at=when, ended_at=when, time=when),
-                         _version("raw", 0, seed, "produced")])
+            store.apply(
+                [
+                    RunRecorded(
+                        run_id=seed,
+                        job="export",
+                        job_namespace="bench",
+                        orchestrator="manual",
+                        run_kind="manual",
+                        status="succeeded",
+                        started_at=when,
+                        ended_at=when,
+                        time=when,
+                    ),
+                    _version("raw", 0, seed, "produced"),
+                ]
+            )
         store.apply(events)
     return "raw:v0"
 
@@ -116,7 +143,9 @@ class UI:
         env.update(HEADWATER_URI=f"sqlite:///{db}", HEADWATER_HOME=str(folder / "home"))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "headwater.cli", "ui", "--no-browser", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -144,8 +173,14 @@ def measure_graph(page, url: str) -> dict[str, float]:
     node.click()
     page.wait_for_selector("#details:not([hidden])")
     click = (time.perf_counter() - started) * 1000
-    return {"first": first, "layout": stats["layoutMs"], "draw": stats["renderMs"], "click": click,
-            "interactive": first + click, "drawn": stats["nodes"]}
+    return {
+        "first": first,
+        "layout": stats["layoutMs"],
+        "draw": stats["renderMs"],
+        "click": click,
+        "interactive": first + click,
+        "drawn": stats["nodes"],
+    }
 
 
 def median(values: list[float]) -> float:
@@ -154,10 +189,14 @@ def median(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="100 nodes and 1,000 artifacts, one load each (the smoke test)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="100 nodes and 1,000 artifacts, one load each (the smoke test)"
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--artifacts", type=int, default=100_000)
-    parser.add_argument("--days", help="pipeline days to draw, comma-separated (default 2,10,100: 100, 500, 5,000 nodes)")
+    parser.add_argument(
+        "--days", help="pipeline days to draw, comma-separated (default 2,10,100: 100, 500, 5,000 nodes)"
+    )
     parser.add_argument("--json", help="write the raw timings here")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -193,9 +232,15 @@ def main() -> int:
                     page.uncheck("#collapse")
                     page.locator("#graph [data-ref]").nth(days * 25).wait_for()
                     whole = page.evaluate("({...window.headwaterGraph})")
-                    uncollapsed = {"what": f"lineage, {days * 50} nodes, every node drawn", "first": None,
-                                   "layout": whole["layoutMs"], "draw": whole["renderMs"], "drawn": whole["nodes"],
-                                   "click": None, "interactive": (time.perf_counter() - started) * 1000}
+                    uncollapsed = {
+                        "what": f"lineage, {days * 50} nodes, every node drawn",
+                        "first": None,
+                        "layout": whole["layoutMs"],
+                        "draw": whole["renderMs"],
+                        "drawn": whole["nodes"],
+                        "click": None,
+                        "interactive": (time.perf_counter() - started) * 1000,
+                    }
             finally:
                 ui.stop()
             row = {"what": f"lineage, {days * 50} nodes", **{k: median([r[k] for r in runs]) for k in runs[0]}}
@@ -226,14 +271,20 @@ def main() -> int:
             ui.stop()
         browser.close()
 
-    print(f"{'what':<53} {'first render':>13} {'layout':>8} {'draw':>8} {'click':>8} {'interactive':>12} {'drawn':>6} {'target':>8} {'ratio':>6}")
+    print(
+        f"{'what':<53} {'first render':>13} {'layout':>8} {'draw':>8} {'click':>8} {'interactive':>12} "
+        f"{'drawn':>6} {'target':>8} {'ratio':>6}"
+    )
     for row in rows:
         target = 1000.0 if "500 nodes" in row["what"] else None
         if "lineage" in row["what"]:
             ratio = f"{target / row['interactive']:.1f}" if target else "-"
             ms = lambda v: "-" if v is None else f"{v:.0f} ms"  # noqa: E731
-            print(f"{row['what']:<53} {ms(row['first']):>13} {ms(row['layout']):>8} {ms(row['draw']):>8} "
-                  f"{ms(row['click']):>8} {ms(row['interactive']):>12} {row['drawn']:>6.0f} {'1000 ms' if target else '-':>8} {ratio:>6}")
+            print(
+                f"{row['what']:<53} {ms(row['first']):>13} {ms(row['layout']):>8} {ms(row['draw']):>8} "
+                f"{ms(row['click']):>8} {ms(row['interactive']):>12} {row['drawn']:>6.0f} "
+                f"{'1000 ms' if target else '-':>8} {ratio:>6}"
+            )
         else:
             print(f"{row['what']:<53} {row['first']:>10.0f} ms")
     if args.json:

@@ -1,10 +1,10 @@
 """headwater: lineage for ML and data pipelines.
 
-    import headwater as hw
-    with hw.run("train") as run:
-        data = run.use("mnist-train:latest")
-        run.log_artifact("mnist-cnn", "model.pt", type="model")
-    hw.upstream("mnist-cnn:latest")
+import headwater as hw
+with hw.run("train") as run:
+    data = run.use("mnist-train:latest")
+    run.log_artifact("mnist-cnn", "model.pt", type="model")
+hw.upstream("mnist-cnn:latest")
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
         LineageGraph,
         Run,
         RunStatus,
-        Version,
         VerifyReport,
+        Version,
     )
     from headwater.outbox import Delivery
     from headwater.store.base import ArtifactOrder
@@ -46,11 +46,19 @@ if TYPE_CHECKING:  # pragma: no cover
 # `import headwater` stays cheap (an Airflow worker imports the plugin in every process): the API
 # and the models load on first use (PEP 562).
 _LAZY = {
-    "ActiveRun": "headwater.api", "Client": "headwater.api", "Output": "headwater.api",
+    "ActiveRun": "headwater.api",
+    "Client": "headwater.api",
+    "Output": "headwater.api",
     "run_id": "headwater.api",
-    "AliasMove": "headwater.models", "Artifact": "headwater.models", "Diff": "headwater.models",
-    "Edge": "headwater.models", "Impact": "headwater.models", "LineageGraph": "headwater.models",
-    "ManifestEntry": "headwater.models", "Run": "headwater.models", "Version": "headwater.models",
+    "AliasMove": "headwater.models",
+    "Artifact": "headwater.models",
+    "Diff": "headwater.models",
+    "Edge": "headwater.models",
+    "Impact": "headwater.models",
+    "LineageGraph": "headwater.models",
+    "ManifestEntry": "headwater.models",
+    "Run": "headwater.models",
+    "Version": "headwater.models",
     "VerifyReport": "headwater.models",
 }
 
@@ -301,9 +309,7 @@ def artifacts(
         name_like: only names containing this text (any case).
         tag: only artifacts with a version carrying this tag.
     """
-    return default_client().artifacts(
-        type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
-    )
+    return default_client().artifacts(type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset)
 
 
 def versions(
@@ -320,9 +326,7 @@ def versions(
         metadata: only versions whose metadata has these keys and values.
         include_deleted: list tombstoned versions too.
     """
-    return default_client().versions(
-        name, limit=limit, tags=tags, metadata=metadata, include_deleted=include_deleted
-    )
+    return default_client().versions(name, limit=limit, tags=tags, metadata=metadata, include_deleted=include_deleted)
 
 
 def runs(
@@ -333,9 +337,7 @@ def runs(
     limit: int | None = None,
 ) -> list[Run]:
     """Recorded runs, newest first, filtered by job, orchestrator, status or parent run."""
-    return default_client().runs(
-        job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit
-    )
+    return default_client().runs(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
 
 
 def runs_using(name: str) -> list[Run]:
@@ -354,10 +356,50 @@ def sync(timeout: float | None = None) -> Delivery:
 
 
 __all__ = [
-    "ActiveRun", "AliasMove", "Artifact", "Client", "Conflict", "Diff", "Edge", "HeadwaterError",
-    "Impact", "InvalidInput", "InvalidRef", "LineageGraph", "ManifestEntry", "NotFound", "Output",
-    "Run", "SchemaTooNew", "Unauthorized", "Unavailable", "Unwritable", "Version", "VerifyReport", "alias",
-    "alias_history", "artifacts", "default_client", "delete", "diff", "downstream", "get", "impact",
-    "link", "log_artifact", "log_reference", "path", "run", "run_id", "runs", "runs_using", "sync", "tag",
-    "unalias", "untag", "upstream", "verify", "versions",
+    "ActiveRun",
+    "AliasMove",
+    "Artifact",
+    "Client",
+    "Conflict",
+    "Diff",
+    "Edge",
+    "HeadwaterError",
+    "Impact",
+    "InvalidInput",
+    "InvalidRef",
+    "LineageGraph",
+    "ManifestEntry",
+    "NotFound",
+    "Output",
+    "Run",
+    "SchemaTooNew",
+    "Unauthorized",
+    "Unavailable",
+    "Unwritable",
+    "Version",
+    "VerifyReport",
+    "alias",
+    "alias_history",
+    "artifacts",
+    "default_client",
+    "delete",
+    "diff",
+    "downstream",
+    "get",
+    "impact",
+    "link",
+    "log_artifact",
+    "log_reference",
+    "path",
+    "run",
+    "run_id",
+    "runs",
+    "runs_using",
+    "sync",
+    "tag",
+    "unalias",
+    "untag",
+    "upstream",
+    "verify",
+    "versions",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from headwater import config
 from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable, Unwritable
@@ -40,8 +40,8 @@ from headwater.models import (
     ManifestEntry,
     Run,
     RunStatus,
-    Version,
     VerifyReport,
+    Version,
 )
 from headwater.outbox import Delivery, Outbox
 from headwater.refs import (
@@ -87,7 +87,7 @@ class Output:
     store: bool | None = None
 
 
-InputLike = Union[str, os.PathLike, Version]
+InputLike = str | os.PathLike | Version
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -158,7 +158,9 @@ class Client:
 
                 store = self.store
                 if not isinstance(store, HTTPStore):
-                    raise InvalidInput(f"{config.mask_uri(self.uri)} is served by {type(store).__name__}, which keeps no blobs")
+                    raise InvalidInput(
+                        f"{config.mask_uri(self.uri)} is served by {type(store).__name__}, which keeps no blobs"
+                    )
                 self._blobs = store.blobs
             else:
                 from headwater.blobs import BlobStore
@@ -263,9 +265,7 @@ class Client:
                 stored = bool(store)
             else:
                 if store:
-                    raise InvalidInput(
-                        f"store=True is supported for local paths and file:// URIs, not {target!r}"
-                    )
+                    raise InvalidInput(f"store=True is supported for local paths and file:// URIs, not {target!r}")
                 entries = reference_manifest(target, stat_cache=self.stat_cache)
                 return _Content(entries, manifest_digest(entries))
         else:
@@ -444,7 +444,9 @@ class Client:
         links: dict[str, str] | None = None,
         code: dict[str, Any] | None = None,
     ) -> ActiveRun:
-        return ActiveRun(self, job, job_namespace=job_namespace, params=params, parent_id=parent_id, links=links, code=code)
+        return ActiveRun(
+            self, job, job_namespace=job_namespace, params=params, parent_id=parent_id, links=links, code=code
+        )
 
     def link(
         self,
@@ -516,8 +518,13 @@ class Client:
             return self.store.get_run(rid)
         # Still in the outbox: say what will be recorded, by digest since labels come on delivery.
         return Run(
-            id=rid, job=job, job_namespace=job_namespace, status=status, params=params or {},
-            inputs=used, outputs=produced,
+            id=rid,
+            job=job,
+            job_namespace=job_namespace,
+            status=status,
+            params=params or {},
+            inputs=used,
+            outputs=produced,
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -637,7 +644,9 @@ class Client:
         hashes a local file: what a server does for its users, whose files are not its own.
         """
         if (ref is None and (digest is None) == (path is None)) or (ref is not None and digest is not None):
-            raise InvalidInput("impact takes exactly one of a REF, a path or a digest (a REF may be narrowed by a path)")
+            raise InvalidInput(
+                "impact takes exactly one of a REF, a path or a digest (a REF may be narrowed by a path)"
+            )
         holding: dict[str, Version] = {}
         if ref is not None:
             version = self.get(ref)

@@ -89,9 +89,7 @@ def restore_verified(source: Any, digest: str, dest: str | os.PathLike[str], whe
     return dest
 
 
-def sweep_folder(
-    folder: str | os.PathLike[str], grace: float, *, dry_run: bool = False, prefix: str = ""
-) -> list[str]:
+def sweep_folder(folder: str | os.PathLike[str], grace: float, *, dry_run: bool = False, prefix: str = "") -> list[str]:
     """Remove the files in a local `folder` whose names start with `prefix` written more than
     `grace` seconds ago; their names."""
     now = time.time()
@@ -261,13 +259,9 @@ class BlobStore:
         return folder
 
     def _changed(self, path: str | os.PathLike[str], expected: str, got: str) -> Conflict:
-        return Conflict(
-            f"{os.fspath(path)!r} changed while being stored: expected {expected}, got {got}"
-        )
+        return Conflict(f"{os.fspath(path)!r} changed while being stored: expected {expected}, got {got}")
 
-    def _put_local(
-        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
-    ) -> None:
+    def _put_local(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
         tmp = os.path.join(self._root, "tmp", uuid.uuid4().hex)
         try:
             with self._create(tmp) as out:
@@ -301,18 +295,14 @@ class BlobStore:
             os.makedirs(os.path.dirname(tmp), exist_ok=True)
             return open(tmp, "xb")
 
-    def _put_in_place(
-        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
-    ) -> None:
+    def _put_in_place(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
         with self._fs.open(final, "wb") as out:
             got = copy_hashed(src, out)
         if got != digest:
             self._fs.rm_file(final)
             raise self._changed(path, digest, got)
 
-    def _put_moved(
-        self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]
-    ) -> None:
+    def _put_moved(self, src: BinaryIO, final: str, digest: str, path: str | os.PathLike[str]) -> None:
         tmp = f"{self._root}/tmp/{uuid.uuid4().hex}"
         self._fs.makedirs(f"{self._root}/tmp", exist_ok=True)
         try:

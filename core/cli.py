@@ -25,8 +25,7 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from headwater import __version__
-from headwater import render, times
+from headwater import __version__, render, times
 from headwater.api import Client, Output
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
 from headwater.models import AliasMove, Run
@@ -136,9 +135,7 @@ def _note(message: str) -> None:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(
-        func
-    )
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
 
 
 def _client(ctx: click.Context) -> Client:
@@ -169,9 +166,7 @@ class IsoTime(click.ParamType):
 
     name = "TIME"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
         if isinstance(value, datetime):
             return times.utc(value, "--at")
         try:
@@ -201,16 +196,12 @@ def _pairs(
 ) -> Callable[[click.Context, click.Parameter, Sequence[str]], list[tuple[str, str]]]:
     """A callback splitting repeated `KEY=VALUE` values at the first '='."""
 
-    def split(
-        ctx: click.Context, param: click.Parameter, values: Sequence[str]
-    ) -> list[tuple[str, str]]:
+    def split(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> list[tuple[str, str]]:
         found = []
         for value in values or ():
             key, sep, rest = value.partition("=")
             if not sep or not key or not rest:
-                raise click.BadParameter(
-                    f"{value!r} is not {meta} (both sides of '=' are needed)", ctx, param
-                )
+                raise click.BadParameter(f"{value!r} is not {meta} (both sides of '=' are needed)", ctx, param)
             found.append((key, rest))
         return found
 
@@ -249,9 +240,7 @@ def _metadata_option(help_text: str) -> Callable[[F], F]:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    __version__, "--version", prog_name="headwater", message="%(prog)s %(version)s"
-)
+@click.version_option(__version__, "--version", prog_name="headwater", message="%(prog)s %(version)s")
 @click.option(
     "--uri",
     metavar="URI",
@@ -327,9 +316,7 @@ def _input_item(client: Client, text: str) -> Any:
 
 @cli.command("log")
 @click.option("--job", required=True, help="The step's name.")
-@click.option(
-    "--namespace", "job_namespace", default="manual", show_default=True, help="The job's namespace."
-)
+@click.option("--namespace", "job_namespace", default="manual", show_default=True, help="The job's namespace.")
 @click.option(
     "--input",
     "inputs",
@@ -379,12 +366,8 @@ def _input_item(client: Client, text: str) -> Any:
 )
 @_metadata_option("Metadata of every output of this call (JSON values are parsed; repeatable).")
 @click.option("--description", metavar="TEXT", help="The description of every output of this call.")
-@click.option(
-    "--tag", "tags", multiple=True, metavar="T", help="Tag every output of this call (repeatable)."
-)
-@click.option(
-    "--status", type=click.Choice(["succeeded", "failed"]), default="succeeded", show_default=True
-)
+@click.option("--tag", "tags", multiple=True, metavar="T", help="Tag every output of this call (repeatable).")
+@click.option("--status", type=click.Choice(["succeeded", "failed"]), default="succeeded", show_default=True)
 @json_option
 @_with_client
 def log_cmd(
@@ -412,23 +395,17 @@ def log_cmd(
     for given, hint in ((metadata, "--metadata"), (description, "--description"), (tags, "--tag")):
         if given and not names:
             # Silently recording nothing of it would look like success.
-            raise click.BadParameter(
-                "applies to outputs: give --output or --reference", param_hint=hint
-            )
+            raise click.BadParameter("applies to outputs: give --output or --reference", param_hint=hint)
     type_of: dict[str, str] = {}
     for name, type_ in types:
         if name not in names:
-            raise click.BadParameter(
-                f"no --output or --reference named {name!r}", param_hint="--type"
-            )
+            raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--type")
         if type_of.setdefault(name, type_) != type_:
             raise click.BadParameter(f"two types for {name!r}", param_hint="--type")
     aliases_of: dict[str, list[str]] = {}
     for name, alias in aliases:
         if name not in names:
-            raise click.BadParameter(
-                f"no --output or --reference named {name!r}", param_hint="--alias"
-            )
+            raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--alias")
         aliases_of.setdefault(name, []).append(alias)
     items = [_input_item(client, text) for text in inputs]
     metadata_ = _values(metadata)
@@ -445,9 +422,7 @@ def log_cmd(
             store=store,
         )
 
-    outs = [output(name, path) for name, path in outputs] + [
-        output(name, uri, store=False) for name, uri in references
-    ]
+    outs = [output(name, path) for name, path in outputs] + [output(name, uri, store=False) for name, uri in references]
     run = client.link(
         job,
         items,
@@ -522,8 +497,7 @@ def ls_cmd(
     help="Only versions with this tag (repeatable: all of them).",
 )
 @_metadata_option(
-    "Only versions whose metadata has KEY equal to VALUE (JSON values are parsed; "
-    "repeatable: all of them)."
+    "Only versions whose metadata has KEY equal to VALUE (JSON values are parsed; repeatable: all of them)."
 )
 @click.option("--deleted", is_flag=True, help="Include deleted versions.")
 @json_option
@@ -538,9 +512,7 @@ def versions_cmd(
     as_json: bool,
 ) -> None:
     """List the versions of artifact NAME, oldest first."""
-    found = client.versions(
-        name, limit=limit, tags=tags, metadata=_values(metadata), include_deleted=deleted
-    )
+    found = client.versions(name, limit=limit, tags=tags, metadata=_values(metadata), include_deleted=deleted)
     if as_json:
         _print_json(found)
     elif not found:
@@ -576,9 +548,7 @@ def aliases_cmd(client: Client, name: str, history: bool, as_json: bool) -> None
 
 @cli.command("show")
 @click.argument("ref")
-@click.option(
-    "--at", type=IsoTime(), help="What REF pointed to at this time (ISO 8601; no offset = UTC)."
-)
+@click.option("--at", type=IsoTime(), help="What REF pointed to at this time (ISO 8601; no offset = UTC).")
 @json_option
 @_with_client
 def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> None:
@@ -601,9 +571,7 @@ def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> No
 @click.option("--entry", metavar="PATH", help="Only this entry (its PATH as `show` lists it).")
 @json_option
 @_with_client
-def download_cmd(
-    client: Client, ref: str, dest: str | None, entry: str | None, as_json: bool
-) -> None:
+def download_cmd(client: Client, ref: str, dest: str | None, entry: str | None, as_json: bool) -> None:
     """Restore a version's bytes, every one verified, and print where they are.
 
     The entries are written under the folder DEST (default: a cache under --home, else
@@ -619,9 +587,7 @@ def download_cmd(
 
 @cli.command("runs")
 @click.option("--job", metavar="J")
-@click.option(
-    "--orchestrator", metavar="O", help="manual, airflow, prefect, dagster, openlineage, ..."
-)
+@click.option("--orchestrator", metavar="O", help="manual, airflow, prefect, dagster, openlineage, ...")
 @click.option("--status", type=click.Choice(_RUN_STATUSES))
 @click.option("--limit", type=click.IntRange(min=1), metavar="N")
 @json_option
@@ -659,9 +625,7 @@ def _find_run(client: Client, run_id: str) -> Run:
     if not matches:
         raise NotFound(f"no run with id {run_id!r} (nor one whose id starts or ends with it)")
     if len(matches) > 1:
-        raise InvalidInput(
-            f"run id {run_id!r} is ambiguous ({len(matches)} runs match): give more characters"
-        )
+        raise InvalidInput(f"run id {run_id!r} is ambiguous ({len(matches)} runs match): give more characters")
     return matches[0]
 
 
@@ -785,11 +749,7 @@ def _depth_option(func: F) -> F:
 
 
 def _lineage(client: Client, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
-    graph = (
-        client.upstream(ref, depth=depth)
-        if direction == "upstream"
-        else client.downstream(ref, depth=depth)
-    )
+    graph = client.upstream(ref, depth=depth) if direction == "upstream" else client.downstream(ref, depth=depth)
     if as_json:
         _print_json(graph)
     else:
@@ -840,17 +800,11 @@ def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -
 @_depth_option
 @json_option
 @_with_client
-def graph_cmd(
-    client: Client, ref: str, direction: str, fmt: str, depth: int | None, as_json: bool
-) -> None:
+def graph_cmd(client: Client, ref: str, direction: str, fmt: str, depth: int | None, as_json: bool) -> None:
     """Lineage as a tree, Mermaid, Graphviz DOT or JSON."""
     if as_json:
         fmt = "json"
-    graph = (
-        client.upstream(ref, depth=depth)
-        if direction == "upstream"
-        else client.downstream(ref, depth=depth)
-    )
+    graph = client.upstream(ref, depth=depth) if direction == "upstream" else client.downstream(ref, depth=depth)
     if fmt == "json":
         _print_json(graph)
     elif fmt == "mermaid":
@@ -880,9 +834,7 @@ def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
 
 @cli.command("impact")
 @click.argument("ref", required=False)
-@click.option(
-    "--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI)."
-)
+@click.option("--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI).")
 @click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
 @json_option
 @_with_client
@@ -951,9 +903,7 @@ def sync_cmd(client: Client, as_json: bool) -> None:
     if pending:
         # The class of what stopped delivery (Unauthorized: fix the token) sets the exit code.
         stopped = type(result.stopped_by) if isinstance(result.stopped_by, Unavailable) else Unavailable
-        raise stopped(
-            f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}"
-        )
+        raise stopped(f"{pending} batch(es) still wait in the outbox: {result.error or 'backend busy'}")
 
 
 @cli.group("db", cls=_Group)
@@ -980,28 +930,28 @@ def db_upgrade_cmd(client: Client, as_json: bool) -> None:
 @cli.command("server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option(
-    "--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: min(4, CPUs))."
-)
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes (default: min(4, CPUs)).")
 @click.option(
     "--store",
     "store_uri",
     metavar="URI",
-    help="sqlite:///PATH or postgresql://... (default: the global --uri, else HEADWATER_URI, "
-    "else the SQLite default).",
+    help="sqlite:///PATH or postgresql://... (default: the global --uri, else HEADWATER_URI, else the SQLite default).",
 )
 @click.option(
     "--blobs",
     "blob_uri",
     metavar="URL",
-    help="Where uploaded blobs live: a folder or an fsspec URL (default: HEADWATER_BLOB_URI, else $HEADWATER_HOME/blobs).",
+    help="Where uploaded blobs live: a folder or an fsspec URL (default: HEADWATER_BLOB_URI, else "
+    "$HEADWATER_HOME/blobs).",
 )
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
     help="Tokens, one a line: TOKEN or read-write TOKEN, read-only TOKEN (also HEADWATER_TOKEN, HEADWATER_READ_TOKEN).",
 )
-@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=None, help="Largest JSON request (default 64).")
+@click.option(
+    "--max-body-mb", type=click.FloatRange(min=0.001), default=None, help="Largest JSON request (default 64)."
+)
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -1029,9 +979,7 @@ def server_cmd(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise InvalidInput(
-            'the tracking server needs the "server" extra: pip install "headwater[server]"'
-        ) from None
+        raise InvalidInput('the tracking server needs the "server" extra: pip install "headwater[server]"') from None
     # Workers are separate processes that build the app from the environment: set it only
     # while the server runs (the CLI may run inside another program's process), and before
     # the settings are read, since their defaults come from HEADWATER_HOME.
@@ -1057,9 +1005,7 @@ def server_cmd(
                 os.environ[name] = value
 
 
-def _serve(
-    host: str, port: int, workers: int | None, log_level: str, access_log: bool, as_json: bool
-) -> None:
+def _serve(host: str, port: int, workers: int | None, log_level: str, access_log: bool, as_json: bool) -> None:
     """`headwater server` once its environment is set."""
     from headwater.server.settings import Settings
     from headwater.store.sql import SQLStore
@@ -1077,13 +1023,27 @@ def _serve(
             cpus = os.cpu_count() or 1
         workers = max(1, min(4, cpus))
     where = _where(settings.store_uri)
-    auth = "off (no token set)" if not settings.tokens else (
-        f"{sum(1 for s in settings.tokens.values() if s == 'write')} read-write, "
-        f"{sum(1 for s in settings.tokens.values() if s == 'read')} read-only token(s)"
+    auth = (
+        "off (no token set)"
+        if not settings.tokens
+        else (
+            f"{sum(1 for s in settings.tokens.values() if s == 'write')} read-write, "
+            f"{sum(1 for s in settings.tokens.values() if s == 'read')} read-only token(s)"
+        )
     )
     url = f"http://{host}:{port}"
     if as_json:
-        click.echo(json.dumps({"url": url, "store": where, "blobs": settings.blob_uri, "workers": workers, "auth": bool(settings.tokens)}))
+        click.echo(
+            json.dumps(
+                {
+                    "url": url,
+                    "store": where,
+                    "blobs": settings.blob_uri,
+                    "workers": workers,
+                    "auth": bool(settings.tokens),
+                }
+            )
+        )
     _note(f"serving {where} at {url} ({workers} worker(s), auth {auth})")
     # The CLI collects library warnings to print after a command; a server prints them live.
     logger = logging.getLogger("headwater")
@@ -1096,7 +1056,9 @@ def _serve(
 
 
 @cli.command("config")
-@click.option("--markdown", is_flag=True, help="The registry as docs/configuration.md's table (name, type, default, meaning).")
+@click.option(
+    "--markdown", is_flag=True, help="The registry as docs/configuration.md's table (name, type, default, meaning)."
+)
 @json_option
 @click.pass_context
 def config_cmd(ctx: click.Context, markdown: bool, as_json: bool) -> None:
@@ -1123,11 +1085,21 @@ def config_cmd(ctx: click.Context, markdown: bool, as_json: bool) -> None:
         for setting, value, source in config.effective(env)
     ]
     if as_json:
-        _print_json([
-            {"name": s.name, "value": value, "source": source, "type": s.kind, "default": s.default,
-             "scope": s.scope, "secret": s.secret, "doc": s.doc}
-            for s, value, source in rows
-        ])
+        _print_json(
+            [
+                {
+                    "name": s.name,
+                    "value": value,
+                    "source": source,
+                    "type": s.kind,
+                    "default": s.default,
+                    "scope": s.scope,
+                    "secret": s.secret,
+                    "doc": s.doc,
+                }
+                for s, value, source in rows
+            ]
+        )
         return
     _show(render.settings_table((s.name, value, source) for s, value, source in rows))
 
@@ -1148,16 +1120,19 @@ def ui_cmd(client: Client, port: int, no_browser: bool, as_json: bool) -> None:
         import jinja2  # noqa: F401
         import uvicorn
     except ImportError:
-        raise InvalidInput(
-            'the web UI needs the "server" extra: pip install "headwater[server]"'
-        ) from None
+        raise InvalidInput('the web UI needs the "server" extra: pip install "headwater[server]"') from None
     from headwater.server.run import log_config
     from headwater.server.ui import create_ui_app
 
     client.store  # noqa: B018 - open (and migrate) it now: a wrong URI fails here, with one line
     config_ = uvicorn.Config(
-        create_ui_app(client), host="127.0.0.1", port=port, log_level="warning",
-        log_config=log_config(), server_header=False, access_log=False,
+        create_ui_app(client),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        log_config=log_config(),
+        server_header=False,
+        access_log=False,
     )
     server = uvicorn.Server(config_)
     sock = config_.bind_socket()  # bound before the browser asks (and port 0 picks a free one)
@@ -1177,6 +1152,7 @@ def _where(uri: str) -> str:
     from headwater import config
 
     return config.mask_uri(uri)
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `headwater` script."""

@@ -38,54 +38,133 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("HEADWATER_HOME", "path", "~/.headwater",
-            "The local folder: the SQLite store, the outbox, stored blobs, the stat and download caches.",
-            airflow="home"),
-    Setting("HEADWATER_URI", "uri", "sqlite:///$HEADWATER_HOME/headwater.db",
-            "The tracking backend: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or a tracking server "
-            "http(s)://HOST:PORT.", airflow="uri", prefect="uri"),
-    Setting("HEADWATER_BLOB_URI", "uri", "$HEADWATER_HOME/blobs",
-            "Where stored bytes go: a folder or any fsspec URL (s3://bucket/prefix). With a shared "
-            "PostgreSQL, make it shared too."),
-    Setting("HEADWATER_TIMEOUT_S", "float", "10",
-            "The time budget of one write in seconds: hashing in adapters, delivery to the backend.",
-            airflow="timeout"),
+    Setting(
+        "HEADWATER_HOME",
+        "path",
+        "~/.headwater",
+        "The local folder: the SQLite store, the outbox, stored blobs, the stat and download caches.",
+        airflow="home",
+    ),
+    Setting(
+        "HEADWATER_URI",
+        "uri",
+        "sqlite:///$HEADWATER_HOME/headwater.db",
+        "The tracking backend: sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or a tracking server "
+        "http(s)://HOST:PORT.",
+        airflow="uri",
+        prefect="uri",
+    ),
+    Setting(
+        "HEADWATER_BLOB_URI",
+        "uri",
+        "$HEADWATER_HOME/blobs",
+        "Where stored bytes go: a folder or any fsspec URL (s3://bucket/prefix). With a shared "
+        "PostgreSQL, make it shared too.",
+    ),
+    Setting(
+        "HEADWATER_TIMEOUT_S",
+        "float",
+        "10",
+        "The time budget of one write in seconds: hashing in adapters, delivery to the backend.",
+        airflow="timeout",
+    ),
     Setting("HEADWATER_HASH_THREADS", "int", "min(4, CPUs)", "Threads that hash files."),
-    Setting("HEADWATER_GC_GRACE", "duration", "24h",
-            "`headwater gc` keeps a blob stored or re-stored this recently (and removes blobs/tmp files "
-            "older than it): 90s, 30m, 24h, 7d or seconds. The tracking server refuses to delete a "
-            "younger blob."),
-    Setting("HEADWATER_FOLLOW_LINKS", "bool", "false",
-            "1, true, yes or on: store what a symbolic link inside a logged folder points to even "
-            "outside that folder (refused otherwise)."),
-    Setting("HEADWATER_DISABLED", "bool", "false", "1, true, yes or on: every orchestrator adapter records nothing.",
-            airflow="disabled"),
-    Setting("HEADWATER_TOKEN", "secret", "",
-            "A client's bearer token for an http(s):// tracking server; on the server, a read-write token.",
-            prefect="token"),
-    Setting("HEADWATER_TOKEN_FILE", "path", "",
-            "A file holding the token (a client: its first line; the server: one token a line, "
-            "`read-write TOKEN` or `read-only TOKEN`)."),
-    Setting("HEADWATER_READ_TOKEN", "secret", "", "A read-only token the tracking server accepts.",
-            scope="tracking server"),
-    Setting("HEADWATER_SERVER_STORE", "uri", "$HEADWATER_URI",
-            "The tracking server's database (`headwater server --store`).", scope="tracking server"),
-    Setting("HEADWATER_SERVER_BLOBS", "uri", "$HEADWATER_BLOB_URI",
-            "Where the tracking server keeps uploaded blobs (`headwater server --blobs`).", scope="tracking server"),
-    Setting("HEADWATER_SERVER_MAX_BODY_MB", "float", "64", "The largest JSON request the server accepts.",
-            scope="tracking server"),
-    Setting("HEADWATER_SERVER_MAX_BLOB_GB", "float", "1024", "The largest blob upload the server accepts.",
-            scope="tracking server"),
-    Setting("HEADWATER_SERVER_BIND", "text", "",
-            "HOST:PORT the server listens on, set by `headwater server` for its workers (the OpenLineage "
-            "loop guard reads it).", scope="tracking server"),
-    Setting("HEADWATER_OPENLINEAGE_URL", "uri", "",
-            "Also emit every run as OpenLineage RunEvents to this backend (Marquez, another collector).",
-            scope="OpenLineage"),
-    Setting("HEADWATER_OPENLINEAGE_API_KEY", "secret", "", "The API key sent with those OpenLineage events.",
-            scope="OpenLineage"),
-    Setting("HEADWATER_OL_NAMESPACE", "text", "headwater",
-            "The OpenLineage namespace of datasets whose names are not URIs.", scope="OpenLineage"),
+    Setting(
+        "HEADWATER_GC_GRACE",
+        "duration",
+        "24h",
+        "`headwater gc` keeps a blob stored or re-stored this recently (and removes blobs/tmp files "
+        "older than it): 90s, 30m, 24h, 7d or seconds. The tracking server refuses to delete a "
+        "younger blob.",
+    ),
+    Setting(
+        "HEADWATER_FOLLOW_LINKS",
+        "bool",
+        "false",
+        "1, true, yes or on: store what a symbolic link inside a logged folder points to even "
+        "outside that folder (refused otherwise).",
+    ),
+    Setting(
+        "HEADWATER_DISABLED",
+        "bool",
+        "false",
+        "1, true, yes or on: every orchestrator adapter records nothing.",
+        airflow="disabled",
+    ),
+    Setting(
+        "HEADWATER_TOKEN",
+        "secret",
+        "",
+        "A client's bearer token for an http(s):// tracking server; on the server, a read-write token.",
+        prefect="token",
+    ),
+    Setting(
+        "HEADWATER_TOKEN_FILE",
+        "path",
+        "",
+        "A file holding the token (a client: its first line; the server: one token a line, "
+        "`read-write TOKEN` or `read-only TOKEN`).",
+    ),
+    Setting(
+        "HEADWATER_READ_TOKEN", "secret", "", "A read-only token the tracking server accepts.", scope="tracking server"
+    ),
+    Setting(
+        "HEADWATER_SERVER_STORE",
+        "uri",
+        "$HEADWATER_URI",
+        "The tracking server's database (`headwater server --store`).",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_SERVER_BLOBS",
+        "uri",
+        "$HEADWATER_BLOB_URI",
+        "Where the tracking server keeps uploaded blobs (`headwater server --blobs`).",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_SERVER_MAX_BODY_MB",
+        "float",
+        "64",
+        "The largest JSON request the server accepts.",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_SERVER_MAX_BLOB_GB",
+        "float",
+        "1024",
+        "The largest blob upload the server accepts.",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_SERVER_BIND",
+        "text",
+        "",
+        "HOST:PORT the server listens on, set by `headwater server` for its workers (the OpenLineage "
+        "loop guard reads it).",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_OPENLINEAGE_URL",
+        "uri",
+        "",
+        "Also emit every run as OpenLineage RunEvents to this backend (Marquez, another collector).",
+        scope="OpenLineage",
+    ),
+    Setting(
+        "HEADWATER_OPENLINEAGE_API_KEY",
+        "secret",
+        "",
+        "The API key sent with those OpenLineage events.",
+        scope="OpenLineage",
+    ),
+    Setting(
+        "HEADWATER_OL_NAMESPACE",
+        "text",
+        "headwater",
+        "The OpenLineage namespace of datasets whose names are not URIs.",
+        scope="OpenLineage",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -243,8 +322,13 @@ def markdown_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for s in SETTINGS:
-        cells = [f"`{s.name}`", s.kind, f"`{s.default}`" if s.default else "unset",
-                 f"`{s.airflow}`" if s.airflow else "", f"`{s.prefect}`" if s.prefect else "",
-                 (f"({s.scope}) " if s.scope != "every process" else "") + s.doc.replace("|", "\\|")]
+        cells = [
+            f"`{s.name}`",
+            s.kind,
+            f"`{s.default}`" if s.default else "unset",
+            f"`{s.airflow}`" if s.airflow else "",
+            f"`{s.prefect}`" if s.prefect else "",
+            (f"({s.scope}) " if s.scope != "every process" else "") + s.doc.replace("|", "\\|"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from datetime import date, datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -279,7 +279,7 @@ class VersionDeleted(_Event):
 
 
 Event = Annotated[
-    Union[RunRecorded, VersionRecorded, EdgeRecorded, AliasMoved, TagsChanged, VersionDeleted],
+    RunRecorded | VersionRecorded | EdgeRecorded | AliasMoved | TagsChanged | VersionDeleted,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])

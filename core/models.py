@@ -211,9 +211,7 @@ class LineageGraph(_Model):
             f"{count(len(self.edges), 'edge')})"
         )
 
-    def _repr_mimebundle_(
-        self, include: Any = None, exclude: Any = None, **kwargs: Any
-    ) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, str]:
         """What Jupyter shows: a Mermaid picture (JupyterLab 4.1+ renders ```mermaid blocks),
         the tree in a <pre> (classic notebooks) and as plain text."""
         import html
@@ -273,9 +271,7 @@ class LineageGraph(_Model):
                 digest=version.digest,
             )
         for run in self.runs:
-            digraph.add_node(
-                run.id, kind="run", job=run.job, orchestrator=run.orchestrator, status=run.status
-            )
+            digraph.add_node(run.id, kind="run", job=run.job, orchestrator=run.orchestrator, status=run.status)
         for ref, run_id, direction, exact in self.flow_edges():
             digraph.add_edge(*((ref, run_id) if direction == "used" else (run_id, ref)), exact=exact)
         return digraph

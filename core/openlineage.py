@@ -24,6 +24,7 @@ URL pointing at this server is refused.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
@@ -196,14 +197,18 @@ def validate_run_event(raw: Any) -> Any:
             job=Job(namespace=job_namespace, name=job_name, facets=job_facets),
             inputs=[
                 InputDataset(
-                    namespace=ds["namespace"], name=ds["name"], facets=ds.get("facets") or {},
+                    namespace=ds["namespace"],
+                    name=ds["name"],
+                    facets=ds.get("facets") or {},
                     inputFacets=ds.get("inputFacets") or {},
                 )
                 for ds in inputs
             ],
             outputs=[
                 OutputDataset(
-                    namespace=ds["namespace"], name=ds["name"], facets=ds.get("facets") or {},
+                    namespace=ds["namespace"],
+                    name=ds["name"],
+                    facets=ds.get("facets") or {},
                     outputFacets=ds.get("outputFacets") or {},
                 )
                 for ds in outputs
@@ -278,7 +283,9 @@ def _convert(raw: Any) -> list[Event] | None:
     job_facets = raw["job"].get("facets") or {}
     default_ns = ol_namespace()
 
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps(raw, sort_keys=True, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    ).hexdigest()
     counter = iter(range(1_000_000))
 
     def event_id() -> str:
@@ -296,10 +303,13 @@ def _convert(raw: Any) -> list[Event] | None:
         if parent_id != run_id:
             events.append(
                 RunRecorded(
-                    id=event_id(), time=time, run_id=parent_id,
+                    id=event_id(),
+                    time=time,
+                    run_id=parent_id,
                     job=_text(parent_job, "name", "run.facets.parent.job."),
                     job_namespace=_text(parent_job, "namespace", "run.facets.parent.job."),
-                    orchestrator="openlineage", run_kind="openlineage",
+                    orchestrator="openlineage",
+                    run_kind="openlineage",
                 )
             )
         else:
@@ -310,10 +320,19 @@ def _convert(raw: Any) -> list[Event] | None:
         error = message["message"][:4000]
     events.append(
         RunRecorded(
-            id=event_id(), time=time, run_id=run_id, job=raw["job"]["name"], job_namespace=raw["job"]["namespace"],
-            orchestrator="openlineage", run_kind="openlineage", status=status,  # type: ignore[arg-type]
-            started_at=time, ended_at=time if status in TERMINAL_STATUSES else None,
-            parent_id=parent_id, error=error, code=_code(raw, job_facets) or None,
+            id=event_id(),
+            time=time,
+            run_id=run_id,
+            job=raw["job"]["name"],
+            job_namespace=raw["job"]["namespace"],
+            orchestrator="openlineage",
+            run_kind="openlineage",
+            status=status,  # type: ignore[arg-type]
+            started_at=time,
+            ended_at=time if status in TERMINAL_STATUSES else None,
+            parent_id=parent_id,
+            error=error,
+            code=_code(raw, job_facets) or None,
         )
     )
     for ds in raw.get("inputs") or []:
@@ -322,16 +341,27 @@ def _convert(raw: Any) -> list[Event] | None:
         if version is not None:
             events.append(
                 VersionRecorded(
-                    id=event_id(), time=time, name=name, digest=_ol_digest(version), entries=[],
-                    metadata=_dataset_metadata(ds), run_id=run_id, direction="used",
+                    id=event_id(),
+                    time=time,
+                    name=name,
+                    digest=_ol_digest(version),
+                    entries=[],
+                    metadata=_dataset_metadata(ds),
+                    run_id=run_id,
+                    direction="used",
                     edge_metadata=_edge_metadata(ds, "inputFacets"),
                 )
             )
         else:
             events.append(
                 EdgeRecorded(
-                    id=event_id(), time=time, run_id=run_id, ref=str(Ref(name)), direction="used",
-                    exact=False, metadata=_edge_metadata(ds, "inputFacets"),
+                    id=event_id(),
+                    time=time,
+                    run_id=run_id,
+                    ref=str(Ref(name)),
+                    direction="used",
+                    exact=False,
+                    metadata=_edge_metadata(ds, "inputFacets"),
                 )
             )
     if event_type == "COMPLETE":
@@ -340,9 +370,14 @@ def _convert(raw: Any) -> list[Event] | None:
             version = _dataset_version(ds)
             events.append(
                 VersionRecorded(
-                    id=event_id(), time=time, name=name,
+                    id=event_id(),
+                    time=time,
+                    name=name,
                     digest=_ol_digest(version) if version is not None else f"unverified:{run_id}",
-                    entries=[], metadata=_dataset_metadata(ds), run_id=run_id, direction="produced",
+                    entries=[],
+                    metadata=_dataset_metadata(ds),
+                    run_id=run_id,
+                    direction="produced",
                     edge_metadata=_edge_metadata(ds, "outputFacets"),
                 )
             )
@@ -454,7 +489,8 @@ def run_events_for(store: Any, events: Sequence[Event]) -> list[Any]:
                 digest = version.digest.removeprefix("ol:")
                 found.append(
                     cls(
-                        namespace=namespace, name=name,
+                        namespace=namespace,
+                        name=name,
                         facets={"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=digest)},
                     )
                 )
@@ -577,7 +613,9 @@ class Emitter:
                     self._full_warned = True
                     log.warning(
                         "headwater: the OpenLineage spool %s holds %d events, its most: new ones are "
-                        "dropped until the catalogue takes some", self.spool, self._spooled,
+                        "dropped until the catalogue takes some",
+                        self.spool,
+                        self._spooled,
                     )
                 continue
             self._write(Serde.to_json(run_event).encode())
@@ -724,10 +762,8 @@ class Emitter:
 
     def close(self, timeout: float = 5.0) -> None:
         if self._thread is not None and self._pid == os.getpid():
-            try:
+            with contextlib.suppress(queue.Full):
                 self._queue.put(_STOP, timeout=timeout)
-            except queue.Full:
-                pass
             self._thread.join(timeout)
         try:
             self.client.close(timeout)

@@ -22,8 +22,8 @@ import os
 import pathlib
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from headwater.errors import InvalidInput, InvalidRef
@@ -52,9 +52,7 @@ LABEL_RE = re.compile(r"v[0-9]+")
 # The lookahead keeps labels out, so ALIAS_RE.fullmatch alone decides "is an alias".
 ALIAS_RE = re.compile(r"(?!v[0-9]+\Z)[A-Za-z][A-Za-z0-9_.-]*")
 
-_DIGEST_SUFFIX_RE = re.compile(
-    r"(?P<name>.*)@(?P<digest>(?:blake3:)?[0-9a-f]{8,})", re.IGNORECASE | re.DOTALL
-)
+_DIGEST_SUFFIX_RE = re.compile(r"(?P<name>.*)@(?P<digest>(?:blake3:)?[0-9a-f]{8,})", re.IGNORECASE | re.DOTALL)
 _URI_PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # A plain name that ol_dataset_to_name made from a namespace that is not a URI scheme
 # (e.g. "food_delivery"): name_to_ol_dataset splits it back.
@@ -160,18 +158,14 @@ class Ref:
             raise InvalidRef(f"invalid reference: empty artifact name ({_REF_FORMS})")
         chosen = [s for s in (self.label, self.alias, self.digest) if s is not None]
         if len(chosen) > 1:
-            raise InvalidRef(
-                f"invalid reference to {_show(self.name)}: give one of label, alias or digest"
-            )
+            raise InvalidRef(f"invalid reference to {_show(self.name)}: give one of label, alias or digest")
         if not chosen:
             # Frozen dataclass: the only way to default the selector after the fact.
             object.__setattr__(self, "alias", LATEST)
         if self.label is not None and not is_label(self.label):
             raise InvalidRef(f"invalid label {_show(self.label)}: labels are v<digits>")
         if self.alias is not None and not is_alias(self.alias):
-            raise InvalidRef(
-                f"invalid alias {_show(self.alias)}: an alias matches [A-Za-z][A-Za-z0-9_.-]*"
-            )
+            raise InvalidRef(f"invalid alias {_show(self.alias)}: an alias matches [A-Za-z][A-Za-z0-9_.-]*")
         if self.digest is not None:
             _check_text(self.digest, "digest")
 
@@ -233,7 +227,9 @@ def parse_ref(text: str, is_artifact: Callable[[str], bool] | None = None) -> Re
             raise _bad_ref(text, "nothing after ':'")
         if is_label(suffix):
             # 'v03' and 'v3' are the same label; the store keeps the number.
-            return Ref(_ref_name(name, text), label="v" + (suffix[1:].lstrip("0") or "0"))  # not int(): 5,000 digits is a ValueError
+            return Ref(
+                _ref_name(name, text), label="v" + (suffix[1:].lstrip("0") or "0")
+            )  # not int(): 5,000 digits is a ValueError
         if is_alias(suffix):
             return Ref(_ref_name(name, text), alias=suffix)
     return Ref(_ref_name(text, text), alias=LATEST)
@@ -290,9 +286,7 @@ def _split_authority(netloc: str, scheme: str, uri: str) -> tuple[str, str, int 
     port: int | None = None
     if port_text:
         if not port_text.isdigit() or not port_text.isascii() or int(port_text) > 65535:
-            raise InvalidRef(
-                f"invalid URI {_show(uri)}: port {_show(port_text)} is not a number up to 65535"
-            )
+            raise InvalidRef(f"invalid URI {_show(uri)}: port {_show(port_text)} is not a number up to 65535")
         port = int(port_text)
     return userinfo, host.lower(), port
 
@@ -323,9 +317,7 @@ def _pct_encode(ch: str) -> str:
 def _quote_file_segment(segment: str) -> str:
     # Only what a URI parser or a REF cannot carry is encoded; 'café' stays readable.
     return "".join(
-        _pct_encode(ch)
-        if ch in _FILE_DELIMITERS or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs")
-        else ch
+        _pct_encode(ch) if ch in _FILE_DELIMITERS or ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs") else ch
         for ch in segment
     )
 
@@ -342,14 +334,9 @@ def _unquote(text: str) -> str:
 def _normalize_file(netloc: str, path: str, uri: str) -> str:
     if netloc.lower() not in ("", "localhost"):
         # 'file://data/x.csv' is usually a relative path typed by mistake, not a remote host.
-        raise InvalidRef(
-            f"invalid file URI {_show(uri)}: host {_show(netloc)} is not local;"
-            " use file:///abs/path"
-        )
+        raise InvalidRef(f"invalid file URI {_show(uri)}: host {_show(netloc)} is not local; use file:///abs/path")
     if not path.startswith("/"):
-        raise InvalidRef(
-            f"invalid file URI {_show(uri)}: the path must be absolute; use file:///abs/path"
-        )
+        raise InvalidRef(f"invalid file URI {_show(uri)}: the path must be absolute; use file:///abs/path")
     # Decode first so that 'my file' and 'my%20file' (and %2E%2E) reach the same canonical form.
     segments = _remove_dot_segments([_unquote(seg) for seg in path.split("/")])
     return "file:///" + "/".join(_quote_file_segment(seg) for seg in segments)
@@ -437,9 +424,7 @@ def ol_dataset_to_name(namespace: str, name: str, default_namespace: str = "head
         # OpenLineage sends local files as raw paths ('/d/my file.csv', '/d/50%.csv'): encode
         # them like path_to_file_uri does instead of reading their '%' as escapes.
         if not name.startswith("/"):
-            raise InvalidRef(
-                f"invalid OpenLineage file dataset {_show(name)}: the path must be absolute"
-            )
+            raise InvalidRef(f"invalid OpenLineage file dataset {_show(name)}: the path must be absolute")
         return validate_name("file://" + _quote_file_path(name))
     return validate_name(f"{namespace}://{name}")
 

@@ -27,8 +27,8 @@ from headwater.models import (
     Impact,
     LineageGraph,
     Run,
-    Version,
     VerifyReport,
+    Version,
 )
 
 __all__ = [
@@ -125,9 +125,7 @@ def _run_key(run: Run) -> tuple[datetime, str, str]:
 
 
 def _table(*columns: str) -> Table:
-    table = Table(
-        box=None, show_edge=False, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0)
-    )
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
     for column in columns:
         table.add_column(column, no_wrap=False, overflow="fold")
     return table
@@ -187,9 +185,7 @@ def _run_or_id(run_id: str, runs: Mapping[str, Run | None]) -> Text:
 def artifacts_table(artifacts: Sequence[Artifact]) -> Table:
     table = _table("NAME", "TYPE", "LATEST", "VERSIONS")
     for art in artifacts:
-        table.add_row(
-            Text(art.name, style="cyan"), art.type or "-", art.latest or "-", str(art.versions)
-        )
+        table.add_row(Text(art.name, style="cyan"), art.type or "-", art.latest or "-", str(art.versions))
     return table
 
 
@@ -270,9 +266,7 @@ def version_detail(
         rows.append(("description", version.description))
     if version.deleted:
         rows.append(("deleted", Text("yes: lineage kept, content may be collected", style="red")))
-    rows.append(
-        ("produced by", _run_or_id(version.produced_by, producers) if version.produced_by else "-")
-    )
+    rows.append(("produced by", _run_or_id(version.produced_by, producers) if version.produced_by else "-"))
     others = [p for p in version.producers if p != version.produced_by]
     for index, run_id in enumerate(others):
         rows.append(("also produced by" if index == 0 else "", _run_or_id(run_id, producers)))
@@ -350,9 +344,7 @@ class _Walk:
         self.versions = {v.ref: v for v in graph.versions}
         self.runs = {r.id: r for r in graph.runs}
         # upstream: version <- run that produced it <- versions that run used
-        to_run, to_version = (
-            ("produced", "used") if self.direction == "upstream" else ("used", "produced")
-        )
+        to_run, to_version = ("produced", "used") if self.direction == "upstream" else ("used", "produced")
         runs_of: dict[str, set[str]] = defaultdict(set)
         versions_of: dict[str, dict[str, bool]] = defaultdict(dict)
         for edge in graph.edges:
@@ -362,18 +354,14 @@ class _Walk:
                 runs_of[edge.version].add(edge.run_id)
             if edge.direction == to_version:
                 versions_of[edge.run_id][edge.version] = edge.exact
-        self.runs_of = {
-            ref: sorted(ids, key=lambda i: _run_key(self.runs[i])) for ref, ids in runs_of.items()
-        }
+        self.runs_of = {ref: sorted(ids, key=lambda i: _run_key(self.runs[i])) for ref, ids in runs_of.items()}
         self.versions_of = {
             rid: sorted(found.items(), key=lambda item: _label_key(self.versions[item[0]]))
             for rid, found in versions_of.items()
         }
 
 
-def lineage_tree(
-    graph: LineageGraph, *, depth: int | None = None, direction: str | None = None
-) -> Tree:
+def lineage_tree(graph: LineageGraph, *, depth: int | None = None, direction: str | None = None) -> Tree:
     """An indented tree from the root version: version -> run -> versions -> run ...
 
     A node printed before shows "(see above)" instead of its subtree again (lineage can have
@@ -572,9 +560,7 @@ def verify_view(report: VerifyReport) -> Group:
         noun = "entry" if report.checked == 1 else "entries"
         return Group(Text(f"{report.ref}: ok ({report.checked} {noun} checked)", style="green"))
     bad = len(report.missing) + len(report.changed) + len(report.drifted)
-    lines: list[RenderableType] = [
-        Text(f"{report.ref}: FAILED ({bad} of {report.checked} entries)", style="bold red")
-    ]
+    lines: list[RenderableType] = [Text(f"{report.ref}: FAILED ({bad} of {report.checked} entries)", style="bold red")]
     rows = [(p, "-", "missing") for p in report.missing]
     rows += [(p, "~", "changed") for p in report.changed]
     rows += [(p, "!", "drifted") for p in report.drifted]

@@ -53,9 +53,11 @@ def fetch(update: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for item in manifest["packages"]:
             spec = f"{item['package']}@{item['version']}"
-            tarball = subprocess.run(
-                ["npm", "pack", "--silent", spec], cwd=tmp, check=True, capture_output=True, text=True
-            ).stdout.strip().splitlines()[-1]
+            tarball = (
+                subprocess.run(["npm", "pack", "--silent", spec], cwd=tmp, check=True, capture_output=True, text=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             unpacked = Path(tmp, spec.replace("/", "_"))
             with tarfile.open(Path(tmp, tarball)) as archive:
                 archive.extractall(unpacked, filter="data")

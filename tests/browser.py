@@ -108,7 +108,6 @@ def graph_nodes(page) -> tuple[set[str], set[str]]:
     return texts(page, "#graph [data-ref]", "data-ref"), texts(page, "#graph [data-run]", "data-run")
 
 
-
 class UIProcess:
     """`headwater ui --no-browser` in a subprocess, for the store `env` names."""
 
@@ -120,7 +119,9 @@ class UIProcess:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "headwater.cli", "ui", "--no-browser", "--port", str(self.port)],
-                env={**clean, "PYTHONUNBUFFERED": "1", **env}, stdout=out, stderr=subprocess.STDOUT,
+                env={**clean, "PYTHONUNBUFFERED": "1", **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
         while True:

@@ -135,21 +135,26 @@ class ServerProcess:
         self.log = folder / "server.log"
         self.workers = workers
         self.args = list(args)
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("HEADWATER_", "OPENLINEAGE_"))
-        }
-        self.env.update(
-            {"HEADWATER_HOME": str(folder / "home"), "HEADWATER_TIMEOUT_S": "10", "PYTHONUNBUFFERED": "1"}
-        )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "OPENLINEAGE_"))}
+        self.env.update({"HEADWATER_HOME": str(folder / "home"), "HEADWATER_TIMEOUT_S": "10", "PYTHONUNBUFFERED": "1"})
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "headwater.cli", "server", "--port", str(self.port),
-            "--workers", str(self.workers), "--store", self.store, "--blobs", str(self.blobs), *self.args,
+            sys.executable,
+            "-m",
+            "headwater.cli",
+            "server",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--store",
+            self.store,
+            "--blobs",
+            str(self.blobs),
+            *self.args,
         ]
 
     def start(self, wait: float = 60.0) -> ServerProcess:
@@ -221,7 +226,9 @@ def headwater_server_postgres(
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    server = ServerProcess(tmp_path_factory.mktemp("hwserver-pg"), url.replace("postgresql+psycopg://", "postgresql://"))
+    server = ServerProcess(
+        tmp_path_factory.mktemp("hwserver-pg"), url.replace("postgresql+psycopg://", "postgresql://")
+    )
     server.start()
     yield server
     server.stop()

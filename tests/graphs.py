@@ -81,12 +81,16 @@ def rows(client: hw.Client, root: Path) -> list[tuple[Any, ...]]:
     prefix = root.as_uri() + "/"
 
     def short(ref: str) -> str:
-        return ref[len(prefix):] if ref.startswith(prefix) else ref
+        return ref[len(prefix) :] if ref.startswith(prefix) else ref
 
     return sorted(
         (
-            r.job, r.kind, r.status, runs[r.parent_id].job if r.parent_id in runs else r.parent_id,
-            tuple(sorted(short(i) for i in r.inputs)), tuple(sorted(short(o) for o in r.outputs)),
+            r.job,
+            r.kind,
+            r.status,
+            runs[r.parent_id].job if r.parent_id in runs else r.parent_id,
+            tuple(sorted(short(i) for i in r.inputs)),
+            tuple(sorted(short(o) for o in r.outputs)),
         )
         for r in runs.values()
     )

@@ -68,7 +68,7 @@ def test_bench_prints_every_row(tmp_path: Path) -> None:
     # One table: every row has the header's columns filled in (no empty cells, no wrapping).
     table = [line for line in body if line.split()[0] in ROWS]
     assert len(table) == len(ROWS)
-    assert all(len(line) > len(row) + 20 for line, row in zip(table, ROWS))
+    assert all(len(line) > len(row) + 20 for line, row in zip(table, ROWS, strict=True))
 
 
 def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> None:
@@ -76,7 +76,15 @@ def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> 
     import json
 
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "large_manifest.py"), "--entries", "8000", "--max-body-mb", "0.5", "--json"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "large_manifest.py"),
+            "--entries",
+            "8000",
+            "--max-body-mb",
+            "0.5",
+            "--json",
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,

@@ -100,9 +100,7 @@ def test_corrupt_blob_is_detected_on_restore(store: BlobStore, tmp_path: Path) -
     digest = store.put_file(src)
     _corrupt(store, digest)
     dest = tmp_path / "restore" / "data.csv"
-    with pytest.raises(
-        Conflict, match=f"blob {digest} .*is corrupt: expected {digest} got blake3:"
-    ) as err:
+    with pytest.raises(Conflict, match=f"blob {digest} .*is corrupt: expected {digest} got blake3:") as err:
         store.get_file(digest, dest)
     assert "\n" not in str(err.value)
     assert not dest.exists()
@@ -138,9 +136,7 @@ def test_iter_digests_lists_every_blob(store: BlobStore, tmp_path: Path) -> None
     assert set(store.iter_digests()) == digests
 
 
-@pytest.mark.parametrize(
-    "bad", ["blake3:../../etc/passwd", "etag:abc", "blake3:" + "A" * 64, "deadbeef"]
-)
+@pytest.mark.parametrize("bad", ["blake3:../../etc/passwd", "etag:abc", "blake3:" + "A" * 64, "deadbeef"])
 def test_only_content_digests_name_blobs(bad: str, tmp_path: Path) -> None:
     store = BlobStore(str(tmp_path / "blobs"))
     with pytest.raises(InvalidInput):

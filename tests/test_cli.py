@@ -85,9 +85,7 @@ def test_log_prints_the_run_and_what_it_used_and_produced(tmp_path: Path) -> Non
     first = hw("log", "--job", "ingest", "--output", f"raw={data}")
     assert lines(first)[0].startswith("run ") and lines(first)[0].endswith(" (ingest, succeeded)")
     assert lines(first)[1:] == ["used      -", "produced  raw:v0"]
-    second = hw(
-        "log", "--job", "train", "--input", "raw", "--output", f"copy={data}", "--status", "failed"
-    )
+    second = hw("log", "--job", "train", "--input", "raw", "--output", f"copy={data}", "--status", "failed")
     assert lines(second)[0].endswith(" (train, failed)")
     assert lines(second)[1:] == ["used      raw:v0", "produced  copy:v0"]
 
@@ -281,9 +279,7 @@ def test_impact_by_path(tmp_path: Path) -> None:
     features.write_bytes(b"f")
     hw("log", "--job", "ingest", "--output", f"users={root}", "--type", "users=dataset")
     hw("log", "--job", "ingest-other", "--output", f"other={other}")
-    featurize = hw_json(
-        "log", "--job", "featurize", "--input", "users", "--output", f"features={features}"
-    )
+    featurize = hw_json("log", "--job", "featurize", "--input", "users", "--output", f"features={features}")
     train = hw_json(
         "log",
         "--job",
@@ -304,9 +300,7 @@ def test_impact_by_path(tmp_path: Path) -> None:
         "features:v0",
         "users:v0",
     ]
-    assert sorted(r["id"] for r in result["downstream"]["runs"]) == sorted(
-        [featurize["id"], train["id"]]
-    )
+    assert sorted(r["id"] for r in result["downstream"]["runs"]) == sorted([featurize["id"], train["id"]])
     human = lines(hw("impact", "--path", str(root / "part-1.csv")))
     assert human[0] == f"holding path {str(root / 'part-1.csv')!r} (1)"
     assert human[1] == "  users:v0 (dataset) [latest]"
@@ -318,9 +312,7 @@ def test_impact_by_path(tmp_path: Path) -> None:
     reruns = text.split("runs to re-run (2)")[1]
     assert short_id(featurize["id"]) in reruns and short_id(train["id"]) in reruns
     assert "other:v0" not in models + rebuild  # only an input of train, not affected by it
-    assert hw("impact", "--path", str(tmp_path / "nothing.csv")).stdout.startswith(
-        "no version holds"
-    )
+    assert hw("impact", "--path", str(tmp_path / "nothing.csv")).stdout.startswith("no version holds")
     by_version = hw_json("impact", "users:v0", "--path", "part-1.csv")
     assert by_version["holding"] == result["holding"] and by_version["downstream"] == result["downstream"]
     assert "'part-1.csv' as it was in users:v0 (1)" in hw("impact", "users:v0", "--path", "part-1.csv").stdout
@@ -395,9 +387,7 @@ def test_inputs_by_path_and_uri(tmp_path: Path) -> None:
     assert shown["entries"][0]["ref"] == data.as_uri()  # an input is referenced, not stored
 
 
-def test_input_both_a_path_and_an_artifact_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_input_both_a_path_and_an_artifact_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "raw").write_text("a local file named like the artifact\n")
     data = tmp_path / "raw.csv"
     data.write_text("1\n")
@@ -457,9 +447,7 @@ def test_unknown_artifact(pipeline: dict[str, Any]) -> None:
         line = one_error_line(hw(*command, code=3))
         assert "nope" in line or "v9" in line
     # An input that does not exist: nothing is recorded, not even the run.
-    one_error_line(
-        hw("log", "--job", "train", "--input", "nope", "--output", f"m={pipeline['data']}", code=3)
-    )
+    one_error_line(hw("log", "--job", "train", "--input", "nope", "--output", f"m={pipeline['data']}", code=3))
     one_error_line(hw("run", "00000000-0000-0000-0000-000000000000", code=3))
     assert state() == before
 
@@ -502,9 +490,7 @@ def test_malformed_options_are_usage_errors(pipeline: dict[str, Any], args: list
 
 def test_unsupported_reference_scheme(pipeline: dict[str, Any]) -> None:
     before = state()
-    line = one_error_line(
-        hw("log", "--job", "x", "--reference", "r=nosuchscheme://bucket/key", code=2)
-    )
+    line = one_error_line(hw("log", "--job", "x", "--reference", "r=nosuchscheme://bucket/key", code=2))
     assert "nosuchscheme://" in line and "s3://" in line
     assert state() == before
 
@@ -535,9 +521,7 @@ def test_installed_script_smoke(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"] == ["d:v0"]
-    listed = subprocess.run(
-        [str(script), "ls"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    listed = subprocess.run([str(script), "ls"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert listed.stdout.splitlines()[1].split() == ["d", "-", "v0", "1"]
     assert "\x1b[" not in listed.stdout  # no colour codes when stdout is not a terminal
     failed = subprocess.run(
@@ -595,9 +579,7 @@ def test_undelivered_log_waits_in_the_outbox_and_sync_delivers_it(
     data.write_text("1\n")
     logged = hw("log", "--job", "ingest", "--output", f"d={data}")
     warning = logged.stderr.splitlines()
-    assert (
-        len(warning) == 1 and "wait in the outbox" in warning[0] and "headwater sync" in warning[0]
-    )
+    assert len(warning) == 1 and "wait in the outbox" in warning[0] and "headwater sync" in warning[0]
     waiting = hw("sync", code=5)
     assert "1 batch(es) still wait in the outbox" in one_error_line(waiting)
     assert waiting.stdout.strip() == "delivered 0, pending 1, dead 0"
@@ -624,9 +606,7 @@ def test_download_a_stored_file_a_folder_and_one_entry(
     assert (folder / "weights.bin").read_bytes() == b"\x00\x01\x02"
 
     one = tmp_path / "one"
-    assert lines(hw("download", "model", str(one), "--entry", "config.json")) == [
-        str(one / "config.json")
-    ]
+    assert lines(hw("download", "model", str(one), "--entry", "config.json")) == [str(one / "config.json")]
     assert [p.name for p in one.iterdir()] == ["config.json"]
     assert (one / "config.json").read_text() == '{"layers": 2}'
 
@@ -698,8 +678,7 @@ def test_log_metadata_description_and_tags_apply_to_every_output(tmp_path: Path)
         assert shown["tags"] == ["pii", "validated"]
     help_text = " ".join(hw("log", "--help").stdout.split())
     assert (
-        "--metadata, --description and --tag apply to every output (--output and --reference) "
-        "of the call" in help_text
+        "--metadata, --description and --tag apply to every output (--output and --reference) of the call" in help_text
     )
 
 
@@ -714,14 +693,11 @@ NO_OUTPUTS = "applies to outputs: give --output or --reference"
         (["--tag", "pii"], f"Invalid value for --tag: {NO_OUTPUTS}"),
         (
             ["--metadata", "rows", "--output", "m=x"],
-            "Invalid value for '--metadata': 'rows' is not KEY=VALUE "
-            "(both sides of '=' are needed)",
+            "Invalid value for '--metadata': 'rows' is not KEY=VALUE (both sides of '=' are needed)",
         ),
     ],
 )
-def test_log_malformed_output_options_are_usage_errors(
-    pipeline: dict[str, Any], args: list[str], error: str
-) -> None:
+def test_log_malformed_output_options_are_usage_errors(pipeline: dict[str, Any], args: list[str], error: str) -> None:
     before = state()
     result = hw("log", "--job", "x", "--input", "raw", *args, code=2)
     assert result.stdout == "" and result.stderr.startswith("Usage: ")
@@ -732,9 +708,7 @@ def test_log_malformed_output_options_are_usage_errors(
 def test_log_invalid_tag_records_nothing(pipeline: dict[str, Any]) -> None:
     before = state()
     result = hw("log", "--job", "x", "--output", f"m={pipeline['data']}", "--tag", "a b", code=2)
-    assert one_error_line(result) == (
-        "headwater: error: invalid tag 'a b': use printable text without spaces"
-    )
+    assert one_error_line(result) == ("headwater: error: invalid tag 'a b': use printable text without spaces")
     assert state() == before
 
 
@@ -869,9 +843,7 @@ def test_uri_and_home_options_beat_the_environment(
     assert names() == []  # HEADWATER_HOME's store
     assert [a["name"] for a in hw_json("--home", str(other), "ls")] == ["d"]
     digest = hw_json("--home", str(other), "show", "d")["digest"].replace(":", "-")
-    assert lines(hw("--home", str(other), "download", "d")) == [
-        str(other / "cache" / digest / "d.csv")
-    ]
+    assert lines(hw("--home", str(other), "download", "d")) == [str(other / "cache" / digest / "d.csv")]
 
     monkeypatch.setenv("HEADWATER_URI", "mysql://nowhere/db")
     assert "mysql://nowhere/db" in one_error_line(hw("ls", code=2))
@@ -884,9 +856,7 @@ def test_uri_and_home_options_beat_the_environment(
     assert [a["name"] for a in hw_json("--uri", uri, "--home", str(other), "ls")] == ["e"]
 
 
-def test_server_and_ui_use_uri_and_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_server_and_ui_use_uri_and_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     uvicorn = pytest.importorskip("uvicorn")  # the "server" extra
     import headwater.server.run
 
@@ -991,9 +961,7 @@ def test_exit_code_of_each_error(
     assert state() == before
 
 
-def test_exit_code_of_any_other_error_and_of_verify(
-    pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_exit_code_of_any_other_error_and_of_verify(pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     from headwater.api import Client
     from headwater.errors import HeadwaterError, SchemaTooNew
 
@@ -1022,9 +990,7 @@ def test_exit_code_of_any_other_error_and_of_verify(
 def test_errors_as_json(pipeline: dict[str, Any]) -> None:
     missing = hw("show", "nope", "--json", code=3)
     assert missing.stdout == ""
-    assert missing.stderr == (
-        '{"error": "NotFound", "message": "no artifact named \'nope\'", "exit_code": 3}\n'
-    )
+    assert missing.stderr == ('{"error": "NotFound", "message": "no artifact named \'nope\'", "exit_code": 3}\n')
     bad = hw("upstream", "raw@", "--depth", "1", "--json", code=2)
     assert bad.stdout == ""
     assert json.loads(bad.stderr) == {

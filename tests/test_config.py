@@ -29,7 +29,9 @@ def test_every_variable_the_code_names_is_in_the_registry() -> None:
 
 def test_only_the_registry_reads_the_environment() -> None:
     reading = re.compile(r"""(?:environ(?:\.get)?|getenv)\(\s*["']HEADWATER_|environ\[\s*["']HEADWATER_""")
-    offenders = [str(p.relative_to(ROOT)) for p in source_files() if p.name != "config.py" and reading.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in source_files() if p.name != "config.py" and reading.search(p.read_text())
+    ]
     assert offenders == []
 
 
@@ -40,7 +42,12 @@ def test_every_setting_has_a_reader_and_a_meaning() -> None:
 
 
 def test_typed_values_and_fallbacks() -> None:
-    env = {"HEADWATER_HOME": "/data/hw", "HEADWATER_TIMEOUT_S": "2.5", "HEADWATER_HASH_THREADS": "3", "HEADWATER_DISABLED": "yes"}
+    env = {
+        "HEADWATER_HOME": "/data/hw",
+        "HEADWATER_TIMEOUT_S": "2.5",
+        "HEADWATER_HASH_THREADS": "3",
+        "HEADWATER_DISABLED": "yes",
+    }
     assert config.get("HEADWATER_HOME", env) == Path("/data/hw")
     assert config.get("HEADWATER_URI", env) == "sqlite:////data/hw/headwater.db"
     assert config.get("HEADWATER_BLOB_URI", env) == "/data/hw/blobs"
@@ -57,7 +64,11 @@ def test_the_docs_show_the_registry() -> None:
 
 
 def test_headwater_config_shows_values_sources_and_masks_secrets(tmp_path: Path) -> None:
-    env = {"HEADWATER_TOKEN": "s3cret-token", "HEADWATER_URI": "postgresql://me:pa55@db:5432/hw", "HEADWATER_TIMEOUT_S": "3"}
+    env = {
+        "HEADWATER_TOKEN": "s3cret-token",
+        "HEADWATER_URI": "postgresql://me:pa55@db:5432/hw",
+        "HEADWATER_TIMEOUT_S": "3",
+    }
     done = CliRunner().invoke(cli, ["--home", str(tmp_path), "config", "--json"], env=env)
     assert done.exit_code == 0, done.output
     rows = {r["name"]: r for r in json.loads(done.output)}

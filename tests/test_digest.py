@@ -206,9 +206,7 @@ def test_manifest_digest_ignores_order_and_ref() -> None:
     ]
     assert manifest_digest([a, b]) == manifest_digest([b, a]) == manifest_digest(with_refs)
     assert manifest_digest([a]) != manifest_digest([a, b])
-    assert manifest_digest([a]) != manifest_digest(
-        [ManifestEntry(path="a.csv", digest=b3(b"1"), size=2)]
-    )
+    assert manifest_digest([a]) != manifest_digest([ManifestEntry(path="a.csv", digest=b3(b"1"), size=2)])
 
 
 def test_manifest_digest_rejects_duplicate_paths() -> None:
@@ -338,10 +336,7 @@ def test_stat_cache_shared_by_concurrent_processes(tmp_path: Path) -> None:
     expected = manifest_digest(build_manifest(root, stat_cache=False))
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    children = [
-        ctx.Process(target=_build_with_cache, args=(str(root), str(cache_path), queue))
-        for _ in range(4)
-    ]
+    children = [ctx.Process(target=_build_with_cache, args=(str(root), str(cache_path), queue)) for _ in range(4)]
     for child in children:
         child.start()
     results = [queue.get(timeout=60) for _ in children]
@@ -492,9 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_base() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     _Handler.methods = []
     try:
@@ -506,9 +499,7 @@ def http_base() -> Iterator[str]:
 
 def test_http_reference_with_etag(http_base: str) -> None:
     (entry,) = reference_manifest(f"{http_base}/etag/file.bin")
-    assert entry == ManifestEntry(
-        path="file.bin", digest="etag:v1-abc", size=10, ref=f"{http_base}/etag/file.bin"
-    )
+    assert entry == ManifestEntry(path="file.bin", digest="etag:v1-abc", size=10, ref=f"{http_base}/etag/file.bin")
     assert _Handler.methods == ["HEAD"]  # the body is never downloaded
 
 

@@ -92,11 +92,17 @@ def test_to_networkx_has_one_node_per_version_and_run(lineage: Lineage) -> None:
     run_id = lineage.run_id
     assert dict(digraph.nodes(data=True)) == {
         "users:v0": {
-            "kind": "version", "name": "users", "label": "v0", "type": "dataset",
+            "kind": "version",
+            "name": "users",
+            "label": "v0",
+            "type": "dataset",
             "digest": lineage.dataset.digest,
         },
         f"{MODEL}:v0": {
-            "kind": "version", "name": MODEL, "label": "v0", "type": "model",
+            "kind": "version",
+            "name": MODEL,
+            "label": "v0",
+            "type": "model",
             "digest": lineage.model.digest,
         },
         run_id: {"kind": "run", "job": "train", "orchestrator": "manual", "status": "succeeded"},
@@ -122,9 +128,7 @@ def test_to_networkx_keeps_inexact_edges_and_drops_dangling_ones(lineage: Lineag
     assert digraph.number_of_nodes() == 3 and digraph.number_of_edges() == 2
 
 
-def test_to_networkx_without_networkx_says_how_to_install_it(
-    lineage: Lineage, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_to_networkx_without_networkx_says_how_to_install_it(lineage: Lineage, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "networkx", None)  # `import networkx` raises ImportError
     with pytest.raises(hw.InvalidInput, match="pip install networkx"):
         lineage.graph.to_networkx()
@@ -144,9 +148,7 @@ def test_the_jupyter_mimebundle(lineage: Lineage) -> None:
 
 
 def test_repr_is_one_short_line(lineage: Lineage) -> None:
-    assert repr(lineage.graph) == (
-        f"LineageGraph(root='{MODEL}:v0', direction='upstream', 2 versions, 1 run, 2 edges)"
-    )
+    assert repr(lineage.graph) == (f"LineageGraph(root='{MODEL}:v0', direction='upstream', 2 versions, 1 run, 2 edges)")
     empty = "LineageGraph(root=None, direction=None, 0 versions, 0 runs, 0 edges)"
     assert repr(hw.LineageGraph()) == empty
     assert str(hw.LineageGraph()) == "(empty lineage)"

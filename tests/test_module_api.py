@@ -17,7 +17,8 @@ KWARGS_FOR = {"log_reference": ("log_artifact", {"store"})}
 def _module_functions() -> list[str]:
     """The functions defined in headwater/__init__.py (`hw.run_id` lives in headwater.api)."""
     return [
-        name for name in hw.__all__
+        name
+        for name in hw.__all__
         if inspect.isfunction(getattr(hw, name)) and getattr(hw, name).__module__ == "headwater"
     ]
 
@@ -29,8 +30,7 @@ def _wanted(name: str) -> list[inspect.Parameter]:
         target, set_here = KWARGS_FOR[name]
         target_params = inspect.signature(getattr(hw.Client, target)).parameters.values()
         wanted = wanted[:-1] + [
-            p for p in target_params
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in set_here
+            p for p in target_params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in set_here
         ]
     return wanted
 
@@ -47,8 +47,21 @@ def test_every_module_function_takes_its_client_methods_parameters() -> None:
         assert given.return_annotation == inspect.signature(method).return_annotation, name
         checked.append(name)
     assert {
-        "get", "impact", "diff", "upstream", "downstream", "link", "alias", "run", "log_artifact",
-        "log_reference", "artifacts", "versions", "runs", "sync", "tag",
+        "get",
+        "impact",
+        "diff",
+        "upstream",
+        "downstream",
+        "link",
+        "alias",
+        "run",
+        "log_artifact",
+        "log_reference",
+        "artifacts",
+        "versions",
+        "runs",
+        "sync",
+        "tag",
     } <= set(checked)
 
 
@@ -58,7 +71,8 @@ def test_no_module_function_passes_args_or_kwargs_through() -> None:
         allowed = set()
         if method is not None:  # `hw.tag(ref, *tags)` is the Client's own `*tags`
             allowed = {
-                p.name for p in inspect.signature(method).parameters.values()
+                p.name
+                for p in inspect.signature(method).parameters.values()
                 if p.kind is inspect.Parameter.VAR_POSITIONAL
             }
         for param in inspect.signature(getattr(hw, name)).parameters.values():

@@ -10,13 +10,39 @@ import pytest
 
 import headwater as hw
 from headwater.digest import hash_bytes
-from headwater.refs import Ref
 from headwater.observe import (
-    Background, Bounded, BoundedLists, EnvKeyed, Location, Observer, PerProcess, Seen, VersionRef, client_for,
-    code_identity, error_text, find, function_code, guard, guarding, in_event_loop, linkable, locate, location_name,
-    now, observer_for, outputs_in, produced_locations, summarize, summarize_params, used_location, utc,
-    version_tuple, wrap_methods,
+    Background,
+    Bounded,
+    BoundedLists,
+    EnvKeyed,
+    Location,
+    Observer,
+    PerProcess,
+    Seen,
+    VersionRef,
+    client_for,
+    code_identity,
+    error_text,
+    find,
+    function_code,
+    guard,
+    guarding,
+    in_event_loop,
+    linkable,
+    locate,
+    location_name,
+    now,
+    observer_for,
+    outputs_in,
+    produced_locations,
+    summarize,
+    summarize_params,
+    used_location,
+    utc,
+    version_tuple,
+    wrap_methods,
 )
+from headwater.refs import Ref
 
 
 @pytest.fixture
@@ -24,7 +50,9 @@ def observer(client: hw.Client) -> Observer:
     return Observer("testorch", client_factory=lambda: client)
 
 
-def test_a_task_batch_records_run_inputs_and_outputs_as_references(observer: Observer, client: hw.Client, files) -> None:
+def test_a_task_batch_records_run_inputs_and_outputs_as_references(
+    observer: Observer, client: hw.Client, files
+) -> None:
     root = files({"in.csv": "a\n", "out/part-0": "b", "out/part-1": "c"})
     container, task = hw.run_id("testorch", "dag", "r1"), hw.run_id("testorch", "dag", "t", "r1", 1)
     with observer.batch("task start") as b:
@@ -36,28 +64,38 @@ def test_a_task_batch_records_run_inputs_and_outputs_as_references(observer: Obs
         b.run(task, status="succeeded")
     assert b.delivered is True
     run = client.get_run(task)
-    assert (run.status, run.parent_id, run.orchestrator, run.kind, run.params) == ("succeeded", container, "testorch", "task", {"n": 1})
+    assert (run.status, run.parent_id, run.orchestrator, run.kind, run.params) == (
+        "succeeded",
+        container,
+        "testorch",
+        "task",
+        {"n": 1},
+    )
     in_uri, out_uri = (root / "in.csv").as_uri(), (root / "out").as_uri()
     assert run.inputs == [f"{in_uri}:v0"] and run.outputs == [f"{out_uri}:v0"]
     assert used == f"{in_uri}@{client.get(in_uri).digest}" and produced == f"{out_uri}@{client.get(out_uri).digest}"
     output = client.get(out_uri)
     assert [(e.path, e.ref) for e in output.entries] == [
-        ("part-0", f"{out_uri}/part-0"), ("part-1", f"{out_uri}/part-1"),
+        ("part-0", f"{out_uri}/part-0"),
+        ("part-1", f"{out_uri}/part-1"),
     ]
     assert (output.type, output.metadata) == ("dataset", {"rows": 2})
     assert list(client.blobs.iter_digests()) == []  # observed, never copied
 
 
 def test_errors_inside_a_batch_are_one_warning_line(observer: Observer, client: hw.Client, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="headwater"):
-        with observer.batch("task end") as b:
-            b.run(hw.run_id("x"), job="j")
-            raise KeyError("task_instance")
-    assert [r.getMessage() for r in caplog.records] == ["headwater: testorch task end not recorded: KeyError: 'task_instance'"]
+    with caplog.at_level(logging.WARNING, logger="headwater"), observer.batch("task end") as b:
+        b.run(hw.run_id("x"), job="j")
+        raise KeyError("task_instance")
+    assert [r.getMessage() for r in caplog.records] == [
+        "headwater: testorch task end not recorded: KeyError: 'task_instance'"
+    ]
     assert client.runs() == [] and client.outbox.pending() == []
 
 
-def test_unreadable_input_links_to_latest_inexactly_or_says_unverified(observer: Observer, client: hw.Client, files, tmp_path: Path) -> None:
+def test_unreadable_input_links_to_latest_inexactly_or_says_unverified(
+    observer: Observer, client: hw.Client, files, tmp_path: Path
+) -> None:
     root = files({"data.csv": "1"})
     client.log_reference(location_name(root / "data.csv"), (root / "data.csv").as_uri())
     (root / "data.csv").unlink()  # gone by the time the task runs
@@ -177,7 +215,8 @@ def test_find_walks_values_for_locations_and_versions(tmp_path: Path) -> None:
     data.write_text("1")
     found = list(find({"a": [data, "s3://b/k"], "b": Ref("model", alias="production"), "c": 1}))
     assert found == [
-        Location(str(data), data.as_uri()), Location("s3://b/k", "s3://b/k"),
+        Location(str(data), data.as_uri()),
+        Location("s3://b/k", "s3://b/k"),
         VersionRef("model:production", exact=False),
     ]
     output = next(find(hw.Output(name="clean", path=data, type="dataset")))
@@ -188,14 +227,27 @@ def test_summarize_keeps_parameters_small_and_json_safe(tmp_path: Path) -> None:
     class Frame:
         pass
 
-    summary = summarize_params({
-        "n": 1, "x": float("nan"), "path": tmp_path, "long": "a" * 600, "frame": Frame(),
-        "many": list(range(25)), "deep": {"a": {"b": {"c": {"d": 1}}}}, "blob": b"123",
-    })
+    summary = summarize_params(
+        {
+            "n": 1,
+            "x": float("nan"),
+            "path": tmp_path,
+            "long": "a" * 600,
+            "frame": Frame(),
+            "many": list(range(25)),
+            "deep": {"a": {"b": {"c": {"d": 1}}}},
+            "blob": b"123",
+        }
+    )
     assert summary == {
-        "n": 1, "x": "nan", "path": str(tmp_path), "long": "a" * 497 + "...",
-        "frame": f"<{Frame.__module__}.{Frame.__qualname__}>", "many": [*range(20), "... 5 more"],
-        "deep": {"a": {"b": {"c": "<dict>"}}}, "blob": "<bytes: 3 bytes>",
+        "n": 1,
+        "x": "nan",
+        "path": str(tmp_path),
+        "long": "a" * 497 + "...",
+        "frame": f"<{Frame.__module__}.{Frame.__qualname__}>",
+        "many": [*range(20), "... 5 more"],
+        "deep": {"a": {"b": {"c": "<dict>"}}},
+        "blob": "<bytes: 3 bytes>",
     }
     assert summarize(datetime(2024, 1, 2, 3, 4, tzinfo=timezone.utc)) == "2024-01-02T03:04:00+00:00"
 

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import headwater as hw
 import httpx
 import pytest
+
+import headwater as hw
 from headwater.openlineage import EmittingStore, events_from_openlineage, wrap_store
 
 pytest.importorskip("openlineage.client")
@@ -71,26 +72,41 @@ def test_openlineage_client_start_and_complete_land_in_headwater(server_factory,
     for state, when in ((RunState.START, started), (RunState.COMPLETE, started + timedelta(minutes=3))):
         emitter.emit(
             RunEvent(
-                eventType=state, eventTime=when.isoformat(), run=Run(runId=run_id, facets={"parent": parent}),
-                job=job, inputs=inputs, outputs=outputs, producer="https://example.com/spark",
+                eventType=state,
+                eventTime=when.isoformat(),
+                run=Run(runId=run_id, facets={"parent": parent}),
+                job=job,
+                inputs=inputs,
+                outputs=outputs,
+                producer="https://example.com/spark",
             )
         )
 
     run = client.get_run(run_id)
     assert (run.job, run.job_namespace, run.kind, run.status, run.parent_id) == (
-        "etl.clean_users", "spark", "openlineage", "succeeded", parent_id,
+        "etl.clean_users",
+        "spark",
+        "openlineage",
+        "succeeded",
+        parent_id,
     )
     assert (run.started_at, run.ended_at) == (started, started + timedelta(minutes=3))
     assert run.inputs == [f"{raw.as_uri()}:v0", "postgres://db:5432/shop.public.orders:v0"]
     assert run.outputs == ["s3://lake/clean/users:v0", "user-report:v0"]
     assert client.get_run(parent_id).job == "etl"
     out = client.get("s3://lake/clean/users")
-    assert out.digest == "ol:s3v-7" and out.produced_by == run_id and out.metadata == {"schema": [{"name": "id", "type": "int"}]}
+    assert (
+        out.digest == "ol:s3v-7"
+        and out.produced_by == run_id
+        and out.metadata == {"schema": [{"name": "id", "type": "int"}]}
+    )
     assert client.get("user-report").digest == f"unverified:{run_id}"
     assert client.get("postgres://db:5432/shop.public.orders").digest == "ol:42"
     up = client.upstream("s3://lake/clean/users")
     assert sorted(v.ref for v in up.versions) == [
-        f"{raw.as_uri()}:v0", "postgres://db:5432/shop.public.orders:v0", "s3://lake/clean/users:v0",
+        f"{raw.as_uri()}:v0",
+        "postgres://db:5432/shop.public.orders:v0",
+        "s3://lake/clean/users:v0",
     ]
     exact = {e.version: e.exact for e in up.edges if e.direction == "used"}
     assert exact == {logged.ref: False, "postgres://db:5432/shop.public.orders:v0": True}  # the file: by latest
@@ -99,8 +115,12 @@ def test_openlineage_client_start_and_complete_land_in_headwater(server_factory,
     before = [(m.alias, m.version) for m in client.alias_history("s3://lake/clean/users")]
     emitter.emit(  # a producer's retry of the same event changes nothing
         RunEvent(
-            eventType=RunState.COMPLETE, eventTime=(started + timedelta(minutes=3)).isoformat(),
-            run=Run(runId=run_id, facets={"parent": parent}), job=job, inputs=inputs, outputs=outputs,
+            eventType=RunState.COMPLETE,
+            eventTime=(started + timedelta(minutes=3)).isoformat(),
+            run=Run(runId=run_id, facets={"parent": parent}),
+            job=job,
+            inputs=inputs,
+            outputs=outputs,
             producer="https://example.com/spark",
         )
     )
@@ -116,9 +136,13 @@ def test_batches_failures_and_status_rules(server_factory) -> None:
 
     def event(kind: str | None, minutes: int, **more: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "eventTime": (t0 + timedelta(minutes=minutes)).isoformat(), "producer": "https://example.com/p",
-            "run": {"runId": run_id, **more.pop("run", {})}, "job": {"namespace": "ns", "name": "flaky"},
-            "inputs": [], "outputs": [{"namespace": "gs://b", "name": "out.parquet"}], **more,
+            "eventTime": (t0 + timedelta(minutes=minutes)).isoformat(),
+            "producer": "https://example.com/p",
+            "run": {"runId": run_id, **more.pop("run", {})},
+            "job": {"namespace": "ns", "name": "flaky"},
+            "inputs": [],
+            "outputs": [{"namespace": "gs://b", "name": "out.parquet"}],
+            **more,
         }
         if kind:
             body["eventType"] = kind
@@ -131,14 +155,20 @@ def test_batches_failures_and_status_rules(server_factory) -> None:
     assert (run.status, run.error, run.outputs) == ("failed", "OOM", [])  # outputs count on COMPLETE only
     late = httpx.post(f"{server.url}/api/v1/lineage", json=event("COMPLETE", 1), timeout=30)
     assert late.status_code == 201 and client.get_run(run_id).status == "failed"  # terminal states stick
-    job_event = {"eventTime": t0.isoformat(), "producer": "https://example.com/p", "job": {"namespace": "n", "name": "j"}}
+    job_event = {
+        "eventTime": t0.isoformat(),
+        "producer": "https://example.com/p",
+        "job": {"namespace": "n", "name": "j"},
+    }
     ignored = httpx.post(f"{server.url}/api/v1/lineage", json=job_event, timeout=30)
     assert ignored.status_code == 201 and ignored.json()["ignored"] == 1
 
 
 def test_a_batch_is_all_or_nothing() -> None:
     good = {
-        "eventType": "START", "eventTime": "2026-01-01T00:00:00Z", "run": {"runId": str(uuid.uuid4())},
+        "eventType": "START",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "run": {"runId": str(uuid.uuid4())},
         "job": {"namespace": "n", "name": "j"},
     }
     assert len(events_from_openlineage([good, good]).events) == 2
@@ -171,8 +201,13 @@ def test_every_run_is_emitted_to_another_openlineage_backend(server_factory, fil
     foreign = str(uuid.uuid4())
     httpx.post(
         f"{origin.url}/api/v1/lineage",
-        json={"eventType": "COMPLETE", "eventTime": "2026-01-01T00:00:00Z", "run": {"runId": foreign},
-              "job": {"namespace": "x", "name": "foreign"}, "outputs": [{"namespace": "headwater", "name": "f"}]},
+        json={
+            "eventType": "COMPLETE",
+            "eventTime": "2026-01-01T00:00:00Z",
+            "run": {"runId": foreign},
+            "job": {"namespace": "x", "name": "foreign"},
+            "outputs": [{"namespace": "headwater", "name": "f"}],
+        },
         timeout=30,
     ).raise_for_status()
 

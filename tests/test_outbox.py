@@ -28,8 +28,16 @@ def test_the_same_batch_twice_in_one_group_applies_once(client: hw.Client, files
     batch = [
         RunRecorded(run_id=hw.run_id("twice"), job="j", status="running"),
         client._version_event(
-            "twice", root / "a", type=None, aliases=(), metadata=None, description=None,
-            tags=(), store=None, run=None, direction=None,
+            "twice",
+            root / "a",
+            type=None,
+            aliases=(),
+            metadata=None,
+            description=None,
+            tags=(),
+            store=None,
+            run=None,
+            direction=None,
         ),
     ]
     client.outbox.write(batch)
@@ -43,8 +51,16 @@ def test_a_refused_batch_is_set_aside_and_does_not_block_the_rest(client: hw.Cli
     client.log_artifact("typed", root / "a", type="dataset")
     good = [RunRecorded(run_id=hw.run_id("ok"), job="after")]
     wrong_type = client._version_event(
-        "typed", root / "b", type="model", aliases=(), metadata=None, description=None,
-        tags=(), store=None, run=None, direction=None,
+        "typed",
+        root / "b",
+        type="model",
+        aliases=(),
+        metadata=None,
+        description=None,
+        tags=(),
+        store=None,
+        run=None,
+        direction=None,
     )
     client.outbox.write([wrong_type])
     client.outbox.write(good)

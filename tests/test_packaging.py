@@ -56,9 +56,16 @@ def test_wheel_holds_migrations_and_template(wheel: Path) -> None:
     assert "headwater/migrations/versions/0001_initial_schema.py" in names
     assert "headwater/adapters/__init__.py" in names
     # the web UI's templates, its own JS and CSS, and the vendored files with their licences
-    for name in ("server/ui/templates/base.html", "server/ui/templates/lineage.html", "server/static/lineage.js",
-                 "server/static/ui.css", "server/static/vendor/vendor.json", "server/static/vendor/dagrejs-dagre/dagre.min.js",
-                 "server/static/vendor/dagrejs-dagre/LICENSE", "server/static/vendor/redoc/redoc.standalone.js"):
+    for name in (
+        "server/ui/templates/base.html",
+        "server/ui/templates/lineage.html",
+        "server/static/lineage.js",
+        "server/static/ui.css",
+        "server/static/vendor/vendor.json",
+        "server/static/vendor/dagrejs-dagre/dagre.min.js",
+        "server/static/vendor/dagrejs-dagre/LICENSE",
+        "server/static/vendor/redoc/redoc.standalone.js",
+    ):
         assert f"headwater/{name}" in names, name
     assert not any(n.startswith(("core/", "tests/")) for n in names)
 
@@ -85,10 +92,17 @@ def test_a_database_is_upgraded_from_the_built_wheel(wheel: Path, tmp_path: Path
     assert "0001" in done.stdout
     (tmp_path / "a.txt").write_text("from the wheel")
     env = {"HEADWATER_URI": f"sqlite:///{db}", "HEADWATER_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    logged = subprocess.run([str(venv / "bin" / "headwater"), "log", "--job", "smoke", "--output", "a=a.txt", "--json"],
-                            env=env, capture_output=True, text=True, cwd=tmp_path)
+    logged = subprocess.run(
+        [str(venv / "bin" / "headwater"), "log", "--job", "smoke", "--output", "a=a.txt", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert logged.returncode == 0, logged.stderr
-    listed = subprocess.run([str(venv / "bin" / "headwater"), "ls", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    listed = subprocess.run(
+        [str(venv / "bin" / "headwater"), "ls", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert [(a["name"], a["latest"]) for a in json.loads(listed.stdout)] == [("a", "v0")]
     import sqlite3
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import headwater as hw
-
 from tests.markdown_blocks import blocks, run_script, script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +43,10 @@ def test_the_readme_runs_top_to_bottom_in_an_empty_folder(tmp_path: Path) -> Non
             ("evaluate", "succeeded", ("churn-model-int8:v0",), ("eval-report:v0",)),
         }
         assert {(a.name, a.latest, a.versions) for a in client.artifacts()} == {
-            ("users", "v1", 2), ("churn-model", "v0", 1), ("churn-model-int8", "v0", 1), ("eval-report", "v0", 1),
+            ("users", "v1", 2),
+            ("churn-model", "v0", 1),
+            ("churn-model-int8", "v0", 1),
+            ("eval-report", "v0", 1),
         }
         assert client.get("churn-model-int8:production").ref == "churn-model-int8:v0"
         assert client.get("churn-model:candidate").ref == "churn-model:v0"

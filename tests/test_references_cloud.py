@@ -34,6 +34,7 @@ pytest.importorskip("moto", reason="the dev extra installs moto[server,s3]")
 # fsspec's protocol -> class cache (`fsspec.registry` is a read-only view of it).
 _FSSPEC_CLASSES: dict[str, Any] = sys.modules["fsspec.registry"]._registry  # type: ignore[attr-defined]
 
+
 def _md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -68,9 +69,7 @@ def s3_endpoint() -> Iterator[str]:
         for bucket in ("plain", "versioned", "blobs", "blobs-versioned"):
             client.create_bucket(Bucket=bucket)
             if bucket.endswith("versioned"):
-                client.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
-                )
+                client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         try:
             yield endpoint
         finally:
@@ -116,9 +115,7 @@ def _put_tree(s3: Any, bucket: str, prefix: str) -> None:
         _put(s3, bucket, f"{prefix}/{rel}", data)
 
 
-def test_prefix_reference_records_every_object_with_its_etag(
-    client: Client, s3: Any, bucket: str, prefix: str
-) -> None:
+def test_prefix_reference_records_every_object_with_its_etag(client: Client, s3: Any, bucket: str, prefix: str) -> None:
     _put_tree(s3, bucket, prefix)
     version = client.log_reference("raw", f"s3://{bucket}/{prefix}/")
     assert version.label == "v0"
@@ -156,9 +153,7 @@ def test_single_object_reference_records_its_version_id_or_etag(
     assert (same.label, same.digest) == ("v0", version.digest)
 
 
-def test_versioned_prefix_entry_compares_etag_with_etag(
-    client: Client, s3: Any, prefix: str
-) -> None:
+def test_versioned_prefix_entry_compares_etag_with_etag(client: Client, s3: Any, prefix: str) -> None:
     """The bug this fixes: a listing gives etag:, a lookup of the same object s3v:."""
     _put(s3, "versioned", f"{prefix}/a.txt", b"alpha\n")
     (listed,) = client.log_reference("raw", f"s3://versioned/{prefix}").entries
@@ -342,9 +337,7 @@ def _gput(fs: Any, path: str, data: bytes) -> str:
     return str(fs.info(f"{GCS_BUCKET}/{path}")["generation"])
 
 
-def test_gcs_prefix_and_single_object_record_the_generation(
-    client: Client, gcs: Any, prefix: str
-) -> None:
+def test_gcs_prefix_and_single_object_record_the_generation(client: Client, gcs: Any, prefix: str) -> None:
     generations = {rel: _gput(gcs, f"{prefix}/{rel}", data) for rel, data in FILES.items()}
     version = client.log_reference("raw", f"gs://{GCS_BUCKET}/{prefix}/")
     assert [e.path for e in version.entries] == sorted(FILES)
@@ -393,9 +386,7 @@ def test_blob_store_on_gcs(
     (src / "y.txt").write_bytes(b"y")
     version = client.log_artifact("data", src)
     stored = sorted(gcs.find(f"{GCS_BUCKET}/{prefix}/blake3"))
-    assert stored == sorted(
-        f"{GCS_BUCKET}/{prefix}/blake3/{e.digest[7:9]}/{e.digest[9:]}" for e in version.entries
-    )
+    assert stored == sorted(f"{GCS_BUCKET}/{prefix}/blake3/{e.digest[7:9]}/{e.digest[9:]}" for e in version.entries)
     out = client.download(version, tmp_path / "restored")
     assert (out / "x.bin").read_bytes() == (src / "x.bin").read_bytes()
     assert (out / "y.txt").read_bytes() == b"y"
@@ -434,9 +425,7 @@ def test_unreachable_storage_is_unavailable_not_missing() -> None:
         reference_status(entry)
 
 
-@pytest.mark.parametrize(
-    ("scheme", "package", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")]
-)
+@pytest.mark.parametrize(("scheme", "package", "extra"), [("s3", "s3fs", "s3"), ("gs", "gcsfs", "gcs")])
 def test_missing_fsspec_package_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, scheme: str, package: str, extra: str
 ) -> None:

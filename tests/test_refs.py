@@ -100,9 +100,7 @@ IS_ARTIFACT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"), IS_ARTIFACT_CASES, ids=[c[0] for c in IS_ARTIFACT_CASES]
-)
+@pytest.mark.parametrize(("text", "expected"), IS_ARTIFACT_CASES, ids=[c[0] for c in IS_ARTIFACT_CASES])
 def test_parse_ref_prefers_existing_names(text: str, expected: Ref) -> None:
     seen: list[str] = []
 
@@ -161,9 +159,7 @@ def test_malformed_ref_message_example() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "text", ["file://data/x.csv", "file://data/x.csv:v2", "s3://:v1", "x" * 1025 + ":v1"]
-)
+@pytest.mark.parametrize("text", ["file://data/x.csv", "file://data/x.csv:v2", "s3://:v1", "x" * 1025 + ":v1"])
 def test_ref_with_invalid_name(text: str) -> None:
     with pytest.raises(InvalidRef) as info:
         parse_ref(text)
@@ -249,9 +245,7 @@ def test_validate_name(name: str, expected: str) -> None:
     assert validate_name(name) == expected
 
 
-@pytest.mark.parametrize(
-    "name", ["", " x", "x ", "a\nb", "a\tb", "a\x7fb", "x" * 1025, "s3://", "file://data/x"]
-)
+@pytest.mark.parametrize("name", ["", " x", "x ", "a\nb", "a\tb", "a\x7fb", "x" * 1025, "s3://", "file://data/x"])
 def test_validate_name_rejects(name: str) -> None:
     with pytest.raises(InvalidRef) as info:
         validate_name(name)
@@ -444,9 +438,7 @@ OL_TO_NAME = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("namespace", "name", "expected"), OL_TO_NAME, ids=[f"{c[0]}+{c[1]}" for c in OL_TO_NAME]
-)
+@pytest.mark.parametrize(("namespace", "name", "expected"), OL_TO_NAME, ids=[f"{c[0]}+{c[1]}" for c in OL_TO_NAME])
 def test_ol_dataset_to_name(namespace: str, name: str, expected: str) -> None:
     assert ol_dataset_to_name(namespace, name) == expected
 
@@ -492,9 +484,7 @@ OL_ROUND_TRIP = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("namespace", "name"), OL_ROUND_TRIP, ids=[f"{c[0]}+{c[1]}" for c in OL_ROUND_TRIP]
-)
+@pytest.mark.parametrize(("namespace", "name"), OL_ROUND_TRIP, ids=[f"{c[0]}+{c[1]}" for c in OL_ROUND_TRIP])
 def test_ol_round_trip(namespace: str, name: str) -> None:
     artifact = ol_dataset_to_name(namespace, name)
     assert name_to_ol_dataset(artifact) == (namespace, name)

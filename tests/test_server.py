@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import headwater as hw
 import httpx
 import pytest
 from click.testing import CliRunner
+
+import headwater as hw
 from headwater.cli import cli
 from headwater.digest import manifest_digest
-from headwater.models import ManifestEntry
 from headwater.errors import Unauthorized
+from headwater.models import ManifestEntry
 
 RW = "rw-" + "a1" * 16
 RO = "ro-" + "b2" * 16
@@ -54,21 +55,28 @@ def secured(server_factory, token_file: Path):
     return server_factory("secured", args=["--token-file", str(token_file), "--max-body-mb", "0.05"])
 
 
-def test_no_token_or_a_read_only_token_cannot_write(secured, token_file: Path, files, tmp_path: Path, monkeypatch, caplog) -> None:
+def test_no_token_or_a_read_only_token_cannot_write(
+    secured, token_file: Path, files, tmp_path: Path, monkeypatch, caplog
+) -> None:
     root = files({"m.bin": "weights"})
     caplog.set_level(logging.DEBUG)
     anonymous = hw.Client(uri=secured.url, home=tmp_path / "anonymous")
     with pytest.raises(Unauthorized, match="401.*needs a token"):
         anonymous.artifacts()
     # Refused, not an outage: the call says so, and the batch waits in the outbox for a token.
-    with pytest.raises(Unauthorized, match=r"\(401\): no token, or one it does not know; the batch waits in the outbox until the token is fixed$"):
+    with pytest.raises(
+        Unauthorized,
+        match=r"\(401\): no token, or one it does not know; the batch waits in the outbox until the token is fixed$",
+    ):
         anonymous.log_artifact("model", root / "m.bin")
     assert len(anonymous.outbox.pending()) == 1
 
     monkeypatch.setenv("HEADWATER_TOKEN", RO)
     reader = hw.Client(uri=secured.url, home=tmp_path / "reader")
     assert reader.artifacts() == [] and reader.runs() == []
-    with pytest.raises(Unauthorized, match=r"\(403\): this token is read-only: recording needs a read-write token; the batch waits"):
+    with pytest.raises(
+        Unauthorized, match=r"\(403\): this token is read-only: recording needs a read-write token; the batch waits"
+    ):
         reader.log_artifact("model", root / "m.bin")
     assert len(reader.outbox.pending()) == 1
     event = [{"kind": "run", "run_id": str(uuid.uuid4()), "job": "sneaky"}]
@@ -140,15 +148,45 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
     honest = [ManifestEntry(path="a", digest="blake3:" + "1" * 64, size=1)]
     bomb = gzip.compress(b"[" + b" " * 5_000_000 + b"]")
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
-        ("POST", "/api/v1/events", {"content": b"[{not json", "headers": {"Content-Type": "application/json"}}, 422, "not valid JSON"),
+        (
+            "POST",
+            "/api/v1/events",
+            {"content": b"[{not json", "headers": {"Content-Type": "application/json"}},
+            422,
+            "not valid JSON",
+        ),
         ("POST", "/api/v1/events", {"json": [{"kind": "nope"}]}, 422, "does not match any of the expected tags"),
         ("POST", "/api/v1/events", {"json": [{"kind": "run"}]}, 422, "run_id: Field required"),
         ("POST", "/api/v1/events", {"json": {"kind": "run", "run_id": "r"}}, 422, "list"),
-        ("POST", "/api/v1/events", {"json": _version_event("evil", escaping, "blake3:" + "3" * 64)}, 400, "escapes its root"),
-        ("POST", "/api/v1/events", {"json": _version_event("x", honest, "blake3:" + "2" * 64)}, 400, "does not match its manifest"),
-        ("POST", "/api/v1/events", {"json": [{"kind": "run", "run_id": "r", "job": "x" * 100_000}]}, 413, "limit of 52428 bytes"),
+        (
+            "POST",
+            "/api/v1/events",
+            {"json": _version_event("evil", escaping, "blake3:" + "3" * 64)},
+            400,
+            "escapes its root",
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            {"json": _version_event("x", honest, "blake3:" + "2" * 64)},
+            400,
+            "does not match its manifest",
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            {"json": [{"kind": "run", "run_id": "r", "job": "x" * 100_000}]},
+            413,
+            "limit of 52428 bytes",
+        ),
         ("POST", "/api/v1/events", {"content": iter([b"[", b" " * 60_000, b"]"])}, 413, "limit"),  # chunked
-        ("POST", "/api/v1/events", {"json": [{"kind": "alias", "name": "ds", "alias": "latest", "digest": None}]}, 400, "reserved"),
+        (
+            "POST",
+            "/api/v1/events",
+            {"json": [{"kind": "alias", "name": "ds", "alias": "latest", "digest": None}]},
+            400,
+            "reserved",
+        ),
         ("PUT", "/api/v1/blobs/blake3:" + "0" * 64, {"content": b"not these bytes"}, 409, "hash to blake3:"),
         ("PUT", "/api/v1/blobs/" + quote("../../etc/passwd", safe=""), {"content": b"x"}, 404, "no such endpoint"),
         ("GET", "/api/v1/blobs/blake3:..", {}, 400, "not a blob digest"),
@@ -162,18 +200,60 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
         ("GET", "/api/v1/holding", {}, 400, "exactly one of digest or path"),
         ("POST", "/api/v1/lineage", {"content": b"{", "headers": JSON}, 400, "not JSON"),
         # a web page may post text/plain or a form cross-site without asking: never a write
-        ("POST", "/api/v1/lineage", {"content": json.dumps(_ol_event()), "headers": {"Content-Type": "text/plain"}}, 415, "must be JSON"),
+        (
+            "POST",
+            "/api/v1/lineage",
+            {"content": json.dumps(_ol_event()), "headers": {"Content-Type": "text/plain"}},
+            415,
+            "must be JSON",
+        ),
         ("POST", "/api/v1/lineage", {"content": json.dumps(_ol_event())}, 415, "not none"),
-        ("POST", "/api/v1/events", {"content": b"kind=run", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415, "must be JSON"),
-        ("POST", "/api/v1/events", {"content": b'[{"kind": "run", "run_id": "r"}]', "headers": {"Content-Type": "text/plain"}}, 415, "text/plain"),
+        (
+            "POST",
+            "/api/v1/events",
+            {"content": b"kind=run", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            415,
+            "must be JSON",
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            {"content": b'[{"kind": "run", "run_id": "r"}]', "headers": {"Content-Type": "text/plain"}},
+            415,
+            "text/plain",
+        ),
         ("POST", "/api/v1/lineage", {"json": _ol_event(eventType="FINISH")}, 400, "eventType 'FINISH' is not one of"),
-        ("POST", "/api/v1/lineage", {"json": {k: v for k, v in _ol_event().items() if k != "run"}}, 400, "missing field run"),
+        (
+            "POST",
+            "/api/v1/lineage",
+            {"json": {k: v for k, v in _ol_event().items() if k != "run"}},
+            400,
+            "missing field run",
+        ),
         ("POST", "/api/v1/lineage", {"json": _ol_event(run={"runId": "42"})}, 400, "run.runId '42' is not a UUID"),
         ("POST", "/api/v1/lineage", {"json": _ol_event(eventTime="yesterday")}, 400, "eventTime"),
-        ("POST", "/api/v1/lineage", {"json": _ol_event(inputs=[{"namespace": "file"}])}, 400, "missing field inputs[0].name"),
-        ("POST", "/api/v1/lineage", {"json": [_ol_event(), _ol_event(inputs=[{"namespace": "file", "name": "../../etc/passwd"}])]}, 400, "event 1: invalid OpenLineage file dataset '../../etc/passwd': the path must be absolute"),
+        (
+            "POST",
+            "/api/v1/lineage",
+            {"json": _ol_event(inputs=[{"namespace": "file"}])},
+            400,
+            "missing field inputs[0].name",
+        ),
+        (
+            "POST",
+            "/api/v1/lineage",
+            {"json": [_ol_event(), _ol_event(inputs=[{"namespace": "file", "name": "../../etc/passwd"}])]},
+            400,
+            "event 1: invalid OpenLineage file dataset '../../etc/passwd': the path must be absolute",
+        ),
         ("POST", "/api/v1/lineage", {"json": []}, 400, "empty"),
-        ("POST", "/api/v1/lineage", {"content": bomb, "headers": {**JSON, "Content-Encoding": "gzip"}}, 413, "decompressed"),
+        (
+            "POST",
+            "/api/v1/lineage",
+            {"content": bomb, "headers": {**JSON, "Content-Encoding": "gzip"}},
+            413,
+            "decompressed",
+        ),
     ]
     for method, path, kwargs, status, fragment in cases:
         answer = call(secured, method, path, **kwargs)
@@ -186,7 +266,12 @@ def test_malformed_input_gets_a_clear_4xx_and_changes_nothing(secured, files, mo
     # no CORS: a browser on another origin may not read an answer either
     answer = call(secured, "GET", "/api/v1/artifacts", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in answer.headers
-    preflight = call(secured, "OPTIONS", "/api/v1/events", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    preflight = call(
+        secured,
+        "OPTIONS",
+        "/api/v1/events",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert "access-control-allow-origin" not in preflight.headers
 
 
@@ -206,9 +291,10 @@ def test_large_blobs_stream_up_and_down_verified(server_factory, tmp_path: Path)
 
 
 def test_health_readiness_and_a_database_the_server_cannot_use(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
     from headwater.server.app import create_app
     from headwater.server.settings import Settings
-    from starlette.testclient import TestClient
 
     down = Settings(store_uri="postgresql://postgres@127.0.0.1:1/none", blob_uri=str(tmp_path / "blobs"))
     with TestClient(create_app(down)) as app:
@@ -241,8 +327,22 @@ def test_openapi_schema_describes_every_store_read(server_factory) -> None:
     server = server_factory()
     schema = call(server, "GET", "/openapi.json").json()
     paths = set(schema["paths"])
-    for path in ("artifacts", "artifact", "version", "versions", "runs", "run", "lineage", "path",
-                 "runs-using", "holding", "alias-history", "blobs/referenced", "blobs/{digest}", "events"):
+    for path in (
+        "artifacts",
+        "artifact",
+        "version",
+        "versions",
+        "runs",
+        "run",
+        "lineage",
+        "path",
+        "runs-using",
+        "holding",
+        "alias-history",
+        "blobs/referenced",
+        "blobs/{digest}",
+        "events",
+    ):
         assert f"/api/v1/{path}" in paths, path
     assert set(schema["paths"]["/api/v1/lineage"]) == {"get", "post"}  # the graph, and OpenLineage in
     assert "Error" in schema["components"]["schemas"]
@@ -254,14 +354,22 @@ def test_http_bench_smoke() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HEADWATER_TEST_POSTGRES_URL"}
     done = subprocess.run(
         [sys.executable, str(bench), "--events", "20", "--batch", "10", "--workers", "1", "--postgres", "", "--json"],
-        capture_output=True, text=True, timeout=120, env=env, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
     )
     rows = json.loads(done.stdout)
     assert [r["database"] for r in rows] == ["SQLite"]
-    assert all(rows[0][k] > 0 for k in ("headwater single", "headwater batch", "openlineage single", "openlineage batch"))
+    assert all(
+        rows[0][k] > 0 for k in ("headwater single", "headwater batch", "openlineage single", "openlineage batch")
+    )
 
 
-def test_a_token_given_to_the_client_is_used_for_reads_writes_and_blobs(secured, files, tmp_path: Path, monkeypatch) -> None:
+def test_a_token_given_to_the_client_is_used_for_reads_writes_and_blobs(
+    secured, files, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.delenv("HEADWATER_TOKEN", raising=False)
     monkeypatch.delenv("HEADWATER_TOKEN_FILE", raising=False)
     client = hw.Client(uri=secured.url, home=tmp_path / "block", token=RW)  # as the Prefect block does

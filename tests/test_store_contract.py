@@ -180,7 +180,9 @@ def test_artifact_type_cannot_change(client: hw.Client, files) -> None:
 
 def three_steps(client: hw.Client, files) -> dict[str, object]:
     """raw -> clean (run `clean`) -> model (run `train`) -> report (run `evaluate`)."""
-    root = files({"raw/users.csv": "id\n1\n2\n", "raw/orders.csv": "o\n1\n", "clean.csv": "c", "model.pt": "M", "report.md": "R"})
+    root = files(
+        {"raw/users.csv": "id\n1\n2\n", "raw/orders.csv": "o\n1\n", "clean.csv": "c", "model.pt": "M", "report.md": "R"}
+    )
     raw = client.log_artifact("raw", root / "raw", type="dataset")
     with client.run("clean", params={"drop_nulls": True}) as clean:
         clean.use("raw:latest")
@@ -199,7 +201,11 @@ def test_runs_record_inputs_outputs_and_status(client: hw.Client, files) -> None
     ids = three_steps(client, files)
     train = client.get_run(ids["train"])  # type: ignore[arg-type]
     assert (train.job, train.status, train.orchestrator, train.inputs, train.outputs) == (
-        "train", "succeeded", "manual", ["clean:v0"], ["model:v0"],
+        "train",
+        "succeeded",
+        "manual",
+        ["clean:v0"],
+        ["model:v0"],
     )
     assert train.started_at is not None and train.ended_at is not None and train.ended_at >= train.started_at
     assert client.get_run(ids["clean"]).params == {"drop_nulls": True}  # type: ignore[arg-type]
@@ -210,9 +216,8 @@ def test_runs_record_inputs_outputs_and_status(client: hw.Client, files) -> None
 
 
 def test_failed_block_marks_the_run_failed_with_its_error(client: hw.Client) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with client.run("broken") as run:
-            1 / 0
+    with pytest.raises(ZeroDivisionError), client.run("broken") as run:
+        1 / 0  # noqa: B018 (the failure under test)
     recorded = client.get_run(run.id)
     assert recorded.status == "failed" and recorded.error == "ZeroDivisionError: division by zero"
 
@@ -224,8 +229,10 @@ def test_upstream_and_downstream_graphs_are_exact(client: hw.Client, files) -> N
     assert sorted(v.ref for v in up.versions) == ["clean:v0", "model:v0", "raw:v0"]
     assert up.depth == {"model:v0": 0, "clean:v0": 1, "raw:v0": 2}
     assert edges_of(up, client) == {
-        ("train", "used", "clean:v0"), ("train", "produced", "model:v0"),
-        ("clean", "used", "raw:v0"), ("clean", "produced", "clean:v0"),
+        ("train", "used", "clean:v0"),
+        ("train", "produced", "model:v0"),
+        ("clean", "used", "raw:v0"),
+        ("clean", "produced", "clean:v0"),
     }
     assert "raw:v0" in up and "report:v0" not in up
     down = client.downstream("raw:v0")
@@ -293,9 +300,13 @@ def test_a_use_may_arrive_before_its_producer(client: hw.Client, files) -> None:
     store = client.store
     consumer, producer = hw.run_id("test", "consumer"), hw.run_id("test", "producer")
     store.apply([RunRecorded(run_id=consumer, job="consume", status="succeeded")])
-    store.apply([VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=consumer, direction="used")])
+    store.apply(
+        [VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=consumer, direction="used")]
+    )
     store.apply([RunRecorded(run_id=producer, job="produce", status="succeeded")])
-    store.apply([VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=producer, direction="produced")])
+    store.apply(
+        [VersionRecorded(name="m", digest=early.digest, entries=early.entries, run_id=producer, direction="produced")]
+    )
     version = client.get("m:v0")
     assert version.produced_by == producer
     assert edges_of(client.upstream("m:v0"), client) == {("produce", "produced", "m:v0")}
@@ -341,7 +352,9 @@ def test_input_by_alias_at_event_time_is_marked_inexact(client: hw.Client, files
     then = datetime.now(timezone.utc)
     (root / "a").write_text("2")
     client.log_artifact("a", root / "a")
-    client.store.apply([RunRecorded(run_id=rid, job="late"), EdgeRecorded(run_id=rid, ref="a:latest", exact=False, time=then)])
+    client.store.apply(
+        [RunRecorded(run_id=rid, job="late"), EdgeRecorded(run_id=rid, ref="a:latest", exact=False, time=then)]
+    )
     edge = client.downstream("a:v0").edges[0]
     assert (edge.version, edge.exact, edge.direction) == ("a:v0", False, "used")
 
@@ -450,9 +463,15 @@ def test_an_input_pinned_to_an_unknown_version_is_kept_inexact(client: hw.Client
 def test_a_placeholder_learns_where_its_bytes_are(client: hw.Client) -> None:
     rid = hw.run_id("t", "same-path")
     entry = hw.ManifestEntry(path="out.csv", digest=f"unverified:{rid}", size=0, ref="s3://b/out.csv")
-    client.store.apply([RunRecorded(run_id=rid, job="rewrite"), EdgeRecorded(run_id=rid, ref="s3://b/out.csv", exact=False)])
     client.store.apply(
-        [VersionRecorded(name="s3://b/out.csv", digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced")]
+        [RunRecorded(run_id=rid, job="rewrite"), EdgeRecorded(run_id=rid, ref="s3://b/out.csv", exact=False)]
+    )
+    client.store.apply(
+        [
+            VersionRecorded(
+                name="s3://b/out.csv", digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced"
+            )
+        ]
     )
     version = client.get("s3://b/out.csv")
     assert (version.label, version.entries, version.produced_by) == ("v0", [entry], rid)
@@ -466,11 +485,17 @@ def test_impact_of_a_version_skips_unverified_digests_and_takes_local_paths(clie
     events = [RunRecorded(run_id=rid, job="export")]
     for name in ("s3://b/a.csv", "s3://b/b.csv"):
         entry = hw.ManifestEntry(path=name.rsplit("/", 1)[1], digest=f"unverified:{rid}", size=0, ref=name)
-        events.append(VersionRecorded(name=name, digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced"))
+        events.append(
+            VersionRecorded(name=name, digest=f"unverified:{rid}", entries=[entry], run_id=rid, direction="produced")
+        )
     client.store.apply(events)
     assert [v.ref for v in client.impact(ref="s3://b/a.csv:v0").holding] == ["s3://b/a.csv:v0"]
     # A local path narrows REF as it does for impact(path=): by the file:// URI it was recorded at.
     root = files({"users.csv": "id\n1\n", "other.csv": "o"})
     client.log_reference("users", root.as_uri())
     as_path = client.impact(ref="users:v0", path=root / "users.csv")
-    assert [v.ref for v in as_path.holding] == ["users:v0"] == [v.ref for v in client.impact(path=root / "users.csv").holding]
+    assert (
+        [v.ref for v in as_path.holding]
+        == ["users:v0"]
+        == [v.ref for v in client.impact(path=root / "users.csv").holding]
+    )

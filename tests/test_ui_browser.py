@@ -75,11 +75,11 @@ def test_navigate_artifact_version_lineage_run_and_back(page, ui_server, ui_read
     refs, runs = graph_nodes(page)
     assert refs == {v.ref for v in expected.versions}
     assert runs == {r.id for r in expected.runs}
-    assert page.get_attribute('#graph [data-run="%s"]' % story.evaluate, "class").count("orch-prefect") == 1
+    assert page.get_attribute(f'#graph [data-run="{story.evaluate}"]', "class").count("orch-prefect") == 1
     assert page.locator("#graph path.edge.inexact").count() == 1  # evaluate used `latest`, not a digest
     shot(page, "lineage")
 
-    page.click('#graph [data-run="%s"]' % story.train[0])
+    page.click(f'#graph [data-run="{story.train[0]}"]')
     assert "dagster" in page.inner_text("#details")
     page.click('#details a:text-is("Open run")')
     page.wait_for_url(re.compile(r"/ui/run\?id="))
@@ -145,7 +145,9 @@ def test_diff_and_impact_pages(page, ui_server, ui_reader, ui_story_home) -> Non
     page.click('form.filters button[type="submit"]')
     body = page.inner_text("main")
     assert "1 added, 0 removed, 1 changed, 1 unchanged" in body
-    assert "part-1.csv" in page.inner_text("table.diff tr.added") and "part-0.csv" in page.inner_text("table.diff tr.changed")
+    assert "part-1.csv" in page.inner_text("table.diff tr.added") and "part-0.csv" in page.inner_text(
+        "table.diff tr.changed"
+    )
     assert "rows" in body  # metadata 3 -> 2
     shot(page, "diff")
 
@@ -212,7 +214,9 @@ def test_a_server_with_tokens_asks_for_one(page, ui_story_home, tmp_path) -> Non
     home, _ = ui_story_home
     tokens = tmp_path / "tokens"
     tokens.write_text(f"{RW}\nread-only {RO}\n")
-    secured = ServerProcess(tmp_path / "secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
+    secured = ServerProcess(
+        tmp_path / "secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)]
+    )
     secured.start()
     try:
         page.goto(secured.url + "/ui/lineage?ref=churn-model:v0")
@@ -265,10 +269,18 @@ def test_ui_bench_prints_every_row(browser) -> None:
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, str(root / "bench" / "ui_bench.py"), "--tiny"],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     table = done.stdout.splitlines()
     assert table[0].split()[:3] == ["what", "first", "render"]
-    assert [line.split(",")[0] for line in table[1:]] == ["lineage", "artifacts list", "artifacts list", "artifacts list"]
+    assert [line.split(",")[0] for line in table[1:]] == [
+        "lineage",
+        "artifacts list",
+        "artifacts list",
+        "artifacts list",
+    ]
     assert table[1].split()[-3] == "101"  # nodes drawn: 2 days of 50, and the raw dataset

@@ -34,11 +34,20 @@ def test_every_page_answers_html_with_a_strict_policy(http, ui_story_home, ui_re
     _, story = ui_story_home
     file_digest = ui_reader.get("features:v0").entries[0].digest
     for path in (
-        f"/ui/impact?digest={file_digest}", "/ui/impact?ref=features:v1&path=part-1.csv",
-        "/", "/?sort=name&page=1", "/ui/artifact?name=churn-model", "/ui/version?ref=features:v1",
-        f"/ui/run?id={story.evaluate}", "/ui/runs?orchestrator=airflow", "/ui/lineage?ref=features:v0",
-        "/ui/diff?left=features:v0&right=features:v1", f"/ui/impact?ref={quote(story.users)}:v0",
-        "/ui/impact?path=part-0.csv", "/ui/diff", "/ui/impact",
+        f"/ui/impact?digest={file_digest}",
+        "/ui/impact?ref=features:v1&path=part-1.csv",
+        "/",
+        "/?sort=name&page=1",
+        "/ui/artifact?name=churn-model",
+        "/ui/version?ref=features:v1",
+        f"/ui/run?id={story.evaluate}",
+        "/ui/runs?orchestrator=airflow",
+        "/ui/lineage?ref=features:v0",
+        "/ui/diff?left=features:v0&right=features:v1",
+        f"/ui/impact?ref={quote(story.users)}:v0",
+        "/ui/impact?path=part-0.csv",
+        "/ui/diff",
+        "/ui/impact",
     ):
         answer = http.get(path)
         assert answer.status_code == 200, (path, answer.text[:500])
@@ -59,15 +68,23 @@ def test_user_strings_are_escaped(http) -> None:
 
 
 def test_graph_json_is_the_apis_lineage(http, ui_reader) -> None:
-    for ref, direction, depth in (("churn-model:v0", "both", 3), ("features:v1", "upstream", None), ("features:v0", "downstream", 1)):
-        got = http.get("/ui/graph.json", params={"ref": ref, "direction": direction, "depth": "all" if depth is None else depth}).json()
+    for ref, direction, depth in (
+        ("churn-model:v0", "both", 3),
+        ("features:v1", "upstream", None),
+        ("features:v0", "downstream", 1),
+    ):
+        got = http.get(
+            "/ui/graph.json", params={"ref": ref, "direction": direction, "depth": "all" if depth is None else depth}
+        ).json()
         up, down = ui_reader.upstream(ref, depth), ui_reader.downstream(ref, depth)
         expected = {"both": merge_graphs([up, down]), "upstream": up, "downstream": down}[direction]
         assert {n["ref"] for n in got["nodes"] if n["kind"] == "version"} == {v.ref for v in expected.versions}
         assert {n["run"] for n in got["nodes"] if n["kind"] == "run"} == {r.id for r in expected.runs}
         edges = {(e["source"], e["target"], e["exact"]) for e in got["edges"]}
         assert edges == {
-            (f"v:{e.version}", f"r:{e.run_id}", e.exact) if e.direction == "used" else (f"r:{e.run_id}", f"v:{e.version}", e.exact)
+            (f"v:{e.version}", f"r:{e.run_id}", e.exact)
+            if e.direction == "used"
+            else (f"r:{e.run_id}", f"v:{e.version}", e.exact)
             for e in expected.edges
         }
         assert got["root"] == ref and got["direction"] == direction
@@ -79,7 +96,8 @@ def test_a_runs_neighbours_for_expanding_a_node(http, ui_reader, ui_story_home) 
     run = ui_reader.get_run(story.evaluate)
     assert {n["id"] for n in got["nodes"]} == {f"r:{run.id}", "v:churn-model:v0", "v:eval-report:v0"}
     assert {(e["source"], e["target"], e["exact"]) for e in got["edges"]} == {
-        ("v:churn-model:v0", f"r:{run.id}", False), (f"r:{run.id}", "v:eval-report:v0", True),
+        ("v:churn-model:v0", f"r:{run.id}", False),
+        (f"r:{run.id}", "v:eval-report:v0", True),
     }
 
 
@@ -106,6 +124,7 @@ def test_bad_links_get_one_clear_line(http) -> None:
 
 def test_artifacts_are_paged(tmp_path) -> None:
     from fastapi.testclient import TestClient
+
     from headwater.server.ui import create_ui_app
 
     client = hw.Client(home=tmp_path / "home")
@@ -132,7 +151,9 @@ def test_sign_in_keeps_the_token_out_of_urls(server_factory, ui_story_home, tmp_
     secured = server_factory("secured", f"sqlite:///{home / 'headwater.db'}", args=["--token-file", str(tokens)])
     with httpx.Client(base_url=secured.url, timeout=30) as http:
         answer = http.get("/ui/version?ref=features:v0")
-        assert answer.status_code == 303 and answer.headers["location"] == "/ui/login?next=/ui/version%3Fref%3Dfeatures:v0"
+        assert (
+            answer.status_code == 303 and answer.headers["location"] == "/ui/login?next=/ui/version%3Fref%3Dfeatures:v0"
+        )
         assert http.get("/ui/graph.json?ref=features:v0").status_code == 401
         assert http.get("/ui/static/ui.css").status_code == 200  # assets hold no data
         refused = http.post("/ui/login", data={"token": "guess", "next": "/"})
@@ -160,7 +181,9 @@ def test_no_asset_comes_from_another_host() -> None:
 
 
 def test_vendored_files_match_their_pinned_hashes() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "vendor_ui.py"), "--check"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "vendor_ui.py"), "--check"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout
     manifest = json.loads((STATIC / "vendor" / "vendor.json").read_text())
     for item in manifest["packages"]:
@@ -172,7 +195,8 @@ def test_graph_payload_joins_duplicate_edges_and_keeps_inexact() -> None:
     version = hw.Version(name="d", label="v0", digest="blake3:" + "0" * 64)
     run = hw.Run(id="r1", job="j")
     graph = hw.LineageGraph(
-        versions=[version], runs=[run],
+        versions=[version],
+        runs=[run],
         edges=[
             hw.Edge(run_id="r1", version="d:v0", direction="used", exact=True),
             hw.Edge(run_id="r1", version="d:v0", direction="used", exact=False),
@@ -185,7 +209,7 @@ def test_graph_payload_joins_duplicate_edges_and_keeps_inexact() -> None:
 
 def test_the_impact_page_never_reads_the_servers_files(http, ui_story_home, tmp_path) -> None:
     _, story = ui_story_home
-    data = Path(story.users[len("file://"):]).parent
+    data = Path(story.users[len("file://") :]).parent
     copy = tmp_path / "copy-of-report.json"
     copy.write_bytes((data / "report.json").read_bytes())  # the content of eval-report:v0
     page = http.get("/ui/impact", params={"path": str(copy)}).text
@@ -205,6 +229,7 @@ def test_odd_input_gets_a_clear_answer_not_a_500(http) -> None:
 
 def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
     from fastapi.testclient import TestClient
+
     from headwater.server.ui import create_ui_app
 
     client = hw.Client(home=tmp_path / "home")
@@ -216,7 +241,9 @@ def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
     with TestClient(create_ui_app(client), base_url="http://127.0.0.1") as browser:
         v2 = browser.get("/ui/version", params={"ref": "odd;name:v2"}).text
         assert "Diff with v0" in v2 and 'id="deleted"' not in v2
-        v1 = browser.get("/ui/version", params={"ref": "odd;name@" + client.versions("odd;name", include_deleted=True)[1].digest}).text
+        v1 = browser.get(
+            "/ui/version", params={"ref": "odd;name@" + client.versions("odd;name", include_deleted=True)[1].digest}
+        ).text
         assert 'id="deleted"' in v1
         diff = browser.get("/ui/diff", params={"left": "odd;name:v0", "right": "odd;name:v2"}).text
         assert "headwater diff &#39;odd;name:v0&#39; &#39;odd;name:v2&#39;" in diff  # shell-quoted for copying
@@ -226,6 +253,7 @@ def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
 def test_headwater_ui_answers_only_to_loopback_names(tmp_path) -> None:
     """No DNS rebinding: a page whose host name now resolves to 127.0.0.1 gets nothing."""
     from fastapi.testclient import TestClient
+
     from headwater.server.ui import create_ui_app
 
     client = hw.Client(home=tmp_path / "home")

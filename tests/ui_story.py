@@ -35,12 +35,21 @@ def _version(client: hw.Client, name: str, path: Path, run_id: str, **fields) ->
     return VersionRecorded(name=name, digest=content.digest, entries=content.entries, run_id=run_id, **fields)
 
 
-def _run(run_id: str, job: str, orchestrator: str, kind: str = "task", parent: str | None = None, **fields) -> RunRecorded:
+def _run(
+    run_id: str, job: str, orchestrator: str, kind: str = "task", parent: str | None = None, **fields
+) -> RunRecorded:
     started = fields.pop("started_at", datetime(2026, 2, 1, tzinfo=timezone.utc))
     return RunRecorded(
-        run_id=run_id, job=job, job_namespace=fields.pop("namespace", orchestrator), orchestrator=orchestrator,
-        run_kind=kind, status=fields.pop("status", "succeeded"), started_at=started, ended_at=started,
-        parent_id=parent, **fields,
+        run_id=run_id,
+        job=job,
+        job_namespace=fields.pop("namespace", orchestrator),
+        orchestrator=orchestrator,
+        run_kind=kind,
+        status=fields.pop("status", "succeeded"),
+        started_at=started,
+        ended_at=started,
+        parent_id=parent,
+        **fields,
     )
 
 
@@ -64,8 +73,14 @@ def build(client: hw.Client, folder: Path) -> Story:
     events: list = [_run(ingest, "ingest_customers", "airflow", kind="container")]
     # Airflow cleans the raw export (referenced where it lies) into features v0.
     events += [
-        _run(clean0, "ingest_customers.clean", "airflow", parent=ingest, params={"country": "all"},
-             code={"operator": "PythonOperator", "git_sha": "0123abcd"}),
+        _run(
+            clean0,
+            "ingest_customers.clean",
+            "airflow",
+            parent=ingest,
+            params={"country": "all"},
+            code={"operator": "PythonOperator", "git_sha": "0123abcd"},
+        ),
         _version(client, users, raw, clean0, direction="used", type="dataset"),
         _version(client, "features", features, clean0, type="dataset", metadata={"rows": 3}),
     ]
@@ -76,41 +91,57 @@ def build(client: hw.Client, folder: Path) -> Story:
         _version(client, "churn-model", model, train0, type="model", description="logistic regression"),
     ]
     client.emit(events)
-    client.emit([AliasMoved(name="churn-model", alias="production", digest=client.get("churn-model:v0").digest, time=MARCH)])
+    client.emit(
+        [AliasMoved(name="churn-model", alias="production", digest=client.get("churn-model:v0").digest, time=MARCH)]
+    )
 
     # Prefect evaluates the model: its input edge is inexact (recorded as `latest` at the time).
-    client.emit([
-        _run(evaluate, "evaluate", "prefect", status="failed", error="ValueError: held-out set is empty"),
-        EdgeRecorded(run_id=evaluate, ref="churn-model:v0", direction="used", exact=False),
-        _version(client, "eval-report", report, evaluate, type="report"),
-    ])
+    client.emit(
+        [
+            _run(evaluate, "evaluate", "prefect", status="failed", error="ValueError: held-out set is empty"),
+            EdgeRecorded(run_id=evaluate, ref="churn-model:v0", direction="used", exact=False),
+            _version(client, "eval-report", report, evaluate, type="report"),
+        ]
+    )
 
     # The takedown: Eve leaves the export; Airflow runs again, Dagster retrains.
     raw.write_text("id,name,country\n1,Ann,FR\n2,Bob,DE\n")
     (features / "part-0.csv").write_text("id,f\n1,0.1\n2,0.2\n")
     (features / "part-1.csv").write_text("id,f\n")
     model.write_bytes(b"weights-1")
-    client.emit([
-        _run(clean1, "ingest_customers.clean", "airflow", parent=ingest, started_at=JUNE),
-        _version(client, users, raw, clean1, direction="used"),
-        _version(client, "features", features, clean1, metadata={"rows": 2}),
-        _run(train1, "churn_model", "dagster", started_at=JUNE),
-        _version(client, "features", features, train1, direction="used"),
-        _version(client, "churn-model", model, train1, type="model"),
-    ])
-    client.emit([AliasMoved(name="churn-model", alias="production", digest=client.get("churn-model:v1").digest, time=JUNE)])
+    client.emit(
+        [
+            _run(clean1, "ingest_customers.clean", "airflow", parent=ingest, started_at=JUNE),
+            _version(client, users, raw, clean1, direction="used"),
+            _version(client, "features", features, clean1, metadata={"rows": 2}),
+            _run(train1, "churn_model", "dagster", started_at=JUNE),
+            _version(client, "features", features, train1, direction="used"),
+            _version(client, "churn-model", model, train1, type="model"),
+        ]
+    )
+    client.emit(
+        [AliasMoved(name="churn-model", alias="production", digest=client.get("churn-model:v1").digest, time=JUNE)]
+    )
 
     # Another team quantizes v0 by hand; a hostile name is logged too.
     int8 = folder / "model.int8"
     int8.write_bytes(b"int8-weights")
     quantized = client.link(
-        "quantize", inputs=["churn-model:v0"],
+        "quantize",
+        inputs=["churn-model:v0"],
         outputs=[hw.Output("churn-model-int8", int8, type="model", aliases=["candidate"], tags=["validated"])],
     )
     odd = folder / "odd.txt"
     odd.write_text("<b>not bold</b>")
     client.log_artifact(XSS, odd, type=XSS, tags=["pii"], metadata={XSS: XSS}, description=XSS)
-    return Story(users=users, ingest=ingest, clean=[clean0, clean1], train=[train0, train1], evaluate=evaluate, quantize=quantized.id)
+    return Story(
+        users=users,
+        ingest=ingest,
+        clean=[clean0, clean1],
+        train=[train0, train1],
+        evaluate=evaluate,
+        quantize=quantized.id,
+    )
 
 
 # -- fixtures (imported by the UI's test modules) ------------------------------------------------------

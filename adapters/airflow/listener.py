@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 from airflow.sdk.lineage import HookLineageReader
+
 from headwater.observe import Background, guard
 
 hookimpl = pluggy.HookimplMarker("airflow")

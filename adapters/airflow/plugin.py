@@ -1,6 +1,7 @@
 """The plugin Airflow finds through the `airflow.plugins` entry point: no DAG changes needed."""
 
 from airflow.plugins_manager import AirflowPlugin
+
 from headwater.adapters.airflow import listener
 from headwater.adapters.airflow.settings import disabled_at_start
 

@@ -110,6 +110,4 @@ def disabled_at_start() -> bool:
 
 def observer(settings: Settings) -> Observer:
     """headwater's Observer with the settings above in place of the HEADWATER_* variables."""
-    return observer_for(
-        "airflow", settings.uri, settings.home, timeout=settings.timeout, disabled=settings.disabled
-    )
+    return observer_for("airflow", settings.uri, settings.home, timeout=settings.timeout, disabled=settings.disabled)

@@ -54,7 +54,10 @@ class TaskKey:
     def of(cls, ti: Any) -> TaskKey:
         map_index = getattr(ti, "map_index", -1)
         return cls(
-            str(ti.dag_id), str(ti.task_id), str(ti.run_id), int(ti.try_number),
+            str(ti.dag_id),
+            str(ti.task_id),
+            str(ti.run_id),
+            int(ti.try_number),
             -1 if map_index is None else int(map_index),
         )
 
@@ -119,7 +122,11 @@ def translate(obj: Any, *, as_input: bool) -> Item | None:
         return Item(name=name, ref=name, exact=False) if as_input else Item(name=name)
     if isinstance(obj, Output):
         return Item(
-            name=validate_name(obj.name), target=obj.path, type=obj.type, metadata=dict(obj.metadata or {}), output=obj,
+            name=validate_name(obj.name),
+            target=obj.path,
+            type=obj.type,
+            metadata=dict(obj.metadata or {}),
+            output=obj,
         )
     if isinstance(obj, Version):
         return Item(name=obj.name, ref=f"{obj.name}@{obj.digest}") if as_input else None
@@ -175,7 +182,7 @@ def _collector_counts() -> tuple[dict[str, int], dict[str, int]]:
 
     lineage = get_hook_lineage_collector().collected_assets
     counts: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    for side, infos in zip(counts, (lineage.inputs, lineage.outputs)):
+    for side, infos in zip(counts, (lineage.inputs, lineage.outputs), strict=True):
         for info in infos:
             uri = info.asset.uri
             side[uri] = side.get(uri, 0) + info.count
@@ -252,8 +259,11 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
         started_at=utc(getattr(ti, "start_date", None)),
         parent_id=key.container,
         params={
-            "dag_id": key.dag_id, "task_id": key.task_id, "dag_run_id": key.run_id,
-            "try_number": key.try_number, "map_index": key.map_index,
+            "dag_id": key.dag_id,
+            "task_id": key.task_id,
+            "dag_run_id": key.run_id,
+            "try_number": key.try_number,
+            "map_index": key.map_index,
         },
         code=_code(ti),
         **fields,
@@ -341,8 +351,13 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
         for item in outputs.values():
             out = item.output
             b.produced(
-                key.id, item.target, name=item.name, type=item.type, metadata=item.metadata,
-                aliases=out.aliases if out else (), tags=out.tags if out else (),
+                key.id,
+                item.target,
+                name=item.name,
+                type=item.type,
+                metadata=item.metadata,
+                aliases=out.aliases if out else (),
+                tags=out.tags if out else (),
                 description=out.description if out else None,
             )
     _written(b, key)

@@ -97,14 +97,27 @@ def announce(
     new = [rid for _, rid in _announced.missing([(uri, container), (uri, step)])]
     if container in new:
         b.run(
-            container, job=job, job_namespace=job_namespace, kind="container", status="running",
-            started_at=now(), params=run_params(dagster_run_id, partition), links=links,
+            container,
+            job=job,
+            job_namespace=job_namespace,
+            kind="container",
+            status="running",
+            started_at=now(),
+            params=run_params(dagster_run_id, partition),
+            links=links,
         )
     if step in new:
         b.run(
-            step, job=f"{job}.{step_key}", job_namespace=job_namespace, kind="task", status="running",
-            started_at=now(), params=run_params(dagster_run_id, partition, step_key, attempt), parent_id=container,
-            links=links, code=code,
+            step,
+            job=f"{job}.{step_key}",
+            job_namespace=job_namespace,
+            kind="task",
+            status="running",
+            started_at=now(),
+            params=run_params(dagster_run_id, partition, step_key, attempt),
+            parent_id=container,
+            links=links,
+            code=code,
         )
     return step
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 from dagster import ConfigurableIOManagerFactory, IOManager, IOManagerDefinition
+
 from headwater.adapters.dagster.eventlog import headwater_sensor
 from headwater.adapters.dagster.io_manager import HeadwaterIOManager
 

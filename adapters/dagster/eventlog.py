@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 from dagster import DagsterEventType as T
+
 from headwater.adapters.dagster import _common as common
 from headwater.observe import now, one_line, utc
 from headwater.refs import is_uri
@@ -105,7 +106,9 @@ def _plan_steps(instance: Any, dagster_run: Any) -> list[str] | None:
     return None
 
 
-def _from_children(outcomes: dict[tuple[str, int], Outcome], plan: Sequence[str] | None) -> tuple[str | None, str | None]:
+def _from_children(
+    outcomes: dict[tuple[str, int], Outcome], plan: Sequence[str] | None
+) -> tuple[str | None, str | None]:
     """The Dagster run's status as its steps tell it: (status or None when undecided, error)."""
     final = {key: o for (key, _), o in outcomes.items() if o.final and o.status != "running"}
     failed = sorted(key for key, o in final.items() if o.status == "failed")
@@ -187,8 +190,15 @@ def record_run(
         partition = dagster_run.tags.get(common.PARTITION_TAG)
         container = common.container_id(dagster_run_id)
         b.run(
-            container, job=job, job_namespace=job_namespace, kind="container", status=status,  # type: ignore[arg-type]
-            started_at=started, ended_at=ended, params=common.run_params(dagster_run_id, partition), error=error,
+            container,
+            job=job,
+            job_namespace=job_namespace,
+            kind="container",
+            status=status,  # type: ignore[arg-type]
+            started_at=started,
+            ended_at=ended,
+            params=common.run_params(dagster_run_id, partition),
+            error=error,
             links=links,
         )
         run_over = ended is not None
@@ -198,11 +208,17 @@ def record_run(
                 step_status = "aborted" if status == "aborted" else "failed"
                 step_error = f"the Dagster run ended ({status}) before this step did"
             b.run(
-                common.step_id(dagster_run_id, key, attempt), job=f"{job}.{key}", job_namespace=job_namespace,
-                kind="task", status=step_status,  # type: ignore[arg-type]
-                started_at=outcome.started_at, ended_at=outcome.ended_at or (ended if run_over else None),
-                params=common.run_params(dagster_run_id, partition, key, attempt), parent_id=container,
-                error=step_error, links=links,
+                common.step_id(dagster_run_id, key, attempt),
+                job=f"{job}.{key}",
+                job_namespace=job_namespace,
+                kind="task",
+                status=step_status,  # type: ignore[arg-type]
+                started_at=outcome.started_at,
+                ended_at=outcome.ended_at or (ended if run_over else None),
+                params=common.run_params(dagster_run_id, partition, key, attempt),
+                parent_id=container,
+                error=step_error,
+                links=links,
             )
         for found in materializations:
             _record_materialization(b, instance, dagster_run_id, found, asset_graph)
@@ -214,7 +230,9 @@ def _node(asset_graph: Any, key: Any) -> Any:
     return asset_graph.get(key)
 
 
-def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any) -> None:
+def _record_materialization(
+    b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any
+) -> None:
     """A materialization HeadwaterIOManager did not record (no headwater/digest; the IO manager
     records its outputs' deps itself): the version at its `path`/`uri` metadata or its
     `headwater/uri`, and the deps its asset declares (edges are idempotent: inputs the IO
@@ -234,7 +252,8 @@ def _record_materialization(b: Any, instance: Any, dagster_run_id: str, found: _
     if location is None:
         log.warning(
             "headwater: dagster materialization of %s not recorded: no `path` or `uri` metadata and no %s",
-            name, common.URI_KEY,
+            name,
+            common.URI_KEY,
         )
     else:
         metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
@@ -308,8 +327,12 @@ def headwater_sensor(
                 )
                 for record in result.records:
                     record_run(
-                        instance, record.event_log_entry.run_id, asset_graph=graph, uri=uri,
-                        job_namespace=job_namespace, dagster_url=dagster_url,
+                        instance,
+                        record.event_log_entry.run_id,
+                        asset_graph=graph,
+                        uri=uri,
+                        job_namespace=job_namespace,
+                        dagster_url=dagster_url,
                     )
                     recorded += 1
                 if result.records:

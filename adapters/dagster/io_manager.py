@@ -7,7 +7,7 @@ No `from __future__ import annotations` here: Dagster's pydantic models must see
 
 import logging
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
 from dagster import (
@@ -19,11 +19,12 @@ from dagster import (
     ResourceDependency,
     UPathIOManager,
 )
+from pydantic import Field
+
 from headwater.adapters.dagster import _common as common
 from headwater.adapters.dagster.eventlog import record_deps, record_step_outcomes
 from headwater.observe import function_code, one_line
 from headwater.refs import is_uri
-from pydantic import Field
 
 log = logging.getLogger("headwater")
 
@@ -31,10 +32,10 @@ log = logging.getLogger("headwater")
 # are read from the event log when the IO manager is torn down (end of the run in-process, end
 # of the step in a multiprocess worker).
 _steps_lock = threading.Lock()
-_steps: dict[tuple[Optional[str], str], set[tuple[str, int]]] = {}
+_steps: dict[tuple[str | None, str], set[tuple[str, int]]] = {}
 # Parent assets whose edges a step attempt already recorded: (uri, run id, step key, attempt) ->
 # keys. A multi-asset writes several outputs; each parent is hashed once per attempt.
-_deps_recorded: dict[tuple[Optional[str], str, str, int], set[Any]] = {}
+_deps_recorded: dict[tuple[str | None, str, str, int], set[Any]] = {}
 
 
 class _Step:
@@ -47,11 +48,11 @@ class _Step:
         self.job: str = run.job_name
         self.key: str = step_context.step.key
         self.attempt: int = int(step_context.previous_attempt_count or 0)
-        self.partition: Optional[str] = run.tags.get(common.PARTITION_TAG)
+        self.partition: str | None = run.tags.get(common.PARTITION_TAG)
         self.instance = step_context.instance
         # The op's own function (an asset's body), not Dagster's wrapper around it.
         fn = getattr(getattr(step_context.op_def, "compute_fn", None), "decorated_fn", None)
-        self.code: Optional[dict[str, Any]] = function_code(fn) if fn is not None else None
+        self.code: dict[str, Any] | None = function_code(fn) if fn is not None else None
 
 
 class HeadwaterIOManager(ConfigurableIOManager):
@@ -74,12 +75,12 @@ class HeadwaterIOManager(ConfigurableIOManager):
         default_factory=lambda: dg.FilesystemIOManager(),
         description="The IO manager that stores the data (default: FilesystemIOManager()).",
     )
-    uri: Optional[str] = Field(
+    uri: str | None = Field(
         default=None,
         description="headwater backend URI; default HEADWATER_URI, else sqlite under HEADWATER_HOME.",
     )
     job_namespace: str = Field(default="dagster", description="job_namespace of recorded runs.")
-    dagster_url: Optional[str] = Field(
+    dagster_url: str | None = Field(
         default=None, description="Dagster webserver URL, to link each recorded run to its Dagster run."
     )
 
@@ -87,7 +88,7 @@ class HeadwaterIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         self.inner.handle_output(context, obj)
-        recorded: Optional[str] = None
+        recorded: str | None = None
         announced: list[str] = []
         obs = common.observer(self.uri)
         with obs.batch(f"output {_describe(context)}") as b:
@@ -99,7 +100,8 @@ class HeadwaterIOManager(ConfigurableIOManager):
                 log.warning(
                     "headwater: dagster output %s not recorded: %s stores it at no path it reports "
                     "(add `path` or `uri` output metadata in its handle_output)",
-                    name, type(self.inner).__name__,
+                    name,
+                    type(self.inner).__name__,
                 )
             else:
                 metadata: dict[str, Any] = {}
@@ -176,9 +178,16 @@ class HeadwaterIOManager(ConfigurableIOManager):
         with _steps_lock:
             _steps.setdefault((self.uri, step.dagster_run_id), set()).add((step.key, step.attempt))
         run = common.announce(
-            b, self.uri, dagster_run_id=step.dagster_run_id, job=step.job,
-            job_namespace=self.job_namespace, step_key=step.key, attempt=step.attempt,
-            partition=step.partition, links=common.run_link(self.dagster_url, step.dagster_run_id), code=step.code,
+            b,
+            self.uri,
+            dagster_run_id=step.dagster_run_id,
+            job=step.job,
+            job_namespace=self.job_namespace,
+            step_key=step.key,
+            attempt=step.attempt,
+            partition=step.partition,
+            links=common.run_link(self.dagster_url, step.dagster_run_id),
+            code=step.code,
         )
         return [common.container_id(step.dagster_run_id), run]
 
@@ -212,12 +221,12 @@ def _describe(context: Any) -> str:
         return "?"
 
 
-def _op_name(job: str, step_key: str, output: str, mapping_key: Optional[str]) -> str:
+def _op_name(job: str, step_key: str, output: str, mapping_key: str | None) -> str:
     name = f"{job}/{step_key}/{output}"
     return f"{name}/{mapping_key}" if mapping_key else name
 
 
-def _output_name(context: OutputContext) -> tuple[str, Optional[str]]:
+def _output_name(context: OutputContext) -> tuple[str, str | None]:
     """(artifact name, partition key or None) of an output."""
     if not context.has_asset_key:
         return _op_name(context.job_name, context.step_key, context.name, context.mapping_key), None
@@ -231,7 +240,7 @@ def _output_name(context: OutputContext) -> tuple[str, Optional[str]]:
     return name, None
 
 
-def _output_location(context: OutputContext, inner: Any) -> Optional[str]:
+def _output_location(context: OutputContext, inner: Any) -> str | None:
     """Where the wrapped manager stored this output: its `path`/`uri` metadata, else its path."""
     found = common.location_of(context.get_logged_metadata())
     if found is not None:
@@ -244,9 +253,7 @@ def _output_location(context: OutputContext, inner: Any) -> Optional[str]:
     return None
 
 
-def _input_versions(
-    context: InputContext, inner: Any, step: _Step
-) -> list[tuple[str, Optional[str], Optional[str]]]:
+def _input_versions(context: InputContext, inner: Any, step: _Step) -> list[tuple[str, str | None, str | None]]:
     """(artifact name, location to hash or None, recorded digest or None) per version read."""
     upstream = context.upstream_output
     if not context.has_asset_key:  # an op output of this run
@@ -260,7 +267,7 @@ def _input_versions(
     base = common.asset_name(key.path, definition)
     uri = common.uri_of(definition)
     if context.has_asset_partitions:
-        partitions: list[Optional[str]] = [str(pk) for pk in context.asset_partition_keys]
+        partitions: list[str | None] = [str(pk) for pk in context.asset_partition_keys]
         paths: dict[str, Any] = {}
         if isinstance(inner, UPathIOManager):
             paths = {str(pk): p for pk, p in inner._get_paths_for_partitions(context).items()}
@@ -285,7 +292,7 @@ def _input_versions(
     return found
 
 
-def _materialized(instance: Any, key: Any, partition: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+def _materialized(instance: Any, key: Any, partition: str | None) -> tuple[str | None, str | None]:
     """(stored location, headwater digest) from the asset's latest materialization record."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1

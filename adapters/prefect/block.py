@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, ClassVar, Optional
-
-from pydantic import Field, SecretStr, field_validator
+from typing import Any, ClassVar
 
 from prefect.blocks.core import Block
+from pydantic import Field, SecretStr, field_validator
 
 from headwater import config
 from headwater.adapters.prefect import hooks, whole_flow
@@ -60,7 +59,9 @@ class Tracking:
 
     def observer(self) -> Observer:
         tracker = self.resolve()
-        return observer_for(ORCHESTRATOR, tracker.uri, token=tracker.token.get_secret_value() if tracker.token else None)
+        return observer_for(
+            ORCHESTRATOR, tracker.uri, token=tracker.token.get_secret_value() if tracker.token else None
+        )
 
     def settings(self) -> HeadwaterTracker:
         return self.resolve()
@@ -110,7 +111,11 @@ class Tracking:
         raise TypeError(f"tracker.track() takes a Prefect Flow or Task, not {type(obj).__name__}")
 
     def log_output(
-        self, target: Any, *, name: str | None = None, type: str | None = None,
+        self,
+        target: Any,
+        *,
+        name: str | None = None,
+        type: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Any:
         """Record `target` as an output of the current task (or flow) run; returns `target`."""
@@ -118,7 +123,12 @@ class Tracking:
 
 
 def _with_hooks(
-    tracker: Tracking, obj: Any, names: tuple[str, ...], kind: str, options: dict[str, Any], ignore_inputs: Iterable[str]
+    tracker: Tracking,
+    obj: Any,
+    names: tuple[str, ...],
+    kind: str,
+    options: dict[str, Any],
+    ignore_inputs: Iterable[str],
 ) -> Any:
     if isinstance(ignore_inputs, str):
         ignore_inputs = (ignore_inputs,)
@@ -156,7 +166,7 @@ def pipeline(raw: str) -> str:
 ```
 """
 
-    uri: Optional[str] = Field(
+    uri: str | None = Field(
         default=None,
         title="Backend URI",
         description=(
@@ -165,16 +175,14 @@ def pipeline(raw: str) -> str:
             "Shown in the UI: keep passwords in PGPASSWORD or ~/.pgpass."
         ),
     )
-    token: Optional[SecretStr] = Field(
-        default=None, description="API token for an http(s):// headwater tracking server."
-    )
+    token: SecretStr | None = Field(default=None, description="API token for an http(s):// headwater tracking server.")
     job_namespace: str = Field(
         default="prefect", description="The namespace of recorded jobs (like an OpenLineage job namespace)."
     )
 
     @field_validator("uri")
     @classmethod
-    def _known_backend(cls, value: Optional[str]) -> Optional[str]:
+    def _known_backend(cls, value: str | None) -> str | None:
         if value is not None and value.strip() == "":
             return None
         if value is not None and not value.startswith(_SCHEMES):
@@ -202,7 +210,7 @@ class LazyTracker(Tracking):
 
     def __init__(self, name: str) -> None:
         prefix = f"{HeadwaterTracker.get_block_type_slug()}/"
-        self.name = name[len(prefix):] if name.startswith(prefix) else name
+        self.name = name[len(prefix) :] if name.startswith(prefix) else name
         self._init_cache()
 
     def _init_cache(self) -> None:

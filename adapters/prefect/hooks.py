@@ -20,15 +20,32 @@ from headwater.adapters.prefect import translate
 from headwater.adapters.prefect.state import Scope, memory
 from headwater.adapters.prefect.translate import ORCHESTRATOR
 from headwater.observe import (
-    Location, Observer, find, guard, guarding, one_line, outputs_in, produced_locations, short,
-    summarize_params, utc,
+    Location,
+    Observer,
+    find,
+    guard,
+    guarding,
+    one_line,
+    outputs_in,
+    produced_locations,
+    short,
+    summarize_params,
+    utc,
 )
 from headwater.refs import normalize_name
 
 log = logging.getLogger("headwater")
 
-__all__ = ["ORCHESTRATOR", "Scope", "flow_finished", "flow_running", "guarded", "log_output", "task_finished",
-           "task_running"]
+__all__ = [
+    "ORCHESTRATOR",
+    "Scope",
+    "flow_finished",
+    "flow_running",
+    "guarded",
+    "log_output",
+    "task_finished",
+    "task_running",
+]
 
 
 def observer_of(scope: Scope) -> Observer | None:
@@ -83,8 +100,12 @@ def task_finished(scope: Scope, task: Any, task_run: Any, state: Any, parameters
             flow_name = getattr(getattr(translate.flow_context(), "flow", None), "name", None)
             b.run(info.parent_id or "", job=flow_name, job_namespace=info.job_namespace, kind="container")
         b.run(
-            info.rid, **info.fields(), status=status, params=info.params,
-            started_at=info.started_at or utc(task_run.start_time), ended_at=utc(state.timestamp),
+            info.rid,
+            **info.fields(),
+            status=status,
+            params=info.params,
+            started_at=info.started_at or utc(task_run.start_time),
+            ended_at=utc(state.timestamp),
             error=translate.error_of(state),
         )
         b.events.extend(info.inputs)
@@ -115,8 +136,11 @@ def flow_running(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
             info.params = summarize_params(params)
         memory.open_runs.put(flow_run.id, info)
         b.run(
-            info.rid, **info.fields(), status="running",
-            started_at=utc(flow_run.start_time) or utc(state.timestamp), params=info.params,
+            info.rid,
+            **info.fields(),
+            status="running",
+            started_at=utc(flow_run.start_time) or utc(state.timestamp),
+            params=info.params,
         )
         translate.record_inputs(b, info.rid, params, None, [], scope.ignore_inputs)
 
@@ -137,8 +161,13 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
         outputs.extend(memory.logged_outputs.pop(flow_run.id) or ())
         error = translate.error_of(state)
         b.run(
-            info.rid, **info.fields(), status=status, params=info.params,
-            started_at=utc(flow_run.start_time), ended_at=utc(state.timestamp), error=error,
+            info.rid,
+            **info.fields(),
+            status=status,
+            params=info.params,
+            started_at=utc(flow_run.start_time),
+            ended_at=utc(state.timestamp),
+            error=error,
         )
         refs = produced_locations(b, info.rid, outputs)
         if state.is_crashed() or state.is_cancelling() or state.is_cancelled():
@@ -146,8 +175,15 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
             for run_uuid, task in memory.open_runs.items():
                 if task.kind == "task" and task.flow_run_id == flow_run.id and memory.open_runs.pop(run_uuid):
                     why = f"flow run {state.name.lower()}"
-                    b.run(task.rid, **task.fields(), status=status, params=task.params, started_at=task.started_at,
-                          ended_at=utc(state.timestamp), error=f"{why}: {error}" if error else why)
+                    b.run(
+                        task.rid,
+                        **task.fields(),
+                        status=status,
+                        params=task.params,
+                        started_at=task.started_at,
+                        ended_at=utc(state.timestamp),
+                        error=f"{why}: {error}" if error else why,
+                    )
                     b.events.extend(task.inputs)
     if b.delivered is not None and refs:
         memory.recorded_outputs.put(flow_run.id, tuple(refs))
@@ -170,19 +206,29 @@ def log_output(
         task_ctx = TaskRunContext.get()
         run = task_ctx.task_run if task_ctx else getattr(FlowRunContext.get(), "flow_run", None)
         if run is None or run.id not in memory.open_runs:
-            log.warning("headwater: log_output(%s) outside a tracked Prefect task or flow run: not recorded",
-                        short(target))
+            log.warning(
+                "headwater: log_output(%s) outside a tracked Prefect task or flow run: not recorded", short(target)
+            )
             return target
         found = [item for item in find(target) if isinstance(item, Location)]
         if not found:
             log.warning("headwater: log_output(%s): not a path, URI or headwater.Output: not recorded", short(target))
             return target
         for item in found:
-            memory.logged_outputs.append(run.id, Location(
-                item.target, item.key, name=normalize_name(name) if name else item.name,
-                type=type or item.type, metadata=metadata if metadata is not None else item.metadata, explicit=True,
-                aliases=item.aliases, tags=item.tags, description=item.description,
-            ))
+            memory.logged_outputs.append(
+                run.id,
+                Location(
+                    item.target,
+                    item.key,
+                    name=normalize_name(name) if name else item.name,
+                    type=type or item.type,
+                    metadata=metadata if metadata is not None else item.metadata,
+                    explicit=True,
+                    aliases=item.aliases,
+                    tags=item.tags,
+                    description=item.description,
+                ),
+            )
     except Exception as err:  # noqa: BLE001
         log.warning("headwater: log_output not recorded: %s", one_line(err))
     return target

@@ -16,6 +16,7 @@ from headwater.observe import Bounded, BoundedLists, Location, Observer
 if TYPE_CHECKING:  # pragma: no cover
     from headwater.adapters.prefect.block import Tracking
 
+
 @dataclass(frozen=True)
 class Scope:
     """What a tracked flow (and everything in it) or a tracked task records with."""
@@ -51,8 +52,12 @@ class RunInfo:
 
     def fields(self) -> dict[str, Any]:
         return dict(
-            job=self.job, job_namespace=self.job_namespace, kind=self.kind, parent_id=self.parent_id,
-            code=self.code or None, links=self.links or None,
+            job=self.job,
+            job_namespace=self.job_namespace,
+            kind=self.kind,
+            parent_id=self.parent_id,
+            code=self.code or None,
+            links=self.links or None,
         )
 
 

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from headwater.adapters.prefect.state import RunInfo, Scope, memory
 from headwater.api import run_id
 from headwater.errors import HeadwaterError
 from headwater.models import RunStatus
 from headwater.observe import Batch, Location, VersionRef, find, function_code, one_line, short, used_location
-from headwater.adapters.prefect.state import RunInfo, Scope, memory
 from headwater.refs import normalize_name
 
 log = logging.getLogger("headwater")
@@ -134,7 +134,11 @@ def flow_info(scope: Scope, flow: Any, flow_run: Any) -> RunInfo:
 
 
 def record_inputs(
-    b: Batch, rid: str, params: dict[str, Any], task_inputs: dict[str, Any] | None, asset_deps: list[Any],
+    b: Batch,
+    rid: str,
+    params: dict[str, Any],
+    task_inputs: dict[str, Any] | None,
+    asset_deps: list[Any],
     ignore: frozenset[str] = frozenset(),
 ) -> None:
     """Inputs: upstream runs' recorded outputs (through Prefect's task_inputs), then every path, URI
@@ -195,4 +199,3 @@ def asset_outputs(task: Any, task_run_id: UUID) -> list[Location]:
             continue
         out.append(Location(key, name, name=name, metadata=metadata.get(key), explicit=True))
     return out
-

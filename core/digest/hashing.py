@@ -128,9 +128,7 @@ def _hash_small(path: str, size: int) -> tuple[str, int]:
     return _PREFIX + blake3.blake3(data).hexdigest(), len(data)
 
 
-def _hash_large(
-    path: str, size: int, threads: int, advance: Callable[[int], None]
-) -> tuple[str, int]:
+def _hash_large(path: str, size: int, threads: int, advance: Callable[[int], None]) -> tuple[str, int]:
     hasher = blake3.blake3(max_threads=threads) if threads > 1 else blake3.blake3()
     buf = bytearray(CHUNK)
     view = memoryview(buf)

@@ -41,9 +41,7 @@ from headwater.models import ManifestEntry
 
 log = logging.getLogger(__name__)
 
-_REFERENCE_SCHEMES = (
-    'file://, http(s)://, s3:// (pip install "headwater[s3]"), gs:// (pip install "headwater[gcs]")'
-)
+_REFERENCE_SCHEMES = 'file://, http(s)://, s3:// (pip install "headwater[s3]"), gs:// (pip install "headwater[gcs]")'
 _EXTRAS = {"s3": "s3", "gs": "gcs"}
 
 
@@ -56,9 +54,7 @@ def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[Man
     from headwater.refs import file_uri_to_path, is_uri, normalize_uri, path_to_file_uri
 
     if not isinstance(uri, str) or not is_uri(uri):
-        raise InvalidInput(
-            f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}"
-        )
+        raise InvalidInput(f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}")
     canonical = normalize_uri(uri)
     scheme = canonical.partition("://")[0]
     if scheme == "file":
@@ -176,9 +172,7 @@ def _open_fs(uri: str, scheme: str) -> tuple[Any, str]:
     except ImportError as exc:
         extra = _EXTRAS.get(scheme)
         if extra:
-            raise InvalidInput(
-                f'{scheme}:// references need an extra: pip install "headwater[{extra}]"'
-            ) from None
+            raise InvalidInput(f'{scheme}:// references need an extra: pip install "headwater[{extra}]"') from None
         raise InvalidInput(f"{scheme}:// is not available here: {_one_line(exc)}") from None
     except ValueError as exc:
         if "protocol" in str(exc).lower():
@@ -214,9 +208,7 @@ def _fsspec_manifest(uri: str, scheme: str) -> list[ManifestEntry]:
         if info.get("type") != "directory":
             size = int(info.get("size") or 0)
             name = validate_entry_path(posixpath.basename(root))
-            return [
-                ManifestEntry(path=name, digest=_pointer_checksum(info, size), size=size, ref=uri)
-            ]
+            return [ManifestEntry(path=name, digest=_pointer_checksum(info, size), size=size, ref=uri)]
         found = fs.find(root, detail=True)
     except FileNotFoundError:
         raise InvalidInput(f"no such object or prefix: {uri!r}") from None
@@ -311,9 +303,7 @@ def _http_info(url: str) -> tuple[dict[str, Any], int]:
 def _http_entry(url: str) -> ManifestEntry:
     info, size = _http_info(url)
     name = urllib.parse.unquote(posixpath.basename(urllib.parse.urlsplit(url).path)) or "index"
-    return ManifestEntry(
-        path=validate_entry_path(name), digest=_pointer_checksum(info, size), size=size, ref=url
-    )
+    return ManifestEntry(path=validate_entry_path(name), digest=_pointer_checksum(info, size), size=size, ref=url)
 
 
 # --- re-checking a recorded reference ----------------------------------------------------------
@@ -354,18 +344,14 @@ def reference_status(entry: ManifestEntry, *, stat_cache: StatCacheArg = None) -
             return _pointer_status(ref, scheme, kind, digest)
     except _Gone:
         return "missing"
-    raise InvalidInput(
-        f"{ref!r} was recorded as {digest!r}, which no storage checksum can be compared with"
-    )
+    raise InvalidInput(f"{ref!r} was recorded as {digest!r}, which no storage checksum can be compared with")
 
 
 def _verdict(current: str | None, recorded: str) -> ReferenceStatus:
     return "ok" if current == recorded else "drifted"
 
 
-def _local_status(
-    path: Path, kind: str, recorded: str, stat_cache: StatCacheArg
-) -> ReferenceStatus:
+def _local_status(path: Path, kind: str, recorded: str, stat_cache: StatCacheArg) -> ReferenceStatus:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -384,9 +370,7 @@ def _local_status(
     return _verdict(_CHECKSUM_OF_KIND[kind]({"mtime": st.st_mtime}, st.st_size), recorded)
 
 
-def _content_status(
-    ref: str, scheme: str, recorded: str, stat_cache: StatCacheArg
-) -> ReferenceStatus:
+def _content_status(ref: str, scheme: str, recorded: str, stat_cache: StatCacheArg) -> ReferenceStatus:
     if scheme == "file":
         from headwater.refs import file_uri_to_path
 

@@ -120,9 +120,7 @@ def _scan(path: str | os.PathLike[str], links_out: LinksOut = "follow") -> tuple
     files.sort(key=lambda f: f.rel)
     for before, after in itertools.pairwise(files):
         if before.rel == after.rel:
-            raise InvalidInput(
-                f"{before.abspath!r} and {after.abspath!r} are one entry path once NFC-normalised"
-            )
+            raise InvalidInput(f"{before.abspath!r} and {after.abspath!r} are one entry path once NFC-normalised")
     return files, False
 
 
@@ -156,7 +154,7 @@ def _digest_files(
                     hashed.extend(_hash_batch([(f.abspath, f.key.size) for f in small]))
                 elif small:
                     jobs = list(_batches([(f.abspath, f.key.size) for f in small]))
-                    for job, done in zip(jobs, _pool(threads).map(_hash_batch, jobs)):
+                    for job, done in zip(jobs, _pool(threads).map(_hash_batch, jobs), strict=True):
                         hashed.extend(done)
                         bar.advance(sum(size for _, size in job))
         except FileNotFoundError as exc:
@@ -164,7 +162,7 @@ def _digest_files(
         except OSError as exc:
             raise InvalidInput(f"cannot read {exc.filename!r}: {exc.strerror}") from None
         todo = large + small
-        results = dict(zip([f.key.path for f in todo], hashed))
+        results = dict(zip([f.key.path for f in todo], hashed, strict=True))
         _count_hashed(len(todo))
         if cache is not None:
             cache.store(
@@ -173,10 +171,7 @@ def _digest_files(
                 # A file that changed size under us, or changed recently, is not cached.
                 if results[f.key.path][1] == f.key.size and f.key.mtime_ns < started_ns - RACY_NS
             )
-    return [
-        results[f.key.path] if f.key.path in results else (cached[f.key.path], f.key.size)
-        for f in files
-    ]
+    return [results[f.key.path] if f.key.path in results else (cached[f.key.path], f.key.size) for f in files]
 
 
 def _manifest(
@@ -186,7 +181,7 @@ def _manifest(
 ) -> list[ManifestEntry]:
     return [
         ManifestEntry(path=f.rel, digest=digest, size=size, ref=ref_of(f))
-        for f, (digest, size) in zip(files, hashed)
+        for f, (digest, size) in zip(files, hashed, strict=True)
     ]
 
 

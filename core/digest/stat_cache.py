@@ -58,9 +58,7 @@ class StatCache:
             _inherited_connections.append(self._conn)
             self._conn = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=_STAT_CACHE_BUSY_S, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self.path, timeout=_STAT_CACHE_BUSY_S, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -25,20 +25,51 @@ that cannot be read in time is recorded honestly as `unverified:<run id>`, never
 from headwater.observe.batch import Batch, Observer
 from headwater.observe.clients import client_for, forget_clients, observer_for
 from headwater.observe.code import code_identity, function_code
-from headwater.observe.safety import error_text, guard, guarding, one_line, short, warn_once
 from headwater.observe.locations import Location, VersionRef, exists, find, locate, location_name, readable_uri
 from headwater.observe.memory import Bounded, BoundedLists, EnvKeyed, PerProcess, Seen
+from headwater.observe.params import summarize, summarize_params
 from headwater.observe.patch import version_tuple, wrap_methods
 from headwater.observe.record import linkable, outputs_in, produced_locations, used_location
-from headwater.observe.params import summarize, summarize_params
+from headwater.observe.safety import error_text, guard, guarding, one_line, short, warn_once
 from headwater.observe.threads import Background, in_event_loop
 from headwater.observe.when import now, utc
 
 __all__ = [
-    "Background", "Batch", "Bounded", "BoundedLists", "EnvKeyed", "Location", "Observer",
-    "PerProcess", "Seen", "VersionRef", "client_for", "code_identity", "error_text", "exists", "find",
-    "forget_clients", "function_code", "guard", "guarding", "in_event_loop", "linkable", "locate",
-    "location_name", "now", "observer_for", "one_line", "outputs_in", "produced_locations",
-    "readable_uri", "short", "summarize", "summarize_params", "used_location", "utc", "version_tuple",
-    "warn_once", "wrap_methods",
+    "Background",
+    "Batch",
+    "Bounded",
+    "BoundedLists",
+    "EnvKeyed",
+    "Location",
+    "Observer",
+    "PerProcess",
+    "Seen",
+    "VersionRef",
+    "client_for",
+    "code_identity",
+    "error_text",
+    "exists",
+    "find",
+    "forget_clients",
+    "function_code",
+    "guard",
+    "guarding",
+    "in_event_loop",
+    "linkable",
+    "locate",
+    "location_name",
+    "now",
+    "observer_for",
+    "one_line",
+    "outputs_in",
+    "produced_locations",
+    "readable_uri",
+    "short",
+    "summarize",
+    "summarize_params",
+    "used_location",
+    "utc",
+    "version_tuple",
+    "warn_once",
+    "wrap_methods",
 ]

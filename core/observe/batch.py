@@ -15,9 +15,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -27,8 +27,8 @@ from headwater.api import Client, default_client
 from headwater.errors import Unauthorized
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
-from headwater.observe.safety import one_line
 from headwater.observe.locations import location_name
+from headwater.observe.safety import one_line
 from headwater.refs import validate_alias
 
 log = logging.getLogger("headwater")
@@ -180,7 +180,11 @@ class Batch:
         digest, entries = hashed
         self.events.append(
             VersionRecorded(
-                name=artifact, digest=digest, entries=entries, run_id=run_id, direction="used",
+                name=artifact,
+                digest=digest,
+                entries=entries,
+                run_id=run_id,
+                direction="used",
                 edge_metadata=metadata or {},
             )
         )
@@ -220,9 +224,16 @@ class Batch:
             digest, entries = self._hash(target) or self._unverified(run_id, target)
         self.events.append(
             VersionRecorded(
-                name=artifact, digest=digest, entries=entries, type=type, metadata=metadata or {},
-                aliases=[validate_alias(a) for a in aliases], tags=list(tags), description=description,
-                run_id=run_id, direction="produced",
+                name=artifact,
+                digest=digest,
+                entries=entries,
+                type=type,
+                metadata=metadata or {},
+                aliases=[validate_alias(a) for a in aliases],
+                tags=list(tags),
+                description=description,
+                run_id=run_id,
+                direction="produced",
             )
         )
         return f"{artifact}@{digest}"

@@ -99,4 +99,3 @@ def function_code(fn: Any) -> dict[str, str]:
     out = {"function": f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"}
     out.update(code_identity(code.co_filename if code is not None else None))
     return out
-

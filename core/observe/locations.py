@@ -121,9 +121,17 @@ def find(value: Any, *, depth: int = 0, count: list[int] | None = None) -> Itera
         return
     if isinstance(value, Output):
         try:
-            yield Location(value.path, location_name(value.path), name=normalize_name(value.name), type=value.type,
-                           metadata=value.metadata, explicit=True, aliases=tuple(value.aliases),
-                           tags=tuple(value.tags), description=value.description)
+            yield Location(
+                value.path,
+                location_name(value.path),
+                name=normalize_name(value.name),
+                type=value.type,
+                metadata=value.metadata,
+                explicit=True,
+                aliases=tuple(value.aliases),
+                tags=tuple(value.tags),
+                description=value.description,
+            )
         except (HeadwaterError, ValueError, OSError) as err:
             log.warning("headwater: %s ignored: %s", short(value), one_line(err))
         return

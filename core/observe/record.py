@@ -40,8 +40,14 @@ def produced_locations(b: Batch, rid: str, outputs: list[Location]) -> list[tupl
             b.produced(rid, None, name=name, type=item.type, metadata=item.metadata)
             continue
         ref = b.produced(
-            rid, item.target, name=item.name, type=item.type, metadata=item.metadata,
-            aliases=item.aliases, tags=item.tags, description=item.description,
+            rid,
+            item.target,
+            name=item.name,
+            type=item.type,
+            metadata=item.metadata,
+            aliases=item.aliases,
+            tags=item.tags,
+            description=item.description,
         )
         if ref is not None and linkable(ref):
             recorded.append((item.key, ref))

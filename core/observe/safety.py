@@ -27,10 +27,7 @@ def error_text(error: Any, limit: int = 4000) -> str | None:
     """A run's error as recorded: `Type: message` for an exception, else its text, cut at `limit`."""
     if error is None:
         return None
-    if isinstance(error, BaseException):
-        text = f"{type(error).__name__}: {error}".rstrip(": ")
-    else:
-        text = str(error)
+    text = f"{type(error).__name__}: {error}".rstrip(": ") if isinstance(error, BaseException) else str(error)
     return text[:limit]
 
 
@@ -50,7 +47,11 @@ def warn_once(line: str) -> None:
 
 
 def guard(
-    what: str, func: Callable[..., T], *args: Any, default: T | None = None, outcome: str = "not recorded",
+    what: str,
+    func: Callable[..., T],
+    *args: Any,
+    default: T | None = None,
+    outcome: str = "not recorded",
     **kwargs: Any,
 ) -> T | None:
     """`func(*args, **kwargs)`, or `default` when it raises: one warning line `headwater: <what>

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from headwater import __version__
 from headwater.server.backend import Backend
 from headwater.server.handlers import add_error_schema, install_error_handlers

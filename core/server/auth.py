@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from headwater.server.settings import Scope
 
 bearer = HTTPBearer(
@@ -39,7 +40,8 @@ def granted_scope(tokens: dict[str, Scope], presented: str) -> Scope | None:
 
 def require(scope: Scope) -> Callable[..., None]:
     def check(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)  # noqa: B008
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:
         tokens: dict[str, Scope] = request.app.state.backend.settings.tokens
         if not tokens:
@@ -55,8 +57,6 @@ def require(scope: Scope) -> Callable[..., None]:
         if granted is None:
             raise AuthError(401, "Unauthorized", "the token was not accepted by this server")
         if scope == "write" and granted != "write":
-            raise AuthError(
-                403, "Forbidden", "this token is read-only: recording needs a read-write token"
-            )
+            raise AuthError(403, "Forbidden", "this token is read-only: recording needs a read-write token")
 
     return check

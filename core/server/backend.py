@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
+
 from headwater import config
 from headwater.api import Client
 from headwater.blobs import BlobStore
@@ -22,7 +24,6 @@ from headwater.models import ManifestEntry
 from headwater.server.limits import MANIFEST_FACTOR, BodyTooLarge
 from headwater.server.settings import Settings
 from headwater.store.sql import SQLStore
-from pydantic import TypeAdapter, ValidationError
 
 log = logging.getLogger("headwater.server")
 
@@ -107,7 +108,9 @@ class Backend:
         try:
             entries = _ENTRIES.validate_json(gunzip(packed, self.max_manifest))
         except ValidationError as err:
-            raise InvalidInput(f"staged manifest {event.manifest} is not a list of entries: {err.errors()[0]['msg']}") from None
+            raise InvalidInput(
+                f"staged manifest {event.manifest} is not a list of entries: {err.errors()[0]['msg']}"
+            ) from None
         return event.model_copy(update={"entries": entries, "manifest": None})
 
     def prune_staged(self) -> None:

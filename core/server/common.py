@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+
 from headwater.digest import is_content_digest
 from headwater.errors import InvalidInput
 from headwater.refs import Ref
@@ -46,7 +47,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def binary_body() -> dict[str, Any]:
     """The OpenAPI request body of an upload: raw bytes, read as a stream (not a parameter)."""
-    return {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
 
 
 def check_digest(digest: str) -> str:

@@ -9,11 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from headwater.errors import HeadwaterError, status_of
 from headwater.server.auth import AuthError
 from headwater.server.common import UnsupportedMediaType
 from headwater.server.limits import BodyTooLarge
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("headwater.server")
 
@@ -85,7 +86,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def internal_error(request: Request, err: Exception) -> JSONResponse:
         # A bug, not the request's fault: one line for the client (which retries it as
         # Unavailable); the traceback goes to the server's log once, where uvicorn writes it.
-        return _error(500, "Internal", f"the server failed on {request.method} {request.url.path}: {type(err).__name__}")
+        return _error(
+            500, "Internal", f"the server failed on {request.method} {request.url.path}: {type(err).__name__}"
+        )
 
 
 def _first_line(err: object) -> str:
@@ -105,7 +108,10 @@ def add_error_schema(app: FastAPI) -> None:
             "type": "object",
             "required": ["error", "message"],
             "properties": {
-                "error": {"type": "string", "description": "NotFound, InvalidRef, InvalidInput, Conflict, Unavailable, ..."},
+                "error": {
+                    "type": "string",
+                    "description": "NotFound, InvalidRef, InvalidInput, Conflict, Unavailable, ...",
+                },
                 "message": {"type": "string", "description": "one line a user can act on"},
             },
         }

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
-from headwater.errors import InvalidInput
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headwater.errors import InvalidInput
 
 BLOBS_PREFIX = "/api/v1/blobs/"
 MANIFESTS_PREFIX = "/api/v1/manifests/"
@@ -53,7 +54,9 @@ class BodyLimit:
                 await _answer(send, 400, "InvalidInput", "the Content-Length header is not a number")
                 return
             if int(text) > limit:
-                await _answer(send, 413, "InvalidInput", f"the request body is larger than this server's limit of {limit} bytes")
+                await _answer(
+                    send, 413, "InvalidInput", f"the request body is larger than this server's limit of {limit} bytes"
+                )
                 return
         seen = 0
 
@@ -77,7 +80,11 @@ async def _answer(send: Send, status: int, error: str, message: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

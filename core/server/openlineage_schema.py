@@ -53,8 +53,6 @@ RUN_EVENT: dict[str, Any] = {
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
-        "application/json": {
-            "schema": {"oneOf": [RUN_EVENT, {"type": "array", "items": RUN_EVENT, "maxItems": 1000}]}
-        }
+        "application/json": {"schema": {"oneOf": [RUN_EVENT, {"type": "array", "items": RUN_EVENT, "maxItems": 1000}]}}
     },
 }

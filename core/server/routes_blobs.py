@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+
 from headwater.errors import Conflict, NotFound
 from headwater.server.backend import Backend, receive
 from headwater.server.common import API, ERRORS, READ, WRITE, binary_body, check_digest

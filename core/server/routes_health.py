@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from headwater import __version__
 from headwater.server.backend import Backend
 from headwater.server.common import ERRORS

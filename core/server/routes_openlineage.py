@@ -6,6 +6,7 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+
 from headwater.errors import InvalidInput, Unavailable
 from headwater.server.backend import Backend, gunzip
 from headwater.server.common import API, ERRORS, WRITE_JSON

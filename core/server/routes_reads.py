@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+
 from headwater import times
 from headwater.errors import InvalidInput
 from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
@@ -41,7 +42,9 @@ def read_routes(backend: Backend) -> APIRouter:
         name: Name, label: Label = None, alias: Alias = None, digest: DigestPrefix = None, at: datetime | None = None
     ) -> Version:
         """One version by label, alias (default latest) or digest prefix; `at`: alias at that time."""
-        return backend.store.get_version(ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at"))
+        return backend.store.get_version(
+            ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at")
+        )
 
     @router.get(f"{API}/versions", tags=["read"], dependencies=READ, responses=ERRORS)
     def list_versions(
@@ -60,14 +63,18 @@ def read_routes(backend: Backend) -> APIRouter:
                 raise InvalidInput("metadata must be a JSON object") from None
             if not isinstance(wanted, dict):
                 raise InvalidInput("metadata must be a JSON object")
-        return backend.store.list_versions(name, limit=limit, tags=tag, metadata=wanted, include_deleted=include_deleted)
+        return backend.store.list_versions(
+            name, limit=limit, tags=tag, metadata=wanted, include_deleted=include_deleted
+        )
 
     @router.get(f"{API}/runs", tags=["read"], dependencies=READ, responses=ERRORS)
     def list_runs(
         job: Text = None, orchestrator: Text = None, status: Text = None, parent_id: Text = None, limit: Limit = None
     ) -> list[Run]:
         """Runs, newest first."""
-        return backend.store.list_runs(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
+        return backend.store.list_runs(
+            job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit
+        )
 
     @router.get(f"{API}/run", tags=["read"], dependencies=READ, responses=ERRORS)
     def get_run(id: Annotated[str, Query(min_length=1, max_length=4096)]) -> Run:

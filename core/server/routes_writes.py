@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
+
 from headwater.events import Event
 from headwater.server.backend import Backend, receive
 from headwater.server.common import API, ERRORS, READ, WRITE, WRITE_JSON, binary_body, check_digest
@@ -16,7 +17,9 @@ def write_routes(backend: Backend) -> APIRouter:
     router = APIRouter()
 
     @router.post(f"{API}/events", tags=["write"], dependencies=WRITE_JSON, responses=ERRORS)
-    def post_events(events: Annotated[list[Event], Body(description="headwater events, applied in order in one transaction")]) -> dict[str, Any]:
+    def post_events(
+        events: Annotated[list[Event], Body(description="headwater events, applied in order in one transaction")],
+    ) -> dict[str, Any]:
         """Apply a batch of headwater events; an event id seen before is skipped.
 
         A version with many entries may name a manifest staged just before

@@ -20,7 +20,9 @@ def open_store(uri: str, *, token: str | None = None, home: Path | None = None) 
         from headwater.store.http import HTTPStore
 
         return HTTPStore(uri, token=token, home=home)
-    raise InvalidInput(f"unsupported HEADWATER_URI {uri!r}: use sqlite:///PATH, postgresql://... or http(s)://HOST:PORT")
+    raise InvalidInput(
+        f"unsupported HEADWATER_URI {uri!r}: use sqlite:///PATH, postgresql://... or http(s)://HOST:PORT"
+    )
 
 
 __all__ = ["Store", "open_store"]

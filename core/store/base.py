@@ -55,7 +55,7 @@ class Store(ABC):
         on a deleted version).
         """
 
-    def check_sendable(self, events: Sequence[Event]) -> None:
+    def check_sendable(self, events: Sequence[Event]) -> None:  # noqa: B027 (optional: most backends take any size)
         """Raise InvalidInput when this backend could never accept these events (too large for
         any request): called before their blobs are stored, so a refusal never follows an upload."""
 
@@ -132,5 +132,5 @@ class Store(ABC):
     def referenced_blob_digests(self) -> set[str]:
         """File digests that versions not deleted still store (the blobs garbage collection keeps)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a backend without connections has nothing to release)
         """Release connections."""

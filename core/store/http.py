@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pydantic import TypeAdapter
+
 from headwater import config
 from headwater.errors import WIRE, Conflict, HeadwaterError, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import EVENTS, Event, VersionRecorded
@@ -34,7 +36,6 @@ from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, R
 from headwater.refs import Ref
 from headwater.store import backoff
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
-from pydantic import TypeAdapter
 
 log = logging.getLogger("headwater.http")
 
@@ -85,9 +86,7 @@ class _Connection:
         try:
             import httpx
         except ImportError:
-            raise InvalidInput(
-                f'HEADWATER_URI={uri} needs the "http" extra: pip install "headwater[http]"'
-            ) from None
+            raise InvalidInput(f'HEADWATER_URI={uri} needs the "http" extra: pip install "headwater[http]"') from None
         self._httpx = httpx
         self.uri = uri
         self.base = uri.rstrip("/")
@@ -246,7 +245,9 @@ class HTTPStore(Store):
         packed = gzip.compress(_ENTRIES.dump_json(event.entries), compresslevel=1, mtime=0)
         digest = hash_bytes(packed)
         # Sent again on a retry: the server keeps one copy, and an event replayed finds it.
-        self._conn.request("PUT", f"/manifests/{digest}", content=packed, headers={"Content-Type": "application/octet-stream"})
+        self._conn.request(
+            "PUT", f"/manifests/{digest}", content=packed, headers={"Content-Type": "application/octet-stream"}
+        )
         return event.model_copy(update={"entries": [], "manifest": digest})
 
     def check_sendable(self, events: Sequence[Event]) -> None:
@@ -281,13 +282,7 @@ class HTTPStore(Store):
 
     def _upload_spooled_blobs(self, events: Sequence[Event]) -> None:
         """Blobs kept locally while the server was away go up before the versions that hold them."""
-        digests = {
-            e.digest
-            for ev in events
-            if isinstance(ev, VersionRecorded)
-            for e in ev.entries
-            if e.ref is None
-        }
+        digests = {e.digest for ev in events if isinstance(ev, VersionRecorded) for e in ev.entries if e.ref is None}
         if not digests:
             return
         self.blobs.upload_spooled(digests)

@@ -10,11 +10,11 @@ import functools
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from alembic import command
 from headwater.errors import SchemaTooNew
 
 _PG_LOCK_KEY = 0x4857_6D69  # "HWmi": an arbitrary constant shared by every headwater process

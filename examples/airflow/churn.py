@@ -66,9 +66,7 @@ with DAG(
         """A one-feature threshold model: churn when spend per month of tenure is high."""
         with open(_path(FEATURES), newline="") as src:
             rows = [(float(r["spend_per_month"]), int(r["churned"])) for r in csv.DictReader(src)]
-        best = max(
-            (sum((x >= t) == bool(y) for x, y in rows) / len(rows), t) for t, _ in rows
-        )
+        best = max((sum((x >= t) == bool(y) for x, y in rows) / len(rows), t) for t, _ in rows)
         _path(MODEL).write_text(json.dumps({"threshold": best[1], "train_accuracy": round(best[0], 3)}) + "\n")
 
     extract() >> features() >> train()

@@ -24,8 +24,13 @@ def _customers(prefix: str, count: int, seed: int, incomplete_every: int = 0) ->
         score = -1.2 - tenure / 24 + calls / 3 + spend / 80 - (plan == "premium") * 0.5
         churned = int(rng.random() < 1 / (1 + math.exp(-score)))
         row = {
-            "customer_id": f"{prefix}-{i:04d}", "age": str(age), "tenure_months": str(tenure),
-            "monthly_spend": f"{spend:.2f}", "plan": plan, "support_calls": str(calls), "churned": str(churned),
+            "customer_id": f"{prefix}-{i:04d}",
+            "age": str(age),
+            "tenure_months": str(tenure),
+            "monthly_spend": f"{spend:.2f}",
+            "plan": plan,
+            "support_calls": str(calls),
+            "churned": str(churned),
         }
         if incomplete_every and i % incomplete_every == 7:
             row["monthly_spend"] = ""  # the application export has gaps: cleaning drops them

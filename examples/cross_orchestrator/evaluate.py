@@ -15,9 +15,10 @@ import pickle
 import sys
 from pathlib import Path
 
+from prefect import flow, task, unmapped
+
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker
-from prefect import flow, task, unmapped
 
 sys.path.insert(0, str(Path(__file__).parent))
 from features import features, read_csv
@@ -39,8 +40,16 @@ def score(model: hw.Version, holdout: Path) -> Path:
     probabilities = [float(p[1]) for p in pipeline.predict_proba(x)]
     out = REPORTS / f"scores_{holdout.stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"holdout": holdout.name, "accuracy": round(pipeline.score(x, y), 4),
-                               "labels": y, "probabilities": [round(p, 4) for p in probabilities]}))
+    out.write_text(
+        json.dumps(
+            {
+                "holdout": holdout.name,
+                "accuracy": round(pipeline.score(x, y), 4),
+                "labels": y,
+                "probabilities": [round(p, 4) for p in probabilities],
+            }
+        )
+    )
     return out
 
 
@@ -50,8 +59,10 @@ def write_report(scores: list[Path]) -> hw.Output:
     results = [json.loads(p.read_text()) for p in scores]
     labels = [y for r in results for y in r["labels"]]
     probabilities = [p for r in results for p in r["probabilities"]]
-    best = max((sum((p >= t) == bool(y) for p, y in zip(probabilities, labels)), t)
-               for t in (i / 100 for i in range(5, 96)))
+    best = max(
+        (sum((p >= t) == bool(y) for p, y in zip(probabilities, labels, strict=True)), t)
+        for t in (i / 100 for i in range(5, 96))
+    )
     report = {
         "accuracy": {r["holdout"]: r["accuracy"] for r in results},
         "threshold": best[1],

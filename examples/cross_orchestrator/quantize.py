@@ -23,14 +23,20 @@ def quantize(model_ref: str, report_ref: str, out: Path) -> dict[str, float]:
     report = json.loads(hw.get(report_ref).path.read_text())
     weights = [float(w) for w in classifier.coef_[0]]
     scale = max(abs(w) for w in weights) / 127
-    out.write_text(json.dumps({
-        "features_mean": [float(m) for m in scaler.mean_],
-        "features_scale": [float(s) for s in scaler.scale_],
-        "weights_int8": [round(w / scale) for w in weights],
-        "weight_scale": scale,
-        "bias": float(classifier.intercept_[0]),
-        "threshold": report["threshold"],
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "features_mean": [float(m) for m in scaler.mean_],
+                "features_scale": [float(s) for s in scaler.scale_],
+                "weights_int8": [round(w / scale) for w in weights],
+                "weight_scale": scale,
+                "bias": float(classifier.intercept_[0]),
+                "threshold": report["threshold"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return {"bits": 8, "max_weight_error": round(max(abs(w - round(w / scale) * scale) for w in weights), 6)}
 
 

@@ -49,8 +49,10 @@ class Story:
         # A clean environment: the user's own HEADWATER_*/PREFECT_API_URL must not redirect it;
         # only a tracking server's token passes (HEADWATER_TOKEN or HEADWATER_TOKEN_FILE).
         env = {
-            k: v for k, v in os.environ.items()
-            if not k.startswith(("HEADWATER_", "PREFECT_", "AIRFLOW")) or k in ("HEADWATER_TOKEN", "HEADWATER_TOKEN_FILE")
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("HEADWATER_", "PREFECT_", "AIRFLOW"))
+            or k in ("HEADWATER_TOKEN", "HEADWATER_TOKEN_FILE")
         }
         env.update(
             HEADWATER_HOME=str(work / "headwater"),
@@ -98,7 +100,11 @@ class Story:
         return done.stdout
 
     def airflow_ingest(self, log: str) -> None:
-        self.timed("Airflow dags test ingest_customers", [self.tool("airflow", "airflow"), "dags", "test", "ingest_customers"], log)
+        self.timed(
+            "Airflow dags test ingest_customers",
+            [self.tool("airflow", "airflow"), "dags", "test", "ingest_customers"],
+            log,
+        )
 
     def run(self) -> None:
         print(f"== 0. raw data and held-out sets in {self.data}")
@@ -111,10 +117,16 @@ class Story:
         self.airflow_ingest("airflow-1.log")
 
         print("\n== 2. Dagster trains the churn model on it")
-        self.timed("Dagster materialize churn_model", [self.tool("dagster", "python"), str(HERE / "train.py")], "dagster.log")
+        self.timed(
+            "Dagster materialize churn_model", [self.tool("dagster", "python"), str(HERE / "train.py")], "dagster.log"
+        )
 
         print("\n== 3. Prefect evaluates the model on two held-out sets")
-        self.timed("Prefect flow evaluate-churn-model", [self.tool("prefect", "python"), str(HERE / "evaluate.py")], "prefect.log")
+        self.timed(
+            "Prefect flow evaluate-churn-model",
+            [self.tool("prefect", "python"), str(HERE / "evaluate.py")],
+            "prefect.log",
+        )
 
         print("\n== 4. By hand: quantize to int8, attach the step, promote it")
         model = self.hw("show", "churn_model:latest", "--json", show=False)
@@ -123,10 +135,24 @@ class Story:
         out = self.work / "manual" / "churn_model_int8.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         print(f"$ python quantize.py {model_ref} {report_ref} {out}")
-        subprocess.run([sys.executable, str(HERE / "quantize.py"), model_ref, report_ref, str(out)],
-                       env=self.env, check=True)
-        self.hw("log", "--job", "quantize-int8", "--input", model_ref, "--input", report_ref,
-                "--output", f"churn_model_int8={out}", "--type", "churn_model_int8=model", "--param", "bits=8")
+        subprocess.run(
+            [sys.executable, str(HERE / "quantize.py"), model_ref, report_ref, str(out)], env=self.env, check=True
+        )
+        self.hw(
+            "log",
+            "--job",
+            "quantize-int8",
+            "--input",
+            model_ref,
+            "--input",
+            report_ref,
+            "--output",
+            f"churn_model_int8={out}",
+            "--type",
+            "churn_model_int8=model",
+            "--param",
+            "bits=8",
+        )
         self.hw("alias", "churn_model_int8:latest", "production")
 
         print(f"\n== 5. A privacy takedown: {len(TAKEN_DOWN)} customers deleted from the EU export; Airflow runs again")
@@ -157,12 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="a new folder for data, store and logs (default: a temp folder)")
     parser.add_argument(
-        "--uri", help="the store: sqlite:///…, postgresql://…, or a tracking server http(s)://… "
+        "--uri",
+        help="the store: sqlite:///…, postgresql://…, or a tracking server http(s)://… "
         "(its token in HEADWATER_TOKEN); default SQLite in WORK/headwater",
     )
     for name in ORCHESTRATORS:
-        parser.add_argument(f"--{name}-env", type=Path, default=ROOT / ".nox" / name,
-                            help=f"the virtualenv with headwater[{name}] (default: .nox/{name})")
+        parser.add_argument(
+            f"--{name}-env",
+            type=Path,
+            default=ROOT / ".nox" / name,
+            help=f"the virtualenv with headwater[{name}] (default: .nox/{name})",
+        )
     args = parser.parse_args(argv)
     envs = {name: getattr(args, f"{name}_env").absolute() for name in ORCHESTRATORS}
     missing = [f"{name} ({path})" for name, path in envs.items() if not (path / "bin" / "python").exists()]

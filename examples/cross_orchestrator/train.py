@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-from headwater.adapters.dagster import record_run, with_headwater
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from headwater.adapters.dagster import record_run, with_headwater
 
 sys.path.insert(0, str(Path(__file__).parent))
 from features import features, read_folder
@@ -26,7 +27,8 @@ DATA = Path(os.environ["HEADWATER_DEMO_DATA"]).absolute()
 CLEAN = DATA / "clean" / "customers"
 
 customers_clean = dg.AssetSpec(
-    "customers_clean", description="Cleaned by Airflow's ingest_customers DAG",
+    "customers_clean",
+    description="Cleaned by Airflow's ingest_customers DAG",
     metadata={"headwater/uri": CLEAN.as_uri()},
 )
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+
 from headwater.adapters.dagster import with_headwater
 
 DATA = Path(os.environ.get("EXAMPLE_DATA", "data")).absolute()

@@ -24,12 +24,16 @@ import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from definitions import RAW, REPORT, defs
+
 from headwater.adapters.dagster import record_run
 
 headwater = [str(Path(sys.executable).parent / "headwater")]
 # The export, as Airflow's headwater plugin would record it: a version of file://.../orders.csv.
-subprocess.run([*headwater, "log", "--job", "airflow-export", "--reference", f"{RAW.as_uri()}={RAW.as_uri()}"],
-               check=True, stdout=subprocess.DEVNULL)
+subprocess.run(
+    [*headwater, "log", "--job", "airflow-export", "--reference", f"{RAW.as_uri()}={RAW.as_uri()}"],
+    check=True,
+    stdout=subprocess.DEVNULL,
+)
 
 with dg.instance_for_test(temp_dir=str(root)) as instance:
     job = defs.resolve_implicit_global_asset_job_def()

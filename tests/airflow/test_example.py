@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import headwater as hw
 import pytest
-from headwater.observe import code_identity
 
+import headwater as hw
+from headwater.observe import code_identity
 from tests.airflow.conftest import AIRFLOW, DAGS, EXAMPLE_DATA
 from tests.graphs import tries
 from tests.tcp_proxy import TCPProxy
@@ -62,7 +62,11 @@ def test_churn_records_each_task_its_inputs_and_outputs(store: hw.Client, run_da
         run = store.get_run(hw.run_id("airflow", "churn", task_id, dag_run.run_id, 1, -1))
         assert (run.parent_id, run.error) == (container.id, None)
         assert run.params == {
-            "dag_id": "churn", "task_id": task_id, "dag_run_id": dag_run.run_id, "try_number": 1, "map_index": -1,
+            "dag_id": "churn",
+            "task_id": task_id,
+            "dag_run_id": dag_run.run_id,
+            "try_number": 1,
+            "map_index": -1,
         }
         # The operator and callable, and the identity every adapter records: file, digest (and commit).
         assert run.code.pop("operator") == "airflow.providers.standard.decorators.python._PythonDecoratedOperator"
@@ -98,7 +102,9 @@ def down_backend(store_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         proxy.stop()
 
 
-def test_backend_down_every_task_succeeds_and_sync_delivers_everything(down_backend, headwater_home: Path, run_dag) -> None:
+def test_backend_down_every_task_succeeds_and_sync_delivers_everything(
+    down_backend, headwater_home: Path, run_dag
+) -> None:
     uri, bring_up = down_backend
     dag_run = run_dag("churn")
     assert dag_run.state == "success"
@@ -128,7 +134,9 @@ def _airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
-def test_airflow_cli_lists_the_plugin_and_dags_test_records_with_airflow_cfg_settings(store_uri: str, tmp_path: Path) -> None:
+def test_airflow_cli_lists_the_plugin_and_dags_test_records_with_airflow_cfg_settings(
+    store_uri: str, tmp_path: Path
+) -> None:
     # Configured the Airflow way ([headwater] in airflow.cfg, here as AIRFLOW__HEADWATER__*).
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_") or k == "HEADWATER_EXAMPLE_DATA"}
     env.update(AIRFLOW__HEADWATER__URI=store_uri, AIRFLOW__HEADWATER__HOME=str(tmp_path / "cli-home"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import headwater as hw
-
 from tests.airflow.conftest import TEST_DATA
 from tests.graphs import tries
 
@@ -41,7 +40,10 @@ def test_hook_lineage_retries_mapping_aliases_skips_and_headwater_objects(store:
             # only the try that succeeded produced it
             f"{flaky}:v0": ({}, "hw_features.flaky#2"),
             # each mapped try, through the alias, with its event's extra
-            **{f"{sq}:v0": ({"n": n}, f"hw_features.square[{n - 1}]#1") for n, sq in zip((1, 2, 3), squares)},
+            **{
+                f"{sq}:v0": ({"n": n}, f"hw_features.square[{n - 1}]#1")
+                for n, sq in zip((1, 2, 3), squares, strict=True)
+            },
             "reference-data:v0": ({}, None),  # logged by hand before the DAG ran
             "weekly-report:v0": ({}, "hw_features.report#1"),
             "daily-summary:v0": ({}, "hw_features.summarize#1"),  # no location: unverified
@@ -51,7 +53,10 @@ def test_hook_lineage_retries_mapping_aliases_skips_and_headwater_objects(store:
             ("hw_features.count_words#1", "used", f"{notes}:v0", True),
             ("hw_features.count_words#1", "produced", f"{count}:v0", True),
             ("hw_features.flaky#2", "produced", f"{flaky}:v0", True),
-            *{(f"hw_features.square[{n - 1}]#1", "produced", f"{sq}:v0", True) for n, sq in zip((1, 2, 3), squares)},
+            *{
+                (f"hw_features.square[{n - 1}]#1", "produced", f"{sq}:v0", True)
+                for n, sq in zip((1, 2, 3), squares, strict=True)
+            },
             ("hw_features.report#1", "used", "reference-data:v0", True),
             ("hw_features.report#1", "produced", "weekly-report:v0", True),
             ("hw_features.summarize#1", "produced", "daily-summary:v0", True),

@@ -17,7 +17,6 @@ import textwrap
 from pathlib import Path
 
 import headwater as hw
-
 from tests.airflow.conftest import DAGS, TEST_DATA
 from tests.conftest import ServerProcess
 
@@ -81,7 +80,11 @@ def run_dag_with_provider(server: ServerProcess, dag_file: Path) -> str:
         }
     )
     done = subprocess.run(
-        [sys.executable, "-c", RUN_DAG, str(dag_file)], env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", RUN_DAG, str(dag_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0 and "STATE success" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import headwater as hw
 import pluggy
 import pytest
+
+import headwater as hw
 from headwater.adapters.airflow import listener, tasks
 from headwater.observe import safety
-
 from tests.graphs import tries
 
 hookimpl = pluggy.HookimplMarker("airflow")
@@ -97,5 +97,10 @@ def test_a_failure_the_scheduler_reports_is_recorded_in_the_background(store: hw
     listener.on_task_instance_failed(None, SchedulerTaskInstance(), "Task was killed externally")
     assert listener.flush(timeout=60)
     run = store.get_run(hw.run_id("airflow", "hw_safety", "broken", "manual__lost", 3, -1))
-    assert (run.job, run.kind, run.status, run.error) == ("hw_safety.broken", "task", "failed", "Task was killed externally")
+    assert (run.job, run.kind, run.status, run.error) == (
+        "hw_safety.broken",
+        "task",
+        "failed",
+        "Task was killed externally",
+    )
     assert run.parent_id == hw.run_id("airflow", "hw_safety", "manual__lost") and run.ended_at is not None

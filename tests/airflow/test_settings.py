@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import headwater as hw
 import pytest
-from headwater.adapters.airflow import settings
 
+import headwater as hw
+from headwater.adapters.airflow import settings
 from tests.airflow.conftest import TEST_DATA
 from tests.graphs import tries
 
@@ -23,7 +23,10 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AIRFLOW__HEADWATER__NAMESPACE", "prod")
     loaded = settings.load()
     assert (loaded.uri, loaded.timeout, loaded.sources, loaded.namespace) == (
-        "postgresql://db/lineage", 2.5, frozenset({"inlets", "hooks"}), "prod",
+        "postgresql://db/lineage",
+        2.5,
+        frozenset({"inlets", "hooks"}),
+        "prod",
     )
     assert settings.observer(loaded).timeout == 2.5 and settings.observer(loaded).enabled
 
@@ -33,8 +36,12 @@ def test_airflow_settings_win_and_typos_fall_back(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize(
     ("variable", "value", "disabled"),
-    [("HEADWATER_DISABLED", "1", True), ("AIRFLOW__HEADWATER__DISABLED", "True", True),
-     ("AIRFLOW__HEADWATER__DISABLED", "false", False), ("HEADWATER_DISABLED", "", False)],
+    [
+        ("HEADWATER_DISABLED", "1", True),
+        ("AIRFLOW__HEADWATER__DISABLED", "True", True),
+        ("AIRFLOW__HEADWATER__DISABLED", "false", False),
+        ("HEADWATER_DISABLED", "", False),
+    ],
 )
 def test_disabled_from_either_place(variable: str, value: str, disabled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(variable, value)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import headwater as hw
 import pytest
+
+import headwater as hw
 
 
 @pytest.fixture

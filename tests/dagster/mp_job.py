@@ -2,6 +2,7 @@
 which imports this module by name and finds headwater through HEADWATER_URI/HEADWATER_HOME."""
 
 import dagster as dg
+
 from headwater.adapters.dagster import HeadwaterIOManager
 
 

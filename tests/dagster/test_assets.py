@@ -5,16 +5,15 @@
 from pathlib import Path
 
 import dagster as dg
-import headwater as hw
 import pytest
-from headwater.adapters.dagster import HeadwaterIOManager, record_run
 
+import headwater as hw
+from headwater.adapters.dagster import HeadwaterIOManager, record_run
 from headwater.observe import code_identity
+from tests.graphs import by_id
 
 from . import assets
 from .assets import greetings, users
-from tests.graphs import by_id
-
 from .conftest import container, step
 
 JOB = "__ephemeral_asset_job__"
@@ -38,10 +37,24 @@ def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
         "runs": {
             container(r1): (JOB, "container", "succeeded", None, [], []),
             step(r1, "users"): (f"{JOB}.users", "task", "succeeded", container(r1), [], ["users:v0"]),
-            step(r1, "greetings"): (f"{JOB}.greetings", "task", "succeeded", container(r1), ["users:v0"], ["greetings:v0"]),
+            step(r1, "greetings"): (
+                f"{JOB}.greetings",
+                "task",
+                "succeeded",
+                container(r1),
+                ["users:v0"],
+                ["greetings:v0"],
+            ),
             container(r2): (JOB, "container", "succeeded", None, [], []),
             # loaded from the first run's storage: the edge goes to that exact version
-            step(r2, "greetings"): (f"{JOB}.greetings", "task", "succeeded", container(r2), ["users:v0"], ["greetings:v0"]),
+            step(r2, "greetings"): (
+                f"{JOB}.greetings",
+                "task",
+                "succeeded",
+                container(r2),
+                ["users:v0"],
+                ["greetings:v0"],
+            ),
         },
         "versions": {
             "users:v0": [("users", users_uri)],
@@ -50,7 +63,8 @@ def test_two_assets_then_the_downstream_alone_links_the_earlier_version(
     }
     # The code a step ran is recorded as Airflow and Prefect record theirs: function, file, digest, commit.
     assert client.get_run(step(r1, "users")).code == {
-        "function": f"{users.op.compute_fn.decorated_fn.__module__}.users", **code_identity(assets.__file__),
+        "function": f"{users.op.compute_fn.decorated_fn.__module__}.users",
+        **code_identity(assets.__file__),
     }
     assert client.get_run(container(r1)).code == {}
     # The materialization carries the version, so the Dagster UI shows it.
@@ -106,17 +120,31 @@ def test_each_partition_is_an_artifact_and_a_reader_of_all_links_every_version(
         for day in days
     ]
     # 2024-01-02 again, same content: the same version (v0), one more producer
-    again = dg.materialize([events], partition_key=days[1], resources={"io_manager": io(storage)}, instance=instance).run_id
+    again = dg.materialize(
+        [events], partition_key=days[1], resources={"io_manager": io(storage)}, instance=instance
+    ).run_id
     reader = dg.materialize(
         [events, summary], selection=[summary], resources={"io_manager": io(storage)}, instance=instance
     ).run_id
     expected_runs = {}
-    for run, day in [*zip(daily, days), (again, days[1])]:
+    for run, day in [*zip(daily, days, strict=True), (again, days[1])]:
         expected_runs[container(run)] = (JOB, "container", "succeeded", None, [], [])
-        expected_runs[step(run, "events")] = (f"{JOB}.events", "task", "succeeded", container(run), [], [f"events/{day}:v0"])
+        expected_runs[step(run, "events")] = (
+            f"{JOB}.events",
+            "task",
+            "succeeded",
+            container(run),
+            [],
+            [f"events/{day}:v0"],
+        )
     expected_runs[container(reader)] = (JOB, "container", "succeeded", None, [], [])
     expected_runs[step(reader, "summary")] = (
-        f"{JOB}.summary", "task", "succeeded", container(reader), [f"events/{d}:v0" for d in days], ["summary:v0"],
+        f"{JOB}.summary",
+        "task",
+        "succeeded",
+        container(reader),
+        [f"events/{d}:v0" for d in days],
+        ["summary:v0"],
     )
     assert by_id(store) == {
         "runs": expected_runs,
@@ -182,7 +210,14 @@ def test_deps_are_hashed_when_the_step_runs_and_headwater_type_types_the_artifac
     assert by_id(store) == {
         "runs": {
             container(r): (job, "container", "succeeded", None, [], []),
-            step(r, "model"): (f"{job}.model", "task", "succeeded", container(r), [f"{export.as_uri()}:v0"], ["model:v0"]),
+            step(r, "model"): (
+                f"{job}.model",
+                "task",
+                "succeeded",
+                container(r),
+                [f"{export.as_uri()}:v0"],
+                ["model:v0"],
+            ),
         },
         "versions": {
             f"{export.as_uri()}:v0": [("export.csv", export.as_uri())],
@@ -216,7 +251,14 @@ def test_an_input_read_by_another_io_manager_links_the_version_it_stored(
         "runs": {
             container(r): (JOB, "container", "succeeded", None, [], []),
             # upstream_plain's step never touched HeadwaterIOManager: no run until the sensor
-            step(r, "uses_plain"): (f"{JOB}.uses_plain", "task", "succeeded", container(r), ["upstream_plain:v0"], ["uses_plain:v0"]),
+            step(r, "uses_plain"): (
+                f"{JOB}.uses_plain",
+                "task",
+                "succeeded",
+                container(r),
+                ["upstream_plain:v0"],
+                ["uses_plain:v0"],
+            ),
         },
         "versions": {
             "upstream_plain:v0": [("upstream_plain", (storage / "plain" / "upstream_plain").as_uri())],
@@ -226,7 +268,10 @@ def test_an_input_read_by_another_io_manager_links_the_version_it_stored(
 
 
 def test_a_failure_recording_deps_keeps_the_output_version(
-    store: hw.Client, instance: dg.DagsterInstance, storage: Path, monkeypatch: pytest.MonkeyPatch,
+    store: hw.Client,
+    instance: dg.DagsterInstance,
+    storage: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     def broken(*args, **kwargs):
@@ -263,12 +308,19 @@ def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
     def counted(export):
         return double(count_rows(start=export))
 
-    result = dg.materialize([spec, counted], selection=[counted], resources={"io_manager": io(storage)}, instance=instance)
+    result = dg.materialize(
+        [spec, counted], selection=[counted], resources={"io_manager": io(storage)}, instance=instance
+    )
     r, inner = result.run_id, f"{JOB}/counted.count_rows/result:v0"
     assert by_id(store)["runs"] == {
         container(r): (JOB, "container", "succeeded", None, [], []),
         step(r, "counted.count_rows"): (f"{JOB}.counted.count_rows", "task", "succeeded", container(r), [], [inner]),
         step(r, "counted.double"): (
-            f"{JOB}.counted.double", "task", "succeeded", container(r), [inner, f"{export.as_uri()}:v0"], ["counted:v0"]
+            f"{JOB}.counted.double",
+            "task",
+            "succeeded",
+            container(r),
+            [inner, f"{export.as_uri()}:v0"],
+            ["counted:v0"],
         ),
     }

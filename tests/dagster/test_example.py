@@ -26,13 +26,15 @@ def test_the_example_records_the_documented_lineage(tmp_path: Path, headwater_ho
     jobs = {r.id: r.job for r in client.runs()}
     assert Counter(
         (r.job, r.kind, r.status, jobs.get(r.parent_id), tuple(r.inputs), tuple(r.outputs)) for r in client.runs()
-    ) == Counter({
-        ("airflow-export", "manual", "succeeded", None, (), (f"{orders_csv}:v0",)): 1,
-        ("__ASSET_JOB", "container", "succeeded", None, (), ()): 2,
-        ("__ASSET_JOB.orders", "task", "succeeded", "__ASSET_JOB", (f"{orders_csv}:v0",), ("orders:v0",)): 1,
-        ("__ASSET_JOB.revenue", "task", "succeeded", "__ASSET_JOB", ("orders:v0",), ("revenue:v0",)): 2,
-        ("__ASSET_JOB.report", "task", "succeeded", "__ASSET_JOB", ("revenue:v0",), (f"{report}:v0",)): 1,
-    })
+    ) == Counter(
+        {
+            ("airflow-export", "manual", "succeeded", None, (), (f"{orders_csv}:v0",)): 1,
+            ("__ASSET_JOB", "container", "succeeded", None, (), ()): 2,
+            ("__ASSET_JOB.orders", "task", "succeeded", "__ASSET_JOB", (f"{orders_csv}:v0",), ("orders:v0",)): 1,
+            ("__ASSET_JOB.revenue", "task", "succeeded", "__ASSET_JOB", ("orders:v0",), ("revenue:v0",)): 2,
+            ("__ASSET_JOB.report", "task", "succeeded", "__ASSET_JOB", ("revenue:v0",), (f"{report}:v0",)): 1,
+        }
+    )
     assert [(e.path, e.ref) for e in client.get("revenue:v0").entries] == [
         ("revenue", (data / "storage" / "revenue").as_uri())
     ]
@@ -43,7 +45,11 @@ def test_the_overhead_bench_runs_at_its_smallest(tmp_path: Path) -> None:
     bench = Path(__file__).resolve().parents[2] / "bench" / "dagster_overhead.py"
     run = subprocess.run(
         [sys.executable, str(bench), "--outputs", "3", "--sizes", "1024", "--postgres", ""],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     header, row = run.stdout.splitlines()[-2:]

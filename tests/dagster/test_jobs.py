@@ -6,17 +6,16 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import headwater as hw
 import pytest
 import sqlalchemy as sa
-from headwater.adapters.dagster import HeadwaterIOManager
 
+import headwater as hw
+from headwater.adapters.dagster import HeadwaterIOManager
+from tests.graphs import by_id
 from tests.tcp_proxy import TCPProxy
 
 from . import mp_job
 from .assets import greetings, users
-from tests.graphs import by_id
-
 from .conftest import container, step
 
 
@@ -39,7 +38,8 @@ def etl() -> None:
 
 def test_an_op_job_with_a_retried_step(store: hw.Client, instance: dg.DagsterInstance, storage: Path) -> None:
     job = etl.to_job(
-        name="etl", resource_defs={"io_manager": HeadwaterIOManager(inner=dg.FilesystemIOManager(base_dir=str(storage)))}
+        name="etl",
+        resource_defs={"io_manager": HeadwaterIOManager(inner=dg.FilesystemIOManager(base_dir=str(storage)))},
     )
     r = job.execute_in_process(instance=instance).run_id
     extracted, transformed = "etl/extract/result:v0", "etl/transform/result:v0"
@@ -60,9 +60,7 @@ def test_an_op_job_with_a_retried_step(store: hw.Client, instance: dg.DagsterIns
 
 
 @pytest.mark.slow
-def test_the_multiprocess_executor_records_from_each_worker(
-    store: hw.Client, tmp_path: Path
-) -> None:
+def test_the_multiprocess_executor_records_from_each_worker(store: hw.Client, tmp_path: Path) -> None:
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         result = dg.execute_job(dg.reconstructable(mp_job.numbers), instance=instance)
@@ -84,8 +82,12 @@ def test_the_multiprocess_executor_records_from_each_worker(
 
 
 def test_backend_down_then_headwater_sync_delivers_the_same_graph(
-    store_uri: str, headwater_home: Path, instance: dg.DagsterInstance, storage: Path,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    store_uri: str,
+    headwater_home: Path,
+    instance: dg.DagsterInstance,
+    storage: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if store_uri.startswith("sqlite"):  # a database path that cannot be created until unblocked
         blocker = tmp_path / "blocker"
@@ -108,7 +110,11 @@ def test_backend_down_then_headwater_sync_delivers_the_same_graph(
 
     come_back()
     sync = subprocess.run(
-        [str(Path(sys.executable).parent / "headwater"), "sync"], capture_output=True, text=True, timeout=120, check=False
+        [str(Path(sys.executable).parent / "headwater"), "sync"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert sync.returncode == 0, sync.stderr
     assert client.outbox.pending() == []
@@ -118,7 +124,12 @@ def test_backend_down_then_headwater_sync_delivers_the_same_graph(
             container(r): ("__ephemeral_asset_job__", "container", "succeeded", None, [], []),
             step(r, "users"): ("__ephemeral_asset_job__.users", "task", "succeeded", container(r), [], ["users:v0"]),
             step(r, "greetings"): (
-                "__ephemeral_asset_job__.greetings", "task", "succeeded", container(r), ["users:v0"], ["greetings:v0"],
+                "__ephemeral_asset_job__.greetings",
+                "task",
+                "succeeded",
+                container(r),
+                ["users:v0"],
+                ["greetings:v0"],
             ),
         },
         "versions": {

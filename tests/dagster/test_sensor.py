@@ -5,9 +5,9 @@
 from pathlib import Path
 
 import dagster as dg
+
 import headwater as hw
 from headwater.adapters.dagster import HeadwaterIOManager, with_headwater
-
 from tests.graphs import by_id
 
 from .conftest import container, step
@@ -58,8 +58,22 @@ def test_the_sensor_records_what_bypasses_io_managers_and_the_final_statuses(
     assert by_id(client) == {
         "runs": {
             container(r): (job, "container", "succeeded", None, [], []),
-            step(r, "order_ids"): (f"{job}.order_ids", "task", "succeeded", container(r), [orders_v0], ["order_ids:v0"]),
-            step(r, "order_report"): (f"{job}.order_report", "task", "succeeded", container(r), [orders_v0], [report_v0]),
+            step(r, "order_ids"): (
+                f"{job}.order_ids",
+                "task",
+                "succeeded",
+                container(r),
+                [orders_v0],
+                ["order_ids:v0"],
+            ),
+            step(r, "order_report"): (
+                f"{job}.order_report",
+                "task",
+                "succeeded",
+                container(r),
+                [orders_v0],
+                [report_v0],
+            ),
         },
         "versions": {
             orders_v0: [("orders.txt", orders.as_uri())],

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import headwater as hw
 import pytest
 
+import headwater as hw
 from tests.browser import CHROMIUM, UIProcess, graph_nodes, shot, texts, wait_graph
 from tests.conftest import ServerProcess, _truncate
 
@@ -57,7 +57,11 @@ def story(story_uri: str, tmp_path: Path) -> Iterator[tuple[hw.Client, Path, str
         env["HEADWATER_TOKEN"] = TOKEN
     done = subprocess.run(
         [sys.executable, str(STORY), "--work", str(work), "--uri", story_uri],
-        env=env, capture_output=True, text=True, timeout=900, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     client = hw.Client(uri=story_uri, home=work / "headwater", token=TOKEN if story_uri.startswith("http") else None)
@@ -69,7 +73,10 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
     story: tuple[hw.Client, Path, str], story_uri: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     client, data, printed = story
-    uri = lambda *parts: data.joinpath(*parts).as_uri()
+
+    def uri(*parts):
+        return data.joinpath(*parts).as_uri()
+
     raw_eu, raw_us, clean = uri("raw", "customers_eu.csv"), uri("raw", "customers_us.csv"), uri("clean", "customers")
     recent, partner = uri("holdout", "recent_signups.csv"), uri("holdout", "partner_accounts.csv")
     scores_recent = uri("reports", "scores_recent_signups.json")
@@ -77,36 +84,100 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
 
     jobs = {r.id: r.job for r in client.runs()}
     assert Counter(
-        (r.job, r.orchestrator, r.kind, r.status, jobs.get(r.parent_id), tuple(sorted(r.inputs)), tuple(sorted(r.outputs)))
+        (
+            r.job,
+            r.orchestrator,
+            r.kind,
+            r.status,
+            jobs.get(r.parent_id),
+            tuple(sorted(r.inputs)),
+            tuple(sorted(r.outputs)),
+        )
         for r in client.runs()
-    ) == Counter({
-        # 1. and 5.: Airflow, twice; the second run read the export after the takedown
-        ("ingest_customers", "airflow", "container", "succeeded", None, (), ()): 2,
-        ("ingest_customers.clean", "airflow", "task", "succeeded", "ingest_customers",
-         (f"{raw_eu}:v0", f"{raw_us}:v0"), (f"{clean}:v0",)): 1,
-        ("ingest_customers.clean", "airflow", "task", "succeeded", "ingest_customers",
-         (f"{raw_eu}:v1", f"{raw_us}:v0"), (f"{clean}:v1",)): 1,
-        # 2. Dagster
-        ("train_churn_model", "dagster", "container", "succeeded", None, (), ()): 1,
-        ("train_churn_model.churn_model", "dagster", "task", "succeeded", "train_churn_model",
-         (f"{clean}:v0",), ("churn_model:v0",)): 1,
-        # 3. Prefect
-        ("evaluate-churn-model", "prefect", "container", "succeeded", None, (), ()): 1,
-        ("evaluate-churn-model.score", "prefect", "task", "succeeded", "evaluate-churn-model",
-         ("churn_model:v0", f"{recent}:v0"), (f"{scores_recent}:v0",)): 1,
-        ("evaluate-churn-model.score", "prefect", "task", "succeeded", "evaluate-churn-model",
-         ("churn_model:v0", f"{partner}:v0"), (f"{scores_partner}:v0",)): 1,
-        ("evaluate-churn-model.write_report", "prefect", "task", "succeeded", "evaluate-churn-model",
-         (f"{scores_partner}:v0", f"{scores_recent}:v0"), ("churn_report:v0",)): 1,
-        # 4. by hand
-        ("quantize-int8", "manual", "manual", "succeeded", None,
-         ("churn_model:v0", "churn_report:v0"), ("churn_model_int8:v0",)): 1,
-    })
+    ) == Counter(
+        {
+            # 1. and 5.: Airflow, twice; the second run read the export after the takedown
+            ("ingest_customers", "airflow", "container", "succeeded", None, (), ()): 2,
+            (
+                "ingest_customers.clean",
+                "airflow",
+                "task",
+                "succeeded",
+                "ingest_customers",
+                (f"{raw_eu}:v0", f"{raw_us}:v0"),
+                (f"{clean}:v0",),
+            ): 1,
+            (
+                "ingest_customers.clean",
+                "airflow",
+                "task",
+                "succeeded",
+                "ingest_customers",
+                (f"{raw_eu}:v1", f"{raw_us}:v0"),
+                (f"{clean}:v1",),
+            ): 1,
+            # 2. Dagster
+            ("train_churn_model", "dagster", "container", "succeeded", None, (), ()): 1,
+            (
+                "train_churn_model.churn_model",
+                "dagster",
+                "task",
+                "succeeded",
+                "train_churn_model",
+                (f"{clean}:v0",),
+                ("churn_model:v0",),
+            ): 1,
+            # 3. Prefect
+            ("evaluate-churn-model", "prefect", "container", "succeeded", None, (), ()): 1,
+            (
+                "evaluate-churn-model.score",
+                "prefect",
+                "task",
+                "succeeded",
+                "evaluate-churn-model",
+                ("churn_model:v0", f"{recent}:v0"),
+                (f"{scores_recent}:v0",),
+            ): 1,
+            (
+                "evaluate-churn-model.score",
+                "prefect",
+                "task",
+                "succeeded",
+                "evaluate-churn-model",
+                ("churn_model:v0", f"{partner}:v0"),
+                (f"{scores_partner}:v0",),
+            ): 1,
+            (
+                "evaluate-churn-model.write_report",
+                "prefect",
+                "task",
+                "succeeded",
+                "evaluate-churn-model",
+                (f"{scores_partner}:v0", f"{scores_recent}:v0"),
+                ("churn_report:v0",),
+            ): 1,
+            # 4. by hand
+            (
+                "quantize-int8",
+                "manual",
+                "manual",
+                "succeeded",
+                None,
+                ("churn_model:v0", "churn_report:v0"),
+                ("churn_model_int8:v0",),
+            ): 1,
+        }
+    )
     assert {a.name: (a.type, a.latest, a.versions) for a in client.artifacts()} == {
-        raw_eu: (None, "v1", 2), raw_us: (None, "v0", 1), clean: (None, "v1", 2),
-        recent: (None, "v0", 1), partner: (None, "v0", 1),
-        scores_recent: (None, "v0", 1), scores_partner: (None, "v0", 1),
-        "churn_model": ("model", "v0", 1), "churn_report": ("report", "v0", 1),
+        raw_eu: (None, "v1", 2),
+        raw_us: (None, "v0", 1),
+        clean: (None, "v1", 2),
+        recent: (None, "v0", 1),
+        partner: (None, "v0", 1),
+        scores_recent: (None, "v0", 1),
+        scores_partner: (None, "v0", 1),
+        "churn_model": ("model", "v0", 1),
+        "churn_report": ("report", "v0", 1),
         "churn_model_int8": ("model", "v0", 1),
     }
     assert client.outbox.pending() == [] and client.outbox.dead() == []
@@ -127,10 +198,20 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
     assert (production.ref, production.aliases) == ("churn_model_int8:v0", ["latest", "production"])
     upstream = client.upstream("churn_model_int8:production")
     assert {r.orchestrator for r in upstream.runs} == {"airflow", "dagster", "prefect", "manual"}
-    assert sorted(v.ref for v in upstream.versions) == sorted([
-        "churn_model_int8:v0", "churn_model:v0", "churn_report:v0", f"{clean}:v0", f"{raw_eu}:v0", f"{raw_us}:v0",
-        f"{recent}:v0", f"{partner}:v0", f"{scores_recent}:v0", f"{scores_partner}:v0",
-    ])
+    assert sorted(v.ref for v in upstream.versions) == sorted(
+        [
+            "churn_model_int8:v0",
+            "churn_model:v0",
+            "churn_report:v0",
+            f"{clean}:v0",
+            f"{raw_eu}:v0",
+            f"{raw_us}:v0",
+            f"{recent}:v0",
+            f"{partner}:v0",
+            f"{scores_recent}:v0",
+            f"{scores_partner}:v0",
+        ]
+    )
     assert all(e.exact for e in upstream.edges)
     assert (upstream.depth[f"{raw_eu}:v0"], upstream.depth[f"{raw_us}:v0"]) == (3, 3)
 
@@ -144,10 +225,17 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
     # What was built on the export as it was: everything but the rerun's dataset.
     impact = client.impact(ref=f"{raw_eu}:v0")
     assert [v.ref for v in impact.holding] == [f"{raw_eu}:v0"]
-    assert sorted(v.ref for v in impact.downstream.versions) == sorted([
-        f"{raw_eu}:v0", f"{clean}:v0", "churn_model:v0", f"{scores_recent}:v0", f"{scores_partner}:v0",
-        "churn_report:v0", "churn_model_int8:v0",
-    ])
+    assert sorted(v.ref for v in impact.downstream.versions) == sorted(
+        [
+            f"{raw_eu}:v0",
+            f"{clean}:v0",
+            "churn_model:v0",
+            f"{scores_recent}:v0",
+            f"{scores_partner}:v0",
+            "churn_report:v0",
+            "churn_model_int8:v0",
+        ]
+    )
 
     # What the demo prints: the tree of production, the diff, the impact list.
     assert "churn_model_int8:v0 (model) [latest, production]\n└── quantize-int8 (manual, succeeded) run " in printed
@@ -172,7 +260,10 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
         wait_graph(page)
         assert graph_nodes(page) == ({v.ref for v in upstream.versions}, {r.id for r in upstream.runs})
         assert page.locator("#graph path.edge.inexact").count() == 0
-        orchestrators = {page.get_attribute(f'#graph [data-run="{r.id}"]', "class").split("orch-")[1].split()[0] for r in upstream.runs}
+        orchestrators = {
+            page.get_attribute(f'#graph [data-run="{r.id}"]', "class").split("orch-")[1].split()[0]
+            for r in upstream.runs
+        }
         assert orchestrators == {"airflow", "dagster", "prefect", "manual"}
         page.set_viewport_size({"width": 1800, "height": 820})
         page.click("#fit")

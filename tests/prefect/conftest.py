@@ -25,9 +25,11 @@ from headwater.observe import forget_clients  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server() -> Iterator[None]:
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
-        with prefect_test_harness(server_startup_timeout=60):
-            yield
+    with (
+        temporary_settings(updates={"flows.heartbeat_frequency": None}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)

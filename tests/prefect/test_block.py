@@ -54,7 +54,10 @@ def test_register_save_and_load_by_slug_in_a_fresh_process(tmp_path: Path, headw
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     register = subprocess.run(
         [str(Path(sys.executable).with_name("prefect")), "block", "register", "-m", "headwater.adapters.prefect"],
-        env=env, capture_output=True, text=True, timeout=180,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert register.returncode == 0, register.stdout + register.stderr
     assert "Successfully registered 1 block" in register.stdout
@@ -63,7 +66,11 @@ def test_register_save_and_load_by_slug_in_a_fresh_process(tmp_path: Path, headw
     (tmp_path / "raw.csv").write_text("a,b\n")
     fresh = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, store_uri, str(tmp_path / "raw.csv")],
-        env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
     )
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert fresh.stdout.splitlines()[0] == "headwater.adapters.prefect.block HeadwaterTracker True True True"

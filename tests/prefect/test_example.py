@@ -29,17 +29,31 @@ def test_the_churn_example(store_uri: str, store: hw.Client, tmp_path: Path, mon
     exports = ("export/users_eu.csv:v0", "export/users_us.csv:v0")
     assert rows(store, tmp_path) == [
         ("churn-pipeline", "container", "succeeded", None, exports, ("churn-model:v0",)),
-        ("churn-pipeline.build_features", "task", "succeeded", "churn-pipeline",
-         ("clean/users_eu.csv:v0", "clean/users_us.csv:v0"), ("features.json:v0",)),
+        (
+            "churn-pipeline.build_features",
+            "task",
+            "succeeded",
+            "churn-pipeline",
+            ("clean/users_eu.csv:v0", "clean/users_us.csv:v0"),
+            ("features.json:v0",),
+        ),
         ("churn-pipeline.clean", "task", "succeeded", "churn-pipeline", (exports[0],), ("clean/users_eu.csv:v0",)),
         ("churn-pipeline.clean", "task", "succeeded", "churn-pipeline", (exports[1],), ("clean/users_us.csv:v0",)),
-        ("churn-pipeline.publish_report", "task", "succeeded", "churn-pipeline",
-         ("churn-model:v0", f"{CRM}:v0"), ("report.md:v0",)),
+        (
+            "churn-pipeline.publish_report",
+            "task",
+            "succeeded",
+            "churn-pipeline",
+            ("churn-model:v0", f"{CRM}:v0"),
+            ("report.md:v0",),
+        ),
         ("churn-pipeline.train", "task", "succeeded", "churn-pipeline", ("features.json:v0",), ("churn-model:v0",)),
     ]
     model = store.get("churn-model")
     assert (model.type, model.metadata, model.path) == ("model", {"buckets": 2}, tmp_path / "model.json")
     assert store.get((tmp_path / "report.md").as_uri()).metadata == {"buckets": 2}
-    assert {(e.version, e.exact) for e in store.upstream((tmp_path / "report.md").as_uri()).edges if e.version.startswith(CRM)} == {
-        (f"{CRM}:v0", False)
-    }
+    assert {
+        (e.version, e.exact)
+        for e in store.upstream((tmp_path / "report.md").as_uri()).edges
+        if e.version.startswith(CRM)
+    } == {(f"{CRM}:v0", False)}

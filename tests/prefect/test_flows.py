@@ -8,8 +8,8 @@ import pytest
 
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker
-from tests.prefect import flows
 from tests.graphs import rows
+from tests.prefect import flows
 
 RAW = "id,amount\n1,10\n2,\n3,32\n"
 
@@ -44,7 +44,10 @@ def test_map_over_several_files(tracker: HeadwaterTracker, store: hw.Client, tmp
     outs = tuple(f"doc{i}.count:v0" for i in range(3))
     assert rows(store, tmp_path) == [
         ("word-counts", "container", "succeeded", None, docs, outs),
-        *[("word-counts.count_words", "task", "succeeded", "word-counts", (d,), (o,)) for d, o in zip(docs, outs)],
+        *[
+            ("word-counts.count_words", "task", "succeeded", "word-counts", (d,), (o,))
+            for d, o in zip(docs, outs, strict=True)
+        ],
     ]
 
 
@@ -62,7 +65,10 @@ def test_a_failing_task_fails_its_run_and_skips_its_downstream(
     errors = {r.job: r.error for r in store.runs()}
     assert errors["checked.validate"] == "ValueError: clean.csv: 2 rows have a negative amount"
     assert errors["checked"] == "1/1 states failed."  # Prefect's message: the flow returned a failed future
-    assert errors["checked.publish"].startswith("Upstream task run '") and "did not reach a 'COMPLETED' state" in errors["checked.publish"]
+    assert (
+        errors["checked.publish"].startswith("Upstream task run '")
+        and "did not reach a 'COMPLETED' state" in errors["checked.publish"]
+    )
     assert errors["checked.extract"] is None
 
 

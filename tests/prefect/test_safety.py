@@ -14,8 +14,8 @@ import pytest
 
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker, translate
-from tests.prefect import flows
 from tests.graphs import rows
+from tests.prefect import flows
 from tests.tcp_proxy import TCPProxy
 
 RAW = "id,amount\n1,10\n2,\n3,32\n"
@@ -61,7 +61,9 @@ def test_backend_down_during_the_flow_then_headwater_sync(
     sync = subprocess.run(
         [str(Path(sys.executable).with_name("headwater")), "sync", "--json"],
         env={**os.environ, "HEADWATER_URI": uri, "HEADWATER_HOME": str(headwater_home)},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert sync.returncode == 0, sync.stderr
     assert '"delivered": 5' in sync.stdout and '"pending": 0' in sync.stdout and '"dead": 0' in sync.stdout
@@ -88,10 +90,13 @@ def test_headwater_errors_are_one_warning_line_per_hook(
     assert tracker.flow(flows.pipeline)(raw) == raw.with_name("model.json")
     messages = [r.getMessage() for r in headwater_log]
     assert len(messages) == 4 and all(
-        m.startswith("headwater: prefect ") and m.endswith(" start not recorded: KeyError: 'task_inputs'") for m in messages
+        m.startswith("headwater: prefect ") and m.endswith(" start not recorded: KeyError: 'task_inputs'")
+        for m in messages
     )
     # The end events carry the whole run, so each run is still complete, only without inputs.
-    assert rows(store, raw.parent) == [(job, kind, status, parent, (), outputs) for job, kind, status, parent, _, outputs in PIPELINE]
+    assert rows(store, raw.parent) == [
+        (job, kind, status, parent, (), outputs) for job, kind, status, parent, _, outputs in PIPELINE
+    ]
 
 
 def test_hashing_past_the_budget_records_unverified_and_the_flow_goes_on(
@@ -134,5 +139,7 @@ def test_a_block_that_cannot_be_loaded_records_nothing_and_says_so(
     assert HeadwaterTracker.lazy("no-such-block").flow(flows.pipeline)(raw) == raw.with_name("model.json")
     messages = {r.getMessage() for r in headwater_log}
     assert len(messages) == 1
-    assert messages.pop().startswith("headwater: prefect block 'headwater-tracker/no-such-block' not loaded, nothing recorded: ")
+    assert messages.pop().startswith(
+        "headwater: prefect block 'headwater-tracker/no-such-block' not loaded, nothing recorded: "
+    )
     assert store.runs() == []

@@ -11,8 +11,8 @@ from prefect.context import FlowRunContext
 import headwater as hw
 from headwater.adapters.prefect import HeadwaterTracker, log_output
 from headwater.observe import code_identity
-from tests.prefect import flows
 from tests.graphs import rows
+from tests.prefect import flows
 
 RAW = "id,amount\n1,10\n2,\n3,32\n"
 
@@ -96,7 +96,9 @@ def test_a_task_tracked_alone(tracker: HeadwaterTracker, store: hw.Client, raw: 
     ]
 
 
-def test_log_output_and_upstream_results_that_are_not_paths(tracker: HeadwaterTracker, store: hw.Client, raw: Path) -> None:
+def test_log_output_and_upstream_results_that_are_not_paths(
+    tracker: HeadwaterTracker, store: hw.Client, raw: Path
+) -> None:
     assert tracker.flow(flows.exporting)(raw) == 3
     assert rows(store, raw.parent) == [
         ("exporting", "container", "succeeded", None, ("raw.csv:v0",), ()),
@@ -104,10 +106,16 @@ def test_log_output_and_upstream_results_that_are_not_paths(tracker: HeadwaterTr
         ("exporting.report_rows", "task", "succeeded", "exporting", ("exports:v0",), ()),
     ]
     exports = store.get("exports")
-    assert (exports.type, exports.metadata, exports.entries[0].ref) == ("dataset", {"rows": 3}, raw.with_name("export.bin").as_uri())
+    assert (exports.type, exports.metadata, exports.entries[0].ref) == (
+        "dataset",
+        {"rows": 3},
+        raw.with_name("export.bin").as_uri(),
+    )
 
 
-def test_headwater_output_and_version_objects(tracker: HeadwaterTracker, store: hw.Client, raw: Path, tmp_path: Path) -> None:
+def test_headwater_output_and_version_objects(
+    tracker: HeadwaterTracker, store: hw.Client, raw: Path, tmp_path: Path
+) -> None:
     (tmp_path / "baseline.bin").write_bytes(b"b")
     baseline = store.log_artifact("baseline", tmp_path / "baseline.bin", type="model")
     assert tracker.flow(flows.modeling)(raw, baseline) == 0.9

@@ -37,8 +37,11 @@ def test_what_counts_as_a_location(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     }
     here = (tmp_path / "data.csv").as_uri()
     assert locations(value) == [
-        (here, None), (here, None),
-        ("s3://lake/raw", None), ("gs://b/k", None), ("file:///d/x.csv", None),
+        (here, None),
+        (here, None),
+        ("s3://lake/raw", None),
+        ("gs://b/k", None),
+        ("file:///d/x.csv", None),
         ("memory:///bucket/part-0.parquet", None),  # fsspec's own spelling
         (here, "model"),
     ]
@@ -48,7 +51,9 @@ def test_headwater_versions_and_refs(store: hw.Client, tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
     version = store.log_artifact("ds", tmp_path / "a")
     assert locations([version, parse_ref("ds:v0"), parse_ref("ds:production")]) == [
-        (f"ds@{version.digest}", "True"), ("ds:v0", "True"), ("ds:production", "False"),
+        (f"ds@{version.digest}", "True"),
+        ("ds:v0", "True"),
+        ("ds:production", "False"),
     ]
 
 
@@ -64,21 +69,37 @@ def test_the_parameter_summary_is_small_and_json_safe(tmp_path: Path) -> None:
         def __repr__(self) -> str:  # pragma: no cover - must never be called
             raise AssertionError("repr of a parameter")
 
-    summary = summarize_params({
-        "path": tmp_path, "nan": math.nan, "text": "x" * 600, "rows": list(range(25)), "frame": Frame(),
-        "blob": b"abc", "nested": {"a": {"b": {"c": {"d": 1}}}},
-        "output": hw.Output("m", "/m.pt"),
-    })
+    summary = summarize_params(
+        {
+            "path": tmp_path,
+            "nan": math.nan,
+            "text": "x" * 600,
+            "rows": list(range(25)),
+            "frame": Frame(),
+            "blob": b"abc",
+            "nested": {"a": {"b": {"c": {"d": 1}}}},
+            "output": hw.Output("m", "/m.pt"),
+        }
+    )
     assert summary == {
-        "path": str(tmp_path), "nan": "nan", "text": "x" * 497 + "...", "rows": [*range(20), "... 5 more"],
+        "path": str(tmp_path),
+        "nan": "nan",
+        "text": "x" * 497 + "...",
+        "rows": [*range(20), "... 5 more"],
         "frame": f"<{__name__}.test_the_parameter_summary_is_small_and_json_safe.<locals>.Frame>",
-        "blob": "<bytes: 3 bytes>", "nested": {"a": {"b": {"c": "<dict>"}}}, "output": {"name": "m", "path": "/m.pt"},
+        "blob": "<bytes: 3 bytes>",
+        "nested": {"a": {"b": {"c": "<dict>"}}},
+        "output": {"name": "m", "path": "/m.pt"},
     }
 
 
 def test_states() -> None:
     assert [translate.status_of(s) for s in (Completed(), Failed(), Crashed(), Cancelled(), Running())] == [
-        "succeeded", "failed", "failed", "aborted", "running",
+        "succeeded",
+        "failed",
+        "failed",
+        "aborted",
+        "running",
     ]
     assert translate.status_of(Pending(name="NotReady")) == "skipped"
     assert translate.status_of(Pending()) is None
@@ -98,8 +119,11 @@ def test_whole_flow_tracking_wraps_five_methods_once(monkeypatch: pytest.MonkeyP
     assert whole_flow.install() and whole_flow.install()  # idempotent
     wrapped = [(cls, name) for cls, name, *_ in whole_flow._targets()]
     assert wrapped == [
-        (SyncTaskRunEngine, "call_hooks"), (AsyncTaskRunEngine, "call_hooks"),
-        (FlowRunEngine, "call_hooks"), (AsyncFlowRunEngine, "call_hooks"), (AssetContext, "emit_events"),
+        (SyncTaskRunEngine, "call_hooks"),
+        (AsyncTaskRunEngine, "call_hooks"),
+        (FlowRunEngine, "call_hooks"),
+        (AsyncFlowRunEngine, "call_hooks"),
+        (AssetContext, "emit_events"),
     ]
     for cls, name in wrapped:
         original = getattr(cls, name).__headwater_original__

@@ -3,6 +3,7 @@ and the exact-once checks every fault test ends with."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import signal
@@ -41,8 +42,12 @@ def run_to_crash(args: list[str], step: str, n: int, env: dict[str, str], log: P
     with open(log, "ab") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.reliability.crash", *args],
-            cwd=REPO, env={**env, "HEADWATER_TEST_CRASH": f"{step}:{n}"},
-            stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
+            cwd=REPO,
+            env={**env, "HEADWATER_TEST_CRASH": f"{step}:{n}"},
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
         )
     assert process.stdout is not None
     lines: list[str] = []
@@ -61,10 +66,15 @@ def run_to_crash(args: list[str], step: str, n: int, env: dict[str, str], log: P
     return lines
 
 
-def headwater_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def headwater_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "headwater.cli", *args],
-        env=env or child_env(), capture_output=True, text=True, timeout=timeout,
+        env=env or child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -120,10 +130,8 @@ class SilentPort:
                 return
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.socket.close()
         for conn in self.accepted:
             conn.close()

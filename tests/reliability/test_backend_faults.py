@@ -150,7 +150,9 @@ def test_backend_down_then_sync_delivers_everything_once(postgres_behind_proxy, 
     assert client.sync().delivered == 0
     assert [v.label for v in client.versions("model")] == [f"v{i}" for i in range(20)]
     assert len(client.runs()) == 20
-    assert sorted(r.job for r in client.runs_using(root.joinpath("raw.csv").as_uri())) == sorted(f"train-{i}" for i in range(20))
+    assert sorted(r.job for r in client.runs_using(root.joinpath("raw.csv").as_uri())) == sorted(
+        f"train-{i}" for i in range(20)
+    )
 
 
 # -- the tracking server --------------------------------------------------------------------------

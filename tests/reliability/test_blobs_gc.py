@@ -126,7 +126,9 @@ def test_server_sweeps_old_uploads_when_it_starts(server_factory) -> None:
     assert [p.name for p in tmp.iterdir()] == [fresh.name]
 
 
-def test_server_deletes_only_unreferenced_blobs_older_than_its_grace_period(server_factory, tmp_path: Path, files) -> None:
+def test_server_deletes_only_unreferenced_blobs_older_than_its_grace_period(
+    server_factory, tmp_path: Path, files
+) -> None:
     server = server_factory()
     client = hw.Client(uri=server.url)
     root = files({"kept.txt": "a live version", "gone.txt": "a deleted version"})
@@ -138,16 +140,24 @@ def test_server_deletes_only_unreferenced_blobs_older_than_its_grace_period(serv
         return httpx.delete(f"{server.url}/api/v1/blobs/{digest}")
 
     answer = delete(gone)
-    assert (answer.status_code, answer.json()) == (409, {
-        "error": "Conflict",
-        "message": f"blob {gone} was stored less than 86400 s ago (HEADWATER_GC_GRACE): its version may still be on its way, not removed",
-    })
+    assert (answer.status_code, answer.json()) == (
+        409,
+        {
+            "error": "Conflict",
+            "message": f"blob {gone} was stored less than 86400 s ago (HEADWATER_GC_GRACE): its version may "
+            "still be on its way, not removed",
+        },
+    )
     assert client.gc(grace=0) == []  # the server's grace period rules over the client's
     age(blob_file(server.blobs, kept), 2 * DAY)
     answer = delete(kept)
-    assert (answer.status_code, answer.json()) == (409, {
-        "error": "Conflict", "message": f"blob {kept} is stored by a live version: not removed",
-    })
+    assert (answer.status_code, answer.json()) == (
+        409,
+        {
+            "error": "Conflict",
+            "message": f"blob {kept} is stored by a live version: not removed",
+        },
+    )
     age(blob_file(server.blobs, gone), 2 * DAY)
     assert client.gc(dry_run=True) == [gone]
     assert client.gc() == [gone]

@@ -70,7 +70,9 @@ def test_different_content_from_four_processes_gets_gapless_labels(
     assert len({v.digest for v in client.versions("shared")}) == WORKERS
 
 
-def _log_many(uri: str, home: str, folder: str, worker: int, n: int, barrier: multiprocessing.synchronize.Barrier) -> list[str]:
+def _log_many(
+    uri: str, home: str, folder: str, worker: int, n: int, barrier: multiprocessing.synchronize.Barrier
+) -> list[str]:
     os.environ["HEADWATER_TIMEOUT_S"] = "60"
     client = hw.Client(uri=uri, home=home)
     barrier.wait(timeout=60)
@@ -84,9 +86,7 @@ def _log_many(uri: str, home: str, folder: str, worker: int, n: int, barrier: mu
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "store_uri", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@pytest.mark.parametrize("store_uri", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_four_processes_logging_eight_versions_each(client: hw.Client, store_uri: str, tmp_path: Path) -> None:
     n = 8
     ctx = multiprocessing.get_context("spawn")
@@ -106,7 +106,9 @@ def test_four_processes_logging_eight_versions_each(client: hw.Client, store_uri
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("same", [True, False], ids=["same-content", "different-content"])
-def test_writers_through_two_servers_on_one_postgres(same: bool, postgres_database: str, server_factory, tmp_path: Path) -> None:
+def test_writers_through_two_servers_on_one_postgres(
+    same: bool, postgres_database: str, server_factory, tmp_path: Path
+) -> None:
     """Two tracking servers share one PostgreSQL; four processes write through both of them."""
     from tests.conftest import _truncate
 

@@ -36,7 +36,8 @@ class Home:
             os.geteuid() == 0
             and subprocess.run(
                 ["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(folder)], capture_output=True
-            ).returncode == 0
+            ).returncode
+            == 0
         )
         if not self.mounted and os.geteuid() == 0:
             pytest.skip("cannot mount a tmpfs here, and root writes through any permission")
@@ -205,7 +206,10 @@ def test_a_disk_fault_is_one_clear_error(fault: str, client: hw.Client, home: Ho
     assert "\n" not in str(raised.value)
     cli = subprocess.run(
         [sys.executable, "-m", "headwater.cli", "--uri", client.uri, "log", "--job", "j", "--output", f"model={big}"],
-        env={**os.environ, "HEADWATER_HOME": str(home.folder)}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HEADWATER_HOME": str(home.folder)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert cli.returncode in (2, 5) and cli.stderr.count("\n") == 1
     assert cli.stderr.startswith("headwater: error: ") and "Traceback" not in cli.stderr
@@ -231,7 +235,11 @@ def test_sync_on_a_read_only_home_is_one_clear_error(client: hw.Client, home: Ho
     home.read_only()
     cli = subprocess.run(
         [sys.executable, "-m", "headwater.cli", "--uri", client.uri, "sync"],
-        env={**os.environ, "HEADWATER_HOME": str(home.folder)}, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "HEADWATER_HOME": str(home.folder)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     why = "Read-only file system" if home.mounted else "Permission denied"
     lock = client.outbox.folder / ".lock"  # the drain's lock, not made yet: nothing is delivered
@@ -251,7 +259,10 @@ def test_a_download_into_a_full_or_read_only_home_is_one_clear_error(
         home.fill()
     else:
         home.read_only()
-    with pytest.raises(hw.Unwritable, match=r"^cannot write '.*small\.txt': (No space left on device|Read-only file system|Permission denied)$"):
+    with pytest.raises(
+        hw.Unwritable,
+        match=r"^cannot write '.*small\.txt': (No space left on device|Read-only file system|Permission denied)$",
+    ):
         client.download(version)
     assert home.leftovers() == []
     home.free() if fault == "full" else home.writable()

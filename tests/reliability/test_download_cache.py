@@ -29,7 +29,9 @@ def tamper(path: Path, data: bytes) -> None:
         f.write(data)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert (path.stat().st_size, path.stat().st_mtime_ns, path.stat().st_ino) == (
-        before.st_size, before.st_mtime_ns, before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
     )
 
 

@@ -7,6 +7,7 @@ canonical; the tracking server answers it with a 2xx or a 4xx, never a 5xx. Exam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -41,11 +42,56 @@ FUZZ = settings(
 
 # Pieces that mean something to a parser, mixed with arbitrary text so the edges get hit.
 SPECIAL = [
-    "", " ", "\t", "\n", "\0", "\x7f", "\u200b", "\u0301", "é", "e\u0301", "/", "//", "\\", ".", "..",
-    ":", "@", "@@", ":v0", ":v01", ":latest", ":prod", "@blake3:", "@deadbeef", "@DEADBEEF00",
-    "s3://", "s3a://", "gs://", "file://", "file:/", "file:///", "postgres://", "postgresql://u:p@h",
-    "http://", "https://h:443", "://", "%", "%2F", "%00", "?", "#", "[::1]", ":65536", ":99999999999",
-    "C:", "C:\\", "~", "*", "v1", "latest",
+    "",
+    " ",
+    "\t",
+    "\n",
+    "\0",
+    "\x7f",
+    "\u200b",
+    "\u0301",
+    "é",
+    "e\u0301",
+    "/",
+    "//",
+    "\\",
+    ".",
+    "..",
+    ":",
+    "@",
+    "@@",
+    ":v0",
+    ":v01",
+    ":latest",
+    ":prod",
+    "@blake3:",
+    "@deadbeef",
+    "@DEADBEEF00",
+    "s3://",
+    "s3a://",
+    "gs://",
+    "file://",
+    "file:/",
+    "file:///",
+    "postgres://",
+    "postgresql://u:p@h",
+    "http://",
+    "https://h:443",
+    "://",
+    "%",
+    "%2F",
+    "%00",
+    "?",
+    "#",
+    "[::1]",
+    ":65536",
+    ":99999999999",
+    "C:",
+    "C:\\",
+    "~",
+    "*",
+    "v1",
+    "latest",
 ]
 pieces = st.one_of(st.sampled_from(SPECIAL), st.text(max_size=12))
 texts = st.lists(pieces, max_size=6).map("".join)
@@ -103,7 +149,12 @@ def test_a_ref_against_a_store_is_a_version_or_a_headwater_error(fuzz_client: hw
 # -- manifests --------------------------------------------------------------------------------------
 
 
-segments = st.one_of(st.sampled_from(["a", "b.txt", ".", "..", "", " ", "C:", "\\", "x\\y", "\n", "\0", "é", "e\u0301", ".hidden", "...", "\udcff"]), st.text(max_size=6))
+segments = st.one_of(
+    st.sampled_from(
+        ["a", "b.txt", ".", "..", "", " ", "C:", "\\", "x\\y", "\n", "\0", "é", "e\u0301", ".hidden", "...", "\udcff"]
+    ),
+    st.text(max_size=6),
+)
 entry_paths = st.one_of(
     st.lists(segments, min_size=1, max_size=5).map("/".join),
     st.lists(segments, min_size=1, max_size=3).map(lambda s: "/" + "/".join(s)),
@@ -147,11 +198,14 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     entries = _entries(draw)
     digest = draw(st.sampled_from(["blake3:" + "0" * 64, "unverified:run", "ol:x"]) | texts)
     if draw(st.booleans()):
-        try:
+        with contextlib.suppress(HeadwaterError, ValidationError):
             digest = manifest_digest([ManifestEntry.model_validate(e) for e in entries])
-        except (HeadwaterError, ValidationError):
-            pass
-    return {"kind": "version", "name": draw(st.sampled_from(["model", "data"]) | texts), "digest": digest, "entries": entries}
+    return {
+        "kind": "version",
+        "name": draw(st.sampled_from(["model", "data"]) | texts),
+        "digest": digest,
+        "entries": entries,
+    }
 
 
 # A content digest, or a pointer one (`ol:`, `unverified:`, `etag:`...): what a REF can name.
@@ -160,7 +214,9 @@ WELL_FORMED_DIGEST = re.compile(r"blake3:[0-9a-f]{64}|[a-z][a-z0-9]*:[!-~]+")
 
 @FUZZ
 @given(event=manifests())
-def test_every_accepted_manifest_is_canonical_and_its_digest_recomputes(fuzz_store: SQLStore, event: dict[str, Any]) -> None:
+def test_every_accepted_manifest_is_canonical_and_its_digest_recomputes(
+    fuzz_store: SQLStore, event: dict[str, Any]
+) -> None:
     paths = [e.get("path") for e in event["entries"] if isinstance(e, dict)]
     # Known, and proven by its own test until fixed: test_a_manifest_listing_a_path_twice_is_refused...
     assume(len(set(paths)) == len(paths))
@@ -227,23 +283,42 @@ directions = Value(st.sampled_from(["used", "produced"]), texts)
 word_lists = Value(st.lists(words.valid, max_size=3), st.lists(texts, max_size=3) | json_values)
 times = Value(
     st.sampled_from(["2026-01-01T00:00:00Z", "2026-06-01T12:30:00+02:00"]),
-    st.sampled_from(["2026-13-01T00:00:00Z", "0001-01-01T00:00:00", "9999-12-31T23:59:59+14:00", "yesterday", ""]) | st.integers(),
+    st.sampled_from(["2026-13-01T00:00:00Z", "0001-01-01T00:00:00", "9999-12-31T23:59:59+14:00", "yesterday", ""])
+    | st.integers(),
 )
 EVENT_FIELDS: dict[str, tuple[dict[str, Value], dict[str, Value]]] = {
     "run": (
         {"run_id": run_ids},
-        {"job": words, "status": Value(st.sampled_from(["running", "succeeded", "failed", "skipped", "aborted"]), json_values),
-         "started_at": times, "ended_at": times, "params": objects, "parent_id": run_ids,
-         "links": Value(st.dictionaries(words.valid, words.valid, max_size=2), json_values), "code": objects,
-         "run_kind": Value(st.sampled_from(["task", "container", "manual", "openlineage"]), texts), "error": Value(st.none(), texts)},
+        {
+            "job": words,
+            "status": Value(st.sampled_from(["running", "succeeded", "failed", "skipped", "aborted"]), json_values),
+            "started_at": times,
+            "ended_at": times,
+            "params": objects,
+            "parent_id": run_ids,
+            "links": Value(st.dictionaries(words.valid, words.valid, max_size=2), json_values),
+            "code": objects,
+            "run_kind": Value(st.sampled_from(["task", "container", "manual", "openlineage"]), texts),
+            "error": Value(st.none(), texts),
+        },
     ),
     "version": (
         {"name": names, "digest": digests, "entries": Value(st.just([]), st.lists(json_values, max_size=2))},
-        {"type": words, "metadata": objects, "tags": word_lists, "aliases": word_lists,
-         "run_id": run_ids, "direction": directions, "exact": flags},
+        {
+            "type": words,
+            "metadata": objects,
+            "tags": word_lists,
+            "aliases": word_lists,
+            "run_id": run_ids,
+            "direction": directions,
+            "exact": flags,
+        },
     ),
     "edge": (
-        {"run_id": run_ids, "ref": Value(st.sampled_from(["model:v0", "data@" + manifest_digest([]), "s3://bucket/key"]), texts)},
+        {
+            "run_id": run_ids,
+            "ref": Value(st.sampled_from(["model:v0", "data@" + manifest_digest([]), "s3://bucket/key"]), texts),
+        },
         {"direction": directions, "exact": flags, "metadata": objects},
     ),
     "alias": ({"name": names, "alias": words, "digest": Value(st.none() | digests.valid, digests.hostile)}, {}),
@@ -278,7 +353,9 @@ batches = st.lists(events(), min_size=1, max_size=4)
 
 @FUZZ
 @given(batch=batches)
-def test_an_event_batch_is_applied_or_refused_with_a_headwater_error(fuzz_store: SQLStore, batch: list[dict[str, Any]]) -> None:
+def test_an_event_batch_is_applied_or_refused_with_a_headwater_error(
+    fuzz_store: SQLStore, batch: list[dict[str, Any]]
+) -> None:
     try:
         parsed = EVENTS.validate_python(batch)
     except ValidationError:
@@ -300,7 +377,10 @@ def server(headwater_server: ServerProcess) -> Iterator[ServerProcess]:
 
 def _post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
     return httpx.post(
-        f"{server.url}/api/v1/{path}", content=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=30
+        f"{server.url}/api/v1/{path}",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
     )
 
 
@@ -321,9 +401,18 @@ OL = {
     "dataset": Value(st.sampled_from(["k", "db.s.t", "/tmp/x", "a/b.csv"]), texts),
     "job": Value(st.sampled_from(["etl", "train.step"]), texts),
     "runId": Value(st.uuids().map(str), st.just("not-a-uuid") | texts),
-    "eventType": Value(st.sampled_from(["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]), st.just("NOPE") | texts),
+    "eventType": Value(
+        st.sampled_from(["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]), st.just("NOPE") | texts
+    ),
     "producer": Value(st.just("https://example.com/p"), texts),
-    "facets": Value(st.dictionaries(st.sampled_from(["version", "schema", "x"]), st.dictionaries(st.text(max_size=5), json_values, max_size=2), max_size=2), json_values),
+    "facets": Value(
+        st.dictionaries(
+            st.sampled_from(["version", "schema", "x"]),
+            st.dictionaries(st.text(max_size=5), json_values, max_size=2),
+            max_size=2,
+        ),
+        json_values,
+    ),
 }
 
 
@@ -344,7 +433,9 @@ def run_events(draw: st.DrawFn) -> dict[str, Any]:
             {
                 "eventTime": pick("eventTime"),
                 "run": st.fixed_dictionaries({"runId": pick("runId")}, optional={"facets": pick("facets")}),
-                "job": st.fixed_dictionaries({"namespace": pick("namespace"), "name": pick("job")}, optional={"facets": pick("facets")}),
+                "job": st.fixed_dictionaries(
+                    {"namespace": pick("namespace"), "name": pick("job")}, optional={"facets": pick("facets")}
+                ),
             },
             optional={
                 "eventType": pick("eventType"),
@@ -389,6 +480,10 @@ def _converts(event: dict[str, Any]) -> bool:
 def test_the_generators_also_make_what_is_accepted(fuzz_store: SQLStore) -> None:
     """Fuzzing that only ever hits the refusals proves nothing about what gets in."""
     search = settings(max_examples=500, derandomize=True, database=None, deadline=None, phases=[Phase.generate])
-    find(manifests().filter(lambda e: is_content_digest(e["digest"]) and e["entries"]), lambda e: _applies(fuzz_store, [e]), settings=search)
+    find(
+        manifests().filter(lambda e: is_content_digest(e["digest"]) and e["entries"]),
+        lambda e: _applies(fuzz_store, [e]),
+        settings=search,
+    )
     find(batches, lambda b: len(b) > 1 and _applies(fuzz_store, b), settings=search)
     find(run_events(), lambda e: bool(e.get("inputs")) and _converts(e), settings=search)

@@ -11,8 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import headwater as hw
 import pytest
+
+import headwater as hw
 
 pytestmark = pytest.mark.slow
 
@@ -77,13 +78,19 @@ def test_client_killed_mid_delivery_loses_nothing(server_factory, tmp_path: Path
     (tmp_path / "models").mkdir()
     queued = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_QUEUE), server.url, str(tmp_path / "models"), str(n)],
-        env=env, capture_output=True, text=True, timeout=300, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert queued.stdout.split()[-1] == str(n)  # the server was not there: all of it on disk
     server.start()
     client = hw.Client(uri=server.url)
     outbox = client.outbox
-    sync = subprocess.Popen([sys.executable, "-m", "headwater.cli", "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sync = subprocess.Popen(
+        [sys.executable, "-m", "headwater.cli", "sync"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while len(outbox.pending()) > n - 25 and time.monotonic() < deadline and sync.poll() is None:
         time.sleep(0.002)

@@ -97,8 +97,16 @@ def _queue(client: hw.Client, folder: Path, n: int) -> None:
         (folder / f"m{i}").write_text(f"model {i}")
         run = hw.run_id("queued", i)
         event = client._version_event(
-            "model", folder / f"m{i}", type=None, aliases=(), metadata=None, description=None,
-            tags=(), store=None, run=run, direction="produced",
+            "model",
+            folder / f"m{i}",
+            type=None,
+            aliases=(),
+            metadata=None,
+            description=None,
+            tags=(),
+            store=None,
+            run=run,
+            direction="produced",
         )
         client.queue([RunRecorded(run_id=run, job=f"step-{i}", status="succeeded"), event])
 
@@ -139,7 +147,9 @@ def _versions_in(batch: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("step", ["before-commit", "committed"])
-def test_the_server_killed_mid_request_then_restarted(step: str, tmp_path: Path, headwater_home: Path, monkeypatch) -> None:
+def test_the_server_killed_mid_request_then_restarted(
+    step: str, tmp_path: Path, headwater_home: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("HEADWATER_TIMEOUT_S", "2")
     server = CrashingServer(tmp_path / "server", env={"HEADWATER_TEST_CRASH": f"{step}:1"}).start()
     try:

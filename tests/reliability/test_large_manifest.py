@@ -10,9 +10,10 @@ import gzip
 import json
 from pathlib import Path
 
-import headwater as hw
 import pytest
 import sqlalchemy as sa
+
+import headwater as hw
 from headwater.digest import hash_bytes, manifest_digest
 from headwater.errors import Conflict, InvalidInput
 from headwater.events import EVENTS, RunRecorded, VersionRecorded
@@ -139,8 +140,12 @@ def test_a_staged_manifest_is_published_whole_or_not_at_all(server_factory, head
     entries = [ManifestEntry(path="a", digest="blake3:" + "1" * 64, size=1)]
     packed = gzip.compress(json.dumps([e.model_dump() for e in entries]).encode())
     wrong = "blake3:" + "0" * 64
-    with pytest.raises(Conflict, match=rf"^the {len(packed)} bytes sent hash to {hash_bytes(packed)}, not {wrong}: nothing was stored$"):
-        store._conn.request("PUT", f"/manifests/{wrong}", content=packed, headers={"Content-Type": "application/octet-stream"})
+    with pytest.raises(
+        Conflict, match=rf"^the {len(packed)} bytes sent hash to {hash_bytes(packed)}, not {wrong}: nothing was stored$"
+    ):
+        store._conn.request(
+            "PUT", f"/manifests/{wrong}", content=packed, headers={"Content-Type": "application/octet-stream"}
+        )
     assert _blob_files(server) == []
     # An event naming a manifest the server does not hold is refused, and records nothing.
     named = VersionRecorded(name="ds", digest=manifest_digest(entries), entries=[], manifest=hash_bytes(packed))

@@ -40,7 +40,9 @@ def refusal(root: Path, secret: Path) -> str:
     )
 
 
-def test_a_link_out_of_a_stored_folder_is_refused_and_nothing_is_recorded(client: hw.Client, folder: Path, tmp_path: Path) -> None:
+def test_a_link_out_of_a_stored_folder_is_refused_and_nothing_is_recorded(
+    client: hw.Client, folder: Path, tmp_path: Path
+) -> None:
     secret = tmp_path / "home" / ".ssh" / "id_rsa"
     with pytest.raises(hw.InvalidInput) as refused:
         client.log_artifact("logged", folder)
@@ -54,7 +56,9 @@ def test_the_command_refuses_with_one_line(client: hw.Client, folder: Path, tmp_
         cli, ["--home", str(client.home), "--uri", client.uri, "log", "--job", "j", "--output", f"logged={folder}"]
     )
     assert done.exit_code == 2
-    assert done.output.strip().splitlines() == [f"headwater: error: {refusal(folder, tmp_path / 'home' / '.ssh' / 'id_rsa')}"]
+    assert done.output.strip().splitlines() == [
+        f"headwater: error: {refusal(folder, tmp_path / 'home' / '.ssh' / 'id_rsa')}"
+    ]
     assert client.runs() == [] and client.artifacts() == []
 
 

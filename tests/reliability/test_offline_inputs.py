@@ -106,7 +106,9 @@ def test_link_by_ref_while_down_says_what_will_be_recorded(
 
 
 def test_cli_log_input_by_ref_while_down_exits_0_and_the_edge_exists_after_sync(
-    backend: Backend, users: tuple[hw.Version, hw.Version], headwater_home: Path,
+    backend: Backend,
+    users: tuple[hw.Version, hw.Version],
+    headwater_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HEADWATER_URI", backend.uri)

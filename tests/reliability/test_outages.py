@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -37,10 +38,8 @@ class BlackHole:
             self.accepted.append(conn)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.server.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.server.close()
         for conn in self.accepted:
             conn.close()
@@ -96,9 +95,9 @@ def test_postgres_refusing_is_asked_again_at_once_and_delivers(
 ) -> None:
     """A refusal costs nothing: no back-off, so a server back up is used by the next write (and
     read) of the same process."""
-    from tests.tcp_proxy import TCPProxy
-
     import sqlalchemy as sa
+
+    from tests.tcp_proxy import TCPProxy
 
     _truncate(postgres_database)
     target = sa.make_url(postgres_database)
@@ -180,7 +179,11 @@ def test_openlineage_never_slows_a_write_and_a_catalogue_back_gets_every_event_o
     try:
         delivery = client.sync()  # sends the spool now, whatever the back-off
         assert (delivery.delivered, delivery.pending) == (0, 0)
-        assert catalogue.seen() == [("START", "train", run.id), ("RUNNING", "train", run.id), ("COMPLETE", "train", run.id)]
+        assert catalogue.seen() == [
+            ("START", "train", run.id),
+            ("RUNNING", "train", run.id),
+            ("COMPLETE", "train", run.id),
+        ]
         [output] = catalogue.received[-1]["outputs"]
         assert (output["name"], output["facets"]["version"]["datasetVersion"]) == ("model", model.digest)
         assert emitter.pending() == []
@@ -199,7 +202,9 @@ def test_openlineage_events_of_a_process_that_exited_are_sent_by_headwater_sync(
 
     port = free_port()  # nothing listens: the catalogue is away
     env = {
-        **os.environ, "HEADWATER_HOME": str(headwater_home), "HEADWATER_URI": f"sqlite:///{tmp_path / 'l.db'}",
+        **os.environ,
+        "HEADWATER_HOME": str(headwater_home),
+        "HEADWATER_URI": f"sqlite:///{tmp_path / 'l.db'}",
         "HEADWATER_OPENLINEAGE_URL": f"http://127.0.0.1:{port}",
     }
     logged = subprocess.run(

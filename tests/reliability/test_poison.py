@@ -32,18 +32,43 @@ NUL = "holds a NUL character, which the databases cannot store"
 def unchecked_version(**fields: Any) -> VersionRecorded:
     """A version event as an old outbox or a careless adapter holds it: never validated."""
     values: dict[str, Any] = {
-        "id": new_id(), "time": utcnow(), "kind": "version", "name": "poison", "digest": "ol:poison",
-        "entries": [], "type": None, "metadata": {}, "description": None, "tags": [], "aliases": [],
-        "run_id": None, "direction": None, "exact": True, "edge_metadata": {},
+        "id": new_id(),
+        "time": utcnow(),
+        "kind": "version",
+        "name": "poison",
+        "digest": "ol:poison",
+        "entries": [],
+        "type": None,
+        "metadata": {},
+        "description": None,
+        "tags": [],
+        "aliases": [],
+        "run_id": None,
+        "direction": None,
+        "exact": True,
+        "edge_metadata": {},
     }
     return VersionRecorded.model_construct(**{**values, **fields})
 
 
 def unchecked_run(**fields: Any) -> RunRecorded:
     values: dict[str, Any] = {
-        "id": new_id(), "time": utcnow(), "kind": "run", "run_id": "r", "job": None, "job_namespace": None,
-        "orchestrator": None, "run_kind": None, "status": None, "started_at": None, "ended_at": None,
-        "params": None, "parent_id": None, "error": None, "code": None, "links": None,
+        "id": new_id(),
+        "time": utcnow(),
+        "kind": "run",
+        "run_id": "r",
+        "job": None,
+        "job_namespace": None,
+        "orchestrator": None,
+        "run_kind": None,
+        "status": None,
+        "started_at": None,
+        "ended_at": None,
+        "params": None,
+        "parent_id": None,
+        "error": None,
+        "code": None,
+        "links": None,
     }
     return RunRecorded.model_construct(**{**values, **fields})
 
@@ -66,15 +91,32 @@ def reason(client: hw.Client, batch: str) -> dict[str, str]:
 CUT = "...'"  # a long value is quoted cut to 57 characters
 REFUSED_AT_THE_CALL = [
     pytest.param({"type": "t" * 129}, f"type: '{'t' * 57}{CUT} is longer than 128 characters", id="long-type"),
-    pytest.param({"aliases": ["a" * 257]}, f"aliases.0: '{'a' * 57}{CUT} is longer than 256 characters", id="long-alias"),
+    pytest.param(
+        {"aliases": ["a" * 257]}, f"aliases.0: '{'a' * 57}{CUT} is longer than 256 characters", id="long-alias"
+    ),
     pytest.param({"metadata": {"note": "a\0b"}}, f"metadata.note: 'a\\x00b' {NUL}", id="nul-in-metadata-value"),
     pytest.param({"metadata": {"k\0": 1}}, f"metadata: the key 'k\\x00' {NUL}", id="nul-in-metadata-key"),
     pytest.param({"metadata": {"deep": [{"x\0y": 1}]}}, f"metadata.deep[0]: the key 'x\\x00y' {NUL}", id="nul-nested"),
     pytest.param({"description": "a\0b"}, f"description: 'a\\x00b' {NUL}", id="nul-in-description"),
-    pytest.param({"metadata": {"loss": float("nan")}}, "metadata.loss is nan: NaN and Infinity are not JSON (use null or a string)", id="nan"),
-    pytest.param({"metadata": {"loss": float("-inf")}}, "metadata.loss is -inf: NaN and Infinity are not JSON (use null or a string)", id="infinity"),
-    pytest.param({"metadata": {"where": Path("/x")}}, "metadata.where is of type PosixPath, which is not JSON: use text, numbers, true/false, null, lists, objects or dates", id="not-json"),
-    pytest.param({"tags": ["t" * 257]}, f"invalid tag '{'t' * 57}{CUT[:-1]}': longer than 256 characters", id="long-tag"),
+    pytest.param(
+        {"metadata": {"loss": float("nan")}},
+        "metadata.loss is nan: NaN and Infinity are not JSON (use null or a string)",
+        id="nan",
+    ),
+    pytest.param(
+        {"metadata": {"loss": float("-inf")}},
+        "metadata.loss is -inf: NaN and Infinity are not JSON (use null or a string)",
+        id="infinity",
+    ),
+    pytest.param(
+        {"metadata": {"where": Path("/x")}},
+        "metadata.where is of type PosixPath, which is not JSON: use text, numbers, true/false, null, lists, "
+        "objects or dates",
+        id="not-json",
+    ),
+    pytest.param(
+        {"tags": ["t" * 257]}, f"invalid tag '{'t' * 57}{CUT[:-1]}': longer than 256 characters", id="long-tag"
+    ),
 ]
 
 
@@ -112,7 +154,8 @@ def test_a_time_out_of_range_is_refused_at_the_call() -> None:
 def test_dates_and_times_in_metadata_become_iso_text_and_filter_alike(client: hw.Client, files) -> None:
     root = files({"a.csv": "x\n"})
     logged = client.log_artifact(
-        "dated", root / "a.csv",
+        "dated",
+        root / "a.csv",
         metadata={"day": date(2024, 3, 1), "at": datetime(2024, 3, 1, 12), "n": 3, "f": 0.5, "ok": True},
     )
     want = {"day": "2024-03-01", "at": "2024-03-01T12:00:00+00:00", "n": 3, "f": 0.5, "ok": True}
@@ -129,9 +172,16 @@ def test_poison_batches_in_the_outbox_go_to_dead_and_the_rest_is_delivered(clien
     long_type = client.outbox.write([unchecked_version(type="t" * 200)])
     nul = client.outbox.write([unchecked_version(description="a\0b")])
     client.outbox.write([unchecked_version(metadata={"loss": float("nan")})])
-    both = client.outbox.write([unchecked_version(entries=[
-        ManifestEntry(path="a", digest="x", size=1), ManifestEntry(path="a/b", digest="y", size=1),
-    ])])
+    both = client.outbox.write(
+        [
+            unchecked_version(
+                entries=[
+                    ManifestEntry(path="a", digest="x", size=1),
+                    ManifestEntry(path="a/b", digest="y", size=1),
+                ]
+            )
+        ]
+    )
     client.outbox.write([unchecked_run(run_id=rid, started_at=datetime(2024, 1, 1, 10))])
     client.outbox.write([RunRecorded(run_id=hw.run_id("after"), job="after")])
 
@@ -142,10 +192,14 @@ def test_poison_batches_in_the_outbox_go_to_dead_and_the_rest_is_delivered(clien
     assert sorted(result.dead) == sorted([long_type, nul, both])
     assert sorted(p.name for p in client.outbox.dead()) == sorted([long_type, nul, both])
     prefix = "invalid VersionRecorded event: "
-    assert reason(client, long_type) == {"error": "InvalidInput", "message": prefix + f"type: '{'t' * 57}...' is longer than 128 characters"}
+    assert reason(client, long_type) == {
+        "error": "InvalidInput",
+        "message": prefix + f"type: '{'t' * 57}...' is longer than 128 characters",
+    }
     assert reason(client, nul) == {"error": "InvalidInput", "message": prefix + f"description: 'a\\x00b' {NUL}"}
     assert reason(client, both) == {
-        "error": "InvalidInput", "message": "manifest holds both 'a' and 'a/b': a file cannot also be a folder",
+        "error": "InvalidInput",
+        "message": "manifest holds both 'a' and 'a/b': a file cannot also be a folder",
     }
     assert client.get("poison").metadata == {"loss": None}
     assert client.get_run(rid).started_at == datetime(2024, 1, 1, 10, tzinfo=timezone.utc)
@@ -182,20 +236,39 @@ def test_the_sql_store_refuses_content_as_invalid_input_never_a_raw_error(
     try:
         store.apply([RunRecorded(run_id="r", job="j", started_at=datetime(2024, 1, 1, tzinfo=timezone.utc))])
         refusals = {
-            "naive": ([unchecked_run(started_at=datetime(2023, 1, 1))],
-                      "the store cannot apply this batch: TypeError: can't compare offset-naive and offset-aware datetimes"),
-            "tree": ([unchecked_version(entries=[ManifestEntry(path="a", digest="x", size=1), ManifestEntry(path="a/b", digest="y", size=1)])],
-                     "manifest holds both 'a' and 'a/b': a file cannot also be a folder"),
+            "naive": (
+                [unchecked_run(started_at=datetime(2023, 1, 1))],
+                "the store cannot apply this batch: TypeError: can't compare offset-naive and offset-aware datetimes",
+            ),
+            "tree": (
+                [
+                    unchecked_version(
+                        entries=[
+                            ManifestEntry(path="a", digest="x", size=1),
+                            ManifestEntry(path="a/b", digest="y", size=1),
+                        ]
+                    )
+                ],
+                "manifest holds both 'a' and 'a/b': a file cannot also be a folder",
+            ),
         }
         if backend == "postgres":  # SQLite stores these as given; PostgreSQL refuses them
-            refusals["long type"] = ([unchecked_version(type="t" * 200)],
-                                     "the database refused a value: value too long for type character varying(128)")
-            refusals["nul"] = ([unchecked_version(description="a\0b")],
-                               "the database refused a value: PostgreSQL text fields cannot contain NUL (0x00) bytes")
-            refusals["nul json"] = ([unchecked_version(metadata={"k": "a\0b"})],
-                                    "the database refused a value: unsupported Unicode escape sequence")
-            refusals["datetime"] = ([unchecked_version(metadata={"at": datetime(2024, 1, 1)})],
-                                    "the store cannot apply this batch: TypeError: Object of type datetime is not JSON serializable")
+            refusals["long type"] = (
+                [unchecked_version(type="t" * 200)],
+                "the database refused a value: value too long for type character varying(128)",
+            )
+            refusals["nul"] = (
+                [unchecked_version(description="a\0b")],
+                "the database refused a value: PostgreSQL text fields cannot contain NUL (0x00) bytes",
+            )
+            refusals["nul json"] = (
+                [unchecked_version(metadata={"k": "a\0b"})],
+                "the database refused a value: unsupported Unicode escape sequence",
+            )
+            refusals["datetime"] = (
+                [unchecked_version(metadata={"at": datetime(2024, 1, 1)})],
+                "the store cannot apply this batch: TypeError: Object of type datetime is not JSON serializable",
+            )
         for what, (events, message) in refusals.items():
             with pytest.raises(hw.InvalidInput) as refused:
                 store.apply(events)
@@ -228,7 +301,9 @@ def test_sync_prints_one_line_per_dead_batch_and_no_traceback(headwater_home: Pa
 
 
 def post_events(server: Any, body: bytes) -> httpx.Response:
-    return httpx.post(f"{server.url}/api/v1/events", content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    return httpx.post(
+        f"{server.url}/api/v1/events", content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
 
 
 def version_json(**fields: Any) -> dict[str, Any]:
@@ -237,18 +312,29 @@ def version_json(**fields: Any) -> dict[str, Any]:
 
 VERSION = "0.version: invalid VersionRecorded event: "
 SERVER_REFUSALS = [
-    pytest.param(version_json(type="t" * 200), f"{VERSION}type: '{'t' * 57}...' is longer than 128 characters", id="long-type"),
-    pytest.param(version_json(aliases=["a" * 300]), f"{VERSION}aliases.0: '{'a' * 57}...' is longer than 256 characters", id="long-alias"),
+    pytest.param(
+        version_json(type="t" * 200), f"{VERSION}type: '{'t' * 57}...' is longer than 128 characters", id="long-type"
+    ),
+    pytest.param(
+        version_json(aliases=["a" * 300]),
+        f"{VERSION}aliases.0: '{'a' * 57}...' is longer than 256 characters",
+        id="long-alias",
+    ),
     pytest.param(version_json(metadata={"k": "a\0b"}), f"{VERSION}metadata.k: 'a\\x00b' {NUL}", id="nul-metadata"),
     pytest.param(version_json(metadata={"k\0": 1}), f"{VERSION}metadata: the key 'k\\x00' {NUL}", id="nul-key"),
     pytest.param(version_json(description="a\0b"), f"{VERSION}description: 'a\\x00b' {NUL}", id="nul-description"),
-    pytest.param({"kind": "run", "run_id": "r", "started_at": "0001-01-01T00:00:00"},
-                 "0.run: started_at 0001-01-01T00:00:00 is out of range (years 1000 to 9998)", id="time-range"),
+    pytest.param(
+        {"kind": "run", "run_id": "r", "started_at": "0001-01-01T00:00:00"},
+        "0.run: started_at 0001-01-01T00:00:00 is out of range (years 1000 to 9998)",
+        id="time-range",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("event", "message"), SERVER_REFUSALS)
-def test_the_server_answers_4xx_json_for_bad_content(headwater_server: Any, event: dict[str, Any], message: str) -> None:
+def test_the_server_answers_4xx_json_for_bad_content(
+    headwater_server: Any, event: dict[str, Any], message: str
+) -> None:
     headwater_server.reset()
     answer = post_events(headwater_server, json.dumps([event]).encode())
     assert answer.status_code == 422
@@ -258,7 +344,9 @@ def test_the_server_answers_4xx_json_for_bad_content(headwater_server: Any, even
 
 def test_the_server_refuses_nan_in_json(headwater_server: Any) -> None:
     headwater_server.reset()
-    answer = post_events(headwater_server, b'[{"kind": "version", "name": "p", "digest": "ol:p", "entries": [], "metadata": {"x": NaN}}]')
+    answer = post_events(
+        headwater_server, b'[{"kind": "version", "name": "p", "digest": "ol:p", "entries": [], "metadata": {"x": NaN}}]'
+    )
     assert answer.status_code == 422
     assert answer.json() == {
         "error": "InvalidInput",
@@ -270,10 +358,12 @@ def test_openlineage_nested_5000_deep_is_a_400(headwater_server: Any) -> None:
     deep = "[" * 5000 + "]" * 5000
     body = (
         '{"eventType": "COMPLETE", "eventTime": "2024-01-01T00:00:00Z", "producer": "x", "schemaURL": "x", '
-        '"run": {"runId": "01a24817-e1b7-75d1-abd0-893130fbd770", "facets": {"deep": ' + deep + '}}, '
+        '"run": {"runId": "01a24817-e1b7-75d1-abd0-893130fbd770", "facets": {"deep": ' + deep + "}}, "
         '"job": {"namespace": "n", "name": "j"}}'
     )
-    answer = httpx.post(f"{headwater_server.url}/api/v1/lineage", content=body, headers={"Content-Type": "application/json"}, timeout=30)
+    answer = httpx.post(
+        f"{headwater_server.url}/api/v1/lineage", content=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert answer.status_code == 400
     assert answer.json() == {"error": "InvalidInput", "message": "the body is nested too deeply to read"}
 
@@ -283,14 +373,19 @@ def test_a_server_bug_is_a_one_line_json_500_and_the_client_waits(headwater_serv
     db = headwater_server.store.removeprefix("sqlite:///")
     with sqlite3.connect(db) as conn:  # a row this headwater cannot read: a bug, not the request
         conn.execute(
-            "INSERT INTO runs (id, job, job_namespace, orchestrator, kind, status, status_at, params, code, links, created_at)"
-            " VALUES ('r', 'j', 'n', 'manual', 'manual', 'exploded', '2024-01-01 00:00:00.000000', '{}', '{}', '{}', '2024-01-01 00:00:00.000000')"
+            "INSERT INTO runs (id, job, job_namespace, orchestrator, kind, status, status_at, params, code, "
+            "links, created_at)"
+            " VALUES ('r', 'j', 'n', 'manual', 'manual', 'exploded', '2024-01-01 00:00:00.000000', '{}', "
+            "'{}', '{}', '2024-01-01 00:00:00.000000')"
         )
     tracebacks = headwater_server.log.read_text().count("Traceback")
     try:
         answer = httpx.get(f"{headwater_server.url}/api/v1/runs", timeout=30)
         assert answer.status_code == 500
-        assert answer.json() == {"error": "Internal", "message": "the server failed on GET /api/v1/runs: ValidationError"}
+        assert answer.json() == {
+            "error": "Internal",
+            "message": "the server failed on GET /api/v1/runs: ValidationError",
+        }
         assert "Traceback" not in answer.text
         # In the server's log, once: uvicorn writes it just after the answer has gone.
         deadline = time.monotonic() + 30
@@ -354,7 +449,9 @@ def test_a_failed_event_after_succeeded_keeps_the_run_s_own_error(client: hw.Cli
     client.emit([RunRecorded(run_id=bare, job="j", status="failed")])
     client.emit([RunRecorded(run_id=bare, status="failed", error="why, told late")])
     assert [(client.get_run(r).status, client.get_run(r).error) for r in (done, failed, bare)] == [
-        ("succeeded", None), ("failed", "first"), ("failed", "why, told late"),
+        ("succeeded", None),
+        ("failed", "first"),
+        ("failed", "why, told late"),
     ]
 
 
@@ -375,7 +472,10 @@ def test_an_alias_cannot_be_moved_onto_a_deleted_version(client: hw.Client, file
 
 
 def test_a_manifest_holding_a_file_and_a_folder_of_the_same_name_is_refused() -> None:
-    both = [ManifestEntry(path="a", digest="blake3:" + "0" * 64, size=1), ManifestEntry(path="a/b/c", digest="blake3:" + "1" * 64, size=1)]
+    both = [
+        ManifestEntry(path="a", digest="blake3:" + "0" * 64, size=1),
+        ManifestEntry(path="a/b/c", digest="blake3:" + "1" * 64, size=1),
+    ]
     message = "manifest holds both 'a' and 'a/b/c': a file cannot also be a folder"
     with pytest.raises(hw.InvalidInput) as refused:
         manifest_digest(both)
@@ -383,7 +483,10 @@ def test_a_manifest_holding_a_file_and_a_folder_of_the_same_name_is_refused() ->
     with pytest.raises(hw.InvalidInput) as refused:
         VersionRecorded(name="x", digest="ol:x", entries=both)
     assert str(refused.value) == message
-    fine = [ManifestEntry(path="a-b", digest="blake3:" + "0" * 64, size=1), ManifestEntry(path="a/b", digest="blake3:" + "1" * 64, size=1)]
+    fine = [
+        ManifestEntry(path="a-b", digest="blake3:" + "0" * 64, size=1),
+        ManifestEntry(path="a/b", digest="blake3:" + "1" * 64, size=1),
+    ]
     assert manifest_digest(fine).startswith("blake3:")
     # the store's own check, for a batch that was never validated: test_the_sql_store_refuses_...
 

@@ -33,14 +33,23 @@ def headwater(*args: str, code: int) -> Result:
 @pytest.mark.parametrize(
     ("token", "status", "reason"),
     [
-        (None, 401, "this server needs a token: send `Authorization: Bearer TOKEN` (set HEADWATER_TOKEN or HEADWATER_TOKEN_FILE on the client)"),
+        (
+            None,
+            401,
+            "this server needs a token: send `Authorization: Bearer TOKEN` (set HEADWATER_TOKEN or "
+            "HEADWATER_TOKEN_FILE on the client)",
+        ),
         ("not-a-token", 401, "the token was not accepted by this server"),
         (RO, 403, "this token is read-only: recording needs a read-write token"),
     ],
 )
 def test_cli_log_refused_exits_6_keeps_the_batch_and_sync_delivers_with_the_right_token(
-    secured: Any, headwater_home: Path, monkeypatch: pytest.MonkeyPatch,
-    token: str | None, status: int, reason: str,
+    secured: Any,
+    headwater_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    token: str | None,
+    status: int,
+    reason: str,
 ) -> None:
     monkeypatch.setenv("HEADWATER_URI", secured.url)
     if token is None:
@@ -59,9 +68,7 @@ def test_cli_log_refused_exits_6_keeps_the_batch_and_sync_delivers_with_the_righ
 
     synced = headwater("sync", code=6)
     assert synced.stdout == "delivered 0, pending 1, dead 0\n"
-    assert synced.stderr.splitlines() == [
-        f"headwater: error: 1 batch(es) still wait in the outbox: {refused}"
-    ]
+    assert synced.stderr.splitlines() == [f"headwater: error: 1 batch(es) still wait in the outbox: {refused}"]
     assert len(client.outbox.pending()) == 1
 
     monkeypatch.setenv("HEADWATER_TOKEN", RW)
@@ -79,9 +86,8 @@ def test_an_adapter_refused_logs_one_line_and_its_batch_waits(
     client = hw.Client(uri=secured.url, home=headwater_home)
     observer = Observer("airflow", lambda: client)
     rid = hw.run_id("dag", "task", "try-1")
-    with caplog.at_level(logging.WARNING, logger="headwater"):
-        with observer.batch("task end") as batch:  # never raises
-            batch.run(rid, job="dag.task", status="succeeded")
+    with caplog.at_level(logging.WARNING, logger="headwater"), observer.batch("task end") as batch:  # never raises
+        batch.run(rid, job="dag.task", status="succeeded")
     assert batch.delivered is None
     assert [r.getMessage() for r in caplog.records] == [
         f"headwater: airflow task end waits in the outbox: Unauthorized: {secured.url} refused the request "

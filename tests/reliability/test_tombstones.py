@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 
-import headwater as hw
 import pytest
+
+import headwater as hw
 from headwater.errors import Conflict, NotFound
 from headwater.events import EdgeRecorded, RunRecorded, VersionRecorded
 from headwater.observe import Observer, location_name
@@ -115,7 +116,9 @@ def test_an_edge_by_ref_to_a_deleted_version_is_recorded(
     deleted = client.delete("ds:v0")
     named = "ds:v0" if ref == "label" else f"ds@{deleted.digest}"
     with caplog.at_level(logging.WARNING, logger="headwater"):
-        assert client.emit([RunRecorded(run_id="r1", job="read", status="succeeded"), EdgeRecorded(run_id="r1", ref=named)])
+        assert client.emit(
+            [RunRecorded(run_id="r1", job="read", status="succeeded"), EdgeRecorded(run_id="r1", ref=named)]
+        )
     run = client.get_run("r1")
     assert (run.inputs, run.outputs, run.inexact) == (["ds:v0"], [], [])
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [

@@ -18,18 +18,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as ASGIScope  # the server settings have a Scope too
+
 from headwater import __version__, render
 from headwater.api import Client
 from headwater.errors import HeadwaterError, status_of
 from headwater.server.auth import granted_scope
 from headwater.server.settings import Scope
 from headwater.server.ui import views
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Send
-from starlette.types import Scope as ASGIScope  # the server settings have a Scope too
 
 log = logging.getLogger("headwater.server")
 
@@ -162,16 +163,25 @@ def add_ui(
     @app.get("/", include_in_schema=False)
     async def artifacts_page(request: Request) -> Response:
         return await page(
-            request, "artifacts.html", views.artifacts_view,
-            arg(request, "q"), arg(request, "type"), arg(request, "tag"),
-            arg(request, "sort", "updated"), arg(request, "page", "1"),
+            request,
+            "artifacts.html",
+            views.artifacts_view,
+            arg(request, "q"),
+            arg(request, "type"),
+            arg(request, "tag"),
+            arg(request, "sort", "updated"),
+            arg(request, "page", "1"),
         )
 
     @app.get("/ui/artifact", include_in_schema=False)
     async def artifact_page(request: Request) -> Response:
         return await page(
-            request, "artifact.html", views.artifact_view,
-            arg(request, "name"), arg(request, "alias"), arg(request, "at"),
+            request,
+            "artifact.html",
+            views.artifact_view,
+            arg(request, "name"),
+            arg(request, "alias"),
+            arg(request, "at"),
         )
 
     @app.get("/ui/version", include_in_schema=False)
@@ -185,15 +195,23 @@ def add_ui(
     @app.get("/ui/runs", include_in_schema=False)
     async def runs_page(request: Request) -> Response:
         return await page(
-            request, "runs.html", views.runs_view,
-            arg(request, "job"), arg(request, "orchestrator"), arg(request, "status"),
+            request,
+            "runs.html",
+            views.runs_view,
+            arg(request, "job"),
+            arg(request, "orchestrator"),
+            arg(request, "status"),
         )
 
     @app.get("/ui/lineage", include_in_schema=False)
     async def lineage_page(request: Request) -> Response:
         return await page(
-            request, "lineage.html", views.lineage_view,
-            arg(request, "ref"), arg(request, "direction", "both"), arg(request, "depth"),
+            request,
+            "lineage.html",
+            views.lineage_view,
+            arg(request, "ref"),
+            arg(request, "direction", "both"),
+            arg(request, "depth"),
         )
 
     @app.get("/ui/diff", include_in_schema=False)
@@ -203,8 +221,12 @@ def add_ui(
     @app.get("/ui/impact", include_in_schema=False)
     async def impact_page(request: Request) -> Response:
         return await page(
-            request, "impact.html", views.impact_view,
-            arg(request, "ref"), arg(request, "path"), arg(request, "digest"),
+            request,
+            "impact.html",
+            views.impact_view,
+            arg(request, "ref"),
+            arg(request, "path"),
+            arg(request, "digest"),
         )
 
     @app.get("/ui/graph.json", include_in_schema=False)
@@ -214,8 +236,12 @@ def add_ui(
             return JSONResponse({"error": "Unauthorized", "message": "sign in with a token first"}, status_code=401)
         try:
             payload = await run_in_threadpool(
-                views.graph_json, client(),
-                arg(request, "ref"), arg(request, "run"), arg(request, "direction", "both"), arg(request, "depth"),
+                views.graph_json,
+                client(),
+                arg(request, "ref"),
+                arg(request, "run"),
+                arg(request, "direction", "both"),
+                arg(request, "depth"),
             )
         except HeadwaterError as err:
             status, error = status_of(err)
@@ -242,9 +268,7 @@ def add_ui(
             return render(request, "login.html", 401, next=target, failed=True)
         response = RedirectResponse(target, status_code=303)
         if configured:
-            response.set_cookie(
-                COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/"
-            )
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/")
         return response
 
     @app.post("/ui/logout", include_in_schema=False)

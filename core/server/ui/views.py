@@ -158,9 +158,7 @@ def _previous(client: Client, version: Version) -> Version | None:
 def version_view(client: Client, ref: str | None) -> dict[str, Any]:
     version = client.get(_need(ref, "a version (?ref=NAME:vN)"))
     nearby = client.downstream(version.ref, depth=1)
-    consumers = sorted(
-        {e.run_id for e in nearby.edges if e.direction == "used" and e.version == version.ref}
-    )
+    consumers = sorted({e.run_id for e in nearby.edges if e.direction == "used" and e.version == version.ref})
     by_id = {r.id: r for r in nearby.runs}
     previous = _previous(client, version)
     diff = client.diff(previous.ref, version.ref) if previous is not None else None
@@ -239,7 +237,8 @@ def lineage_view(client: Client, ref: str | None, direction: str | None, depth: 
         "v": version,
         "direction": chosen,
         "depth": "all" if limit is None else limit,
-        "graph_url": "/ui/graph.json?" + _encode({"ref": version.ref, "direction": chosen, "depth": limit if limit is not None else "all"}),
+        "graph_url": "/ui/graph.json?"
+        + _encode({"ref": version.ref, "direction": chosen, "depth": limit if limit is not None else "all"}),
     }
 
 
@@ -276,7 +275,10 @@ def diff_view(client: Client, left: str | None, right: str | None) -> dict[str, 
         return {"nav": "diff", "left": left or "", "right": right or "", "diff": None}
     diff = client.diff(left, right)
     return {
-        "nav": "diff", "left": left, "right": right, "diff": diff,
+        "nav": "diff",
+        "left": left,
+        "right": right,
+        "diff": diff,
         "command": shlex.join(["headwater", "diff", left, right]),
     }
 
@@ -299,8 +301,10 @@ def impact_view(client: Client, ref: str | None, path: str | None, digest: str |
         command += ["--path", path]
     if digest:
         command += ["--digest", digest]
-    what = (f"the files of {ref}" if not path else f"{path!r} as it was in {ref}") if ref else (
-        f"path {path!r}" if path else f"digest {digest}"
+    what = (
+        (f"the files of {ref}" if not path else f"{path!r} as it was in {ref}")
+        if ref
+        else (f"path {path!r}" if path else f"digest {digest}")
     )
     return {
         "nav": "impact",

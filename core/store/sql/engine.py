@@ -73,9 +73,7 @@ class SQLEngine(Store):
             )
             _bound_connect(self.engine, self._safe_url(), timeout)
         else:
-            raise InvalidInput(
-                f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://..."
-            )
+            raise InvalidInput(f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://...")
         self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
         self._prepare()
         if upgrade:

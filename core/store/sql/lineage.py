@@ -28,9 +28,7 @@ class SQLLineage(SQLReads):
         graph.direction = direction
         return graph
 
-    def closure(
-        self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None
-    ) -> set[int]:
+    def closure(self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None) -> set[int]:
         """Ids of the versions reachable from `root` within `depth` runs, walked in SQL.
 
         Unbounded walks recurse on the version id alone so UNION stops at cycles; bounded ones
@@ -116,7 +114,7 @@ class SQLLineage(SQLReads):
             frontier = following
         ordered = sorted(depths, key=lambda v: (depths[v], v))
         version_models = self._versions(conn, ordered, with_entries=False)
-        ref_of = {vid: v.ref for vid, v in zip(ordered, version_models)}
+        ref_of = {vid: v.ref for vid, v in zip(ordered, version_models, strict=True)}
         kept_edges = sorted(
             (r for r in edge_rows if r.run_id in kept_runs and r.version_id in depths),
             key=lambda r: (r.run_id, r.direction, r.version_id),

@@ -53,19 +53,27 @@ class SQLReads(SQLEngine):
         if ref.label is not None:
             digits = ref.label[1:]
             number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
-            found = None if number > _LABEL_MAX else conn.execute(
-                sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
-            ).scalar()
+            found = (
+                None
+                if number > _LABEL_MAX
+                else conn.execute(
+                    sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
+                ).scalar()
+            )
             if found is None:
                 raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
             return found
         if ref.digest is not None:
             prefix = ref.digest if ":" in ref.digest else f"blake3:{ref.digest}"
-            found_ids = conn.execute(
-                sa.select(versions.c.id)
-                .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
-                .limit(2)
-            ).scalars().all()
+            found_ids = (
+                conn.execute(
+                    sa.select(versions.c.id)
+                    .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
+                    .limit(2)
+                )
+                .scalars()
+                .all()
+            )
             if not found_ids:
                 raise NotFound(f"artifact {ref.name!r} has no version with digest {ref.digest}")
             if len(found_ids) > 1:
@@ -74,9 +82,7 @@ class SQLReads(SQLEngine):
         alias = ref.alias or LATEST
         if at is None:
             found = conn.execute(
-                sa.select(aliases.c.version_id).where(
-                    aliases.c.artifact_id == artifact_id, aliases.c.alias == alias
-                )
+                sa.select(aliases.c.version_id).where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
             ).first()
         else:
             found = conn.execute(
@@ -202,9 +208,7 @@ class SQLReads(SQLEngine):
             if not include_deleted:
                 query = query.where(versions.c.deleted_at.is_(None))
             for tag in tags:
-                query = query.where(
-                    sa.exists().where(tags_t.c.version_id == versions.c.id, tags_t.c.tag == tag)
-                )
+                query = query.where(sa.exists().where(tags_t.c.version_id == versions.c.id, tags_t.c.tag == tag))
             for key, value in (metadata or {}).items():
                 query = query.where(_json_equals(versions.c.metadata, _filter_key(key), value))
             query = query.order_by(versions.c.label)
@@ -216,9 +220,7 @@ class SQLReads(SQLEngine):
     def _entries(self, conn: sa.Connection, version_ids: Sequence[int]) -> dict[int, list[ManifestEntry]]:
         found: dict[int, list[ManifestEntry]] = {vid: [] for vid in version_ids}
         for chunk in _chunks(version_ids):
-            for row in conn.execute(
-                sa.select(entries).where(entries.c.version_id.in_(chunk))
-            ):
+            for row in conn.execute(sa.select(entries).where(entries.c.version_id.in_(chunk))):
                 found[row.version_id].append(
                     ManifestEntry(path=row.path, digest=row.digest, size=row.size, ref=row.ref)
                 )
@@ -226,9 +228,7 @@ class SQLReads(SQLEngine):
             listed.sort(key=lambda e: e.path)  # code-point order, whatever the collation
         return found
 
-    def _versions(
-        self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool
-    ) -> list[Version]:
+    def _versions(self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool) -> list[Version]:
         """Versions in the order of `version_ids`, with aliases, tags and producers."""
         rows: dict[int, Any] = {}
         alias_map: dict[int, list[str]] = defaultdict(list)
@@ -329,9 +329,7 @@ class SQLReads(SQLEngine):
                 io[row.run_id][row.direction].append(ref)
                 if not row.exact:
                     io[row.run_id]["inexact"].append(ref)
-        return [
-            _run_model(row, io[row.id]["used"], io[row.id]["produced"], io[row.id]["inexact"]) for row in rows
-        ]
+        return [_run_model(row, io[row.id]["used"], io[row.id]["produced"], io[row.id]["inexact"]) for row in rows]
 
     def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
         found: list[Run] = []
@@ -422,9 +420,7 @@ def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.Colu
 
 def _filter_key(key: object) -> str:
     # SQLite addresses the key inside a JSON path ('$."key"'), which has no escape for a quote.
-    if not isinstance(key, str) or not key or len(key) > 1024 or any(
-        ch in '"\\' or not ch.isprintable() for ch in key
-    ):
+    if not isinstance(key, str) or not key or len(key) > 1024 or any(ch in '"\\' or not ch.isprintable() for ch in key):
         raise InvalidInput(
             f"cannot filter on the metadata key {key!r}: use printable text without quotes or backslashes"
         )
@@ -450,4 +446,3 @@ def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[st
         code=row.code or {},
         links=row.links or {},
     )
-

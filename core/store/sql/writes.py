@@ -55,21 +55,17 @@ class SQLWrites(SQLReads):
         running it (SQLAlchemy memoises a prebuilt statement's cache key)."""
         b, ins = sa.bindparam, self._insert
         # Every event of a group claimed in one statement (many rows, RETURNING the new ones).
-        self._q_claim = (
-            ins(applied_events).on_conflict_do_nothing(index_elements=["id"]).returning(applied_events.c.id)
-        )
+        self._q_claim = ins(applied_events).on_conflict_do_nothing(index_elements=["id"]).returning(applied_events.c.id)
         self._q_run_insert = ins(runs).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)
         self._q_run_get = self._lock(sa.select(runs).where(runs.c.id == b("rid")))
         self._q_run_update = sa.update(runs).where(runs.c.id == b("rid"))
         self._q_artifact_get = self._lock(sa.select(artifacts).where(artifacts.c.name == b("name")))
-        self._q_artifact_insert = (
-            ins(artifacts).on_conflict_do_nothing(index_elements=["name"]).returning(*artifacts.c)
-        )
+        self._q_artifact_insert = ins(artifacts).on_conflict_do_nothing(index_elements=["name"]).returning(*artifacts.c)
         self._q_artifact_update = sa.update(artifacts).where(artifacts.c.id == b("aid"))
         self._q_artifact_id = sa.select(artifacts.c.id).where(artifacts.c.name == b("name"))
-        self._q_version_by_digest = sa.select(
-            versions.c.id, versions.c.produced_by, versions.c.deleted_at
-        ).where(versions.c.artifact_id == b("aid"), versions.c.digest == b("digest"))
+        self._q_version_by_digest = sa.select(versions.c.id, versions.c.produced_by, versions.c.deleted_at).where(
+            versions.c.artifact_id == b("aid"), versions.c.digest == b("digest")
+        )
         tombstone = (
             versions.c.id,
             versions.c.deleted_at,
@@ -88,18 +84,14 @@ class SQLWrites(SQLReads):
         self._q_version_insert = sa.insert(versions).returning(versions.c.id)
         self._q_entries_insert = sa.insert(entries)
         self._q_version_size = (
-            sa.update(versions)
-            .where(versions.c.id == b("vid"))
-            .values(size=b("size"), n_entries=b("n_entries"))
+            sa.update(versions).where(versions.c.id == b("vid")).values(size=b("size"), n_entries=b("n_entries"))
         )
         self._q_produced_by = (
             sa.update(versions)
             .where(versions.c.id == b("vid"), versions.c.produced_by.is_(None))
             .values(produced_by=b("run"))
         )
-        self._q_edge_insert = ins(edges).on_conflict_do_nothing(
-            index_elements=["run_id", "version_id", "direction"]
-        )
+        self._q_edge_insert = ins(edges).on_conflict_do_nothing(index_elements=["run_id", "version_id", "direction"])
         self._q_alias_get = sa.select(aliases.c.version_id, aliases.c.moved_at).where(
             aliases.c.artifact_id == b("aid"), aliases.c.alias == b("alias")
         )
@@ -185,8 +177,10 @@ class SQLWrites(SQLReads):
                 changes[column] = value
         # A finished run keeps the error of how it finished: a late `failed` after `succeeded`
         # (or a second failure) does not rewrite it; the same outcome may still fill it in.
-        if ev.error is not None and ev.error != row.error and (
-            row.status not in TERMINAL_STATUSES or (row.error is None and ev.status in (None, row.status))
+        if (
+            ev.error is not None
+            and ev.error != row.error
+            and (row.status not in TERMINAL_STATUSES or (row.error is None and ev.status in (None, row.status)))
         ):
             changes["error"] = ev.error
         if ev.started_at is not None and (row.started_at is None or ev.started_at < row.started_at):
@@ -200,9 +194,7 @@ class SQLWrites(SQLReads):
                     changes[column] = merged
         if ev.status is not None and ev.status != row.status:
             # Terminal states never revert; otherwise the later event wins (events may arrive late).
-            if row.status not in TERMINAL_STATUSES and (
-                ev.status in TERMINAL_STATUSES or ev.time >= row.status_at
-            ):
+            if row.status not in TERMINAL_STATUSES and (ev.status in TERMINAL_STATUSES or ev.time >= row.status_at):
                 changes["status"] = ev.status
                 changes["status_at"] = ev.time
         if changes:
@@ -259,9 +251,11 @@ class SQLWrites(SQLReads):
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
         art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
         # An artifact created just now has no versions: this one is its v0, counted at its insert.
-        existing = None if new_artifact else conn.execute(
-            self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}
-        ).first()
+        existing = (
+            None
+            if new_artifact
+            else conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
+        )
         created = existing is None
         if existing is None:
             label = 0 if new_artifact else art.next_label
@@ -294,9 +288,7 @@ class SQLWrites(SQLReads):
                 known = self._entries(conn, [version_id])[version_id]
                 if not known and ev.entries:
                     self._insert_entries(conn, version_id, ev.entries)
-                elif {(e.path, e.digest, e.size) for e in known} != {
-                    (e.path, e.digest, e.size) for e in ev.entries
-                }:
+                elif {(e.path, e.digest, e.size) for e in known} != {(e.path, e.digest, e.size) for e in ev.entries}:
                     raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
             if ev.direction == "produced" and existing.produced_by is None:
                 conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
@@ -321,7 +313,10 @@ class SQLWrites(SQLReads):
         for part in _chunks(new, 10_000):  # a million entries: parameter rows built a part at a time
             conn.execute(
                 self._q_entries_insert,
-                [{"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref} for e in part],
+                [
+                    {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
+                    for e in part
+                ],
             )
         if count:
             conn.execute(
@@ -374,8 +369,14 @@ class SQLWrites(SQLReads):
                     self._apply_version(
                         conn,
                         VersionRecorded(
-                            id=ev.id, time=ev.time, name=ref.name, digest=f"unverified:{ev.run_id}",
-                            entries=[], run_id=ev.run_id, direction=ev.direction, exact=False,
+                            id=ev.id,
+                            time=ev.time,
+                            name=ref.name,
+                            digest=f"unverified:{ev.run_id}",
+                            entries=[],
+                            run_id=ev.run_id,
+                            direction=ev.direction,
+                            exact=False,
                             edge_metadata=metadata,
                         ),
                         notices,
@@ -433,17 +434,13 @@ class SQLWrites(SQLReads):
     def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
         rows = [{"version_id": version_id, "tag": check_tag(t)} for t in dict.fromkeys(new_tags)]
         if rows:
-            conn.execute(
-                self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows
-            )
+            conn.execute(self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows)
 
     def _apply_tags(self, conn: sa.Connection, ev: TagsChanged) -> None:
         version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
         self._add_tags(conn, version_id, ev.add)
         if ev.remove:
-            conn.execute(
-                sa.delete(tags).where(tags.c.version_id == version_id, tags.c.tag.in_(ev.remove))
-            )
+            conn.execute(sa.delete(tags).where(tags.c.version_id == version_id, tags.c.tag.in_(ev.remove)))
 
     def _apply_delete(self, conn: sa.Connection, ev: VersionDeleted) -> None:
         version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
@@ -455,9 +452,7 @@ class SQLWrites(SQLReads):
             .values(deleted_at=ev.time)
         )
         pointing = conn.execute(
-            sa.select(aliases.c.alias).where(
-                aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id
-            )
+            sa.select(aliases.c.alias).where(aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id)
         ).scalars()
         for alias in list(pointing):
             replacement = None

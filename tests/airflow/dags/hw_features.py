@@ -1,5 +1,6 @@
 """Lineage no DAG declares: ObjectStoragePath reads and writes, a retried task, a mapped task
-naming its outputs through an AssetAlias, a skipped task, an asset without a location, and headwater objects as inlet and outlet."""
+naming its outputs through an AssetAlias, a skipped task, an asset without a location, and headwater objects
+as inlet and outlet."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import headwater as hw
 from airflow.sdk import DAG, Asset, AssetAlias, ObjectStoragePath, task
 from airflow.sdk.exceptions import AirflowSkipException
+
+import headwater as hw
 
 DATA = Path(os.environ["HEADWATER_AIRFLOW_TEST_DATA"])
 FLAKY = Asset((DATA / "flaky.txt").as_uri())
