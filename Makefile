@@ -8,10 +8,11 @@ export HEADWATER_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 TOOLS := .tools
 # Each orchestrator in its own environment: Airflow 3.3 and Prefect 3.9 cannot share one.
 # core_pythons: the core suite on Python 3.10, 3.12 and 3.13 (found on the machine, never downloaded).
+# lint: ruff and mypy (pyproject.toml holds their settings).
 # reliability: faults and hostile input (tests/reliability/).
 # docs: the documentation site, built with --strict.
 # e2e last: the cross-orchestrator story across the three environments the sessions before built.
-SESSIONS ?= core reliability core_pythons docs dagster airflow prefect e2e
+SESSIONS ?= lint core reliability core_pythons docs dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from headwater import config
 from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable, Unwritable
@@ -87,7 +87,7 @@ class Output:
     store: bool | None = None
 
 
-InputLike = str | os.PathLike | Version
+InputLike = str | os.PathLike[str] | Version
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -242,7 +242,7 @@ class Client:
                 log.warning("headwater: OpenLineage events not sent: %s", " ".join(str(err).split())[:300])
         return result
 
-    def parse(self, ref: str) -> Ref:
+    def parse(self, ref: str | Ref) -> Ref:
         if isinstance(ref, Ref):
             return ref
         if not isinstance(ref, str):
@@ -279,7 +279,7 @@ class Client:
             return _Content(entries, manifest_digest(entries))
         # Storing copies bytes, possibly to a shared store: a link out of the folder (to ~/.ssh,
         # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
-        links_out = "follow" if config.follow_links() else "refuse"
+        links_out: Literal["follow", "refuse"] = "follow" if config.follow_links() else "refuse"
         entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out)
         return _Content(entries, manifest_digest(entries), local_files(path))
 
@@ -334,7 +334,7 @@ class Client:
             tags=list(tags),
             aliases=aliases,
             run_id=run,
-            direction=direction,  # type: ignore[arg-type]
+            direction=direction,  # type: ignore[arg-type]  # "used" or "produced", from the callers
         )
         if blobs_to_store is None:
             self._store_blobs(content)
@@ -397,7 +397,7 @@ class Client:
 
     def _use_event(
         self, run: str, item: InputLike, *, name: str | None, type: str | None
-    ) -> tuple[Event, Version | None]:
+    ) -> tuple[VersionRecorded | EdgeRecorded, Version | None]:
         if isinstance(item, Version):
             return EdgeRecorded(run_id=run, ref=f"{item.name}@{item.digest}"), item
         if isinstance(item, str) and is_uri(item) and name is None:
@@ -491,7 +491,7 @@ class Client:
             elif isinstance(event, EdgeRecorded):
                 used.append(event.ref)  # the backend is away: resolved on delivery
             else:
-                used.append(f"{event.name}@{event.digest}")  # type: ignore[union-attr]
+                used.append(f"{event.name}@{event.digest}")
         produced: list[str] = []
         blobs: list[_Content] = []
         for out in outputs:
@@ -512,7 +512,7 @@ class Client:
                     blobs_to_store=blobs,
                 )
             )
-            produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]
+            produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]  # appended just above
         self._store_checked(events, blobs)
         if self.emit(events):
             return self.store.get_run(rid)
@@ -666,7 +666,7 @@ class Client:
                 digest = f"blake3:{digest}"
             found = self.store.versions_holding(digest=digest)
         else:
-            text = os.fspath(path)  # type: ignore[arg-type]
+            text = os.fspath(path)  # type: ignore[arg-type]  # set: one of ref, digest, path is given
             found = []
             for place in sorted(_places(text)):
                 found.extend(self.store.versions_holding(path=place))
@@ -687,7 +687,7 @@ class Client:
         if version.deleted:
             raise Conflict(f"{version.ref} is deleted: an alias cannot point to it")
         self.emit([AliasMoved(name=version.name, alias=validate_alias(alias), digest=version.digest)])
-        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+        return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
     def unalias(self, name: str, alias: str) -> None:
         name = normalize_name(name)
@@ -698,18 +698,18 @@ class Client:
     def tag(self, ref: str, *tags: str) -> Version:
         version = self.get(ref)
         self.emit([TagsChanged(name=version.name, digest=version.digest, add=list(tags))])
-        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+        return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
     def untag(self, ref: str, *tags: str) -> Version:
         version = self.get(ref)
         self.emit([TagsChanged(name=version.name, digest=version.digest, remove=list(tags))])
-        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+        return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
     def delete(self, ref: str) -> Version:
         """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc()."""
         version = self.get(ref)
         self.emit([VersionDeleted(name=version.name, digest=version.digest)])
-        return self.get(Ref(version.name, digest=version.digest))  # type: ignore[arg-type]
+        return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
     def gc(self, dry_run: bool = False, grace: float | None = None) -> list[str]:
         """Remove stored blobs that no live version references; returns their digests.

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console, RenderableType
@@ -155,13 +155,13 @@ def _with_client(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(_client(click.get_current_context()), *args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 # --- parameter types -----------------------------------------------------------------------------
 
 
-class IsoTime(click.ParamType):
+class IsoTime(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2; we take 8.1
     """ISO 8601: 2024-03-01, 2024-03-01T12:00, 2024-03-01T12:00:00+01:00, ...Z. Naive means UTC."""
 
     name = "TIME"
@@ -175,7 +175,7 @@ class IsoTime(click.ParamType):
             self.fail(str(err), param, ctx)
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only since click 8.2; we take 8.1
     """90s, 30m, 24h, 7d or a number of seconds; as seconds."""
 
     name = "DURATION"
@@ -429,7 +429,7 @@ def log_cmd(
         outs,
         job_namespace=job_namespace,
         params=_values(params),
-        status=status,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]  # click.Choice gave one of RunStatus's values
     )
     if as_json:
         _print_json(run)

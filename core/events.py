@@ -129,7 +129,8 @@ def _aware(value: datetime, info: ValidationInfo) -> datetime:
 
 
 def _json_object(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-    return json_value(value, info.field_name or "the object")  # type: ignore[no-any-return]
+    checked: dict[str, Any] = json_value(value, info.field_name or "the object")
+    return checked
 
 
 def describe_error(err: ValidationError, what: str) -> str:

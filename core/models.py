@@ -84,7 +84,7 @@ class Version(_Model):
             data = {**data, "files": len(data["entries"])}
         return data
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use; mypy does not know it
     @property
     def ref(self) -> str:
         if self.label is not None:
@@ -260,7 +260,7 @@ class LineageGraph(_Model):
 
             message = "LineageGraph.to_networkx() needs networkx: pip install networkx"
             raise InvalidInput(message) from None
-        digraph = nx.DiGraph(root=self.root, direction=self.direction)
+        digraph: nx.DiGraph[str] = nx.DiGraph(root=self.root, direction=self.direction)
         for version in self.versions:
             digraph.add_node(
                 version.ref,

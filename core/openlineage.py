@@ -69,7 +69,8 @@ _MAX_DIGEST = 190  # the digest column holds 200 characters
 
 def ol_namespace() -> str:
     """The OpenLineage namespace of plain artifact names (HEADWATER_OL_NAMESPACE, default headwater)."""
-    return config.get("HEADWATER_OL_NAMESPACE")
+    namespace: str = config.get("HEADWATER_OL_NAMESPACE")
+    return namespace
 
 
 # --- in ------------------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ def _convert(raw: Any) -> list[Event] | None:
             job_namespace=raw["job"]["namespace"],
             orchestrator="openlineage",
             run_kind="openlineage",
-            status=status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]  # mapped from the eventType above
             started_at=time,
             ended_at=time if status in TERMINAL_STATUSES else None,
             parent_id=parent_id,
@@ -399,8 +400,8 @@ def refuse_loop(url: str, bind: str | None, store_uri: str | None = None) -> Non
     target = urlsplit(url if "://" in url else f"http://{url}")
     here: list[tuple[str, int | None]] = []
     if bind:
-        host, _, port = bind.rpartition(":")
-        here.append((host.strip("[]"), int(port) if port.isdigit() else None))
+        host, _, bound = bind.rpartition(":")
+        here.append((host.strip("[]"), int(bound) if bound.isdigit() else None))
     if store_uri and store_uri.split(":", 1)[0].lower() in ("http", "https"):
         parts = urlsplit(store_uri)
         here.append((parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)))

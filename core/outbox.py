@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,10 +29,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # pragma: no cover - Windows: filelock's own lock
-    fcntl = None  # type: ignore[assignment]
+else:  # pragma: no cover - Windows: filelock's own lock
+    fcntl = None
 
 from pydantic import ValidationError
 
@@ -432,7 +433,7 @@ def _lock(path: Path, timeout: float) -> _Flock | FileLock | None:
     On POSIX, flock(2) on the lock file: the very lock filelock takes there, so processes using
     either exclude each other, without filelock's bookkeeping (0.1 ms a call, on every task).
     """
-    if fcntl is None:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover - filelock's own lock
         lock = FileLock(path)
         try:
             lock.acquire(timeout=timeout)

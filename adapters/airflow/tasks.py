@@ -101,7 +101,7 @@ def _ref(text: str) -> Item:
     return Item(name=parsed.name, ref=text, exact=parsed.label is not None or parsed.digest is not None)
 
 
-def _asset_classes() -> tuple[type, type, type, type]:
+def _asset_classes() -> tuple[Any, Any, Any, Any]:
     from airflow.sdk.definitions.asset import Asset, AssetAlias, AssetNameRef, AssetUriRef
 
     return Asset, AssetAlias, AssetNameRef, AssetUriRef
@@ -116,7 +116,7 @@ def translate(obj: Any, *, as_input: bool) -> Item | None:
         uri = getattr(obj, "uri", None)
         if isinstance(uri, str) and is_uri(uri):
             return _location(uri)
-        name = validate_name(getattr(obj, "name", None) or uri)
+        name = validate_name(getattr(obj, "name", None) or uri or "")
         # An asset with no location: the artifact of that name. Read: whatever version is latest;
         # written: a version that says it could not be verified.
         return Item(name=name, ref=name, exact=False) if as_input else Item(name=name)
@@ -297,7 +297,7 @@ def task_started(ti: Any) -> None:
                     # A REF the store has not seen (model:v9 before v9 exists) becomes an inexact edge.
                     b.used_ref(key.id, item.ref, exact=item.exact)
                 else:
-                    b.used(key.id, item.target, name=item.name)
+                    b.used(key.id, item.target, name=item.name)  # type: ignore[arg-type]  # an input has a target or a ref
     _written(b, key)
 
 
@@ -347,7 +347,7 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
             if item.name in outputs:
                 b.used_ref(key.id, item.name, exact=False)  # its bytes now are the output's
             else:
-                b.used(key.id, item.target, name=item.name)  # type: ignore[arg-type]
+                b.used(key.id, item.target, name=item.name)  # type: ignore[arg-type]  # an input has a target or a ref
         for item in outputs.values():
             out = item.output
             b.produced(
@@ -373,7 +373,7 @@ def dag_run_changed(dag_id: str, airflow_run_id: str, status: str, started: Any,
             job=dag_id,
             job_namespace=settings.namespace,
             kind="container",
-            status=status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
             started_at=utc(started),
             ended_at=utc(ended) if status != "running" else None,
             error=str(msg)[:4000] if status == "failed" and msg else None,

@@ -136,7 +136,7 @@ def record_step_outcomes(
             if outcome is not None and outcome.status != "running":
                 b.run(
                     common.step_id(dagster_run.run_id, key, attempt),
-                    status=outcome.status,  # type: ignore[arg-type]
+                    status=outcome.status,  # type: ignore[arg-type]  # mapped from Dagster's outcome: a RunStatus value
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                 )
@@ -145,7 +145,7 @@ def record_step_outcomes(
             ended = [o.ended_at for o in outcomes.values() if o.ended_at is not None]
             b.run(
                 common.container_id(dagster_run.run_id),
-                status=status,  # type: ignore[arg-type]
+                status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
                 ended_at=max(ended) if ended else now(),
                 error=error,
             )
@@ -194,7 +194,7 @@ def record_run(
             job=job,
             job_namespace=job_namespace,
             kind="container",
-            status=status,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
             started_at=started,
             ended_at=ended,
             params=common.run_params(dagster_run_id, partition),
@@ -212,7 +212,7 @@ def record_run(
                 job=f"{job}.{key}",
                 job_namespace=job_namespace,
                 kind="task",
-                status=step_status,  # type: ignore[arg-type]
+                status=step_status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
                 started_at=outcome.started_at,
                 ended_at=outcome.ended_at or (ended if run_over else None),
                 params=common.run_params(dagster_run_id, partition, key, attempt),

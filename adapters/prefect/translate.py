@@ -191,7 +191,7 @@ def asset_outputs(task: Any, task_run_id: UUID) -> list[Location]:
     metadata = memory.asset_metadata.pop(task_run_id) or {}
     out = []
     for asset in assets:
-        key = getattr(asset, "key", None)
+        key: str = getattr(asset, "key", None) or ""
         try:
             name = normalize_name(key)
         except (HeadwaterError, ValueError) as err:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import http.client
 import logging
 import os
 import posixpath
@@ -29,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from headwater.config import hash_threads, timeout_s
 from headwater.digest.hashing import hash_stream, is_content_digest
@@ -244,7 +245,15 @@ class _Gone(InvalidInput):
 class _KeepHeadOnRedirect(urllib.request.HTTPRedirectHandler):
     """urllib turns a redirected HEAD into a GET, which would download the whole body."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and req.get_method() == "HEAD":
             new.method = "HEAD"
@@ -277,14 +286,16 @@ def _http_headers(url: str) -> Mapping[str, str]:
         try:
             head = urllib.request.Request(url, method="HEAD", headers=base)
             with opener.open(head, timeout=timeout) as resp:
-                return resp.headers  # type: ignore[no-any-return]
+                found: Mapping[str, str] = resp.headers
+                return found
         except urllib.error.HTTPError as exc:
             if exc.code not in (405, 501):
                 raise
         # Some servers refuse HEAD; one byte of a ranged GET reports the same headers.
         ranged = urllib.request.Request(url, headers={**base, "Range": "bytes=0-0"})
         with opener.open(ranged, timeout=timeout) as resp:
-            return resp.headers  # type: ignore[no-any-return]
+            ranged_found: Mapping[str, str] = resp.headers
+            return ranged_found
 
 
 def _http_info(url: str) -> tuple[dict[str, Any], int]:

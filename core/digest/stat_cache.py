@@ -88,7 +88,9 @@ class StatCache:
                     # directory beats binding thousands of parameters ('0' sorts right after '/').
                     shared = os.path.commonprefix([min(paths), max(paths)])  # of all: sorted ends
                     folder = shared[: shared.rfind("/") + 1]
-                    queries = [("path >= ? AND path < ?", (folder, folder[:-1] + "0"))]
+                    queries: list[tuple[str, tuple[str, ...]]] = [
+                        ("path >= ? AND path < ?", (folder, folder[:-1] + "0"))
+                    ]
                 else:
                     queries = [(f"path IN ({','.join('?' * len(paths))})", tuple(paths))]
                 for where, params in queries:

@@ -218,7 +218,7 @@ class Batch:
         if target is None:
             if not name:
                 raise ValueError("an output without a location needs a name")
-            artifact, digest, entries = name, f"unverified:{run_id}", []
+            artifact, digest, entries = name, f"unverified:{run_id}", list[ManifestEntry]()
         else:
             artifact = name or location_name(target)
             digest, entries = self._hash(target) or self._unverified(run_id, target)

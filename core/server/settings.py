@@ -94,10 +94,11 @@ class Settings:
         token_file = config.get("HEADWATER_TOKEN_FILE", env)
         if token_file:
             tokens.update(read_token_file(token_file))
-        for name, scope in (("HEADWATER_READ_TOKEN", "read"), ("HEADWATER_TOKEN", "write")):
+        pairs: tuple[tuple[str, Scope], ...] = (("HEADWATER_READ_TOKEN", "read"), ("HEADWATER_TOKEN", "write"))
+        for name, scope in pairs:
             value = config.get(name, env)
             if value:
-                tokens[_check_token(value, name)] = scope  # type: ignore[assignment]
+                tokens[_check_token(value, name)] = scope
         return cls(
             store_uri=store,
             blob_uri=config.get("HEADWATER_SERVER_BLOBS", env),

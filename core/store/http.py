@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard, cast
 
 from pydantic import TypeAdapter
 
@@ -58,7 +58,7 @@ STAGE_ENTRIES = 100
 
 def client_token() -> str | None:
     """HEADWATER_TOKEN, else the token in HEADWATER_TOKEN_FILE (its first `[scope] TOKEN` line)."""
-    token = config.get("HEADWATER_TOKEN")
+    token: str | None = config.get("HEADWATER_TOKEN")
     if token:
         return token
     path = config.get("HEADWATER_TOKEN_FILE")
@@ -383,7 +383,7 @@ class HTTPStore(Store):
         return set(_STRINGS.validate_json(self._get("/blobs/referenced")))
 
 
-def _stageable(event: Event) -> bool:
+def _stageable(event: Event) -> TypeGuard[VersionRecorded]:
     return isinstance(event, VersionRecorded) and len(event.entries) >= STAGE_ENTRIES
 
 
@@ -478,7 +478,7 @@ class HTTPBlobStore:
         if self.spool.has(digest):
             return self.spool.open(digest)
         response = self._stream(digest)
-        return _ResponseReader(response)
+        return cast(BinaryIO, _ResponseReader(response))  # duck-typed: what callers use of a file
 
     def _stream(self, digest: str) -> Any:
         _hex_check(digest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from headwater import times
@@ -52,7 +52,7 @@ def _at(value: str | None) -> datetime | None:
 def artifacts_view(
     client: Client, q: str | None, type: str | None, tag: str | None, sort: str | None, page: str | None
 ) -> dict[str, Any]:
-    order = "name" if sort == "name" else "updated"
+    order: Literal["name", "updated"] = "name" if sort == "name" else "updated"
     number = _int(page, "page", 1, 10_000_000, 1)
     found = client.artifacts(
         type=type, name_like=q, tag=tag, order=order, limit=PAGE_SIZE + 1, offset=(number - 1) * PAGE_SIZE

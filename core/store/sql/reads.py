@@ -53,19 +53,19 @@ class SQLReads(SQLEngine):
         if ref.label is not None:
             digits = ref.label[1:]
             number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
-            found = (
+            labelled: int | None = (
                 None
                 if number > _LABEL_MAX
                 else conn.execute(
                     sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
                 ).scalar()
             )
-            if found is None:
+            if labelled is None:
                 raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
-            return found
+            return labelled
         if ref.digest is not None:
             prefix = ref.digest if ":" in ref.digest else f"blake3:{ref.digest}"
-            found_ids = (
+            found_ids: list[int] = list(
                 conn.execute(
                     sa.select(versions.c.id)
                     .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
@@ -98,7 +98,8 @@ class SQLReads(SQLEngine):
         if found is None or found.version_id is None:
             when = f" at {at.isoformat()}" if at is not None else ""
             raise NotFound(f"artifact {ref.name!r} has no alias {alias!r}{when}")
-        return found.version_id
+        aliased: int = found.version_id
+        return aliased
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -409,13 +410,16 @@ class SQLReads(SQLEngine):
 
 def _json_equals(column: sa.ColumnElement[Any], key: str, value: Any) -> sa.ColumnElement[bool]:
     element = column[key]
+    compared: sa.ColumnElement[bool]
     if isinstance(value, bool):
-        return element.as_boolean() == value
-    if isinstance(value, int):
-        return element.as_integer() == value
-    if isinstance(value, float):
-        return element.as_float() == value
-    return element.as_string() == str(value)
+        compared = element.as_boolean() == value
+    elif isinstance(value, int):
+        compared = element.as_integer() == value
+    elif isinstance(value, float):
+        compared = element.as_float() == value
+    else:
+        compared = element.as_string() == str(value)
+    return compared
 
 
 def _filter_key(key: object) -> str:
