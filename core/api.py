@@ -12,6 +12,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -285,13 +286,27 @@ class Client:
 
     def _store_blobs(self, content: _Content) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.
+        from headwater.digest.hashing import thread_pool
         from headwater.progress import ByteProgress
 
         stored = [e for e in content.entries if e.path in content.files]
+        put = self.blobs.put_file
         with ByteProgress("storing", sum(e.size for e in stored)) as bar:
-            for entry in stored:
-                self.blobs.put_file(content.files[entry.path], entry.digest)
-                bar.advance(entry.size)
+            if len(stored) < 2 or self.blobs.local_root is None:
+                for entry in stored:
+                    put(content.files[entry.path], entry.digest)
+                    bar.advance(entry.size)
+                return
+            # A local folder takes files in parallel, as they were hashed: copying and hashing
+            # release the GIL. Each copy is still hashed and checked against its digest.
+            work = {thread_pool(config.hash_threads()).submit(put, content.files[e.path], e.digest): e for e in stored}
+            try:
+                for done in as_completed(work):
+                    done.result()
+                    bar.advance(work[done].size)
+            finally:
+                for future in work:
+                    future.cancel()  # after a failure: the files not yet started stay unstored
 
     def _store_checked(self, events: Sequence[Event], blobs: Sequence[_Content]) -> None:
         """Store the blobs of versions about to be recorded, once the backend is known to take

@@ -149,7 +149,7 @@ _pool_lock = threading.Lock()
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def thread_pool(threads: int) -> ThreadPoolExecutor:
     # A pool inherited over fork() has no threads behind it (Airflow forks task processes), so
     # pools are per pid; an inherited one is dropped without shutdown, which would wait forever.
     key = (os.getpid(), threads)

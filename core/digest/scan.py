@@ -26,7 +26,7 @@ from headwater.digest.hashing import (
     _count_hashed,
     _hash_batch,
     _hash_large,
-    _pool,
+    thread_pool,
 )
 from headwater.digest.paths import validate_entry_path
 from headwater.digest.stat_cache import (
@@ -154,7 +154,7 @@ def _digest_files(
                     hashed.extend(_hash_batch([(f.abspath, f.key.size) for f in small]))
                 elif small:
                     jobs = list(_batches([(f.abspath, f.key.size) for f in small]))
-                    for job, done in zip(jobs, _pool(threads).map(_hash_batch, jobs), strict=True):
+                    for job, done in zip(jobs, thread_pool(threads).map(_hash_batch, jobs), strict=True):
                         hashed.extend(done)
                         bar.advance(sum(size for _, size in job))
         except FileNotFoundError as exc:

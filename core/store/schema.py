@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
 from headwater.events import ALIAS_MAX, DIGEST_MAX, ID_MAX, NAME_MAX, ORCHESTRATOR_MAX, PATH_MAX, TYPE_MAX
@@ -48,7 +47,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+class _JSON(sa.types.TypeDecorator[Any]):
+    """JSON, stored as JSONB on PostgreSQL.
+
+    Picked when a dialect loads it, so that SQLite's task processes never import SQLAlchemy's
+    PostgreSQL dialect (a fifth of opening a store); `with_variant(JSONB())` would import it here.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+JSON = _JSON()
 RunId = sa.String(ID_MAX)
 
 metadata = sa.MetaData()

@@ -20,7 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from headwater import config
@@ -74,7 +73,13 @@ class SQLEngine(Store):
             _bound_connect(self.engine, self._safe_url(), timeout)
         else:
             raise InvalidInput(f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://...")
-        self._insert = sqlite_insert if self.dialect == "sqlite" else pg_insert
+        self._insert: Callable[..., Any]
+        if self.dialect == "sqlite":
+            self._insert = sqlite_insert
+        else:  # imported here: SQLite's task processes never load the PostgreSQL dialect
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            self._insert = pg_insert
         self._prepare()
         if upgrade:
             with self._translate_errors():
