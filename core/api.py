@@ -292,7 +292,7 @@ class Client:
         stored = [e for e in content.entries if e.path in content.files]
         put = self.blobs.put_file
         with ByteProgress("storing", sum(e.size for e in stored)) as bar:
-            if len(stored) < 2 or self.blobs.local_root is None:
+            if len(stored) < 2 or self.blobs.local_path(stored[0].digest) is None:
                 for entry in stored:
                     put(content.files[entry.path], entry.digest)
                     bar.advance(entry.size)
