@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AliasMove,
         Artifact,
         Diff,
+        Drift,
         Impact,
         LineageGraph,
         Run,
@@ -53,6 +54,7 @@ _LAZY = {
     "AliasMove": "headwater.models",
     "Artifact": "headwater.models",
     "Diff": "headwater.models",
+    "Drift": "headwater.models",
     "Edge": "headwater.models",
     "Impact": "headwater.models",
     "LineageGraph": "headwater.models",
@@ -293,6 +295,23 @@ def impact(
     return default_client().impact(digest=digest, path=path, ref=ref, read_files=read_files)
 
 
+def status(refs: Sequence[str] = ()) -> list[Drift]:
+    """What changed under the versions in use (`headwater status`): for each REF given, else every
+    artifact's `latest` and every aliased version, the referenced entries whose location no longer
+    holds what was logged: local files changed, storage checksums moved, objects gone.
+
+    Args:
+        refs: the versions to check (default: every `latest` and every aliased version).
+    """
+    return default_client().status(refs)
+
+
+def check(version: Version | str) -> list[Drift]:
+    """The referenced entries of one version (a REF or a Version) whose location no longer holds
+    what was logged; empty when nothing drifted."""
+    return default_client().check(version)
+
+
 def verify(ref: str) -> VerifyReport:
     """Re-hash every entry of a version: missing files, changed bytes, drifted references."""
     return default_client().verify(ref)
@@ -367,6 +386,7 @@ __all__ = [
     "Client",
     "Conflict",
     "Diff",
+    "Drift",
     "Edge",
     "HeadwaterError",
     "Impact",
@@ -386,6 +406,7 @@ __all__ = [
     "alias",
     "alias_history",
     "artifacts",
+    "check",
     "default_client",
     "delete",
     "diff",
@@ -400,6 +421,7 @@ __all__ = [
     "run_id",
     "runs",
     "runs_using",
+    "status",
     "sync",
     "tag",
     "unalias",

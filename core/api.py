@@ -35,6 +35,7 @@ from headwater.models import (
     AliasMove,
     Artifact,
     Diff,
+    Drift,
     Impact,
     LineageGraph,
     ManifestEntry,
@@ -513,7 +514,8 @@ class Client:
             if key not in used:
                 event, known = self._use_event(rid, item, name=None, type=None)
                 events.append(event)
-                edge_ref = event.ref if isinstance(event, EdgeRecorded) else f"{event.name}@{event.digest}"  # type: ignore[union-attr]
+                # _use_event makes an EdgeRecorded (by REF) or a VersionRecorded (hashed content).
+                edge_ref = event.ref if isinstance(event, EdgeRecorded) else f"{event.name}@{event.digest}"  # type: ignore[union-attr]  (a VersionRecorded)
                 used[key] = edge_ref  # resolved on delivery when the backend is away
                 shown.append(known.ref if known is not None else edge_ref)
             return used[key]
@@ -834,13 +836,16 @@ class Client:
     def _restore(self, version: Version, item: ManifestEntry, target: Path) -> str:
         """Restore one entry to `target`; returns the blake3 digest of the bytes written."""
         from headwater.blobs import copy_hashed
-        from headwater.digest import is_content_digest, reference_status
+        from headwater.digest import is_content_digest, open_pinned, reference_status
 
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.ref is None:
             self.blobs.get_file(item.digest, target)
             return item.digest
-        if not is_content_digest(item.digest):
+        # An s3v:/gsgen: entry names the object version it was: that version is read, not the
+        # object's current bytes, so a pinned reference downloads after the object changed.
+        pinned = open_pinned(item)
+        if pinned is None and not is_content_digest(item.digest):
             status = reference_status(item, stat_cache=self.stat_cache)
             if status == "missing":
                 raise NotFound(f"{item.ref} is gone since {version.ref} was recorded")
@@ -852,14 +857,69 @@ class Client:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
+            with pinned or fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
                 got = copy_hashed(src, out)
             if is_content_digest(item.digest) and got != item.digest:
                 raise Conflict(f"{item.ref} has changed since {version.ref} was recorded")
+            if pinned is not None and tmp.stat().st_size != item.size:
+                raise Conflict(f"{item.ref} at {item.digest} is not the size recorded in {version.ref}")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         return got
+
+    def check(self, version: Version | str) -> list[Drift]:
+        """The referenced entries of a version whose location no longer holds what was logged:
+        local files changed, storage checksums moved, objects gone. Stored entries (their bytes
+        are headwater's own) and checksums never read from a storage (`ol:`, `unverified:`) are
+        not checked."""
+        from headwater.digest import is_content_digest, reference_status
+
+        if isinstance(version, str) or not version.entries:
+            version = self.get(version if isinstance(version, str) else version.ref)
+        found = []
+        for item in version.entries:
+            if item.ref is None or item.digest.startswith(("ol:", "unverified:")):
+                continue
+            detail = None
+            try:
+                status = reference_status(item, stat_cache=self.stat_cache)
+            except (InvalidInput, Unavailable) as err:  # access denied, no such extra, storage away
+                status, detail = "unreachable", str(err)
+            except OSError as err:
+                status, detail = "unreachable", f"{type(err).__name__}: {err}"
+            if status == "ok":
+                continue
+            if status == "drifted" and is_content_digest(item.digest):
+                status = "changed"
+            found.append(
+                Drift(
+                    version=version.ref,
+                    path=item.path,
+                    ref=item.ref,
+                    digest=item.digest,
+                    status=status,  # type: ignore[arg-type]  (reference_status says ok/missing/drifted)
+                    detail=detail,
+                )
+            )
+        return found
+
+    def status(self, refs: Sequence[str] = ()) -> list[Drift]:
+        """What changed under the versions in use, as `dvc status` tells: for each REF given,
+        else for every artifact's `latest` and every version an alias points to, the referenced
+        entries whose location no longer holds what was logged (`check`)."""
+        if isinstance(refs, str):
+            refs = [refs]
+        found: list[Drift] = []
+        for ref in dict.fromkeys(self.get(ref).ref for ref in refs) if refs else self.versions_in_use():
+            found.extend(self.check(ref))
+        return found
+
+    def versions_in_use(self) -> list[str]:
+        """Refs of every artifact's `latest` and every version an alias points to."""
+        return [
+            v.ref for artifact in self.artifacts() for v in self.versions(artifact.name) if v.aliases and not v.deleted
+        ]
 
     def verify(self, ref: str) -> VerifyReport:
         """Re-hash every entry of a version: missing files, changed bytes, drifted references."""

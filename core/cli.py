@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ from rich.text import Text
 from headwater import __version__, render, times
 from headwater.api import Client, Output
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
-from headwater.models import AliasMove, Run
+from headwater.models import AliasMove, Drift, Run
 from headwater.refs import LATEST, is_uri
 from headwater.store.base import ArtifactOrder
 
@@ -265,7 +265,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     \b
     Exit codes:
       0  success
-      1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted
+      1  any other error (HeadwaterError); `verify`, `status`: bytes missing, changed or drifted
       2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)
       3  not found (NotFound)
       4  contradicts what is recorded (Conflict)
@@ -577,23 +577,48 @@ def aliases_cmd(client: Client, name: str, history: bool, as_json: bool) -> None
         _show(render.alias_moves_table(moves, history=history))
 
 
+def _check_option(func: F) -> F:
+    return click.option(
+        "--check",
+        is_flag=True,
+        help="Ask the storage whether each referenced file still holds what was logged; mark what drifted.",
+    )(func)
+
+
+def _drift(client: Client, refs: Iterable[str]) -> list[Drift]:
+    found: list[Drift] = []
+    for ref in dict.fromkeys(refs):
+        found.extend(client.check(ref))
+    return found
+
+
+def _with_drift(obj: Any, drift: list[Drift] | None) -> Any:
+    """The JSON of `obj`, with a `drift` list added when --check asked for one."""
+    if drift is None:
+        return obj
+    return {**json.loads(render.to_json(obj)), "drift": [d.model_dump(mode="json") for d in drift]}
+
+
 @cli.command("show")
 @click.argument("ref")
 @click.option("--at", type=IsoTime(), help="What REF pointed to at this time (ISO 8601; no offset = UTC).")
+@_check_option
 @json_option
 @_with_client
-def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> None:
+def show_cmd(client: Client, ref: str, at: datetime | None, check: bool, as_json: bool) -> None:
     """Show one version and its entries.
 
     Fields, aliases, tags, metadata and the runs that produced it; with --at, the version REF
-    named at that time (what `production` pointed to on 1 March).
+    named at that time (what `production` pointed to on 1 March); with --check, whether each
+    referenced entry still holds what was logged.
     """
     version = client.get(ref, at=at)
+    drift = client.check(version) if check else None
     if as_json:
-        _print_json(version)
+        _print_json(_with_drift(version, drift))
         return
     producers = client.runs_by_id(r for r in [version.produced_by, *version.producers] if r)
-    _show(render.version_detail(version, producers, at=at))
+    _show(render.version_detail(version, producers, at=at, drift=drift))
 
 
 @cli.command("download")
@@ -779,38 +804,45 @@ def _depth_option(func: F) -> F:
     )(func)
 
 
-def _lineage(client: Client, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
+def _lineage(client: Client, ref: str, direction: str, depth: int | None, check: bool, as_json: bool) -> None:
     graph = client.upstream(ref, depth=depth) if direction == "upstream" else client.downstream(ref, depth=depth)
+    drift = _drift(client, (v.ref for v in graph.versions)) if check else None
     if as_json:
-        _print_json(graph)
-    else:
+        _print_json(_with_drift(graph, drift))
+    elif drift is None:
         _show(render.lineage_tree(graph, depth=depth, direction=direction))
+    else:
+        marked = {d.version for d in drift}
+        tree = render.lineage_tree(graph, depth=depth, direction=direction, drifted=marked)
+        _show(tree, Text(""), render.drift_view(drift, len(graph.versions)))
 
 
 @cli.command("upstream")
 @click.argument("ref")
 @_depth_option
+@_check_option
 @json_option
 @_with_client
-def upstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+def upstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
     """What a version was made from, as a tree.
 
     version -> run that produced it -> versions that run used -> ...
     """
-    _lineage(client, ref, "upstream", depth, as_json)
+    _lineage(client, ref, "upstream", depth, check, as_json)
 
 
 @cli.command("downstream")
 @click.argument("ref")
 @_depth_option
+@_check_option
 @json_option
 @_with_client
-def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+def downstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
     """What was made from a version, as a tree.
 
     version -> runs that used it -> versions they produced -> ...
     """
-    _lineage(client, ref, "downstream", depth, as_json)
+    _lineage(client, ref, "downstream", depth, check, as_json)
 
 
 @cli.command("graph")
@@ -867,9 +899,12 @@ def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
 @click.argument("ref", required=False)
 @click.option("--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI).")
 @click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
+@_check_option
 @json_option
 @_with_client
-def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | None, as_json: bool) -> None:
+def impact_cmd(
+    client: Client, ref: str | None, path: str | None, digest: str | None, check: bool, as_json: bool
+) -> None:
     """Which versions hold a file, and what to retrain.
 
     Lists the versions holding the file (by path or digest), or the files of version REF as
@@ -877,8 +912,10 @@ def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | 
     downstream of them: the models to retrain, other versions to rebuild, runs to re-run.
     """
     result = client.impact(digest=digest, path=path, ref=ref)
+    shown = [*result.holding, *result.downstream.versions]
+    drift = _drift(client, (v.ref for v in shown)) if check else None
     if as_json:
-        _print_json(result)
+        _print_json(_with_drift(result, drift))
         return
     if ref is not None:
         what = f"the files of {ref}" if path is None else f"{path!r} as it was in {ref}"
@@ -886,7 +923,13 @@ def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | 
         what = f"path {path!r}" if path is not None else f"digest {digest}"
     graph = result.downstream
     using = {e.run_id for e in graph.edges if e.direction == "used"}
-    _show(render.impact_view(result, what, [r for r in graph.runs if r.id in using]))
+    runs = [r for r in graph.runs if r.id in using]
+    if drift is None:
+        _show(render.impact_view(result, what, runs))
+    else:
+        checked = len({v.ref for v in shown})
+        marked = {d.version for d in drift}
+        _show(render.impact_view(result, what, runs, drifted=marked), Text(""), render.drift_view(drift, checked))
 
 
 @cli.command("verify")
@@ -904,6 +947,28 @@ def verify_cmd(client: Client, ref: str, as_json: bool) -> None:
     else:
         _show(render.verify_view(report))
     if not report.ok:
+        click.get_current_context().exit(1)
+
+
+@cli.command("status")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@json_option
+@_with_client
+def status_cmd(client: Client, refs: Sequence[str], as_json: bool) -> None:
+    """What changed under the versions in use; exit 1 if anything did.
+
+    Like `dvc status`: for each REF, else every artifact's latest and every aliased version,
+    lists the referenced files whose storage checksum moved (drifted), whose bytes changed since
+    they were logged (changed), that are gone (missing) or whose storage could not be asked
+    (unreachable). Stored entries are headwater's own bytes: `verify` checks those.
+    """
+    targets = [client.get(ref).ref for ref in refs] or client.versions_in_use()
+    drift = client.status(targets) if targets else []
+    if as_json:
+        _print_json(drift)
+    else:
+        _show(render.drift_view(drift, len(set(targets))))
+    if drift:
         click.get_current_context().exit(1)
 
 

@@ -926,7 +926,7 @@ def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
     table = text.split("Exit codes:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert table == [
         "    0  success",
-        "    1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted",
+        "    1  any other error (HeadwaterError); `verify`, `status`: bytes missing, changed or drifted",
         "    2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)",
         "    3  not found (NotFound)",
         "    4  contradicts what is recorded (Conflict)",
@@ -1047,3 +1047,47 @@ def test_errors_as_json(pipeline: dict[str, Any]) -> None:
     # After `--`, "--json" is an argument (here a REF), not the option.
     plain = hw("show", "--", "--json", code=3)
     assert one_error_line(plain) == "headwater: error: no artifact named '--json'"
+
+
+def test_status_and_check_mark_references_that_changed_since_they_were_logged(tmp_path: Path) -> None:
+    data, gone, model = tmp_path / "users.csv", tmp_path / "old.csv", tmp_path / "model.pt"
+    data.write_text("id\n1\n")
+    gone.write_text("x\n")
+    model.write_text("M")
+    hw("log", "--job", "ingest", "--reference", f"users={data}", "--reference", f"old={gone}")
+    train = hw_json("log", "--job", "train", "--input", "users", "--output", f"model={model}")
+    assert lines(hw("status")) == ["nothing drifted (3 versions checked)"]
+    data.write_text("id\n1\n2\n")  # changed since it was logged
+    gone.unlink()
+    hw("alias", "model:v0", "production")
+    expected = [
+        {"version": "old:v0", "path": "old.csv", "ref": gone.as_uri(), "status": "missing"},
+        {"version": "users:v0", "path": "users.csv", "ref": data.as_uri(), "status": "changed"},
+    ]
+    found = hw_json("status", code=1)
+    assert [{k: d[k] for k in ("version", "path", "ref", "status")} for d in found] == expected
+    assert lines(hw("status", code=1))[0] == "drifted references (2, 3 versions checked)"
+    assert hw_json("status", "model:production") == []  # stored bytes: nothing to drift
+
+    ingest = hw_json("runs", "--job", "ingest")[0]["id"]
+    assert lines(hw("upstream", "model", "--check")) == [
+        "model:v0 [latest, production]",
+        f"└── train (manual, succeeded) run {short_id(train['id'])}",
+        "    └── users:v0 [latest] DRIFTED",
+        f"        └── ingest (manual, succeeded) run {short_id(ingest)}",
+        "",
+        "drifted references (1, 2 versions checked)",
+        "VERSION   PATH       STATUS   REF",
+        f"users:v0  users.csv  changed  {data.as_uri()}",
+    ]
+    graph = hw_json("upstream", "model", "--check")
+    assert [(d["version"], d["status"]) for d in graph["drift"]] == [("users:v0", "changed")]
+    assert "drift" not in hw_json("upstream", "model")
+    shown = lines(hw("show", "users", "--check"))
+    assert shown[-2].split()[-1] == "STATUS" and shown[-1].split()[0] == "users.csv" and shown[-1].endswith("changed")
+    assert [d["status"] for d in hw_json("show", "users", "--check")["drift"]] == ["changed"]
+    impact = lines(hw("impact", "users", "--check"))
+    assert impact[1] == "  users:v0 [latest] DRIFTED"
+    assert [(d["version"], d["path"]) for d in hw_json("impact", "users", "--check")["drift"]] == [
+        ("users:v0", "users.csv")
+    ]

@@ -585,3 +585,45 @@ def test_inputs_and_outputs_are_added_to_an_existing_run(client: hw.Client, file
         client.link("other", run_id=rid, inputs=["a"])
     with pytest.raises(hw.InvalidInput, match="nothing to add"):
         client.link(run_id=rid)
+
+
+def test_declared_inputs_by_ref_resolve_as_their_edges_did(client: hw.Client, files) -> None:
+    """Events as a queued link sends them: the inputs by REF, resolved by the store on delivery
+    (a REF of a version, `latest` at the event's time, an artifact nobody recorded yet)."""
+    root = files({"a": "A", "b": "B", "out": "O"})
+    a = client.log_artifact("a", root / "a")
+    client.log_artifact("b", root / "b")
+    out = client.content(root / "out")
+    client.emit(
+        [
+            RunRecorded(run_id="r1", job="queued", status="succeeded"),
+            EdgeRecorded(run_id="r1", ref="a:v0"),
+            EdgeRecorded(run_id="r1", ref="b", exact=False),
+            EdgeRecorded(run_id="r1", ref="ghost", exact=False),
+            VersionRecorded(
+                name="out",
+                digest=out.digest,
+                entries=out.entries,
+                run_id="r1",
+                direction="produced",
+                inputs=["a:v0", "ghost"],
+            ),
+        ]
+    )
+    up = client.upstream("out")
+    assert sorted(v.ref for v in up.versions) == ["a:v0", "ghost:v0", "out:v0"]
+    assert [e.inputs for e in up.edges if e.direction == "produced"] == [["a:v0", "ghost:v0"]]
+    assert [v.ref for v in client.downstream("b").versions] == ["b:v0"]
+    assert sorted(v.ref for v in client.downstream(a.ref).versions) == ["a:v0", "out:v0"]
+    with pytest.raises(hw.InvalidInput, match="only an output"):
+        VersionRecorded(name="x", digest=out.digest, entries=out.entries, run_id="r1", direction="used", inputs=["a"])
+
+
+def test_check_lists_local_references_that_changed(client: hw.Client, files) -> None:
+    root = files({"d/u.csv": "1\n", "d/v.csv": "2\n"})
+    version = client.log_reference("d", (root / "d").as_uri())
+    assert client.check(version.ref) == [] and client.status() == []
+    (root / "d" / "u.csv").write_text("1\n2\n")
+    (root / "d" / "v.csv").unlink()
+    found = [(d.version, d.path, d.status) for d in client.status()]
+    assert found == [("d:v0", "u.csv", "changed"), ("d:v0", "v.csv", "missing")]
