@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
         AliasMove,
         Artifact,
         Diff,
+        Drift,
         Impact,
         LineageGraph,
         Run,
@@ -53,6 +54,7 @@ _LAZY = {
     "AliasMove": "headwater.models",
     "Artifact": "headwater.models",
     "Diff": "headwater.models",
+    "Drift": "headwater.models",
     "Edge": "headwater.models",
     "Impact": "headwater.models",
     "LineageGraph": "headwater.models",
@@ -112,10 +114,11 @@ def run(
 
 
 def link(
-    job: str,
+    job: str | None = None,
     inputs: Iterable[InputLike] = (),
     outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
     *,
+    run_id: str | None = None,
     job_namespace: str = "manual",
     params: dict[str, Any] | None = None,
     status: RunStatus = "succeeded",
@@ -128,7 +131,10 @@ def link(
 
     Args:
         inputs: REF strings, Versions, paths or URIs the step used.
-        outputs: `hw.Output`s or (name, path) pairs it produced.
+        outputs: `hw.Output`s or (name, path) pairs it produced; `hw.Output(..., inputs=[...])`
+            says which inputs made that output (the others did not).
+        run_id: add these inputs and outputs to this existing run, of any orchestrator, instead
+            of recording a new one (then give no job or other run field).
         status: how the step ended (`succeeded` by default).
         started_at: when it started (a naive datetime is UTC; default now).
         ended_at: when it ended (likewise).
@@ -138,6 +144,7 @@ def link(
         job,
         inputs,
         outputs,
+        run_id=run_id,
         job_namespace=job_namespace,
         params=params,
         status=status,
@@ -288,6 +295,23 @@ def impact(
     return default_client().impact(digest=digest, path=path, ref=ref, read_files=read_files)
 
 
+def status(refs: Sequence[str] = ()) -> list[Drift]:
+    """What changed under the versions in use (`headwater status`): for each REF given, else every
+    artifact's `latest` and every aliased version, the referenced entries whose location no longer
+    holds what was logged: local files changed, storage checksums moved, objects gone.
+
+    Args:
+        refs: the versions to check (default: every `latest` and every aliased version).
+    """
+    return default_client().status(refs)
+
+
+def check(version: Version | str) -> list[Drift]:
+    """The referenced entries of one version (a REF or a Version) whose location no longer holds
+    what was logged; empty when nothing drifted."""
+    return default_client().check(version)
+
+
 def verify(ref: str) -> VerifyReport:
     """Re-hash every entry of a version: missing files, changed bytes, drifted references."""
     return default_client().verify(ref)
@@ -362,6 +386,7 @@ __all__ = [
     "Client",
     "Conflict",
     "Diff",
+    "Drift",
     "Edge",
     "HeadwaterError",
     "Impact",
@@ -381,6 +406,7 @@ __all__ = [
     "alias",
     "alias_history",
     "artifacts",
+    "check",
     "default_client",
     "delete",
     "diff",
@@ -395,6 +421,7 @@ __all__ = [
     "run_id",
     "runs",
     "runs_using",
+    "status",
     "sync",
     "tag",
     "unalias",

@@ -36,6 +36,7 @@ from headwater.models import (
     AliasMove,
     Artifact,
     Diff,
+    Drift,
     Impact,
     LineageGraph,
     ManifestEntry,
@@ -74,9 +75,17 @@ def run_id(*parts: object) -> str:
     return str(uuid.uuid5(NAMESPACE_UUID, "\x1f".join(str(p) for p in parts)))
 
 
+InputLike = str | os.PathLike[str] | Version
+
+
 @dataclass
 class Output:
-    """An output to record: a local path (stored) or a URI (referenced) under artifact `name`."""
+    """An output to record: a local path (stored) or a URI (referenced) under artifact `name`.
+
+    `inputs`: what made this output (REFs, paths, URIs or Versions), when not every input of the
+    run did; each is also recorded as an input of the run. Upstream of this output then follows
+    only these, and downstream of another input of the run does not reach it.
+    """
 
     name: str
     path: str | os.PathLike[str]
@@ -86,9 +95,7 @@ class Output:
     description: str | None = None
     tags: Sequence[str] = ()
     store: bool | None = None
-
-
-InputLike = str | os.PathLike[str] | Version
+    inputs: Sequence[InputLike] = ()
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -333,6 +340,7 @@ class Client:
         run: str | None,
         direction: str | None,
         blobs_to_store: list[_Content] | None = None,
+        inputs: Sequence[str] = (),
     ) -> VersionRecorded:
         """The event for `target`'s content. Its blobs are stored now, or, when `blobs_to_store`
         is given, appended to it so a caller can check every input before writing any blob."""
@@ -350,6 +358,7 @@ class Client:
             aliases=aliases,
             run_id=run,
             direction=direction,  # type: ignore[arg-type]  # "used" or "produced", from the callers
+            inputs=list(dict.fromkeys(inputs)),
         )
         if blobs_to_store is None:
             self._store_blobs(content)
@@ -465,10 +474,11 @@ class Client:
 
     def link(
         self,
-        job: str,
+        job: str | None = None,
         inputs: Iterable[InputLike] = (),
         outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
         *,
+        run_id: str | None = None,
         job_namespace: str = "manual",
         params: dict[str, Any] | None = None,
         status: RunStatus = "succeeded",
@@ -477,68 +487,95 @@ class Client:
         error: str | None = None,
         links: dict[str, str] | None = None,
     ) -> Run:
-        """Attach a step done elsewhere (by hand, by another team) to the graph in one call."""
-        if not job or not job.strip():
+        """Attach a step done elsewhere (by hand, by another team) to the graph in one call.
+
+        With `run_id`, the inputs and outputs are added to that existing run (of any
+        orchestrator), each edge with the time of this call; the run itself is left as it is.
+        """
+        existing: Run | None = None
+        if run_id is not None:
+            if job is not None or params or error is not None or links or started_at or ended_at:
+                raise InvalidInput("link(run_id=...) adds inputs and outputs to a run; its job and fields stay")
+            try:
+                existing = self.store.get_run(run_id)
+            except Unavailable:
+                pass  # the backend is away: the edges wait in the outbox, beside the run's own
+        elif not job or not job.strip():
             raise InvalidInput("a run needs a job name")
         now = utcnow()
-        rid = new_id()
-        events: list[Event] = [
-            RunRecorded(
-                run_id=rid,
-                job=job,
-                job_namespace=job_namespace,
-                orchestrator="manual",
-                run_kind="manual",
-                status=status,
-                started_at=_utc(started_at) or now,
-                ended_at=_utc(ended_at) or now,
-                params=params or {},
-                error=error,
-                links=links,
+        rid = run_id or new_id()
+        events: list[Event] = []
+        if run_id is None:
+            events.append(
+                RunRecorded(
+                    run_id=rid,
+                    job=job,
+                    job_namespace=job_namespace,
+                    orchestrator="manual",
+                    run_kind="manual",
+                    status=status,
+                    started_at=_utc(started_at) or now,
+                    ended_at=_utc(ended_at) or now,
+                    params=params or {},
+                    error=error,
+                    links=links,
+                )
             )
-        ]
-        used: list[str] = []
+        used: dict[str, str] = {}  # the input as given -> the REF of its edge
+        shown: list[str] = []
+
+        def use(item: InputLike) -> str:
+            key = item.ref if isinstance(item, Version) else os.fspath(item)
+            if key not in used:
+                event, known = self._use_event(rid, item, name=None, type=None)
+                events.append(event)
+                # _use_event makes an EdgeRecorded (by REF) or a VersionRecorded (hashed content).
+                edge_ref = event.ref if isinstance(event, EdgeRecorded) else f"{event.name}@{event.digest}"
+                used[key] = edge_ref  # resolved on delivery when the backend is away
+                shown.append(known.ref if known is not None else edge_ref)
+            return used[key]
+
         for item in inputs:
-            event, known = self._use_event(rid, item, name=None, type=None)
-            events.append(event)
-            if known is not None:
-                used.append(known.ref)
-            elif isinstance(event, EdgeRecorded):
-                used.append(event.ref)  # the backend is away: resolved on delivery
-            else:
-                used.append(f"{event.name}@{event.digest}")
+            use(item)
         produced: list[str] = []
         blobs: list[_Content] = []
         for out in outputs:
             if isinstance(out, tuple):
                 out = Output(*out)
-            events.append(
-                self._version_event(
-                    out.name,
-                    out.path,
-                    type=out.type,
-                    aliases=out.aliases,
-                    metadata=out.metadata,
-                    description=out.description,
-                    tags=out.tags,
-                    store=out.store,
-                    run=rid,
-                    direction="produced",
-                    blobs_to_store=blobs,
-                )
+            made_from = [use(item) for item in out.inputs]
+            event = self._version_event(
+                out.name,
+                out.path,
+                type=out.type,
+                aliases=out.aliases,
+                metadata=out.metadata,
+                description=out.description,
+                tags=out.tags,
+                store=out.store,
+                run=rid,
+                direction="produced",
+                blobs_to_store=blobs,
+                inputs=made_from,
             )
-            produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]  # appended just above
+            events.append(event)
+            produced.append(f"{event.name}@{event.digest}")
+        if not events:
+            raise InvalidInput("nothing to add: give inputs or outputs")
         self._store_checked(events, blobs)
         if self.emit(events):
             return self.store.get_run(rid)
         # Still in the outbox: say what will be recorded, by digest since labels come on delivery.
+        if existing is not None:
+            return existing.model_copy(
+                update={"inputs": [*existing.inputs, *shown], "outputs": [*existing.outputs, *produced]}
+            )
         return Run(
             id=rid,
-            job=job,
+            job=job or "unknown",
             job_namespace=job_namespace,
             status=status,
             params=params or {},
-            inputs=used,
+            inputs=shown,
             outputs=produced,
         )
 
@@ -814,13 +851,16 @@ class Client:
     def _restore(self, version: Version, item: ManifestEntry, target: Path) -> str:
         """Restore one entry to `target`; returns the blake3 digest of the bytes written."""
         from headwater.blobs import copy_hashed
-        from headwater.digest import is_content_digest, reference_status
+        from headwater.digest import is_content_digest, open_pinned, reference_status
 
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.ref is None:
             self.blobs.get_file(item.digest, target)
             return item.digest
-        if not is_content_digest(item.digest):
+        # An s3v:/gsgen: entry names the object version it was: that version is read, not the
+        # object's current bytes, so a pinned reference downloads after the object changed.
+        pinned = open_pinned(item)
+        if pinned is None and not is_content_digest(item.digest):
             status = reference_status(item, stat_cache=self.stat_cache)
             if status == "missing":
                 raise NotFound(f"{item.ref} is gone since {version.ref} was recorded")
@@ -832,14 +872,70 @@ class Client:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
+            with pinned or fsspec.open(item.ref, "rb") as src, open(tmp, "wb") as out:
                 got = copy_hashed(src, out)
             if is_content_digest(item.digest) and got != item.digest:
                 raise Conflict(f"{item.ref} has changed since {version.ref} was recorded")
+            if pinned is not None and tmp.stat().st_size != item.size:
+                raise Conflict(f"{item.ref} at {item.digest} is not the size recorded in {version.ref}")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         return got
+
+    def check(self, version: Version | str) -> list[Drift]:
+        """The referenced entries of a version whose location no longer holds what was logged:
+        local files changed, storage checksums moved, objects gone. Stored entries (their bytes
+        are headwater's own) and checksums never read from a storage (`ol:`, `unverified:`) are
+        not checked."""
+        from headwater.digest import is_content_digest, reference_status
+
+        if isinstance(version, str) or not version.entries:
+            version = self.get(version if isinstance(version, str) else version.ref)
+        found = []
+        for item in version.entries:
+            if item.ref is None or item.digest.startswith(("ol:", "unverified:")):
+                continue
+            detail = None
+            status: str
+            try:
+                status = reference_status(item, stat_cache=self.stat_cache)
+            except (InvalidInput, Unavailable) as err:  # access denied, no such extra, storage away
+                status, detail = "unreachable", str(err)
+            except OSError as err:
+                status, detail = "unreachable", f"{type(err).__name__}: {err}"
+            if status == "ok":
+                continue
+            if status == "drifted" and is_content_digest(item.digest):
+                status = "changed"
+            found.append(
+                Drift(
+                    version=version.ref,
+                    path=item.path,
+                    ref=item.ref,
+                    digest=item.digest,
+                    status=status,  # type: ignore[arg-type]  # one of Drift.status: missing, drifted, changed, unreachable
+                    detail=detail,
+                )
+            )
+        return found
+
+    def status(self, refs: Sequence[str] = ()) -> list[Drift]:
+        """What changed under the versions in use, as `dvc status` tells: for each REF given,
+        else for every artifact's `latest` and every version an alias points to, the referenced
+        entries whose location no longer holds what was logged (`check`)."""
+        if isinstance(refs, str):
+            refs = [refs]
+        found: list[Drift] = []
+        for ref in dict.fromkeys(self.get(ref).ref for ref in refs) if refs else self.versions_in_use():
+            found.extend(self.check(ref))
+        return found
+
+    def versions_in_use(self) -> list[str]:
+        """Refs of every artifact's `latest` and every version an alias points to."""
+        return [
+            v.ref for artifact in self.artifacts() for v in self.versions(artifact.name) if v.aliases and not v.deleted
+        ]
 
     def verify(self, ref: str) -> VerifyReport:
         """Re-hash every entry of a version: missing files, changed bytes, drifted references."""

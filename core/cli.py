@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -28,7 +28,7 @@ from rich.text import Text
 from headwater import __version__, render, times
 from headwater.api import Client, Output
 from headwater.errors import HeadwaterError, InvalidInput, NotFound, Unavailable
-from headwater.models import AliasMove, Run
+from headwater.models import AliasMove, Drift, Run
 from headwater.refs import LATEST, is_uri
 from headwater.store.base import ArtifactOrder
 
@@ -265,7 +265,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
     \b
     Exit codes:
       0  success
-      1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted
+      1  any other error (HeadwaterError); `verify`, `status`: bytes missing, changed or drifted
       2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)
       3  not found (NotFound)
       4  contradicts what is recorded (Conflict)
@@ -315,7 +315,13 @@ def _input_item(client: Client, text: str) -> Any:
 
 
 @cli.command("log")
-@click.option("--job", required=True, help="The step's name.")
+@click.option("--job", help="The step's name (a new run; required unless --run names an existing one).")
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="Add the inputs and outputs to this existing run (of any orchestrator) instead of a new one.",
+)
 @click.option("--namespace", "job_namespace", default="manual", show_default=True, help="The job's namespace.")
 @click.option(
     "--input",
@@ -339,6 +345,15 @@ def _input_item(client: Client, text: str) -> Any:
     metavar="NAME=URI",
     callback=_pairs("NAME=URI"),
     help="An output kept as a pointer only (not stored).",
+)
+@click.option(
+    "--from",
+    "made_from",
+    multiple=True,
+    metavar="NAME=REF_OR_PATH",
+    callback=_pairs("NAME=REF_OR_PATH"),
+    help="Output NAME was made from this input (repeatable; also an input of the run). "
+    "Outputs without --from were made from every input.",
 )
 @click.option(
     "--type",
@@ -372,11 +387,13 @@ def _input_item(client: Client, text: str) -> Any:
 @_with_client
 def log_cmd(
     client: Client,
-    job: str,
+    job: str | None,
+    run_id: str | None,
     job_namespace: str,
     inputs: Sequence[str],
     outputs: list[tuple[str, str]],
     references: list[tuple[str, str]],
+    made_from: list[tuple[str, str]],
     types: list[tuple[str, str]],
     aliases: list[tuple[str, str]],
     params: list[tuple[str, str]],
@@ -389,8 +406,13 @@ def log_cmd(
     """Record a manual run: what a step done by hand read and wrote.
 
     --metadata, --description and --tag apply to every output (--output and --reference) of
-    the call: log outputs that need different ones in separate calls.
+    the call: log outputs that need different ones in separate calls. `--from NAME=REF` says
+    which inputs made output NAME; `--run RUN_ID` adds to a run already recorded.
     """
+    if (job is None) == (run_id is None):
+        raise click.UsageError("give --job for a new run, or --run RUN_ID to add to an existing one")
+    if run_id is not None and params:
+        raise click.BadParameter("a run's parameters are its own: --run adds inputs and outputs", param_hint="--param")
     names = [n for n, _ in outputs] + [n for n, _ in references]
     for given, hint in ((metadata, "--metadata"), (description, "--description"), (tags, "--tag")):
         if given and not names:
@@ -407,6 +429,11 @@ def log_cmd(
         if name not in names:
             raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--alias")
         aliases_of.setdefault(name, []).append(alias)
+    sources: dict[str, list[Any]] = {}
+    for name, text in made_from:
+        if name not in names:
+            raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--from")
+        sources.setdefault(name, []).append(_input_item(client, text))
     items = [_input_item(client, text) for text in inputs]
     metadata_ = _values(metadata)
 
@@ -420,17 +447,21 @@ def log_cmd(
             description=description,
             tags=tags,
             store=store,
+            inputs=sources.get(name, ()),
         )
 
     outs = [output(name, path) for name, path in outputs] + [output(name, uri, store=False) for name, uri in references]
-    run = client.link(
-        job,
-        items,
-        outs,
-        job_namespace=job_namespace,
-        params=_values(params),
-        status=status,  # type: ignore[arg-type]  # click.Choice gave one of RunStatus's values
-    )
+    if run_id is not None:
+        run = client.link(inputs=items, outputs=outs, run_id=run_id)
+    else:
+        run = client.link(
+            job,
+            items,
+            outs,
+            job_namespace=job_namespace,
+            params=_values(params),
+            status=status,  # type: ignore[arg-type]  # click.Choice gave one of RunStatus's values
+        )
     if as_json:
         _print_json(run)
     else:
@@ -546,23 +577,48 @@ def aliases_cmd(client: Client, name: str, history: bool, as_json: bool) -> None
         _show(render.alias_moves_table(moves, history=history))
 
 
+def _check_option(func: F) -> F:
+    return click.option(
+        "--check",
+        is_flag=True,
+        help="Ask the storage whether each referenced file still holds what was logged; mark what drifted.",
+    )(func)
+
+
+def _drift(client: Client, refs: Iterable[str]) -> list[Drift]:
+    found: list[Drift] = []
+    for ref in dict.fromkeys(refs):
+        found.extend(client.check(ref))
+    return found
+
+
+def _with_drift(obj: Any, drift: list[Drift] | None) -> Any:
+    """The JSON of `obj`, with a `drift` list added when --check asked for one."""
+    if drift is None:
+        return obj
+    return {**json.loads(render.to_json(obj)), "drift": [d.model_dump(mode="json") for d in drift]}
+
+
 @cli.command("show")
 @click.argument("ref")
 @click.option("--at", type=IsoTime(), help="What REF pointed to at this time (ISO 8601; no offset = UTC).")
+@_check_option
 @json_option
 @_with_client
-def show_cmd(client: Client, ref: str, at: datetime | None, as_json: bool) -> None:
+def show_cmd(client: Client, ref: str, at: datetime | None, check: bool, as_json: bool) -> None:
     """Show one version and its entries.
 
     Fields, aliases, tags, metadata and the runs that produced it; with --at, the version REF
-    named at that time (what `production` pointed to on 1 March).
+    named at that time (what `production` pointed to on 1 March); with --check, whether each
+    referenced entry still holds what was logged.
     """
     version = client.get(ref, at=at)
+    drift = client.check(version) if check else None
     if as_json:
-        _print_json(version)
+        _print_json(_with_drift(version, drift))
         return
     producers = client.runs_by_id(r for r in [version.produced_by, *version.producers] if r)
-    _show(render.version_detail(version, producers, at=at))
+    _show(render.version_detail(version, producers, at=at, drift=drift))
 
 
 @cli.command("download")
@@ -748,38 +804,45 @@ def _depth_option(func: F) -> F:
     )(func)
 
 
-def _lineage(client: Client, ref: str, direction: str, depth: int | None, as_json: bool) -> None:
+def _lineage(client: Client, ref: str, direction: str, depth: int | None, check: bool, as_json: bool) -> None:
     graph = client.upstream(ref, depth=depth) if direction == "upstream" else client.downstream(ref, depth=depth)
+    drift = _drift(client, (v.ref for v in graph.versions)) if check else None
     if as_json:
-        _print_json(graph)
-    else:
+        _print_json(_with_drift(graph, drift))
+    elif drift is None:
         _show(render.lineage_tree(graph, depth=depth, direction=direction))
+    else:
+        marked = {d.version for d in drift}
+        tree = render.lineage_tree(graph, depth=depth, direction=direction, drifted=marked)
+        _show(tree, Text(""), render.drift_view(drift, len(graph.versions)))
 
 
 @cli.command("upstream")
 @click.argument("ref")
 @_depth_option
+@_check_option
 @json_option
 @_with_client
-def upstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+def upstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
     """What a version was made from, as a tree.
 
     version -> run that produced it -> versions that run used -> ...
     """
-    _lineage(client, ref, "upstream", depth, as_json)
+    _lineage(client, ref, "upstream", depth, check, as_json)
 
 
 @cli.command("downstream")
 @click.argument("ref")
 @_depth_option
+@_check_option
 @json_option
 @_with_client
-def downstream_cmd(client: Client, ref: str, depth: int | None, as_json: bool) -> None:
+def downstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
     """What was made from a version, as a tree.
 
     version -> runs that used it -> versions they produced -> ...
     """
-    _lineage(client, ref, "downstream", depth, as_json)
+    _lineage(client, ref, "downstream", depth, check, as_json)
 
 
 @cli.command("graph")
@@ -836,9 +899,12 @@ def diff_cmd(client: Client, left: str, right: str, as_json: bool) -> None:
 @click.argument("ref", required=False)
 @click.option("--path", "path", metavar="P", help="A file (local path, its name in a manifest, or a URI).")
 @click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
+@_check_option
 @json_option
 @_with_client
-def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | None, as_json: bool) -> None:
+def impact_cmd(
+    client: Client, ref: str | None, path: str | None, digest: str | None, check: bool, as_json: bool
+) -> None:
     """Which versions hold a file, and what to retrain.
 
     Lists the versions holding the file (by path or digest), or the files of version REF as
@@ -846,8 +912,10 @@ def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | 
     downstream of them: the models to retrain, other versions to rebuild, runs to re-run.
     """
     result = client.impact(digest=digest, path=path, ref=ref)
+    shown = [*result.holding, *result.downstream.versions]
+    drift = _drift(client, (v.ref for v in shown)) if check else None
     if as_json:
-        _print_json(result)
+        _print_json(_with_drift(result, drift))
         return
     if ref is not None:
         what = f"the files of {ref}" if path is None else f"{path!r} as it was in {ref}"
@@ -855,7 +923,13 @@ def impact_cmd(client: Client, ref: str | None, path: str | None, digest: str | 
         what = f"path {path!r}" if path is not None else f"digest {digest}"
     graph = result.downstream
     using = {e.run_id for e in graph.edges if e.direction == "used"}
-    _show(render.impact_view(result, what, [r for r in graph.runs if r.id in using]))
+    runs = [r for r in graph.runs if r.id in using]
+    if drift is None:
+        _show(render.impact_view(result, what, runs))
+    else:
+        checked = len({v.ref for v in shown})
+        marked = {d.version for d in drift}
+        _show(render.impact_view(result, what, runs, drifted=marked), Text(""), render.drift_view(drift, checked))
 
 
 @cli.command("verify")
@@ -873,6 +947,28 @@ def verify_cmd(client: Client, ref: str, as_json: bool) -> None:
     else:
         _show(render.verify_view(report))
     if not report.ok:
+        click.get_current_context().exit(1)
+
+
+@cli.command("status")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@json_option
+@_with_client
+def status_cmd(client: Client, refs: Sequence[str], as_json: bool) -> None:
+    """What changed under the versions in use; exit 1 if anything did.
+
+    Like `dvc status`: for each REF, else every artifact's latest and every aliased version,
+    lists the referenced files whose storage checksum moved (drifted), whose bytes changed since
+    they were logged (changed), that are gone (missing) or whose storage could not be asked
+    (unreachable). Stored entries are headwater's own bytes: `verify` checks those.
+    """
+    targets = [client.get(ref).ref for ref in refs] or client.versions_in_use()
+    drift = client.status(targets) if targets else []
+    if as_json:
+        _print_json(drift)
+    else:
+        _show(render.drift_view(drift, len(set(targets))))
+    if drift:
         click.get_current_context().exit(1)
 
 

@@ -152,6 +152,11 @@ class Edge(_Model):
     exact: bool = True
     created_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="on an output edge: refs of the run's inputs that made this version, where the "
+        "orchestrator or the user said so; empty: every input of the run (the fallback)",
+    )
 
 
 class AliasMove(_Model):
@@ -310,3 +315,20 @@ class VerifyReport(_Model):
     drifted: list[str] = Field(default_factory=list, description="references whose checksum moved")
     unchecked: list[str] = Field(default_factory=list, description="entries recorded without a checksum")
     checked: int = 0
+
+
+DriftStatus = Literal["changed", "drifted", "missing", "unreachable"]
+
+
+class Drift(_Model):
+    """One referenced entry whose location no longer holds what was recorded (`hw.status`,
+    `headwater status`, `--check`): `changed` (a local or readable file's bytes), `drifted`
+    (the storage's checksum: ETag, version id, generation, size and mtime), `missing`, or
+    `unreachable` (the storage could not be asked)."""
+
+    version: str = Field(description="ref of the version, name:vN")
+    path: str = Field(description="the entry's path in the version")
+    ref: str = Field(description="where the entry points (its URI)")
+    digest: str = Field(description="the checksum recorded")
+    status: DriftStatus
+    detail: str | None = None

@@ -249,6 +249,51 @@ def _dataset_metadata(ds: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+# The version metadata key that keeps an output's OpenLineage columnLineage dataset facet:
+# {"fields": {output field: {"inputFields": [{namespace, name, field, transformations}], ...}},
+#  "dataset": [...]}, as the facet has it (without its _producer and _schemaURL).
+COLUMN_LINEAGE = "columnLineage"
+
+
+def _column_lineage(ds: dict[str, Any]) -> dict[str, Any]:
+    """The output's columnLineage facet as plain JSON, or nothing when it has no fields."""
+    facet = (ds.get("facets") or {}).get(COLUMN_LINEAGE)
+    if not isinstance(facet, dict) or not isinstance(facet.get("fields"), dict) or not facet["fields"]:
+        return {}
+    kept = {key: facet[key] for key in ("fields", "dataset") if facet.get(key) is not None}
+    return {COLUMN_LINEAGE: kept}
+
+
+def _column_lineage_facet(value: Any) -> Any:
+    """A ColumnLineageDatasetFacet rebuilt from the metadata `_column_lineage` kept, or None when
+    what is kept is not that shape (metadata a user wrote by hand under the same key)."""
+    from openlineage.client.facet_v2 import column_lineage_dataset as cl
+
+    def input_field(raw: Any) -> Any:
+        transformations = [
+            cl.Transformation(**{k: t[k] for k in ("type", "subtype", "description", "masking") if k in t})
+            for t in raw.get("transformations") or []
+            if isinstance(t, dict) and isinstance(t.get("type"), str)
+        ]
+        return cl.InputField(
+            namespace=raw["namespace"], name=raw["name"], field=raw["field"], transformations=transformations
+        )
+
+    try:
+        fields = {
+            name: cl.Fields(
+                inputFields=[input_field(item) for item in spec.get("inputFields") or []],
+                transformationDescription=spec.get("transformationDescription"),
+                transformationType=spec.get("transformationType"),
+            )
+            for name, spec in value["fields"].items()
+        }
+        dataset = [input_field(item) for item in value.get("dataset") or []]
+        return cl.ColumnLineageDatasetFacet(fields=fields, dataset=dataset)
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
 def _edge_metadata(ds: dict[str, Any], key: str) -> dict[str, Any]:
     facets = ds.get(key) or {}
     stats = facets.get("outputStatistics") or facets.get("inputStatistics")
@@ -376,7 +421,7 @@ def _convert(raw: Any) -> list[Event] | None:
                     name=name,
                     digest=_ol_digest(version) if version is not None else f"unverified:{run_id}",
                     entries=[],
-                    metadata=_dataset_metadata(ds),
+                    metadata={**_dataset_metadata(ds), **_column_lineage(ds)},
                     run_id=run_id,
                     direction="produced",
                     edge_metadata=_edge_metadata(ds, "outputFacets"),
@@ -488,13 +533,12 @@ def run_events_for(store: Any, events: Sequence[Event]) -> list[Any]:
                     continue
                 namespace, name = name_to_ol_dataset(version.name, default_namespace=default_ns)
                 digest = version.digest.removeprefix("ol:")
-                found.append(
-                    cls(
-                        namespace=namespace,
-                        name=name,
-                        facets={"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=digest)},
-                    )
-                )
+                dataset_facets = {"version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=digest)}
+                if cls is OutputDataset and isinstance(version.metadata.get(COLUMN_LINEAGE), dict):
+                    column_lineage = _column_lineage_facet(version.metadata[COLUMN_LINEAGE])
+                    if column_lineage is not None:
+                        dataset_facets[COLUMN_LINEAGE] = column_lineage
+                found.append(cls(namespace=namespace, name=name, facets=dataset_facets))
             return found
 
         event_type = _run_event_type(status, started, run.status)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +24,7 @@ from headwater.models import (
     AliasMove,
     Artifact,
     Diff,
+    Drift,
     Impact,
     LineageGraph,
     Run,
@@ -36,6 +37,7 @@ __all__ = [
     "artifacts_table",
     "diff_view",
     "dot",
+    "drift_view",
     "fmt_size",
     "fmt_time",
     "impact_view",
@@ -147,7 +149,8 @@ def _heading(text: str) -> Text:
 # --- labels ------------------------------------------------------------------------------------
 
 
-def version_label(version: Version, *, exact: bool = True) -> Text:
+def version_label(version: Version, *, exact: bool = True, drifted: Collection[str] = ()) -> Text:
+    """`drifted`: refs of versions whose references changed (`--check`), marked here."""
     text = Text(version.ref, style="bold cyan")
     if version.type:
         text.append(f" ({version.type})")
@@ -157,7 +160,24 @@ def version_label(version: Version, *, exact: bool = True) -> Text:
         text.append(" deleted", style="red")
     if not exact:
         text.append(" (not exact)", style="yellow")
+    if version.ref in drifted:
+        text.append(" DRIFTED", style="bold yellow")
     return text
+
+
+def drift_view(drifts: Sequence[Drift], checked: int) -> Group:
+    """What `status` and `--check` found: each referenced entry whose location changed."""
+    noun = "version" if checked == 1 else "versions"
+    if not drifts:
+        return Group(Text(f"nothing drifted ({checked} {noun} checked)", style="green"))
+    table = _table("VERSION", "PATH", "STATUS", "REF")
+    for drift in sorted(drifts, key=lambda d: (d.version, d.path)):
+        style = "yellow" if drift.status == "drifted" else "red"
+        table.add_row(
+            Text(drift.version, style="cyan"), Text(drift.path), Text(drift.status, style=style), Text(drift.ref)
+        )
+    heading = _heading(f"drifted references ({len(drifts)}, {checked} {noun} checked)")
+    return Group(heading, table)
 
 
 def run_label(run: Run) -> Text:
@@ -243,8 +263,10 @@ def version_detail(
     producers: Mapping[str, Run | None] | None = None,
     *,
     at: datetime | None = None,
+    drift: Sequence[Drift] | None = None,
 ) -> Group:
-    """Every field of a version, then its entries."""
+    """Every field of a version, then its entries; with `drift` (`show --check`), each entry's
+    status."""
     producers = producers or {}
     rows: list[tuple[str, RenderableType | str]] = [
         ("ref", Text(version.ref, style="bold cyan")),
@@ -270,25 +292,54 @@ def version_detail(
     others = [p for p in version.producers if p != version.produced_by]
     for index, run_id in enumerate(others):
         rows.append(("also produced by" if index == 0 else "", _run_or_id(run_id, producers)))
-    if version.metadata:
-        for index, (key, value) in enumerate(sorted(version.metadata.items())):
+    columns = _column_rows(version.metadata.get("columnLineage"))
+    shown = {k: v for k, v in version.metadata.items() if not (columns and k == "columnLineage")}
+    if shown:
+        for index, (key, value) in enumerate(sorted(shown.items())):
             rows.append(("metadata" if index == 0 else "", Text(f"{key} = {_compact(value)}")))
     else:
         rows.append(("metadata", "-"))
+    for index, line in enumerate(columns):
+        rows.append(("columns" if index == 0 else "", Text(line)))
     parts: list[RenderableType] = [_fields(rows)]
     parts.append(Text(""))
     parts.append(_heading(f"entries ({len(version.entries)})"))
     if version.entries:
-        table = _table("PATH", "SIZE", "DIGEST", "REF")
+        status = {d.path: d.status for d in drift or ()}
+        table = _table("PATH", "SIZE", "DIGEST", "REF", *(("STATUS",) if drift is not None else ()))
         for entry in version.entries:
+            checked = entry.ref is not None and not entry.digest.startswith(("ol:", "unverified:"))
+            found = status.get(entry.path, "ok" if checked else "-")
+            style = {"ok": "green", "-": "dim", "drifted": "yellow"}.get(found, "red")
             table.add_row(
                 Text(entry.path),
                 fmt_size(entry.size),
                 short_digest(entry.digest),
                 Text(entry.ref or "stored"),
+                *((Text(found, style=style),) if drift is not None else ()),
             )
         parts.append(table)
     return Group(*parts)
+
+
+def _column_rows(facet: Any) -> list[str]:
+    """`field <- namespace/name.field (TYPE), ...` per output field of an OpenLineage
+    columnLineage facet kept in a version's metadata; nothing when it is not that shape."""
+    if not isinstance(facet, dict) or not isinstance(facet.get("fields"), dict):
+        return []
+    lines = []
+    for name, spec in sorted(facet["fields"].items()):
+        sources = []
+        for item in (spec.get("inputFields") or []) if isinstance(spec, dict) else []:
+            if not isinstance(item, dict):
+                continue
+            kinds = sorted(
+                {str(t["type"]) for t in item.get("transformations") or [] if isinstance(t, dict) and t.get("type")}
+            )
+            where = f"{item.get('namespace')}/{item.get('name')}.{item.get('field')}"
+            sources.append(where + (f" ({', '.join(kinds)})" if kinds else ""))
+        lines.append(f"{name} <- {', '.join(sources) or '-'}")
+    return lines
 
 
 def run_detail(run: Run) -> Group:
@@ -347,9 +398,13 @@ class _Walk:
         to_run, to_version = ("produced", "used") if self.direction == "upstream" else ("used", "produced")
         runs_of: dict[str, set[str]] = defaultdict(set)
         versions_of: dict[str, dict[str, bool]] = defaultdict(dict)
+        # (run, output) -> the inputs the run says made it; an output absent here: all of them
+        self.made_from: dict[tuple[str, str], set[str]] = {}
         for edge in graph.edges:
             if edge.run_id not in self.runs or edge.version not in self.versions:
                 continue
+            if edge.direction == "produced" and edge.inputs:
+                self.made_from[(edge.run_id, edge.version)] = set(edge.inputs)
             if edge.direction == to_run:
                 runs_of[edge.version].add(edge.run_id)
             if edge.direction == to_version:
@@ -361,7 +416,9 @@ class _Walk:
         }
 
 
-def lineage_tree(graph: LineageGraph, *, depth: int | None = None, direction: str | None = None) -> Tree:
+def lineage_tree(
+    graph: LineageGraph, *, depth: int | None = None, direction: str | None = None, drifted: Collection[str] = ()
+) -> Tree:
     """An indented tree from the root version: version -> run -> versions -> run ...
 
     A node printed before shows "(see above)" instead of its subtree again (lineage can have
@@ -372,7 +429,7 @@ def lineage_tree(graph: LineageGraph, *, depth: int | None = None, direction: st
     if root_ref is None or root_ref not in walk.versions:
         return Tree(Text("(empty lineage)"))
     seen: set[str] = set()
-    tree = Tree(version_label(walk.versions[root_ref]), guide_style="dim")
+    tree = Tree(version_label(walk.versions[root_ref], drifted=drifted), guide_style="dim")
     seen.add(root_ref)
 
     def expand_version(node: Tree, ref: str, hops: int) -> None:
@@ -385,11 +442,14 @@ def lineage_tree(graph: LineageGraph, *, depth: int | None = None, direction: st
                 node.add(label.append(" " + SEE_ABOVE, style="dim"))
                 continue
             seen.add(key)
-            expand_run(node.add(label), run_id, hops + 1)
+            expand_run(node.add(label), run_id, hops + 1, ref)
 
-    def expand_run(node: Tree, run_id: str, hops: int) -> None:
+    def expand_run(node: Tree, run_id: str, hops: int, came_from: str) -> None:
         for ref, exact in walk.versions_of.get(run_id, ()):
-            label = version_label(walk.versions[ref], exact=exact)
+            output, source = (came_from, ref) if walk.direction == "upstream" else (ref, came_from)
+            if source not in walk.made_from.get((run_id, output), {source}):
+                continue  # the run says this output was made from its other inputs
+            label = version_label(walk.versions[ref], exact=exact, drifted=drifted)
             if ref in seen:
                 node.add(label.append(" " + SEE_ABOVE, style="dim"))
                 continue
@@ -521,7 +581,9 @@ def diff_view(diff: Diff) -> Group:
     return Group(*lines)
 
 
-def impact_view(impact: Impact, what: str, downstream_runs: Sequence[Run] | None = None) -> Group:
+def impact_view(
+    impact: Impact, what: str, downstream_runs: Sequence[Run] | None = None, drifted: Collection[str] = ()
+) -> Group:
     """Versions holding the content, then what must be retrained, rebuilt and re-run."""
     holding_refs = {v.ref for v in impact.holding}
     graph = impact.downstream
@@ -529,7 +591,7 @@ def impact_view(impact: Impact, what: str, downstream_runs: Sequence[Run] | None
         return Group(Text(f"no version holds {what}"))
     parts: list[RenderableType] = [_heading(f"holding {what} ({len(impact.holding)})")]
     for version in sorted(impact.holding, key=_label_key):
-        parts.append(Text("  ").append_text(version_label(version)))
+        parts.append(Text("  ").append_text(version_label(version, drifted=drifted)))
     affected = [v for v in graph.versions if v.ref not in holding_refs]
     affected.sort(key=lambda v: (graph.depth.get(v.ref, 0), *_label_key(v)))
     models = [v for v in affected if (v.type or "").lower() == "model"]
@@ -541,7 +603,9 @@ def impact_view(impact: Impact, what: str, downstream_runs: Sequence[Run] | None
             table = _table("VERSION", "TYPE", "HOPS", "ALIASES")
             for version in group:
                 table.add_row(
-                    Text(version.ref, style="cyan"),
+                    version_label(version, drifted=drifted)
+                    if version.ref in drifted
+                    else Text(version.ref, style="cyan"),
                     version.type or "-",
                     str(graph.depth.get(version.ref, "-")),
                     Text(", ".join(version.aliases) or "-"),

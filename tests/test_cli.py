@@ -116,6 +116,42 @@ def test_three_step_lineage_through_log(pipeline: dict[str, Any]) -> None:
     assert lines(hw("graph", "model")) == lines(hw("upstream", "model"))
 
 
+def test_log_from_says_which_inputs_made_each_output_and_run_adds_to_a_run(tmp_path: Path) -> None:
+    for name in "abcdx":
+        (tmp_path / name).write_text(name)
+    hw("log", "--job", "ingest", "--output", f"a={tmp_path / 'a'}", "--output", f"b={tmp_path / 'b'}")
+    split = hw_json(
+        "log", "--job", "split", "--input", "a", "--output", f"c={tmp_path / 'c'}",
+        "--output", f"d={tmp_path / 'd'}", "--from", "c=a", "--from", "d=b:v0",
+    )  # fmt: skip
+    assert (split["inputs"], split["outputs"]) == (["a:v0", "b:v0"], ["c:v0", "d:v0"])
+    assert lines(hw("upstream", "c", "--depth", "1")) == [
+        "c:v0 [latest]",
+        f"└── split (manual, succeeded) run {short_id(split['id'])}",
+        "    └── a:v0 [latest]",
+    ]
+    assert [v["ref"] for v in hw_json("downstream", "b")["versions"]] == ["b:v0", "d:v0"]
+    added = hw_json("log", "--run", split["id"], "--output", f"x={tmp_path / 'x'}", "--from", "x=c")
+    assert (added["id"], added["job"], added["inputs"], added["outputs"]) == (
+        split["id"],
+        "split",
+        ["a:v0", "b:v0", "c:v0"],
+        ["c:v0", "d:v0", "x:v0"],
+    )
+    assert [v["ref"] for v in hw_json("upstream", "x")["versions"]] == ["x:v0", "c:v0", "a:v0"]
+    for args, error in (
+        (["--job", "j", "--from", "y=a", "--output", f"x={tmp_path / 'x'}"], "no --output or --reference named 'y'"),
+        (["--run", split["id"], "--param", "k=1", "--input", "a"], "--run adds inputs and outputs"),
+        (["--input", "a"], "give --job for a new run, or --run RUN_ID"),
+        (["--job", "j", "--run", split["id"], "--input", "a"], "give --job for a new run, or --run RUN_ID"),
+    ):
+        before = state()
+        result = hw("log", *args, code=2)
+        assert error in result.stderr
+        assert state() == before
+    assert "no run with id 'nope'" in hw("log", "--run", "nope", "--input", "a", code=3).stderr
+
+
 def test_upstream_json(pipeline: dict[str, Any]) -> None:
     graph = hw_json("upstream", "model:v0")
     assert graph["root"] == "model:v0" and graph["direction"] == "upstream"
@@ -890,7 +926,7 @@ def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
     table = text.split("Exit codes:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert table == [
         "    0  success",
-        "    1  any other error (HeadwaterError); `verify`: bytes missing, changed or drifted",
+        "    1  any other error (HeadwaterError); `verify`, `status`: bytes missing, changed or drifted",
         "    2  a usage error; an invalid REF (InvalidRef) or input (InvalidInput)",
         "    3  not found (NotFound)",
         "    4  contradicts what is recorded (Conflict)",
@@ -1011,3 +1047,47 @@ def test_errors_as_json(pipeline: dict[str, Any]) -> None:
     # After `--`, "--json" is an argument (here a REF), not the option.
     plain = hw("show", "--", "--json", code=3)
     assert one_error_line(plain) == "headwater: error: no artifact named '--json'"
+
+
+def test_status_and_check_mark_references_that_changed_since_they_were_logged(tmp_path: Path) -> None:
+    data, gone, model = tmp_path / "users.csv", tmp_path / "old.csv", tmp_path / "model.pt"
+    data.write_text("id\n1\n")
+    gone.write_text("x\n")
+    model.write_text("M")
+    hw("log", "--job", "ingest", "--reference", f"users={data}", "--reference", f"old={gone}")
+    train = hw_json("log", "--job", "train", "--input", "users", "--output", f"model={model}")
+    assert lines(hw("status")) == ["nothing drifted (3 versions checked)"]
+    data.write_text("id\n1\n2\n")  # changed since it was logged
+    gone.unlink()
+    hw("alias", "model:v0", "production")
+    expected = [
+        {"version": "old:v0", "path": "old.csv", "ref": gone.as_uri(), "status": "missing"},
+        {"version": "users:v0", "path": "users.csv", "ref": data.as_uri(), "status": "changed"},
+    ]
+    found = hw_json("status", code=1)
+    assert [{k: d[k] for k in ("version", "path", "ref", "status")} for d in found] == expected
+    assert lines(hw("status", code=1))[0] == "drifted references (2, 3 versions checked)"
+    assert hw_json("status", "model:production") == []  # stored bytes: nothing to drift
+
+    ingest = hw_json("runs", "--job", "ingest")[0]["id"]
+    assert lines(hw("upstream", "model", "--check")) == [
+        "model:v0 [latest, production]",
+        f"└── train (manual, succeeded) run {short_id(train['id'])}",
+        "    └── users:v0 [latest] DRIFTED",
+        f"        └── ingest (manual, succeeded) run {short_id(ingest)}",
+        "",
+        "drifted references (1, 2 versions checked)",
+        "VERSION   PATH       STATUS   REF",
+        f"users:v0  users.csv  changed  {data.as_uri()}",
+    ]
+    graph = hw_json("upstream", "model", "--check")
+    assert [(d["version"], d["status"]) for d in graph["drift"]] == [("users:v0", "changed")]
+    assert "drift" not in hw_json("upstream", "model")
+    shown = lines(hw("show", "users", "--check"))
+    assert shown[-2].split()[-1] == "STATUS" and shown[-1].split()[0] == "users.csv" and shown[-1].endswith("changed")
+    assert [d["status"] for d in hw_json("show", "users", "--check")["drift"]] == ["changed"]
+    impact = lines(hw("impact", "users", "--check"))
+    assert impact[1] == "  users:v0 [latest] DRIFTED"
+    assert [(d["version"], d["path"]) for d in hw_json("impact", "users", "--check")["drift"]] == [
+        ("users:v0", "users.csv")
+    ]

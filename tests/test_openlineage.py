@@ -243,3 +243,66 @@ def test_a_local_store_emits_inline(server_factory, tmp_path: Path, files, monke
     seen = hw.Client(uri=catalogue.url, home=tmp_path / "seen")
     assert seen.get_run(run.id).outputs == ["out:v0"]
     # A catalogue that is away: tests/reliability/test_backend_faults.py
+
+
+def _from(name: str, field: str, kind: str, subtype: str) -> dict[str, Any]:
+    transformations = [{"type": kind, "subtype": subtype}]
+    return {"namespace": "s3://lake", "name": name, "field": field, "transformations": transformations}
+
+
+COLUMNS = {
+    "fields": {
+        "id": {"inputFields": [_from("raw/users", "user_id", "DIRECT", "IDENTITY")]},
+        "spend": {
+            "inputFields": [
+                _from("raw/orders", "amount", "DIRECT", "AGGREGATION"),
+                _from("raw/users", "user_id", "INDIRECT", "GROUP_BY"),
+            ]
+        },
+    },
+    "dataset": [_from("raw/users", "active", "INDIRECT", "FILTER")],
+}
+
+
+def test_column_lineage_is_kept_shown_and_sent_out_again(server_factory, tmp_path: Path, files, monkeypatch) -> None:
+    from headwater import render
+    from headwater.openlineage import COLUMN_LINEAGE
+
+    catalogue = server_factory("catalogue")
+    seen = hw.Client(uri=catalogue.url, home=tmp_path / "seen")
+    run_id = str(uuid.uuid4())
+    facet = {"_producer": "https://example.com/spark", "_schemaURL": "https://openlineage.io/x.json", **COLUMNS}
+    httpx.post(
+        f"{catalogue.url}/api/v1/lineage",
+        json={
+            "eventType": "COMPLETE",
+            "eventTime": "2026-01-01T00:00:00Z",
+            "run": {"runId": run_id},
+            "job": {"namespace": "spark", "name": "spend"},
+            "inputs": [
+                {"namespace": "s3://lake", "name": "raw/users"},
+                {"namespace": "s3://lake", "name": "raw/orders"},
+            ],
+            "outputs": [{"namespace": "s3://lake", "name": "spend", "facets": {"columnLineage": facet}}],
+            "producer": "https://example.com/spark",
+        },
+        timeout=30,
+    ).raise_for_status()
+    kept = seen.get("s3://lake/spend")
+    assert kept.metadata == {COLUMN_LINEAGE: COLUMNS}  # without the facet's _producer and _schemaURL
+    shown = render.plain_text(render.version_detail(kept)).splitlines()
+    columns = [line.split(None, 1)[-1] if line.startswith("columns") else line.strip() for line in shown]
+    at = next(i for i, line in enumerate(shown) if line.startswith("columns"))
+    assert columns[at : at + 2] == [
+        "id <- s3://lake/raw/users.user_id (DIRECT)",
+        "spend <- s3://lake/raw/orders.amount (DIRECT), s3://lake/raw/users.user_id (INDIRECT)",
+    ]
+
+    # Out: an output that carries the facet (logged by hand here) sends it on with its RunEvent.
+    monkeypatch.setenv("HEADWATER_OPENLINEAGE_URL", catalogue.url)
+    local = hw.Client(uri=f"sqlite:///{tmp_path / 'local.db'}")
+    with local.run("report") as run:
+        run.log_artifact("report", files({"r": "r"}) / "r", metadata={COLUMN_LINEAGE: COLUMNS})
+    assert local.store.emitter.flush(10)  # type: ignore[attr-defined]
+    assert seen.get_run(run.id).outputs == ["report:v0"]
+    assert seen.get("report").metadata == {COLUMN_LINEAGE: COLUMNS}

@@ -216,6 +216,32 @@ def test_overwrite_makes_a_new_version_and_the_old_one_drifts(
     assert Path(client.download(single, client.home / "a")).read_bytes() == b"alpha, edited\n"
 
 
+def test_a_pinned_version_id_downloads_that_version_after_the_object_changed(
+    client: Client, s3: Any, prefix: str
+) -> None:
+    key = f"{prefix}/model.pt"
+    first = _put(s3, "versioned", key, b"weights v1")
+    pinned = client.log_reference("model", f"s3://versioned/{key}")
+    assert [e.digest for e in pinned.entries] == [f"s3v:{first}"]
+    second = _put(s3, "versioned", key, b"weights, retrained")
+    assert client.status() == [
+        hw.Drift(
+            version="model:v0", path="model.pt", ref=f"s3://versioned/{key}", digest=f"s3v:{first}", status="drifted"
+        )
+    ]
+    assert Path(client.download(pinned, client.home / "old")).read_bytes() == b"weights v1"
+    newer = client.log_reference("model", f"s3://versioned/{key}")
+    assert (newer.label, newer.entries[0].digest) == ("v1", f"s3v:{second}")
+    assert client.status() == []  # v0 is no longer latest nor aliased: not in use
+    assert [d.status for d in client.status(["model:v0"])] == ["drifted"]
+    s3.delete_object(Bucket="versioned", Key=key)  # a delete marker: the versions stay
+    assert [d.status for d in client.check("model:v1")] == ["missing"]
+    assert Path(client.download(newer, client.home / "new")).read_bytes() == b"weights, retrained"
+    s3.delete_object(Bucket="versioned", Key=key, VersionId=first)  # that version itself is gone
+    with pytest.raises(hw.NotFound, match="no longer keeps the version recorded"):
+        client.download(pinned, client.home / "gone")
+
+
 def test_deleted_object_is_missing(client: Client, s3: Any, bucket: str, prefix: str) -> None:
     _put_tree(s3, bucket, prefix)
     version = client.log_reference("raw", f"s3://{bucket}/{prefix}")
@@ -374,6 +400,19 @@ def test_gcs_overwrite_drifts_and_delete_is_missing(client: Client, gcs: Any, pr
     entries = {e.path: e for e in new.entries}
     assert reference_status(entries["sub/b.csv"]) == "missing"
     assert client.verify(new.ref).missing == ["sub/b.csv"]
+
+
+def test_gcs_a_pinned_generation_downloads_that_generation(client: Client, gcs: Any, prefix: str) -> None:
+    first = _gput(gcs, f"{prefix}/m.bin", b"first")
+    pinned = client.log_reference("m", f"gs://{GCS_BUCKET}/{prefix}/m.bin")
+    assert [e.digest for e in pinned.entries] == [f"gsgen:{first}"]
+    _gput(gcs, f"{prefix}/m.bin", b"second, longer")
+    assert [(d.version, d.status) for d in client.status()] == [("m:v0", "drifted")]
+    # Google Cloud Storage serves the generation asked for (`?generation=`, which gcsfs sends);
+    # the emulator keeps only the newest and serves that, which the download refuses to pass off.
+    with pytest.raises(hw.Conflict, match=f"not the version recorded \\(gsgen:{first}\\)"):
+        client.download(pinned, client.home / "old")
+    assert not (client.home / "old" / "m.bin").exists()
 
 
 def test_blob_store_on_gcs(

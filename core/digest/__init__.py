@@ -27,7 +27,7 @@ from headwater.digest.hashing import (
     new_hasher,
 )
 from headwater.digest.paths import check_entry_paths, validate_entry_path
-from headwater.digest.references import ReferenceStatus, reference_manifest, reference_status
+from headwater.digest.references import ReferenceStatus, open_pinned, reference_manifest, reference_status
 from headwater.digest.scan import LinksOut, build_manifest, hash_file, local_files
 from headwater.digest.stat_cache import (
     RACY_NS,
@@ -58,6 +58,7 @@ __all__ = [
     "is_content_digest",
     "local_files",
     "manifest_digest",
+    "open_pinned",
     "new_hasher",
     "reference_manifest",
     "reference_status",

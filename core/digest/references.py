@@ -431,3 +431,46 @@ def _pointer_status(ref: str, scheme: str, kind: str, recorded: str) -> Referenc
     if info.get("type") == "directory":
         return "missing"
     return _verdict(of_kind(_lower(info), int(info.get("size") or 0)), recorded)
+
+
+def open_pinned(entry: ManifestEntry) -> IO[bytes] | None:
+    """The object version an ``s3v:`` or ``gsgen:`` entry recorded, open for reading, whatever
+    the object holds now; None for any other checksum (it names no version to ask for).
+
+    Raises NotFound when the storage no longer keeps that version, InvalidInput when access is
+    denied, Unavailable when it cannot be reached.
+    """
+    from headwater.errors import Conflict, NotFound
+
+    kind, _, value = entry.digest.partition(":")
+    ref = entry.ref or ""
+    scheme = ref.partition("://")[0].lower()
+    if kind not in ("s3v", "gsgen") or scheme not in ("s3", "gs"):
+        return None
+    try:
+        if kind == "s3v":
+            import fsspec.core
+
+            # Only a version-aware file system takes a version id (s3fs refuses it otherwise).
+            fs, path = fsspec.core.url_to_fs(ref, version_aware=True)
+            stream = fs.open(path, "rb", version_id=value)
+            served = getattr(stream, "version_id", None)
+        else:
+            fs, path = _open_fs(ref, scheme)
+            stream = fs.open(path, "rb", generation=value)
+            served = (getattr(stream, "details", None) or {}).get("generation")
+        if served not in (None, "") and str(served) != value:
+            # A storage (or an emulator) that ignores the version asked for: its bytes are not those.
+            stream.close()
+            raise Conflict(f"{ref} served {kind}:{served}, not the version recorded ({entry.digest})")
+        return stream  # type: ignore[no-any-return]  # fsspec is untyped: its open gives a binary file
+    except HeadwaterError:
+        raise
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"{ref} no longer keeps the version recorded ({entry.digest})") from None
+    except PermissionError as exc:
+        raise InvalidInput(f"access denied to {ref!r}: {_one_line(exc)}") from None
+    except ImportError as exc:
+        raise InvalidInput(f"{scheme}:// is not available here: {_one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - network and credential errors come in many types
+        raise Unavailable(f"cannot read {ref!r} at {entry.digest}: {_one_line(exc)}") from None
