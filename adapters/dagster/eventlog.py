@@ -19,6 +19,7 @@ import dagster as dg
 from dagster import DagsterEventType as T
 
 from headwater.adapters.dagster import _common as common
+from headwater.adapters.dagster import deps
 from headwater.observe import now, one_line, utc
 from headwater.refs import is_uri
 
@@ -220,8 +221,7 @@ def record_run(
                 error=step_error,
                 links=links,
             )
-        for found in materializations:
-            _record_materialization(b, instance, dagster_run_id, found, asset_graph)
+        _record_materializations(b, instance, dagster_run_id, materializations, asset_graph)
 
 
 def _node(asset_graph: Any, key: Any) -> Any:
@@ -230,21 +230,50 @@ def _node(asset_graph: Any, key: Any) -> Any:
     return asset_graph.get(key)
 
 
-def _record_materialization(
-    b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any
+def _record_materializations(
+    b: Any, instance: Any, dagster_run_id: str, found: list[_Materialization], asset_graph: Any
 ) -> None:
-    """A materialization HeadwaterIOManager did not record (no headwater/digest; the IO manager
-    records its outputs' deps itself): the version at its `path`/`uri` metadata or its
-    `headwater/uri`, and the deps its asset declares (edges are idempotent: inputs the IO
-    manager loaded are the same versions)."""
-    materialization = found.entry.asset_materialization
-    if materialization is None or common.DIGEST_KEY in materialization.metadata:
-        return
+    """The materializations HeadwaterIOManager did not record (no headwater/digest; the IO
+    manager records its outputs' deps itself): per step attempt, first the deps each asset
+    declares (the partitions its partition mapping reads; edges are idempotent, so inputs the IO
+    manager loaded are the same versions), then each version, at its `path`/`uri` metadata or its
+    `headwater/uri`, made from its own deps (an `AssetSpec`'s `deps` in a multi-asset)."""
+    steps: dict[tuple[str, int], list[tuple[_Materialization, Any]]] = {}
+    for item in found:
+        materialization = item.entry.asset_materialization
+        if materialization is not None and common.DIGEST_KEY not in materialization.metadata:
+            steps.setdefault((item.step_key, item.attempt), []).append((item, materialization))
+    for (step_key, attempt), written in steps.items():
+        run = common.step_id(dagster_run_id, step_key, attempt)
+        read: dict[tuple[Any, str | None], list[str]] = {}  # (dep, partition) -> REFs
+        declared: list[list[tuple[Any, str | None]]] = []
+        for item, materialization in written:
+            key, partition = materialization.asset_key, materialization.partition
+            node = _node(asset_graph, key)
+            mine = []
+            for parent in sorted(node.parent_keys if node is not None else (), key=lambda k: k.to_user_string()):
+                parent_node = _node(asset_graph, parent)
+                metadata = parent_node.metadata if parent_node is not None else None
+                partitions = (
+                    deps.parent_partitions(asset_graph, key, partition, parent) if metadata is not None else None
+                )
+                for one in partitions if partitions is not None else [None]:
+                    if (parent, one) not in read:
+                        parts = None if one is None else [one]
+                        read[(parent, one)] = deps.record(
+                            b, instance, run, parent, metadata, parts, before=item.storage_id
+                        )
+                    mine.append((parent, one))
+            declared.append(mine if node is not None else None)
+        for (_, materialization), mine in zip(written, declared, strict=True):
+            _record_version(b, run, materialization, asset_graph, deps.made_from(read.items(), mine))
+
+
+def _record_version(b: Any, run: str, materialization: Any, asset_graph: Any, inputs: list[str]) -> None:
     key, partition = materialization.asset_key, materialization.partition
     node = _node(asset_graph, key)
     definition = node.metadata if node is not None else {}
     name = common.partition_name(common.asset_name(key.path, definition), partition)
-    run = common.step_id(dagster_run_id, found.step_key, found.attempt)
     location = common.location_of(materialization.metadata)
     uri = common.uri_of(definition)
     if location is None and uri is not None and is_uri(uri):
@@ -255,42 +284,11 @@ def _record_materialization(
             name,
             common.URI_KEY,
         )
-    else:
-        metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
-        if partition is not None:
-            metadata["dagster/partition"] = partition
-        b.produced(run, location, name=name, metadata=metadata, type=common.type_of(definition))
-    if node is not None:
-        record_deps(b, instance, run, node.parent_keys, asset_graph, before_storage_id=found.storage_id)
-
-
-def record_deps(
-    b: Any, instance: Any, run: str, parents: Any, asset_graph: Any, *, before_storage_id: int | None = None
-) -> None:
-    """Edges from `run` to the version of each parent asset it depended on: the version
-    HeadwaterIOManager recorded at the parent's latest materialization (before
-    `before_storage_id`), else the content now at its stored location or its `headwater/uri`
-    (hashed: exact), else the parent's latest version (inexact)."""
-    for parent in sorted(parents, key=lambda k: k.to_user_string()):
-        parent_node = asset_graph.get(parent)
-        if parent_node.is_partitioned:
-            continue  # which partitions a dep means is not in the event log: not recorded
-        parent_name = common.asset_name(parent.path, parent_node.metadata)
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=parent, before_storage_id=before_storage_id), limit=1
-        ).records
-        metadata = records[0].asset_materialization.metadata if records else {}
-        digest = common.raw(metadata.get(common.DIGEST_KEY))
-        parent_location = common.location_of(metadata)
-        parent_uri = common.uri_of(parent_node.metadata)
-        if isinstance(digest, str):
-            b.used_ref(run, f"{parent_name}@{digest}")
-        elif parent_location is not None:
-            b.used(run, parent_location, name=parent_name)
-        elif parent_uri is not None and is_uri(parent_uri):
-            b.used(run, parent_uri, name=parent_name)
-        else:
-            b.used_ref(run, parent_name, exact=False)
+        return
+    metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
+    if partition is not None:
+        metadata["dagster/partition"] = partition
+    b.produced(run, location, name=name, metadata=metadata, type=common.type_of(definition), inputs=inputs)
 
 
 def headwater_sensor(
