@@ -112,10 +112,11 @@ def run(
 
 
 def link(
-    job: str,
+    job: str | None = None,
     inputs: Iterable[InputLike] = (),
     outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
     *,
+    run_id: str | None = None,
     job_namespace: str = "manual",
     params: dict[str, Any] | None = None,
     status: RunStatus = "succeeded",
@@ -128,7 +129,10 @@ def link(
 
     Args:
         inputs: REF strings, Versions, paths or URIs the step used.
-        outputs: `hw.Output`s or (name, path) pairs it produced.
+        outputs: `hw.Output`s or (name, path) pairs it produced; `hw.Output(..., inputs=[...])`
+            says which inputs made that output (the others did not).
+        run_id: add these inputs and outputs to this existing run, of any orchestrator, instead
+            of recording a new one (then give no job or other run field).
         status: how the step ended (`succeeded` by default).
         started_at: when it started (a naive datetime is UTC; default now).
         ended_at: when it ended (likewise).
@@ -138,6 +142,7 @@ def link(
         job,
         inputs,
         outputs,
+        run_id=run_id,
         job_namespace=job_namespace,
         params=params,
         status=status,

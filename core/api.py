@@ -73,9 +73,17 @@ def run_id(*parts: object) -> str:
     return str(uuid.uuid5(NAMESPACE_UUID, "\x1f".join(str(p) for p in parts)))
 
 
+InputLike = str | os.PathLike | Version
+
+
 @dataclass
 class Output:
-    """An output to record: a local path (stored) or a URI (referenced) under artifact `name`."""
+    """An output to record: a local path (stored) or a URI (referenced) under artifact `name`.
+
+    `inputs`: what made this output (REFs, paths, URIs or Versions), when not every input of the
+    run did; each is also recorded as an input of the run. Upstream of this output then follows
+    only these, and downstream of another input of the run does not reach it.
+    """
 
     name: str
     path: str | os.PathLike[str]
@@ -85,9 +93,7 @@ class Output:
     description: str | None = None
     tags: Sequence[str] = ()
     store: bool | None = None
-
-
-InputLike = str | os.PathLike | Version
+    inputs: Sequence[InputLike] = ()
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -318,6 +324,7 @@ class Client:
         run: str | None,
         direction: str | None,
         blobs_to_store: list[_Content] | None = None,
+        inputs: Sequence[str] = (),
     ) -> VersionRecorded:
         """The event for `target`'s content. Its blobs are stored now, or, when `blobs_to_store`
         is given, appended to it so a caller can check every input before writing any blob."""
@@ -335,6 +342,7 @@ class Client:
             aliases=aliases,
             run_id=run,
             direction=direction,  # type: ignore[arg-type]
+            inputs=list(dict.fromkeys(inputs)),
         )
         if blobs_to_store is None:
             self._store_blobs(content)
@@ -450,10 +458,11 @@ class Client:
 
     def link(
         self,
-        job: str,
+        job: str | None = None,
         inputs: Iterable[InputLike] = (),
         outputs: Iterable[Output | tuple[str, str | os.PathLike[str]]] = (),
         *,
+        run_id: str | None = None,
         job_namespace: str = "manual",
         params: dict[str, Any] | None = None,
         status: RunStatus = "succeeded",
@@ -462,68 +471,94 @@ class Client:
         error: str | None = None,
         links: dict[str, str] | None = None,
     ) -> Run:
-        """Attach a step done elsewhere (by hand, by another team) to the graph in one call."""
-        if not job or not job.strip():
+        """Attach a step done elsewhere (by hand, by another team) to the graph in one call.
+
+        With `run_id`, the inputs and outputs are added to that existing run (of any
+        orchestrator), each edge with the time of this call; the run itself is left as it is.
+        """
+        existing: Run | None = None
+        if run_id is not None:
+            if job is not None or params or error is not None or links or started_at or ended_at:
+                raise InvalidInput("link(run_id=...) adds inputs and outputs to a run; its job and fields stay")
+            try:
+                existing = self.store.get_run(run_id)
+            except Unavailable:
+                pass  # the backend is away: the edges wait in the outbox, beside the run's own
+        elif not job or not job.strip():
             raise InvalidInput("a run needs a job name")
         now = utcnow()
-        rid = new_id()
-        events: list[Event] = [
-            RunRecorded(
-                run_id=rid,
-                job=job,
-                job_namespace=job_namespace,
-                orchestrator="manual",
-                run_kind="manual",
-                status=status,
-                started_at=_utc(started_at) or now,
-                ended_at=_utc(ended_at) or now,
-                params=params or {},
-                error=error,
-                links=links,
+        rid = run_id or new_id()
+        events: list[Event] = []
+        if run_id is None:
+            events.append(
+                RunRecorded(
+                    run_id=rid,
+                    job=job,
+                    job_namespace=job_namespace,
+                    orchestrator="manual",
+                    run_kind="manual",
+                    status=status,
+                    started_at=_utc(started_at) or now,
+                    ended_at=_utc(ended_at) or now,
+                    params=params or {},
+                    error=error,
+                    links=links,
+                )
             )
-        ]
-        used: list[str] = []
+        used: dict[str, str] = {}  # the input as given -> the REF of its edge
+        shown: list[str] = []
+
+        def use(item: InputLike) -> str:
+            key = item.ref if isinstance(item, Version) else os.fspath(item)
+            if key not in used:
+                event, known = self._use_event(rid, item, name=None, type=None)
+                events.append(event)
+                edge_ref = event.ref if isinstance(event, EdgeRecorded) else f"{event.name}@{event.digest}"  # type: ignore[union-attr]
+                used[key] = edge_ref  # resolved on delivery when the backend is away
+                shown.append(known.ref if known is not None else edge_ref)
+            return used[key]
+
         for item in inputs:
-            event, known = self._use_event(rid, item, name=None, type=None)
-            events.append(event)
-            if known is not None:
-                used.append(known.ref)
-            elif isinstance(event, EdgeRecorded):
-                used.append(event.ref)  # the backend is away: resolved on delivery
-            else:
-                used.append(f"{event.name}@{event.digest}")  # type: ignore[union-attr]
+            use(item)
         produced: list[str] = []
         blobs: list[_Content] = []
         for out in outputs:
             if isinstance(out, tuple):
                 out = Output(*out)
-            events.append(
-                self._version_event(
-                    out.name,
-                    out.path,
-                    type=out.type,
-                    aliases=out.aliases,
-                    metadata=out.metadata,
-                    description=out.description,
-                    tags=out.tags,
-                    store=out.store,
-                    run=rid,
-                    direction="produced",
-                    blobs_to_store=blobs,
-                )
+            made_from = [use(item) for item in out.inputs]
+            event = self._version_event(
+                out.name,
+                out.path,
+                type=out.type,
+                aliases=out.aliases,
+                metadata=out.metadata,
+                description=out.description,
+                tags=out.tags,
+                store=out.store,
+                run=rid,
+                direction="produced",
+                blobs_to_store=blobs,
+                inputs=made_from,
             )
-            produced.append(f"{out.name}@{events[-1].digest}")  # type: ignore[union-attr]
+            events.append(event)
+            produced.append(f"{event.name}@{event.digest}")
+        if not events:
+            raise InvalidInput("nothing to add: give inputs or outputs")
         self._store_checked(events, blobs)
         if self.emit(events):
             return self.store.get_run(rid)
         # Still in the outbox: say what will be recorded, by digest since labels come on delivery.
+        if existing is not None:
+            return existing.model_copy(
+                update={"inputs": [*existing.inputs, *shown], "outputs": [*existing.outputs, *produced]}
+            )
         return Run(
             id=rid,
-            job=job,
+            job=job or "unknown",
             job_namespace=job_namespace,
             status=status,
             params=params or {},
-            inputs=used,
+            inputs=shown,
             outputs=produced,
         )
 

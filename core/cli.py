@@ -315,7 +315,13 @@ def _input_item(client: Client, text: str) -> Any:
 
 
 @cli.command("log")
-@click.option("--job", required=True, help="The step's name.")
+@click.option("--job", help="The step's name (a new run; required unless --run names an existing one).")
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="Add the inputs and outputs to this existing run (of any orchestrator) instead of a new one.",
+)
 @click.option("--namespace", "job_namespace", default="manual", show_default=True, help="The job's namespace.")
 @click.option(
     "--input",
@@ -339,6 +345,15 @@ def _input_item(client: Client, text: str) -> Any:
     metavar="NAME=URI",
     callback=_pairs("NAME=URI"),
     help="An output kept as a pointer only (not stored).",
+)
+@click.option(
+    "--from",
+    "made_from",
+    multiple=True,
+    metavar="NAME=REF_OR_PATH",
+    callback=_pairs("NAME=REF_OR_PATH"),
+    help="Output NAME was made from this input (repeatable; also an input of the run). "
+    "Outputs without --from were made from every input.",
 )
 @click.option(
     "--type",
@@ -372,11 +387,13 @@ def _input_item(client: Client, text: str) -> Any:
 @_with_client
 def log_cmd(
     client: Client,
-    job: str,
+    job: str | None,
+    run_id: str | None,
     job_namespace: str,
     inputs: Sequence[str],
     outputs: list[tuple[str, str]],
     references: list[tuple[str, str]],
+    made_from: list[tuple[str, str]],
     types: list[tuple[str, str]],
     aliases: list[tuple[str, str]],
     params: list[tuple[str, str]],
@@ -389,8 +406,13 @@ def log_cmd(
     """Record a manual run: what a step done by hand read and wrote.
 
     --metadata, --description and --tag apply to every output (--output and --reference) of
-    the call: log outputs that need different ones in separate calls.
+    the call: log outputs that need different ones in separate calls. `--from NAME=REF` says
+    which inputs made output NAME; `--run RUN_ID` adds to a run already recorded.
     """
+    if (job is None) == (run_id is None):
+        raise click.UsageError("give --job for a new run, or --run RUN_ID to add to an existing one")
+    if run_id is not None and params:
+        raise click.BadParameter("a run's parameters are its own: --run adds inputs and outputs", param_hint="--param")
     names = [n for n, _ in outputs] + [n for n, _ in references]
     for given, hint in ((metadata, "--metadata"), (description, "--description"), (tags, "--tag")):
         if given and not names:
@@ -407,6 +429,11 @@ def log_cmd(
         if name not in names:
             raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--alias")
         aliases_of.setdefault(name, []).append(alias)
+    sources: dict[str, list[Any]] = {}
+    for name, text in made_from:
+        if name not in names:
+            raise click.BadParameter(f"no --output or --reference named {name!r}", param_hint="--from")
+        sources.setdefault(name, []).append(_input_item(client, text))
     items = [_input_item(client, text) for text in inputs]
     metadata_ = _values(metadata)
 
@@ -420,17 +447,21 @@ def log_cmd(
             description=description,
             tags=tags,
             store=store,
+            inputs=sources.get(name, ()),
         )
 
     outs = [output(name, path) for name, path in outputs] + [output(name, uri, store=False) for name, uri in references]
-    run = client.link(
-        job,
-        items,
-        outs,
-        job_namespace=job_namespace,
-        params=_values(params),
-        status=status,  # type: ignore[arg-type]
-    )
+    if run_id is not None:
+        run = client.link(inputs=items, outputs=outs, run_id=run_id)
+    else:
+        run = client.link(
+            job,
+            items,
+            outs,
+            job_namespace=job_namespace,
+            params=_values(params),
+            status=status,  # type: ignore[arg-type]
+        )
     if as_json:
         _print_json(run)
     else:

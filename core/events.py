@@ -219,6 +219,11 @@ class VersionRecorded(_Event):
     direction: Direction | None = None
     exact: bool = True
     edge_metadata: JSONObject = Field(default_factory=dict)
+    inputs: list[Annotated[str, _text(REF_MAX)]] = Field(
+        default_factory=list,
+        description="with direction `produced`: the REFs of the run's inputs that made this output (each "
+        "also recorded as the run's input); empty: every input of the run made it",
+    )
     manifest: Digest | None = Field(
         default=None,
         description="on the way to a tracking server only: the digest of the staged manifest "
@@ -236,6 +241,8 @@ class VersionRecorded(_Event):
             except ValueError as err:
                 raise ValueError(f"entry {_show(entry.path)}: {err}") from None
         check_entry_paths(entry.path for entry in self.entries)
+        if self.inputs and self.direction != "produced":
+            raise ValueError("inputs: only an output (direction `produced`) says which inputs made it")
         return self
 
 

@@ -152,6 +152,11 @@ class Edge(_Model):
     exact: bool = True
     created_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="on an output edge: refs of the run's inputs that made this version, where the "
+        "orchestrator or the user said so; empty: every input of the run (the fallback)",
+    )
 
 
 class AliasMove(_Model):

@@ -270,11 +270,15 @@ def version_detail(
     others = [p for p in version.producers if p != version.produced_by]
     for index, run_id in enumerate(others):
         rows.append(("also produced by" if index == 0 else "", _run_or_id(run_id, producers)))
-    if version.metadata:
-        for index, (key, value) in enumerate(sorted(version.metadata.items())):
+    columns = _column_rows(version.metadata.get("columnLineage"))
+    shown = {k: v for k, v in version.metadata.items() if not (columns and k == "columnLineage")}
+    if shown:
+        for index, (key, value) in enumerate(sorted(shown.items())):
             rows.append(("metadata" if index == 0 else "", Text(f"{key} = {_compact(value)}")))
     else:
         rows.append(("metadata", "-"))
+    for index, line in enumerate(columns):
+        rows.append(("columns" if index == 0 else "", Text(line)))
     parts: list[RenderableType] = [_fields(rows)]
     parts.append(Text(""))
     parts.append(_heading(f"entries ({len(version.entries)})"))
@@ -289,6 +293,24 @@ def version_detail(
             )
         parts.append(table)
     return Group(*parts)
+
+
+def _column_rows(facet: Any) -> list[str]:
+    """`field <- namespace/name.field (TYPE), ...` per output field of an OpenLineage
+    columnLineage facet kept in a version's metadata; nothing when it is not that shape."""
+    if not isinstance(facet, dict) or not isinstance(facet.get("fields"), dict):
+        return []
+    lines = []
+    for name, spec in sorted(facet["fields"].items()):
+        sources = []
+        for item in (spec.get("inputFields") or []) if isinstance(spec, dict) else []:
+            if not isinstance(item, dict):
+                continue
+            kinds = sorted({t.get("type") for t in item.get("transformations") or [] if isinstance(t, dict)} - {None})
+            where = f"{item.get('namespace')}/{item.get('name')}.{item.get('field')}"
+            sources.append(where + (f" ({', '.join(kinds)})" if kinds else ""))
+        lines.append(f"{name} <- {', '.join(sources) or '-'}")
+    return lines
 
 
 def run_detail(run: Run) -> Group:
@@ -347,9 +369,13 @@ class _Walk:
         to_run, to_version = ("produced", "used") if self.direction == "upstream" else ("used", "produced")
         runs_of: dict[str, set[str]] = defaultdict(set)
         versions_of: dict[str, dict[str, bool]] = defaultdict(dict)
+        # (run, output) -> the inputs the run says made it; an output absent here: all of them
+        self.made_from: dict[tuple[str, str], set[str]] = {}
         for edge in graph.edges:
             if edge.run_id not in self.runs or edge.version not in self.versions:
                 continue
+            if edge.direction == "produced" and edge.inputs:
+                self.made_from[(edge.run_id, edge.version)] = set(edge.inputs)
             if edge.direction == to_run:
                 runs_of[edge.version].add(edge.run_id)
             if edge.direction == to_version:
@@ -385,10 +411,13 @@ def lineage_tree(graph: LineageGraph, *, depth: int | None = None, direction: st
                 node.add(label.append(" " + SEE_ABOVE, style="dim"))
                 continue
             seen.add(key)
-            expand_run(node.add(label), run_id, hops + 1)
+            expand_run(node.add(label), run_id, hops + 1, ref)
 
-    def expand_run(node: Tree, run_id: str, hops: int) -> None:
+    def expand_run(node: Tree, run_id: str, hops: int, came_from: str) -> None:
         for ref, exact in walk.versions_of.get(run_id, ()):
+            output, source = (came_from, ref) if walk.direction == "upstream" else (ref, came_from)
+            if source not in walk.made_from.get((run_id, output), {source}):
+                continue  # the run says this output was made from its other inputs
             label = version_label(walk.versions[ref], exact=exact)
             if ref in seen:
                 node.add(label.append(" " + SEE_ABOVE, style="dim"))

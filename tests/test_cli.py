@@ -116,6 +116,42 @@ def test_three_step_lineage_through_log(pipeline: dict[str, Any]) -> None:
     assert lines(hw("graph", "model")) == lines(hw("upstream", "model"))
 
 
+def test_log_from_says_which_inputs_made_each_output_and_run_adds_to_a_run(tmp_path: Path) -> None:
+    for name in "abcdx":
+        (tmp_path / name).write_text(name)
+    hw("log", "--job", "ingest", "--output", f"a={tmp_path / 'a'}", "--output", f"b={tmp_path / 'b'}")
+    split = hw_json(
+        "log", "--job", "split", "--input", "a", "--output", f"c={tmp_path / 'c'}",
+        "--output", f"d={tmp_path / 'd'}", "--from", "c=a", "--from", "d=b:v0",
+    )  # fmt: skip
+    assert (split["inputs"], split["outputs"]) == (["a:v0", "b:v0"], ["c:v0", "d:v0"])
+    assert lines(hw("upstream", "c", "--depth", "1")) == [
+        "c:v0 [latest]",
+        f"└── split (manual, succeeded) run {short_id(split['id'])}",
+        "    └── a:v0 [latest]",
+    ]
+    assert [v["ref"] for v in hw_json("downstream", "b")["versions"]] == ["b:v0", "d:v0"]
+    added = hw_json("log", "--run", split["id"], "--output", f"x={tmp_path / 'x'}", "--from", "x=c")
+    assert (added["id"], added["job"], added["inputs"], added["outputs"]) == (
+        split["id"],
+        "split",
+        ["a:v0", "b:v0", "c:v0"],
+        ["c:v0", "d:v0", "x:v0"],
+    )
+    assert [v["ref"] for v in hw_json("upstream", "x")["versions"]] == ["x:v0", "c:v0", "a:v0"]
+    for args, error in (
+        (["--job", "j", "--from", "y=a", "--output", f"x={tmp_path / 'x'}"], "no --output or --reference named 'y'"),
+        (["--run", split["id"], "--param", "k=1", "--input", "a"], "--run adds inputs and outputs"),
+        (["--input", "a"], "give --job for a new run, or --run RUN_ID"),
+        (["--job", "j", "--run", split["id"], "--input", "a"], "give --job for a new run, or --run RUN_ID"),
+    ):
+        before = state()
+        result = hw("log", *args, code=2)
+        assert error in result.stderr
+        assert state() == before
+    assert "no run with id 'nope'" in hw("log", "--run", "nope", "--input", "a", code=3).stderr
+
+
 def test_upstream_json(pipeline: dict[str, Any]) -> None:
     graph = hw_json("upstream", "model:v0")
     assert graph["root"] == "model:v0" and graph["direction"] == "upstream"

@@ -499,3 +499,89 @@ def test_impact_of_a_version_skips_unverified_digests_and_takes_local_paths(clie
         == ["users:v0"]
         == [v.ref for v in client.impact(path=root / "users.csv").holding]
     )
+
+
+# -- per-output edges and edges added later ----------------------------------------------------
+
+
+def split_step(client: hw.Client, files) -> hw.Run:
+    """One run reading a and b and writing c (from a) and d (from b), plus e (said from nothing:
+    made from every input, the fallback)."""
+    root = files({"a": "A", "b": "B", "c": "C", "d": "D", "e": "E"})
+    client.log_artifact("a", root / "a")
+    client.log_artifact("b", root / "b")
+    return client.link(
+        "split",
+        ["a", "b"],
+        [
+            hw.Output("c", root / "c", inputs=["a:v0"]),
+            hw.Output("d", root / "d", inputs=["b"]),
+            hw.Output("e", root / "e"),
+        ],
+    )
+
+
+def test_upstream_of_an_output_follows_only_its_own_inputs(client: hw.Client, files) -> None:
+    run = split_step(client, files)
+    assert (run.inputs, run.outputs) == (["a:v0", "b:v0"], ["c:v0", "d:v0", "e:v0"])
+    up = client.upstream("c")
+    assert sorted(v.ref for v in up.versions) == ["a:v0", "c:v0"]
+    assert edges_of(up, client) == {("split", "used", "a:v0"), ("split", "produced", "c:v0")}
+    assert [(e.version, e.inputs) for e in up.edges if e.direction == "produced"] == [("c:v0", ["a:v0"])]
+    for depth in (None, 1):
+        assert sorted(v.ref for v in client.upstream("d", depth=depth).versions) == ["b:v0", "d:v0"]
+        assert sorted(v.ref for v in client.upstream("e", depth=depth).versions) == ["a:v0", "b:v0", "e:v0"]
+        down = client.downstream("a", depth=depth)
+        assert sorted(v.ref for v in down.versions) == ["a:v0", "c:v0", "e:v0"]
+        assert edges_of(down, client) == {
+            ("split", "used", "a:v0"),
+            ("split", "produced", "c:v0"),
+            ("split", "produced", "e:v0"),
+        }
+        assert sorted(v.ref for v in client.downstream("b", depth=depth).versions) == ["b:v0", "d:v0", "e:v0"]
+    produced = [(e.version, e.inputs) for e in down.edges if e.direction == "produced"]
+    assert produced == [("c:v0", ["a:v0"]), ("e:v0", [])]
+    assert sorted(v.ref for v in client.path("a", "c").versions) == ["a:v0", "c:v0"]
+    assert client.path("a", "d").versions == []
+
+
+def test_an_input_named_only_by_its_output_is_an_input_of_the_run(client: hw.Client, files) -> None:
+    root = files({"a": "A", "m": "M"})
+    client.log_artifact("a", root / "a")
+    run = client.link("only", outputs=[hw.Output("m", root / "m", inputs=["a", "a:v0"])])
+    assert (run.inputs, run.outputs) == (["a:v0"], ["m:v0"])
+    up = client.upstream("m")
+    assert [(e.version, e.inputs) for e in up.edges if e.direction == "produced"] == [("m:v0", ["a:v0"])]
+
+
+def test_inputs_and_outputs_are_added_to_an_existing_run(client: hw.Client, files) -> None:
+    root = files({"a": "A", "b": "B", "c": "C", "late": "L"})
+    client.log_artifact("a", root / "a")
+    client.log_artifact("b", root / "b")
+    rid = hw.run_id("airflow", "dag", "task", "run-1", 1, -1)  # a run another orchestrator recorded
+    client.emit(
+        [
+            RunRecorded(run_id=rid, job="dag.task", orchestrator="airflow", run_kind="task", status="succeeded"),
+            EdgeRecorded(run_id=rid, ref="a"),
+        ]
+    )
+    before = datetime.now(timezone.utc)
+    run = client.link(run_id=rid, inputs=["b"], outputs=[hw.Output("late", root / "late", inputs=["b"])])
+    assert (run.id, run.job, run.orchestrator, run.status) == (rid, "dag.task", "airflow", "succeeded")
+    assert (run.inputs, run.outputs) == (["a:v0", "b:v0"], ["late:v0"])
+    up = client.upstream("late")
+    assert sorted(v.ref for v in up.versions) == ["b:v0", "late:v0"]
+    added = {e.version: e.created_at for e in up.edges}
+    assert all(at is not None and at >= before for at in added.values())
+    down = client.downstream("a")
+    assert sorted(v.ref for v in down.versions) == ["a:v0"]  # late was made from b alone
+    assert edges_of(client.downstream("b"), client) == {
+        ("dag.task", "used", "b:v0"),
+        ("dag.task", "produced", "late:v0"),
+    }
+    with pytest.raises(hw.NotFound, match="no run"):
+        client.link(run_id="no-such-run", inputs=["a"])
+    with pytest.raises(hw.InvalidInput, match="stay"):
+        client.link("other", run_id=rid, inputs=["a"])
+    with pytest.raises(hw.InvalidInput, match="nothing to add"):
+        client.link(run_id=rid)

@@ -130,6 +130,18 @@ edges = sa.Table(
     sa.Index("ix_edges_version", "version_id", "direction", "run_id"),
 )
 
+# Which of a run's inputs made which of its outputs, where the orchestrator or the user says so.
+# An output of a run with no rows here was made from all of the run's inputs (the fallback).
+output_inputs = sa.Table(
+    "output_inputs",
+    metadata,
+    sa.Column("run_id", RunId, primary_key=True),
+    sa.Column("output_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("input_id", sa.Integer, sa.ForeignKey("versions.id"), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_output_inputs_input", "input_id", "run_id"),
+)
+
 aliases = sa.Table(
     "aliases",
     metadata,

@@ -11,7 +11,7 @@ from headwater.errors import InvalidInput, NotFound
 from headwater.models import Edge, LineageGraph, Run
 from headwater.refs import Ref
 from headwater.store.base import LineageDirection
-from headwater.store.schema import edges, runs, versions
+from headwater.store.schema import edges, output_inputs, runs, versions
 from headwater.store.sql.engine import _chunks
 from headwater.store.sql.reads import SQLReads
 
@@ -32,9 +32,19 @@ class SQLLineage(SQLReads):
         """Ids of the versions reachable from `root` within `depth` runs, walked in SQL.
 
         Unbounded walks recurse on the version id alone so UNION stops at cycles; bounded ones
-        carry a depth (which defeats UNION's dedup) and stop at `depth`.
+        carry a depth (which defeats UNION's dedup) and stop at `depth`. A step from an input to an
+        output of a run (or back) is taken only when the run says that input made that output, or
+        says nothing of which inputs made it (output_inputs).
         """
         step_in, step_out = ("used", "produced") if direction == "downstream" else ("produced", "used")
+        made, source = ("nxt", "cur") if direction == "downstream" else ("cur", "nxt")
+        declared = f"""
+            (NOT EXISTS (SELECT 1 FROM output_inputs f
+                         WHERE f.run_id = cur.run_id AND f.output_id = {made}.version_id)
+             OR EXISTS (SELECT 1 FROM output_inputs f
+                        WHERE f.run_id = cur.run_id AND f.output_id = {made}.version_id
+                          AND f.input_id = {source}.version_id))
+        """
         if depth is None:
             sql = sa.text(
                 f"""
@@ -44,6 +54,7 @@ class SQLLineage(SQLReads):
                     SELECT nxt.version_id FROM walk
                     JOIN edges cur ON cur.version_id = walk.vid AND cur.direction = '{step_in}'
                     JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
+                    WHERE {declared}
                 )
                 SELECT vid FROM walk
                 """
@@ -57,7 +68,7 @@ class SQLLineage(SQLReads):
                 SELECT nxt.version_id, walk.depth + 1 FROM walk
                 JOIN edges cur ON cur.version_id = walk.vid AND cur.direction = '{step_in}'
                 JOIN edges nxt ON nxt.run_id = cur.run_id AND nxt.direction = '{step_out}'
-                WHERE walk.depth < :depth
+                WHERE walk.depth < :depth AND {declared}
             )
             SELECT DISTINCT vid FROM walk
             """
@@ -88,7 +99,10 @@ class SQLLineage(SQLReads):
         edge_rows = []
         runs_of: dict[int, list[str]] = defaultdict(list)  # version -> runs one step on
         reaches: dict[str, list[int]] = defaultdict(list)  # run -> versions one step on
+        made_from: dict[tuple[str, int], set[int]] = defaultdict(set)  # (run, output) -> its declared inputs
         for chunk in _chunks(sorted(run_ids)):
+            for row in conn.execute(sa.select(output_inputs).where(output_inputs.c.run_id.in_(chunk))):
+                made_from[(row.run_id, row.output_id)].add(row.input_id)
             for row in conn.execute(sa.select(edges).where(edges.c.run_id.in_(chunk))):
                 if row.version_id in ids:
                     edge_rows.append(row)
@@ -108,6 +122,9 @@ class SQLLineage(SQLReads):
                         continue
                     kept_runs.add(run_id)
                     for nxt in reaches.get(run_id, ()):
+                        output, source = (vid, nxt) if direction == "upstream" else (nxt, vid)
+                        if (run_id, output) in made_from and source not in made_from[(run_id, output)]:
+                            continue  # the run says this output was made from other inputs
                         if nxt not in depths:
                             depths[nxt] = depths[vid] + 1
                             following.append(nxt)
@@ -115,6 +132,12 @@ class SQLLineage(SQLReads):
         ordered = sorted(depths, key=lambda v: (depths[v], v))
         version_models = self._versions(conn, ordered, with_entries=False)
         ref_of = {vid: v.ref for vid, v in zip(ordered, version_models, strict=True)}
+        outside = sorted(
+            {i for (run_id, _), found in made_from.items() if run_id in kept_runs for i in found} - set(ref_of)
+        )
+        ref_of.update(
+            {vid: v.ref for vid, v in zip(outside, self._versions(conn, outside, with_entries=False), strict=True)}
+        )
         kept_edges = sorted(
             (r for r in edge_rows if r.run_id in kept_runs and r.version_id in depths),
             key=lambda r: (r.run_id, r.direction, r.version_id),
@@ -131,6 +154,9 @@ class SQLLineage(SQLReads):
                     exact=row.exact,
                     created_at=row.created_at,
                     metadata=row.metadata or {},
+                    inputs=sorted(ref_of[i] for i in made_from.get((row.run_id, row.version_id), ()))
+                    if row.direction == "produced"
+                    else [],
                 )
                 for row in kept_edges
             ],

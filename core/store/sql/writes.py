@@ -34,6 +34,7 @@ from headwater.store.schema import (
     artifacts,
     edges,
     entries,
+    output_inputs,
     runs,
     tags,
     versions,
@@ -296,6 +297,8 @@ class SQLWrites(SQLReads):
             # A version's metadata is frozen at its first commit; later producers keep theirs here.
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
             self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
+            if ev.inputs:
+                self._add_output_inputs(conn, ev.run_id, version_id, ev.inputs, ev.time)
         if existing is not None and existing.deleted_at is not None:
             # A run read or wrote bytes that were deleted: its edge is lineage, kept on the
             # tombstone (docs/architecture.md); nothing is made alive again (no alias, no tag).
@@ -345,6 +348,39 @@ class SQLWrites(SQLReads):
                 "created_at": at,
             },
         )
+
+    def _add_output_inputs(
+        self, conn: sa.Connection, run_id: str, output_id: int, refs: Sequence[str], at: datetime
+    ) -> None:
+        """Record which inputs made this output. Each REF is resolved as the run's input edge to
+        it was (by digest, else as of `at`, else the artifact's latest or placeholder); the client
+        sends those edges first, in the same batch."""
+        rows = []
+        for text in dict.fromkeys(refs):
+            input_id = self._input_of(conn, run_id, text, at)
+            if input_id is not None:
+                rows.append({"run_id": run_id, "output_id": output_id, "input_id": input_id, "created_at": at})
+        if rows:
+            conn.execute(
+                self._insert(output_inputs).on_conflict_do_nothing(index_elements=["run_id", "output_id", "input_id"]),
+                rows,
+            )
+
+    def _input_of(self, conn: sa.Connection, run_id: str, text: str, at: datetime) -> int | None:
+        name, _, digest = text.rpartition("@")
+        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).first() if name else None
+        if found is not None:
+            return int(found.id)
+        ref = parse_ref(text, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
+        for candidate, when in ((ref, at), (Ref(ref.name), at)):
+            try:
+                return self._resolve(conn, candidate, at=when)
+            except NotFound:
+                continue
+        placeholder = conn.execute(
+            self._q_version_by_name_digest, {"name": ref.name, "digest": f"unverified:{run_id}"}
+        ).first()
+        return None if placeholder is None else int(placeholder.id)
 
     def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded, notices: list[str]) -> None:
         exact, metadata = ev.exact, ev.metadata
