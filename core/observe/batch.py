@@ -237,8 +237,7 @@ class Batch:
                 description=description,
                 run_id=run_id,
                 direction="produced",
-                # Only when given: events stay as they were for every output that names no inputs.
-                **({"inputs": list(dict.fromkeys(inputs))} if inputs else {}),
+                inputs=list(dict.fromkeys(inputs)),
             )
         )
         return f"{artifact}@{digest}"

@@ -5,21 +5,14 @@ graph's wiring), per partition read (partition mappings honoured), from the step
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 import headwater as hw
 from headwater.adapters.dagster import HeadwaterIOManager, record_run
-from headwater.models import Edge
 from tests.graphs import by_id
 
 from .conftest import container, step
 
 JOB = "__ephemeral_asset_job__"
-
-# Per-output inputs are the store's (output_inputs, Edge.inputs): these tests need that store.
-per_output = pytest.mark.skipif(
-    "inputs" not in Edge.model_fields, reason="this store records no per-output inputs (Edge.inputs)"
-)
 
 
 def io(storage: Path) -> HeadwaterIOManager:
@@ -59,7 +52,6 @@ def p_and_q(a: str, b: str):  # declares nothing narrower: each output is made f
     return a + b + "p", a + b + "q"
 
 
-@per_output
 def test_a_multi_asset_links_each_output_to_the_inputs_it_declares(
     store: hw.Client, instance: dg.DagsterInstance, storage: Path
 ) -> None:
@@ -79,7 +71,6 @@ def test_a_multi_asset_links_each_output_to_the_inputs_it_declares(
     assert (made_from(store, "p:v0"), upstream(store, "q:v0")) == ([], ["a:v0", "b:v0"])
 
 
-@per_output
 def test_asset_spec_deps_of_a_multi_asset_that_bypasses_io_managers(
     store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
 ) -> None:
