@@ -35,13 +35,16 @@ def step_inputs(step_context: Any) -> list[tuple[str, Any, list[str] | None]]:
     return found
 
 
-def parent_partitions(asset_graph: Any, child: Any, partition: str | None, parent: Any) -> list[str] | None:
+def parent_partitions(
+    instance: Any, asset_graph: Any, child: Any, partition: str | None, parent: Any
+) -> list[str] | None:
     """The partitions of `parent` that `partition` of `child` reads (its partition mapping
-    honoured); None when `parent` is not partitioned."""
+    honoured; dynamic partitions from `instance`); None when `parent` is not partitioned."""
     if not asset_graph.get(parent).is_partitioned:
         return None
-    mapped = asset_graph.get_parent_partition_keys_for_child(partition, parent, child)
-    return sorted(mapped.partitions_subset.get_partition_keys())
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        mapped = asset_graph.get_parent_partition_keys_for_child(partition, parent, child)
+        return sorted(mapped.partitions_subset.get_partition_keys())
 
 
 def stored(instance: Any, key: Any, partition: str | None, before: int | None = None) -> tuple[str | None, str | None]:

@@ -221,7 +221,10 @@ def record_run(
                 error=step_error,
                 links=links,
             )
-        _record_materializations(b, instance, dagster_run_id, materializations, asset_graph)
+        try:
+            _record_materializations(b, instance, dagster_run_id, materializations, asset_graph)
+        except Exception as err:  # noqa: BLE001 - the run and its steps must survive this
+            log.warning("headwater: dagster materializations of run %s not recorded: %s", dagster_run_id, one_line(err))
 
 
 def _node(asset_graph: Any, key: Any) -> Any:
@@ -255,7 +258,9 @@ def _record_materializations(
                 parent_node = _node(asset_graph, parent)
                 metadata = parent_node.metadata if parent_node is not None else None
                 partitions = (
-                    deps.parent_partitions(asset_graph, key, partition, parent) if metadata is not None else None
+                    deps.parent_partitions(instance, asset_graph, key, partition, parent)
+                    if metadata is not None
+                    else None
                 )
                 for one in partitions if partitions is not None else [None]:
                     if (parent, one) not in read:

@@ -238,3 +238,40 @@ def test_partitioned_deps_of_an_asset_recorded_from_the_event_log(
         [f"daily/{days[0]}:v0", f"daily/{days[1]}:v0"],
         [f"summarized/{days[1]}:v0"],
     )
+
+
+FILES = dg.DynamicPartitionsDefinition(name="files")
+
+
+@dg.asset(partitions_def=FILES)
+def uploaded(context: dg.AssetExecutionContext) -> str:
+    return f"contents of {context.partition_key}"
+
+
+def test_an_unpartitioned_asset_links_every_dynamic_partition_of_its_dep(
+    store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
+) -> None:
+    """Recorded from the event log: every partition the instance knows, those of a dynamic
+    partitions definition included."""
+    out = tmp_path / "inventory.txt"
+
+    @dg.asset(deps=[uploaded])
+    def inventory() -> dg.MaterializeResult:
+        out.write_text("x y\n")
+        return dg.MaterializeResult(metadata={"path": str(out)})
+
+    instance.add_dynamic_partitions("files", ["x", "y"])
+    defs = dg.Definitions(assets=[uploaded, inventory], resources={"io_manager": io(storage)})
+    job = defs.resolve_implicit_global_asset_job_def()
+    for key in ["x", "y"]:
+        job.execute_in_process(instance=instance, partition_key=key, asset_selection=[uploaded.key])
+    r = job.execute_in_process(instance=instance, asset_selection=[inventory.key]).run_id
+    record_run(instance, r, asset_graph=defs.resolve_asset_graph())
+    assert by_id(store)["runs"][step(r, "inventory")] == (
+        "__ASSET_JOB.inventory",
+        "task",
+        "succeeded",
+        container(r),
+        ["uploaded/x:v0", "uploaded/y:v0"],
+        ["inventory:v0"],
+    )
