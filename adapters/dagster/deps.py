@@ -82,19 +82,24 @@ def record(
     uri = common.uri_of(metadata)
     refs = []
     for partition in partitions if partitions is not None else [None]:
-        artifact = common.partition_name(name, partition)
         location, digest = stored(instance, key, partition, before)
         if location is None and uri is not None and is_uri(uri):
             location = common.partition_name(uri, partition)
-        if digest is not None:
-            refs.append(f"{artifact}@{digest}")
-            b.used_ref(run, refs[-1])
-        elif location is not None:
-            refs.append(b.used(run, location, name=artifact) or artifact)
-        elif partition is None:
-            refs.append(artifact)
-            b.used_ref(run, artifact, exact=False)
+        if partition is None or location is not None or digest is not None:
+            refs.append(use(b, run, common.partition_name(name, partition), location, digest))
     return refs
+
+
+def use(b: Any, run: str, name: str, location: str | None, digest: str | None) -> str:
+    """An edge from `run` to the version of `name` it read: the one recorded with `digest`, else
+    the content at `location` hashed now, else `name`'s latest (inexact); the edge's REF."""
+    if digest is not None:
+        b.used_ref(run, f"{name}@{digest}")
+        return f"{name}@{digest}"
+    if location is not None:
+        return b.used(run, location, name=name) or name
+    b.used_ref(run, name, exact=False)
+    return name
 
 
 def made_from(read: Iterable[tuple[Any, Sequence[str]]], declared: Iterable[Any] | None) -> list[str]:

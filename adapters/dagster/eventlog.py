@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -21,6 +20,7 @@ from dagster import DagsterEventType as T
 from headwater.adapters.dagster import _common as common
 from headwater.adapters.dagster import deps
 from headwater.observe import now, one_line, utc
+from headwater.observe.outcomes import Outcome, status_from_children
 from headwater.refs import is_uri
 
 log = logging.getLogger("headwater")
@@ -28,15 +28,6 @@ log = logging.getLogger("headwater")
 STEP_EVENTS = {T.STEP_START, T.STEP_RESTARTED, T.STEP_UP_FOR_RETRY, T.STEP_SUCCESS, T.STEP_FAILURE, T.STEP_SKIPPED}
 RUN_END = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
 RUN_EVENTS = {T.RUN_START, *RUN_END}
-
-
-@dataclass
-class Outcome:
-    status: str = "running"
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    error: str | None = None
-    final: bool = True  # False for an attempt that Dagster retried
 
 
 @dataclass
@@ -107,17 +98,8 @@ def _plan_steps(instance: Any, dagster_run: Any) -> list[str] | None:
     return None
 
 
-def _from_children(
-    outcomes: dict[tuple[str, int], Outcome], plan: Sequence[str] | None
-) -> tuple[str | None, str | None]:
-    """The Dagster run's status as its steps tell it: (status or None when undecided, error)."""
-    final = {key: o for (key, _), o in outcomes.items() if o.final and o.status != "running"}
-    failed = sorted(key for key, o in final.items() if o.status == "failed")
-    if failed:  # a failed step (not retried) fails the run
-        return "failed", f"steps failed: {', '.join(failed)}"
-    if plan and all(final.get(key) is not None for key in plan):
-        return "succeeded", None
-    return None, None
+def _attempts(outcomes: dict[tuple[str, int], Outcome]) -> list[tuple[str, Outcome]]:
+    return [(key, outcome) for (key, _), outcome in sorted(outcomes.items())]
 
 
 def _records(instance: Any, dagster_run_id: str, of_type: set[Any]) -> list[Any]:
@@ -141,7 +123,7 @@ def record_step_outcomes(
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                 )
-        status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+        status, error = status_from_children(_attempts(outcomes), _plan_steps(instance, dagster_run))
         if status is not None:
             ended = [o.ended_at for o in outcomes.values() if o.ended_at is not None]
             b.run(
@@ -184,42 +166,31 @@ def record_run(
                 status, ended = RUN_END[event.event_type], utc(record.event_log_entry.timestamp)
         error = None
         if status is None:
-            status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+            status, error = status_from_children(_attempts(outcomes), _plan_steps(instance, dagster_run))
         elif status == "failed":
-            error = _from_children(outcomes, None)[1]
-        job, links = dagster_run.job_name, common.run_link(dagster_url, dagster_run_id)
-        partition = dagster_run.tags.get(common.PARTITION_TAG)
-        container = common.container_id(dagster_run_id)
-        b.run(
-            container,
-            job=job,
-            job_namespace=job_namespace,
-            kind="container",
-            status=status,  # type: ignore[arg-type]
-            started_at=started,
-            ended_at=ended,
-            params=common.run_params(dagster_run_id, partition),
-            error=error,
-            links=links,
+            error = status_from_children(_attempts(outcomes), None)[1]
+        run = common.DagsterRun(
+            dagster_run_id,
+            dagster_run.job_name,
+            job_namespace,
+            dagster_run.tags.get(common.PARTITION_TAG),
+            common.run_link(dagster_url, dagster_run_id),
         )
+        run.container(b, status=status, started_at=started, ended_at=ended, error=error)
         run_over = ended is not None
         for (key, attempt), outcome in sorted(outcomes.items()):
             step_status, step_error = outcome.status, outcome.error
             if step_status == "running" and run_over:  # the run ended without this step's end
                 step_status = "aborted" if status == "aborted" else "failed"
                 step_error = f"the Dagster run ended ({status}) before this step did"
-            b.run(
-                common.step_id(dagster_run_id, key, attempt),
-                job=f"{job}.{key}",
-                job_namespace=job_namespace,
-                kind="task",
-                status=step_status,  # type: ignore[arg-type]
+            run.step(
+                b,
+                key,
+                attempt,
+                status=step_status,
                 started_at=outcome.started_at,
                 ended_at=outcome.ended_at or (ended if run_over else None),
-                params=common.run_params(dagster_run_id, partition, key, attempt),
-                parent_id=container,
                 error=step_error,
-                links=links,
             )
         try:
             _record_materializations(b, instance, dagster_run_id, materializations, asset_graph)

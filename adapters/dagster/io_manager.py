@@ -181,16 +181,8 @@ class HeadwaterIOManager(ConfigurableIOManager):
             step = _Step(context)
             announced = self._announce(b, step)
             run = announced[-1]
-            refs = []
-            for name, location, digest in _input_versions(context, self.inner, step):
-                if location is not None:
-                    refs.append(b.used(run, location, name=name) or name)
-                elif digest is not None:
-                    refs.append(f"{name}@{digest}")
-                    b.used_ref(run, refs[-1])
-                else:  # nothing to hash and no record: the version current now, marked inexact
-                    refs.append(name)
-                    b.used_ref(run, name, exact=False)
+            versions = _input_versions(context, self.inner, step)
+            refs = [deps.use(b, run, name, location, digest) for name, location, digest in versions]
             step.read(self.uri)[context.name] = refs
         if b.delivered is not None:
             common.mark_announced(self.uri, *announced)
@@ -201,19 +193,15 @@ class HeadwaterIOManager(ConfigurableIOManager):
     def _announce(self, b: Any, step: _Step) -> list[str]:
         """Upsert the Dagster run and this step attempt; [container id, step run id]."""
         _steps.append((self.uri, step.dagster_run_id), (step.key, step.attempt))
-        run = common.announce(
-            b,
-            self.uri,
-            dagster_run_id=step.dagster_run_id,
-            job=step.job,
-            job_namespace=self.job_namespace,
-            step_key=step.key,
-            attempt=step.attempt,
-            partition=step.partition,
-            links=common.run_link(self.dagster_url, step.dagster_run_id),
-            code=step.code,
+        run = common.DagsterRun(
+            step.dagster_run_id,
+            step.job,
+            self.job_namespace,
+            step.partition,
+            common.run_link(self.dagster_url, step.dagster_run_id),
         )
-        return [common.container_id(step.dagster_run_id), run]
+        run_id = common.announce(b, self.uri, run, step.key, step.attempt, step.code)
+        return [common.container_id(step.dagster_run_id), run_id]
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         try:
@@ -311,5 +299,5 @@ def _input_versions(context: InputContext, inner: Any, step: _Step) -> list[tupl
         location, digest = deps.stored(step.instance, key, partition)
         if location is None and uri is not None and is_uri(uri):
             location = common.partition_name(uri, partition)
-        found.append((name, location, digest))
+        found.append((name, location, None if location else digest))  # hashed now, as read
     return found
