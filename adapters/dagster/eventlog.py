@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -19,6 +20,7 @@ from dagster import DagsterEventType as T
 
 from headwater.adapters.dagster import _common as common
 from headwater.adapters.dagster import deps
+from headwater.models import RunStatus
 from headwater.observe import now, one_line, utc
 from headwater.observe.outcomes import Outcome, status_from_children
 from headwater.refs import is_uri
@@ -26,7 +28,7 @@ from headwater.refs import is_uri
 log = logging.getLogger("headwater")
 
 STEP_EVENTS = {T.STEP_START, T.STEP_RESTARTED, T.STEP_UP_FOR_RETRY, T.STEP_SUCCESS, T.STEP_FAILURE, T.STEP_SKIPPED}
-RUN_END = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
+RUN_END: dict[T, RunStatus] = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
 RUN_EVENTS = {T.RUN_START, *RUN_END}
 
 
@@ -119,7 +121,7 @@ def record_step_outcomes(
             if outcome is not None and outcome.status != "running":
                 b.run(
                     common.step_id(dagster_run.run_id, key, attempt),
-                    status=outcome.status,  # type: ignore[arg-type]
+                    status=outcome.status,
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                 )
@@ -128,7 +130,7 @@ def record_step_outcomes(
             ended = [o.ended_at for o in outcomes.values() if o.ended_at is not None]
             b.run(
                 common.container_id(dagster_run.run_id),
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 ended_at=max(ended) if ended else now(),
                 error=error,
             )
@@ -157,7 +159,9 @@ def record_run(
             return
         records = _records(instance, dagster_run_id, STEP_EVENTS | RUN_EVENTS | {T.ASSET_MATERIALIZATION})
         outcomes, materializations = read_steps(records)
-        started = ended = status = None
+        started: datetime | None = None
+        ended: datetime | None = None
+        status: RunStatus | None = None
         for record in records:
             event = record.event_log_entry.dagster_event
             if event is not None and event.event_type == T.RUN_START:
@@ -220,11 +224,11 @@ def _record_materializations(
     for (step_key, attempt), written in steps.items():
         run = common.step_id(dagster_run_id, step_key, attempt)
         read: dict[tuple[Any, str | None], list[str]] = {}  # (dep, partition) -> REFs
-        declared: list[list[tuple[Any, str | None]]] = []
+        declared: list[list[tuple[Any, str | None]] | None] = []
         for item, materialization in written:
             key, partition = materialization.asset_key, materialization.partition
             node = _node(asset_graph, key)
-            mine = []
+            mine: list[tuple[Any, str | None]] = []
             for parent in sorted(node.parent_keys if node is not None else (), key=lambda k: k.to_user_string()):
                 parent_node = _node(asset_graph, parent)
                 metadata = parent_node.metadata if parent_node is not None else None
@@ -241,8 +245,8 @@ def _record_materializations(
                         )
                     mine.append((parent, one))
             declared.append(mine if node is not None else None)
-        for (_, materialization), mine in zip(written, declared, strict=True):
-            _record_version(b, run, materialization, asset_graph, deps.made_from(read.items(), mine))
+        for (_, materialization), own in zip(written, declared, strict=True):
+            _record_version(b, run, materialization, asset_graph, deps.made_from(read.items(), own))
 
 
 def _record_version(b: Any, run: str, materialization: Any, asset_graph: Any, inputs: list[str]) -> None:

@@ -286,11 +286,11 @@ def _input_versions(context: InputContext, inner: Any, step: _Step) -> list[tupl
         partitions = [None]
         paths = {}
         if isinstance(inner, UPathIOManager):
-            paths = {None: inner._get_path(context)}  # type: ignore[dict-item]
-    found = []
+            paths = {None: inner._get_path(context)}  # type: ignore[dict-item]  # the one unpartitioned path
+    found: list[tuple[str, str | None, str | None]] = []
     for partition in partitions:
         name = common.partition_name(base, partition)
-        path = paths.get(partition)  # type: ignore[arg-type]
+        path = paths.get(partition)  # type: ignore[arg-type]  # None keys the unpartitioned path
         if path is not None:
             if partition is not None and not path.exists():
                 continue  # a missing partition the manager skipped (allow_missing_partitions)
