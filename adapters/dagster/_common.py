@@ -6,6 +6,7 @@ Only translation lives here: every write goes through headwater.observe.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from headwater.api import run_id
@@ -78,47 +79,54 @@ def location_of(metadata: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def announce(
-    b: Batch,
-    uri: str | None,
-    *,
-    dagster_run_id: str,
-    job: str,
-    job_namespace: str,
-    step_key: str,
-    attempt: int,
-    partition: str | None,
-    links: dict[str, str] | None,
-    code: dict[str, Any] | None = None,
-) -> str:
-    """Upsert the Dagster run (container) and this step attempt (task, running); its run id."""
-    container = container_id(dagster_run_id)
-    step = step_id(dagster_run_id, step_key, attempt)
+@dataclass
+class DagsterRun:
+    """A Dagster run as headwater records it: a container run and a task run per step attempt."""
+
+    dagster_run_id: str
+    job: str
+    job_namespace: str
+    partition: str | None
+    links: dict[str, str] | None
+
+    def container(self, b: Batch, **fields: Any) -> str:
+        rid = container_id(self.dagster_run_id)
+        params = run_params(self.dagster_run_id, self.partition)
+        b.run(
+            rid,
+            job=self.job,
+            job_namespace=self.job_namespace,
+            kind="container",
+            params=params,
+            links=self.links,
+            **fields,
+        )
+        return rid
+
+    def step(self, b: Batch, key: str, attempt: int, **fields: Any) -> str:
+        rid = step_id(self.dagster_run_id, key, attempt)
+        b.run(
+            rid,
+            job=f"{self.job}.{key}",
+            job_namespace=self.job_namespace,
+            kind="task",
+            params=run_params(self.dagster_run_id, self.partition, key, attempt),
+            parent_id=container_id(self.dagster_run_id),
+            links=self.links,
+            **fields,
+        )
+        return rid
+
+
+def announce(b: Batch, uri: str | None, run: DagsterRun, key: str, attempt: int, code: dict[str, Any] | None) -> str:
+    """Upsert the Dagster run (container) and this step attempt (task, running) once per
+    process; the step's run id."""
+    container, step = container_id(run.dagster_run_id), step_id(run.dagster_run_id, key, attempt)
     new = [rid for _, rid in _announced.missing([(uri, container), (uri, step)])]
     if container in new:
-        b.run(
-            container,
-            job=job,
-            job_namespace=job_namespace,
-            kind="container",
-            status="running",
-            started_at=now(),
-            params=run_params(dagster_run_id, partition),
-            links=links,
-        )
+        run.container(b, status="running", started_at=now())
     if step in new:
-        b.run(
-            step,
-            job=f"{job}.{step_key}",
-            job_namespace=job_namespace,
-            kind="task",
-            status="running",
-            started_at=now(),
-            params=run_params(dagster_run_id, partition, step_key, attempt),
-            parent_id=container,
-            links=links,
-            code=code,
-        )
+        run.step(b, key, attempt, status="running", started_at=now(), code=code)
     return step
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,23 +19,17 @@ import dagster as dg
 from dagster import DagsterEventType as T
 
 from headwater.adapters.dagster import _common as common
+from headwater.adapters.dagster import deps
+from headwater.models import RunStatus
 from headwater.observe import now, one_line, utc
+from headwater.observe.outcomes import Outcome, status_from_children
 from headwater.refs import is_uri
 
 log = logging.getLogger("headwater")
 
 STEP_EVENTS = {T.STEP_START, T.STEP_RESTARTED, T.STEP_UP_FOR_RETRY, T.STEP_SUCCESS, T.STEP_FAILURE, T.STEP_SKIPPED}
-RUN_END = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
+RUN_END: dict[T, RunStatus] = {T.RUN_SUCCESS: "succeeded", T.RUN_FAILURE: "failed", T.RUN_CANCELED: "aborted"}
 RUN_EVENTS = {T.RUN_START, *RUN_END}
-
-
-@dataclass
-class Outcome:
-    status: str = "running"
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    error: str | None = None
-    final: bool = True  # False for an attempt that Dagster retried
 
 
 @dataclass
@@ -106,17 +100,8 @@ def _plan_steps(instance: Any, dagster_run: Any) -> list[str] | None:
     return None
 
 
-def _from_children(
-    outcomes: dict[tuple[str, int], Outcome], plan: Sequence[str] | None
-) -> tuple[str | None, str | None]:
-    """The Dagster run's status as its steps tell it: (status or None when undecided, error)."""
-    final = {key: o for (key, _), o in outcomes.items() if o.final and o.status != "running"}
-    failed = sorted(key for key, o in final.items() if o.status == "failed")
-    if failed:  # a failed step (not retried) fails the run
-        return "failed", f"steps failed: {', '.join(failed)}"
-    if plan and all(final.get(key) is not None for key in plan):
-        return "succeeded", None
-    return None, None
+def _attempts(outcomes: dict[tuple[str, int], Outcome]) -> list[tuple[str, Outcome]]:
+    return [(key, outcome) for (key, _), outcome in sorted(outcomes.items())]
 
 
 def _records(instance: Any, dagster_run_id: str, of_type: set[Any]) -> list[Any]:
@@ -136,16 +121,16 @@ def record_step_outcomes(
             if outcome is not None and outcome.status != "running":
                 b.run(
                     common.step_id(dagster_run.run_id, key, attempt),
-                    status=outcome.status,  # type: ignore[arg-type]  # mapped from Dagster's outcome: a RunStatus value
+                    status=outcome.status,
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                 )
-        status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+        status, error = status_from_children(_attempts(outcomes), _plan_steps(instance, dagster_run))
         if status is not None:
             ended = [o.ended_at for o in outcomes.values() if o.ended_at is not None]
             b.run(
                 common.container_id(dagster_run.run_id),
-                status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
+                status=status,
                 ended_at=max(ended) if ended else now(),
                 error=error,
             )
@@ -174,7 +159,9 @@ def record_run(
             return
         records = _records(instance, dagster_run_id, STEP_EVENTS | RUN_EVENTS | {T.ASSET_MATERIALIZATION})
         outcomes, materializations = read_steps(records)
-        started = ended = status = None
+        started: datetime | None = None
+        ended: datetime | None = None
+        status: RunStatus | None = None
         for record in records:
             event = record.event_log_entry.dagster_event
             if event is not None and event.event_type == T.RUN_START:
@@ -183,45 +170,36 @@ def record_run(
                 status, ended = RUN_END[event.event_type], utc(record.event_log_entry.timestamp)
         error = None
         if status is None:
-            status, error = _from_children(outcomes, _plan_steps(instance, dagster_run))
+            status, error = status_from_children(_attempts(outcomes), _plan_steps(instance, dagster_run))
         elif status == "failed":
-            error = _from_children(outcomes, None)[1]
-        job, links = dagster_run.job_name, common.run_link(dagster_url, dagster_run_id)
-        partition = dagster_run.tags.get(common.PARTITION_TAG)
-        container = common.container_id(dagster_run_id)
-        b.run(
-            container,
-            job=job,
-            job_namespace=job_namespace,
-            kind="container",
-            status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
-            started_at=started,
-            ended_at=ended,
-            params=common.run_params(dagster_run_id, partition),
-            error=error,
-            links=links,
+            error = status_from_children(_attempts(outcomes), None)[1]
+        run = common.DagsterRun(
+            dagster_run_id,
+            dagster_run.job_name,
+            job_namespace,
+            dagster_run.tags.get(common.PARTITION_TAG),
+            common.run_link(dagster_url, dagster_run_id),
         )
+        run.container(b, status=status, started_at=started, ended_at=ended, error=error)
         run_over = ended is not None
         for (key, attempt), outcome in sorted(outcomes.items()):
             step_status, step_error = outcome.status, outcome.error
             if step_status == "running" and run_over:  # the run ended without this step's end
                 step_status = "aborted" if status == "aborted" else "failed"
                 step_error = f"the Dagster run ended ({status}) before this step did"
-            b.run(
-                common.step_id(dagster_run_id, key, attempt),
-                job=f"{job}.{key}",
-                job_namespace=job_namespace,
-                kind="task",
-                status=step_status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
+            run.step(
+                b,
+                key,
+                attempt,
+                status=step_status,
                 started_at=outcome.started_at,
                 ended_at=outcome.ended_at or (ended if run_over else None),
-                params=common.run_params(dagster_run_id, partition, key, attempt),
-                parent_id=container,
                 error=step_error,
-                links=links,
             )
-        for found in materializations:
-            _record_materialization(b, instance, dagster_run_id, found, asset_graph)
+        try:
+            _record_materializations(b, instance, dagster_run_id, materializations, asset_graph)
+        except Exception as err:  # noqa: BLE001 - the run and its steps must survive this
+            log.warning("headwater: dagster materializations of run %s not recorded: %s", dagster_run_id, one_line(err))
 
 
 def _node(asset_graph: Any, key: Any) -> Any:
@@ -230,21 +208,52 @@ def _node(asset_graph: Any, key: Any) -> Any:
     return asset_graph.get(key)
 
 
-def _record_materialization(
-    b: Any, instance: Any, dagster_run_id: str, found: _Materialization, asset_graph: Any
+def _record_materializations(
+    b: Any, instance: Any, dagster_run_id: str, found: list[_Materialization], asset_graph: Any
 ) -> None:
-    """A materialization HeadwaterIOManager did not record (no headwater/digest; the IO manager
-    records its outputs' deps itself): the version at its `path`/`uri` metadata or its
-    `headwater/uri`, and the deps its asset declares (edges are idempotent: inputs the IO
-    manager loaded are the same versions)."""
-    materialization = found.entry.asset_materialization
-    if materialization is None or common.DIGEST_KEY in materialization.metadata:
-        return
+    """The materializations HeadwaterIOManager did not record (no headwater/digest; the IO
+    manager records its outputs' deps itself): per step attempt, first the deps each asset
+    declares (the partitions its partition mapping reads; edges are idempotent, so inputs the IO
+    manager loaded are the same versions), then each version, at its `path`/`uri` metadata or its
+    `headwater/uri`, made from its own deps (an `AssetSpec`'s `deps` in a multi-asset)."""
+    steps: dict[tuple[str, int], list[tuple[_Materialization, Any]]] = {}
+    for item in found:
+        materialization = item.entry.asset_materialization
+        if materialization is not None and common.DIGEST_KEY not in materialization.metadata:
+            steps.setdefault((item.step_key, item.attempt), []).append((item, materialization))
+    for (step_key, attempt), written in steps.items():
+        run = common.step_id(dagster_run_id, step_key, attempt)
+        read: dict[tuple[Any, str | None], list[str]] = {}  # (dep, partition) -> REFs
+        declared: list[list[tuple[Any, str | None]] | None] = []
+        for item, materialization in written:
+            key, partition = materialization.asset_key, materialization.partition
+            node = _node(asset_graph, key)
+            mine: list[tuple[Any, str | None]] = []
+            for parent in sorted(node.parent_keys if node is not None else (), key=lambda k: k.to_user_string()):
+                parent_node = _node(asset_graph, parent)
+                metadata = parent_node.metadata if parent_node is not None else None
+                partitions = (
+                    deps.parent_partitions(instance, asset_graph, key, partition, parent)
+                    if metadata is not None
+                    else None
+                )
+                for one in partitions if partitions is not None else [None]:
+                    if (parent, one) not in read:
+                        parts = None if one is None else [one]
+                        read[(parent, one)] = deps.record(
+                            b, instance, run, parent, metadata, parts, before=item.storage_id
+                        )
+                    mine.append((parent, one))
+            declared.append(mine if node is not None else None)
+        for (_, materialization), own in zip(written, declared, strict=True):
+            _record_version(b, run, materialization, asset_graph, deps.made_from(read.items(), own))
+
+
+def _record_version(b: Any, run: str, materialization: Any, asset_graph: Any, inputs: list[str]) -> None:
     key, partition = materialization.asset_key, materialization.partition
     node = _node(asset_graph, key)
     definition = node.metadata if node is not None else {}
     name = common.partition_name(common.asset_name(key.path, definition), partition)
-    run = common.step_id(dagster_run_id, found.step_key, found.attempt)
     location = common.location_of(materialization.metadata)
     uri = common.uri_of(definition)
     if location is None and uri is not None and is_uri(uri):
@@ -255,42 +264,11 @@ def _record_materialization(
             name,
             common.URI_KEY,
         )
-    else:
-        metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
-        if partition is not None:
-            metadata["dagster/partition"] = partition
-        b.produced(run, location, name=name, metadata=metadata, type=common.type_of(definition))
-    if node is not None:
-        record_deps(b, instance, run, node.parent_keys, asset_graph, before_storage_id=found.storage_id)
-
-
-def record_deps(
-    b: Any, instance: Any, run: str, parents: Any, asset_graph: Any, *, before_storage_id: int | None = None
-) -> None:
-    """Edges from `run` to the version of each parent asset it depended on: the version
-    HeadwaterIOManager recorded at the parent's latest materialization (before
-    `before_storage_id`), else the content now at its stored location or its `headwater/uri`
-    (hashed: exact), else the parent's latest version (inexact)."""
-    for parent in sorted(parents, key=lambda k: k.to_user_string()):
-        parent_node = asset_graph.get(parent)
-        if parent_node.is_partitioned:
-            continue  # which partitions a dep means is not in the event log: not recorded
-        parent_name = common.asset_name(parent.path, parent_node.metadata)
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=parent, before_storage_id=before_storage_id), limit=1
-        ).records
-        metadata = records[0].asset_materialization.metadata if records else {}
-        digest = common.raw(metadata.get(common.DIGEST_KEY))
-        parent_location = common.location_of(metadata)
-        parent_uri = common.uri_of(parent_node.metadata)
-        if isinstance(digest, str):
-            b.used_ref(run, f"{parent_name}@{digest}")
-        elif parent_location is not None:
-            b.used(run, parent_location, name=parent_name)
-        elif parent_uri is not None and is_uri(parent_uri):
-            b.used(run, parent_uri, name=parent_name)
-        else:
-            b.used_ref(run, parent_name, exact=False)
+        return
+    metadata: dict[str, Any] = {"dagster/asset_key": key.to_user_string()}
+    if partition is not None:
+        metadata["dagster/partition"] = partition
+    b.produced(run, location, name=name, metadata=metadata, type=common.type_of(definition), inputs=inputs)
 
 
 def headwater_sensor(

@@ -6,7 +6,6 @@ No `from __future__ import annotations` here: Dagster's pydantic models must see
 """
 
 import logging
-import threading
 from typing import Any
 
 import dagster as dg
@@ -22,20 +21,21 @@ from dagster import (
 from pydantic import Field
 
 from headwater.adapters.dagster import _common as common
-from headwater.adapters.dagster.eventlog import record_deps, record_step_outcomes
-from headwater.observe import function_code, one_line
+from headwater.adapters.dagster import deps
+from headwater.adapters.dagster.eventlog import record_step_outcomes
+from headwater.observe import Bounded, BoundedLists, function_code, one_line
 from headwater.refs import is_uri
 
 log = logging.getLogger("headwater")
 
-# Steps (dagster run id -> {(step key, attempt)}) whose IO this process recorded; their statuses
-# are read from the event log when the IO manager is torn down (end of the run in-process, end
-# of the step in a multiprocess worker).
-_steps_lock = threading.Lock()
-_steps: dict[tuple[str | None, str], set[tuple[str, int]]] = {}
-# Parent assets whose edges a step attempt already recorded: (uri, run id, step key, attempt) ->
-# keys. A multi-asset writes several outputs; each parent is hashed once per attempt.
-_deps_recorded: dict[tuple[str | None, str, str, int], set[Any]] = {}
+# Step attempts whose IO this process recorded, per (uri, Dagster run): their statuses are read
+# from the event log when the IO manager is torn down (end of the run in-process, end of the step
+# in a multiprocess worker).
+_steps: BoundedLists[tuple[str | None, str], tuple[str, int]] = BoundedLists(1024)
+# What each step attempt read, (uri, run, step key, attempt) -> {input name: REFs recorded}: by
+# load_input, else (deps no IO manager loads) at the step's first output, so each input is hashed
+# once per attempt and each output names the inputs it was made from.
+_read: Bounded[tuple[str | None, str, str, int], dict[str, list[str]]] = Bounded(4096)
 
 
 class _Step:
@@ -50,9 +50,19 @@ class _Step:
         self.attempt: int = int(step_context.previous_attempt_count or 0)
         self.partition: str | None = run.tags.get(common.PARTITION_TAG)
         self.instance = step_context.instance
+        self.context = step_context
         # The op's own function (an asset's body), not Dagster's wrapper around it.
         fn = getattr(getattr(step_context.op_def, "compute_fn", None), "decorated_fn", None)
         self.code: dict[str, Any] | None = function_code(fn) if fn is not None else None
+
+    def read(self, uri: str | None) -> dict[str, list[str]]:
+        """What this step attempt read so far: input name -> REFs of the versions recorded."""
+        key = (uri, self.dagster_run_id, self.key, self.attempt)
+        found = _read.get(key)
+        if found is None:
+            found = {}
+            _read.put(key, found)
+        return found
 
 
 class HeadwaterIOManager(ConfigurableIOManager):
@@ -92,7 +102,8 @@ class HeadwaterIOManager(ConfigurableIOManager):
         announced: list[str] = []
         obs = common.observer(self.uri)
         with obs.batch(f"output {_describe(context)}") as b:
-            announced = self._announce(b, _Step(context))
+            step = _Step(context)
+            announced = self._announce(b, step)
             run = announced[-1]
             name, partition = _output_name(context)
             location = _output_location(context, self.inner)
@@ -109,37 +120,47 @@ class HeadwaterIOManager(ConfigurableIOManager):
                     metadata["dagster/asset_key"] = context.asset_key.to_user_string()
                 if partition is not None:
                     metadata["dagster/partition"] = partition
+                # Deps only beside a recorded output: the event log then knows (headwater/digest)
+                # not to record them a second time, hashed later. Before the output: its inputs
+                # name the run's input edges.
+                inputs = self._record_deps(b, context, step, run)
                 recorded = b.produced(
-                    run, location, name=name, metadata=metadata, type=common.type_of(context.definition_metadata)
+                    run,
+                    location,
+                    name=name,
+                    metadata=metadata,
+                    type=common.type_of(context.definition_metadata),
+                    inputs=inputs,
                 )
-                # Only beside a recorded output: the event log then knows (headwater/digest) not
-                # to record the deps a second time, hashed later.
-                self._record_deps(b, context, run)
         if b.delivered is not None:
             common.mark_announced(self.uri, *announced)
             if recorded is not None:
                 self._add_version_metadata(context, obs, recorded, b.delivered)
 
-    def _record_deps(self, b: Any, context: OutputContext, run: str) -> None:
-        """The asset's parents, each once per step attempt, hashed now: right after the
-        computation read them, so a later change to a dep cannot slip into this run. Parents
-        loaded through HeadwaterIOManager resolve to the version recorded when they were loaded."""
+    def _record_deps(self, b: Any, context: OutputContext, step: _Step, run: str) -> list[str]:
+        """The step's asset deps that no load_input recorded (`deps=`, Nothing inputs, inputs
+        another IO manager loads), each once per step attempt and hashed now: right after the
+        computation read them, so a later change to a dep cannot slip into this run. Returns the
+        REFs of the inputs this output was made from ([]: all of them).
+
+        The deps are the step's own inputs: in a graph-backed asset, the inner op that takes a
+        dep links it, not the op that writes the asset."""
         try:
+            read = step.read(self.uri)
+            layer = step.context.job_def.asset_layer
+            inputs = deps.step_inputs(step.context)
+            for name, key, partitions in inputs:
+                if key is not None and name not in read:
+                    metadata = layer.get(key).metadata if layer.has(key) else None
+                    read[name] = deps.record(b, step.instance, run, key, metadata, partitions)
             if not context.has_asset_key:
-                return
-            step_context = context.step_context
-            asset_graph = step_context.job_def.asset_layer.asset_graph
-            if not asset_graph.has(context.asset_key):
-                return
-            step = (self.uri, step_context.run_id, step_context.step.key, int(step_context.previous_attempt_count or 0))
-            with _steps_lock:
-                done = _deps_recorded.setdefault(step, set())
-                parents = set(asset_graph.get(context.asset_key).parent_keys) - done
-                done |= parents
-            if parents:
-                record_deps(b, step_context.instance, run, parents, asset_graph)
+                return []
+            assets_def = layer.get_assets_def_for_node(step.context.node_handle)
+            declared = assets_def.asset_deps.get(context.asset_key) if assets_def is not None else None
+            return deps.made_from(((key, read.get(name, [])) for name, key, _ in inputs), declared)
         except Exception as err:  # noqa: BLE001 - the output's own version must survive this
             log.warning("headwater: dagster deps of %s not recorded: %s", _describe(context), one_line(err))
+            return []
 
     def _add_version_metadata(self, context: OutputContext, obs: Any, recorded: str, delivered: Any) -> None:
         try:
@@ -160,13 +181,9 @@ class HeadwaterIOManager(ConfigurableIOManager):
             step = _Step(context)
             announced = self._announce(b, step)
             run = announced[-1]
-            for name, location, digest in _input_versions(context, self.inner, step):
-                if location is not None:
-                    b.used(run, location, name=name)
-                elif digest is not None:
-                    b.used_ref(run, f"{name}@{digest}")
-                else:  # nothing to hash and no record: the version current now, marked inexact
-                    b.used_ref(run, name, exact=False)
+            versions = _input_versions(context, self.inner, step)
+            refs = [deps.use(b, run, name, location, digest) for name, location, digest in versions]
+            step.read(self.uri)[context.name] = refs
         if b.delivered is not None:
             common.mark_announced(self.uri, *announced)
         return value
@@ -175,31 +192,25 @@ class HeadwaterIOManager(ConfigurableIOManager):
 
     def _announce(self, b: Any, step: _Step) -> list[str]:
         """Upsert the Dagster run and this step attempt; [container id, step run id]."""
-        with _steps_lock:
-            _steps.setdefault((self.uri, step.dagster_run_id), set()).add((step.key, step.attempt))
-        run = common.announce(
-            b,
-            self.uri,
-            dagster_run_id=step.dagster_run_id,
-            job=step.job,
-            job_namespace=self.job_namespace,
-            step_key=step.key,
-            attempt=step.attempt,
-            partition=step.partition,
-            links=common.run_link(self.dagster_url, step.dagster_run_id),
-            code=step.code,
+        _steps.append((self.uri, step.dagster_run_id), (step.key, step.attempt))
+        run = common.DagsterRun(
+            step.dagster_run_id,
+            step.job,
+            self.job_namespace,
+            step.partition,
+            common.run_link(self.dagster_url, step.dagster_run_id),
         )
-        return [common.container_id(step.dagster_run_id), run]
+        run_id = common.announce(b, self.uri, run, step.key, step.attempt, step.code)
+        return [common.container_id(step.dagster_run_id), run_id]
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         try:
             dagster_run = context.run
             if dagster_run is None:
                 return
-            with _steps_lock:
-                seen = _steps.pop((self.uri, dagster_run.run_id), set())
-                for step in [k for k in _deps_recorded if k[:2] == (self.uri, dagster_run.run_id)]:
-                    del _deps_recorded[step]
+            seen = set(_steps.pop((self.uri, dagster_run.run_id)) or ())
+            for key, attempt in seen:
+                _read.pop((self.uri, dagster_run.run_id, key, attempt))
             common.forget(self.uri, dagster_run.run_id, seen)
             if seen:
                 record_step_outcomes(
@@ -285,20 +296,8 @@ def _input_versions(context: InputContext, inner: Any, step: _Step) -> list[tupl
                 continue  # a missing partition the manager skipped (allow_missing_partitions)
             found.append((name, str(path), None))
             continue
-        location, digest = _materialized(step.instance, key, partition)
+        location, digest = deps.stored(step.instance, key, partition)
         if location is None and uri is not None and is_uri(uri):
             location = common.partition_name(uri, partition)
-        found.append((name, location, digest))
+        found.append((name, location, None if location else digest))  # hashed now, as read
     return found
-
-
-def _materialized(instance: Any, key: Any, partition: str | None) -> tuple[str | None, str | None]:
-    """(stored location, headwater digest) from the asset's latest materialization record."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None, None
-    metadata = records[0].asset_materialization.metadata
-    digest = common.raw(metadata.get(common.DIGEST_KEY))
-    return common.location_of(metadata), digest if isinstance(digest, str) else None

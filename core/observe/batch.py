@@ -207,11 +207,14 @@ class Batch:
         aliases: Sequence[str] = (),
         tags: Sequence[str] = (),
         description: str | None = None,
+        inputs: Sequence[str] = (),
     ) -> str | None:
         """The run wrote `target`: a version (a reference to where the bytes are) and its edge.
 
         With no target (an output whose location the orchestrator does not report), `name` is
-        required and the version is `unverified:<run id>` with no entries.
+        required and the version is `unverified:<run id>` with no entries. `inputs`: the REFs of
+        the run's input edges (recorded before this) that made this output, where the orchestrator
+        says so; none: every input of the run made it.
         """
         if not self.active:
             return None
@@ -234,6 +237,7 @@ class Batch:
                 description=description,
                 run_id=run_id,
                 direction="produced",
+                inputs=list(dict.fromkeys(inputs)),
             )
         )
         return f"{artifact}@{digest}"

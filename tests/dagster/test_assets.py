@@ -277,7 +277,7 @@ def test_a_failure_recording_deps_keeps_the_output_version(
     def broken(*args, **kwargs):
         raise RuntimeError("the event log is unreadable")
 
-    monkeypatch.setattr("headwater.adapters.dagster.io_manager.record_deps", broken)
+    monkeypatch.setattr("headwater.adapters.dagster.deps.step_inputs", broken)
     result = dg.materialize([users, greetings], resources={"io_manager": io(storage)}, instance=instance)
     assert result.success
     assert [v.ref for v in store.versions("greetings")] == ["greetings:v0"]
@@ -287,11 +287,11 @@ def test_a_failure_recording_deps_keeps_the_output_version(
     assert "dagster deps of greetings not recorded: RuntimeError: the event log is unreadable" in caplog.text
 
 
-def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
+def test_a_graph_backed_assets_deps_link_from_the_inner_op_that_takes_them(
     store: hw.Client, instance: dg.DagsterInstance, storage: Path, tmp_path: Path
 ) -> None:
-    """The dep feeds an inner op (count_rows); the edge goes from the step that writes the
-    asset (double), which is where its parents are known: asset-level lineage."""
+    """The dep feeds an inner op (count_rows): that step read it, so the edge goes from there, not
+    from the step that writes the asset (double)."""
     export = tmp_path / "export.csv"
     export.write_text("id\n1\n2\n")
     spec = dg.AssetSpec("export", metadata={"headwater/uri": export.as_uri()})
@@ -314,13 +314,22 @@ def test_a_graph_backed_assets_deps_link_from_the_step_that_writes_it(
     r, inner = result.run_id, f"{JOB}/counted.count_rows/result:v0"
     assert by_id(store)["runs"] == {
         container(r): (JOB, "container", "succeeded", None, [], []),
-        step(r, "counted.count_rows"): (f"{JOB}.counted.count_rows", "task", "succeeded", container(r), [], [inner]),
+        step(r, "counted.count_rows"): (
+            f"{JOB}.counted.count_rows",
+            "task",
+            "succeeded",
+            container(r),
+            [f"{export.as_uri()}:v0"],
+            [inner],
+        ),
         step(r, "counted.double"): (
             f"{JOB}.counted.double",
             "task",
             "succeeded",
             container(r),
-            [inner, f"{export.as_uri()}:v0"],
+            [inner],
             ["counted:v0"],
         ),
     }
+    # the chain is whole: the asset's upstream reaches the dep through the inner op's output
+    assert f"{export.as_uri()}:v0" in store.upstream("counted:v0")
