@@ -189,11 +189,13 @@ class Client:
             self._store.close()
             self._store = None
 
-    def queue(self, events: Sequence[Event]) -> None:
+    def queue(self, events: Sequence[Event], *, until_emit: bool = False) -> None:
         """Write events to the outbox without delivering them: the next emit() or sync() will.
 
-        For a hook whose events can wait a moment (a task's start, delivered with its end)."""
-        self.outbox.write(events)
+        For a hook whose events can wait a moment (a task's start, delivered with its end).
+        `until_emit`: an emit() follows in this process, so the folder's fsync is left to it
+        (it syncs the folder whenever it does not deliver); a crash keeps the batch either way."""
+        self.outbox.write(events, sync_dir=not until_emit)
 
     def emit(self, events: Sequence[Event], timeout: float | None = None) -> bool:
         """Write events to the outbox, then deliver within the time budget.
@@ -1033,9 +1035,12 @@ class ActiveRun:
         self._started = False
 
     def start(self) -> ActiveRun:
+        # The start and the inputs are made durable in the outbox, and delivered in one
+        # transaction with the run's next output or its end, as the adapters do: a run then costs
+        # two transactions, not one per call. info() delivers them first.
         if not self._started:
             self._started = True
-            self.client.emit(
+            self.client.queue(
                 [
                     RunRecorded(
                         run_id=self.id,
@@ -1050,7 +1055,8 @@ class ActiveRun:
                         links=self.links,
                         code=self.code,
                     )
-                ]
+                ],
+                until_emit=True,
             )
         return self
 
@@ -1079,12 +1085,11 @@ class ActiveRun:
         """
         self.start()
         event, known = self.client._use_event(self.id, item, name=name, type=type)
-        delivered = self.client.emit([event])
-        if known is not None:
+        if isinstance(event, EdgeRecorded):  # to a version already recorded (or a REF, offline)
+            self.client.queue([event], until_emit=True)
             return known
-        if isinstance(event, EdgeRecorded):
-            return None
-        return self.client._version_after(event, delivered)
+        delivered = self.client.emit([event])
+        return known or self.client._version_after(event, delivered)
 
     def log_artifact(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Version:
         self.start()
@@ -1095,6 +1100,7 @@ class ActiveRun:
         return self.client.log_reference(name, uri, run=self.id, **kwargs)
 
     def info(self) -> Run:
+        self.client.sync()  # the start and inputs this run has queued
         return self.client.get_run(self.id)
 
 

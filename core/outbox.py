@@ -88,15 +88,17 @@ class Outbox:
         key = hashlib.blake2b(backend_uri.encode(), digest_size=6).hexdigest()
         return Path(home) / "outbox" / key
 
-    def write(self, events: Sequence[Event]) -> str:
+    def write(self, events: Sequence[Event], *, sync_dir: bool = True) -> str:
         """Persist a batch durably; returns its file name. Raises OSError if the disk refuses.
 
         The bytes are fsynced before the rename, so a name in the folder always holds a whole
-        batch; the folder is fsynced after it, so the name survives a power loss.
+        batch; the folder is fsynced after it, so the name survives a power loss. `sync_dir=False`
+        leaves that to the caller's next emit(), which syncs the folder when it does not deliver.
         """
         name, _, finish = self._start(events)
         finish()
-        self.sync_dir()
+        if sync_dir:
+            self.sync_dir()
         return name
 
     def write_behind(self, events: Sequence[Event]) -> Writing:
