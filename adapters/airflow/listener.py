@@ -5,7 +5,9 @@ catches everything and logs one warning line (the same failure once per process)
 
 Task hooks run inside the task's process, on its path: their work is bounded by the time budget
 and what cannot be delivered waits in the outbox (`observe.batch`). DAG-run hooks run in the
-scheduler's loop: they go to one background thread per process, so the scheduler never waits.
+scheduler's loop: they go to one background thread per process, so the scheduler never waits
+for the store; only the task instances of an ended DAG run are read first, in its thread and
+session (one query).
 """
 
 from __future__ import annotations
