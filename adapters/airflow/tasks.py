@@ -423,25 +423,41 @@ def _state(value: Any) -> str:
 def _dag_run_outcome(ti: Any) -> str | None:
     """The DAG run's status once every task instance in it has finished, decided the way the
     scheduler decides it (`DagRun.update_state`): failed when an effective leaf failed or is
-    upstream_failed, succeeded when every one succeeded or was skipped; None until then. Asked
-    from the task process through the Task SDK (two requests on the last task, one before)."""
+    upstream_failed, succeeded when every one succeeded or was skipped; None until then.
+
+    Only a task with no downstream task asks, through the Task SDK: a task with downstream tasks
+    finishes before they start, so it is not the last. One request counts the unfinished task
+    instances; a second, when there are none, reads their states."""
+    dag = ti.task.dag
+    if ti.task.downstream_task_ids:
+        return None
+    from airflow.sdk import TaskInstanceState
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+    unfinished = ["null"] + [state.value for state in TaskInstanceState if state.value not in _FINISHED]
+    if RuntimeTaskInstance.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=unfinished):
+        return None
     states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id) or {}
     if not states or any(_state(value) not in _FINISHED for value in states.values()):
         return None
-    dag = ti.task.dag
     leaves = {task.task_id for task in dag.tasks if _effective_leaf(dag, task)} or {
         task.task_id for task in dag.tasks if not task.downstream_task_ids
     }
-    crumbs = RuntimeTaskInstance.get_task_breadcrumbs(ti.dag_id, ti.run_id)  # task_id, map_index, state
-    leaf_states = [_state(row["state"]) for row in crumbs if row["task_id"] in leaves]
+    leaf_states = [_state(value) for key, value in states.items() if _task_id(key, dag.task_ids) in leaves]
     leaf_states = [state for state in leaf_states if state != "removed"]
     if any(state in ("failed", "upstream_failed") for state in leaf_states):
         return "failed"
     if all(state in ("success", "skipped") for state in leaf_states):
         return "succeeded"
     return None
+
+
+def _task_id(key: str, task_ids: Iterable[str]) -> str:
+    """The task of a `get_task_states` key: `task_id`, or `task_id_<map index>` for a mapped one."""
+    if key in task_ids:
+        return key
+    task_id, _, index = key.rpartition("_")
+    return task_id if index.isdigit() else key
 
 
 def _effective_leaf(dag: Any, task: Any) -> bool:
