@@ -22,9 +22,9 @@ outputs: what a failed try left behind is not a version anyone should build on.
 
 Task instances that never start (skipped by a branch or a short-circuit, `upstream_failed`,
 `removed`) have no hook of their own: the DAG run's end records them (`dag_run_changed`), as
-NEVER_STARTED says. The DAG run's own status comes from its hook in the scheduler, and also from
-the task process that finishes last (`_dag_run_outcome`), for deployments where that hook never
-fires (a scheduler without headwater, one that was stopped).
+NEVER_STARTED says. The DAG run's own status comes from its hook in the scheduler; a task
+process that cannot see that hook registered (a worker apart from the scheduler, which may lack
+headwater or have stopped) also decides it when it finishes last (`_dag_run_outcome`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -395,7 +396,8 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
                 tags=out.tags if out else (),
                 description=out.description if out else None,
             )
-        if status in ("succeeded", "failed", "skipped"):  # not a try that will be retried
+        # A try that will be retried (status failed, Airflow's up_for_retry) finds the run unfinished.
+        if status in ("succeeded", "failed", "skipped") and not _safely("DAG run hooks", _dag_run_hooks_here):
             outcome = _safely("DAG run outcome", _dag_run_outcome, ti)
             if outcome is not None:
                 _container(b, settings, key.dag_id, key.run_id, outcome, ended=ended)
@@ -418,6 +420,20 @@ _FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 def _state(value: Any) -> str:
     return str(getattr(value, "value", value))
+
+
+def _dag_run_hooks_here() -> bool:
+    """Whether this process's own listener manager for DAG runs (Airflow core's) holds headwater's
+    listener: in `dag.test()` and `airflow dags test`, and in a task process forked from a
+    scheduler that has used it (LocalExecutor), the DAG run's hooks fire here or in that
+    scheduler. Read without importing or creating anything."""
+    module = sys.modules.get("airflow.listeners.listener")
+    manager = getattr(module, "get_listener_manager", None)
+    if manager is None or not manager.cache_info().currsize:
+        return False
+    from headwater.adapters.airflow import listener
+
+    return bool(manager().pm.is_registered(listener))
 
 
 def _dag_run_outcome(ti: Any) -> str | None:

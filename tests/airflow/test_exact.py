@@ -133,3 +133,38 @@ def test_the_shortcuts_are_wrapped_on_object_storage_path_only_where_verified(
     with caplog.at_level(logging.WARNING, logger="headwater"):
         assert not storage_path.install()
     assert "Task SDK 1.4.0 is not in the verified range 1.3" in caplog.text
+
+
+def test_removed_task_instances_are_aborted_unless_they_had_finished(store: hw.Client) -> None:
+    """What the DAG run's hook hands on for a run whose DAG lost a task and shrank a mapping (the
+    listener reads these fields from Airflow's task instances; removal needs a DAG changed mid-run)."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from headwater.adapters.airflow import tasks
+
+    start, end = datetime(2026, 12, 1, 8, tzinfo=timezone.utc), datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    finished = tasks.TaskKey("hw_gone", "square", "manual__1", 1, 0)
+    with tasks.observer(tasks.load()).batch("a try that finished before its task was removed") as b:
+        tasks._task_run(b, tasks.load(), finished, status="succeeded", ended_at=start)
+    tasks.dag_run_changed(
+        "hw_gone",
+        "manual__1",
+        "succeeded",
+        start,
+        end,
+        "success",
+        [
+            SimpleNamespace(task_id="square", map_index=0, try_number=1, state="removed", end_date=end),
+            SimpleNamespace(task_id="square", map_index=2, try_number=0, state="removed", end_date=end),
+            SimpleNamespace(task_id="old", map_index=-1, try_number=0, state="removed", end_date=None),
+        ],
+    )
+    assert tries(store)["runs"] == {
+        "hw_gone": ("container", "succeeded", None),
+        "hw_gone.square[0]#1": ("task", "succeeded", "hw_gone"),  # finished first: it keeps its status
+        "hw_gone.square[2]#0": ("task", "aborted", "hw_gone"),
+        "hw_gone.old#0": ("task", "aborted", "hw_gone"),
+    }
+    old = store.get_run(hw.run_id("airflow", "hw_gone", "old", "manual__1", 0, -1))
+    assert old.error == "removed: the task is no longer in the DAG"
