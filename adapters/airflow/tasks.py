@@ -423,13 +423,19 @@ def _state(value: Any) -> str:
 
 
 def _dag_run_hooks_here() -> bool:
-    """Whether this process's own listener manager for DAG runs (Airflow core's) holds headwater's
-    listener: in `dag.test()` and `airflow dags test`, and in a task process forked from a
-    scheduler that has used it (LocalExecutor), the DAG run's hooks fire here or in that
-    scheduler. Read without importing or creating anything."""
-    module = sys.modules.get("airflow.listeners.listener")
-    manager = getattr(module, "get_listener_manager", None)
-    if manager is None or not manager.cache_info().currsize:
+    """Whether the DAG run's hooks fire in this process, or in the scheduler it was forked from,
+    with headwater's listener: `dag.test()` and `airflow dags test` run the DAG run's loop in the
+    task's own process (the Task SDK's in-process supervisor); a task process forked from a
+    scheduler that has used its listener manager (LocalExecutor) inherits that manager. Airflow
+    core's manager is created here only in the first case, where Airflow creates it anyway."""
+    manager = getattr(sys.modules.get("airflow.listeners.listener"), "get_listener_manager", None)
+    if manager is None:
+        return False
+    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
+    in_process = getattr(supervisor, "InProcessSupervisorComms", None)
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if not (in_process is not None and isinstance(comms, in_process)) and not manager.cache_info().currsize:
         return False
     from headwater.adapters.airflow import listener
 
