@@ -5,7 +5,9 @@ catches everything and logs one warning line (the same failure once per process)
 
 Task hooks run inside the task's process, on its path: their work is bounded by the time budget
 and what cannot be delivered waits in the outbox (`observe.batch`). DAG-run hooks run in the
-scheduler's loop: they go to one background thread per process, so the scheduler never waits.
+scheduler's loop: they go to one background thread per process, so the scheduler never waits
+for the store; only the task instances of an ended DAG run are read first, in its thread and
+session (one query).
 """
 
 from __future__ import annotations
@@ -74,7 +76,28 @@ def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
 def _dag_run(what: str, dag_run: Any, status: str, msg: Any) -> None:
     # Read the ORM object here, in the scheduler's thread; record it in the background.
     args = (dag_run.dag_id, dag_run.run_id, status, dag_run.start_date, dag_run.end_date, msg)
-    _in_background(what, _tasks().dag_run_changed, *args)
+    never_started: list[SimpleNamespace] = []
+    if status != "running":  # the DAG run's status is recorded even if its task instances cannot be read
+        found = guard(f"airflow {what}", _never_started, dag_run, outcome="task instances not recorded")
+        never_started = found or []
+    _in_background(what, _tasks().dag_run_changed, *args, never_started)
+
+
+def _never_started(dag_run: Any) -> list[SimpleNamespace]:
+    """The task instances of an ended DAG run that may have had no try of their own (skipped,
+    upstream_failed, removed). Read in the scheduler's thread through the scheduler's own session
+    (the DAG run's, else the thread's scoped session, which `dag.test()` uses): that sees the
+    states the scheduler has just set and never commits anything of its."""
+    from airflow import settings
+    from sqlalchemy.orm import object_session
+
+    session = object_session(dag_run) or settings.Session()
+    found = dag_run.get_task_instances(state=list(_tasks().NEVER_STARTED), session=session)
+    fields = ("task_id", "map_index", "try_number", "end_date")
+    return [
+        SimpleNamespace(state=str(getattr(ti.state, "value", ti.state)), **{name: getattr(ti, name) for name in fields})
+        for ti in found
+    ]
 
 
 @hookimpl

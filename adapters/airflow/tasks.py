@@ -9,14 +9,22 @@ try is a task run `run_id("airflow", dag_id, task_id, run_id, try_number, map_in
 
 Inputs and outputs, in this order of sources (each location is recorded once per run):
   1. inlets / outlets: Airflow Assets (by URI), headwater objects (`hw.Output`, a `Version`),
-     plain URI strings or paths, and REF strings (`"mnist-train:production"`) as inlets;
+     plain URI strings or paths, and REF strings (`"mnist-train:production"`) as inlets; an
+     AssetAlias inlet stands for the assets it names when the try starts;
   2. runtime outlet events: the `extra` of each outlet becomes version metadata, and the assets
      an AssetAlias named at run time become outputs;
   3. the hook lineage collector: what ObjectStoragePath and provider hooks read and wrote. It is a
-     per-process singleton, so it is snapshotted at task start and diffed at the end.
+     per-process singleton, so it is snapshotted at task start and diffed at the end. Its
+     `read_text`/`write_text`/`read_bytes`/`write_bytes` report there too (`storage_path`).
 Inputs declared as inlets are hashed at task start (the exact version read); outputs, and inputs
 that only the collector reports, at the end. Failed and skipped tries record their inputs but no
 outputs: what a failed try left behind is not a version anyone should build on.
+
+Task instances that never start (skipped by a branch or a short-circuit, `upstream_failed`,
+`removed`) have no hook of their own: the DAG run's end records them (`dag_run_changed`), as
+NEVER_STARTED says. The DAG run's own status comes from its hook in the scheduler; a task
+process that cannot see that hook registered (a worker apart from the scheduler, which may lack
+headwater or have stopped) also decides it when it finishes last (`_dag_run_outcome`).
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from headwater.adapters.airflow import storage_path
 from headwater.adapters.airflow.settings import Settings, load, observer
 from headwater.api import Output, run_id
 from headwater.models import Version
@@ -111,7 +121,7 @@ def translate(obj: Any, *, as_input: bool) -> Item | None:
     """An inlet or outlet as an Item; None for what headwater cannot place (logged at debug)."""
     Asset, AssetAlias, AssetNameRef, AssetUriRef = _asset_classes()
     if isinstance(obj, AssetAlias):
-        return None  # resolved through the outlet events (the assets it named at run time)
+        return None  # outlets: the outlet events name its assets; inlets: resolved by _inlets()
     if isinstance(obj, (Asset, AssetUriRef, AssetNameRef)):
         uri = getattr(obj, "uri", None)
         if isinstance(uri, str) and is_uri(uri):
@@ -143,6 +153,29 @@ def translate(obj: Any, *, as_input: bool) -> Item | None:
         return Item(name=found.key, target=found.target)
     log.debug("headwater: %s %r is not something headwater records", "inlet" if as_input else "outlet", obj)
     return None
+
+
+def _alias_assets(alias: Any) -> list[Any]:
+    """The assets an AssetAlias names now, resolved as the Task SDK resolves an alias inlet for
+    the task's own context (the `GetAssetsByAlias` request to the execution API)."""
+    from airflow.sdk.execution_time.comms import AssetsByAliasResult, GetAssetsByAlias
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    Asset, _, _, _ = _asset_classes()
+    found = SUPERVISOR_COMMS.send(GetAssetsByAlias(alias_name=alias.name))
+    if not isinstance(found, AssetsByAliasResult):
+        raise RuntimeError(f"the execution API answered {type(found).__name__}")
+    return [Asset(name=asset.name, uri=asset.uri) for asset in found.assets]
+
+
+def _inlets(ti: Any) -> Iterator[Any]:
+    """The task's inlets, each AssetAlias replaced by the assets it names now."""
+    _, AssetAlias, _, _ = _asset_classes()
+    for inlet in getattr(ti.task, "inlets", None) or ():
+        if isinstance(inlet, AssetAlias):
+            yield from _safely(f"inlet {inlet!r}", _alias_assets, inlet, default=[])
+        else:
+            yield inlet
 
 
 def _declared(objs: Iterable[Any] | None, *, as_input: bool) -> Iterator[Item]:
@@ -251,12 +284,15 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
             started_at=utc(getattr(dag_run, "start_date", None)),
             params={"dag_id": key.dag_id, "dag_run_id": key.run_id},
         )
+    _task_run(b, settings, key, started_at=utc(getattr(ti, "start_date", None)), code=_code(ti), **fields)
+
+
+def _task_run(b: Batch, settings: Settings, key: TaskKey, **fields: Any) -> None:
     b.run(
         key.id,
         job=f"{key.dag_id}.{key.task_id}",
         job_namespace=settings.namespace,
         kind="task",
-        started_at=utc(getattr(ti, "start_date", None)),
         parent_id=key.container,
         params={
             "dag_id": key.dag_id,
@@ -265,7 +301,6 @@ def _describe(b: Batch, ti: Any, settings: Settings, key: TaskKey, **fields: Any
             "try_number": key.try_number,
             "map_index": key.map_index,
         },
-        code=_code(ti),
         **fields,
     )
 
@@ -283,13 +318,14 @@ def task_started(ti: Any) -> None:
     key = TaskKey.of(ti)
     started = _Started(collector=None, inputs=set())
     if "hooks" in settings.sources:
+        storage_path.install()
         started.collector = _safely("hook lineage", _collector_counts)
     _started[key] = started
     # Made durable now, delivered with the task's end batch: one delivery per task, not two.
     with observer(settings).batch("task start", deliver=False) as b:
         _describe(b, ti, settings, key, status="running")
         if "inlets" in settings.sources:
-            for item in _declared(getattr(ti.task, "inlets", None), as_input=True):
+            for item in _declared(_inlets(ti), as_input=True):
                 if item.name in started.inputs:
                     continue
                 started.inputs.add(item.name)
@@ -360,22 +396,143 @@ def task_finished(ti: Any, status: str, error: Any = None) -> None:
                 tags=out.tags if out else (),
                 description=out.description if out else None,
             )
+        # A try that will be retried (status failed, Airflow's up_for_retry) finds the run unfinished.
+        if status in ("succeeded", "failed", "skipped") and not _safely("DAG run hooks", _dag_run_hooks_here):
+            outcome = _safely("DAG run outcome", _dag_run_outcome, ti)
+            if outcome is not None:
+                _container(b, settings, key.dag_id, key.run_id, outcome, ended=ended)
     _written(b, key)
 
 
-def dag_run_changed(dag_id: str, airflow_run_id: str, status: str, started: Any, ended: Any, msg: Any) -> None:
+# -- the DAG run's end --------------------------------------------------------------------
+
+# Task instance states that end without a try of their own -> (headwater status, error). A
+# task that never started because an upstream one failed did not fail itself: it is skipped, as
+# Dagster and dbt record it, and the error names Airflow's state. A removed task instance was
+# withdrawn from the DAG run: aborted (one that had already finished keeps its status).
+NEVER_STARTED = {
+    "skipped": ("skipped", None),
+    "upstream_failed": ("skipped", "upstream_failed: not run because an upstream task failed"),
+    "removed": ("aborted", "removed: the task is no longer in the DAG"),
+}
+_FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def _state(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _dag_run_hooks_here() -> bool:
+    """Whether the DAG run's hooks fire in this process, or in the scheduler it was forked from,
+    with headwater's listener: `dag.test()` and `airflow dags test` run the DAG run's loop in the
+    task's own process (the Task SDK's in-process supervisor); a task process forked from a
+    scheduler that has used its listener manager (LocalExecutor) inherits that manager. Airflow
+    core's manager is created here only in the first case, where Airflow creates it anyway."""
+    manager = getattr(sys.modules.get("airflow.listeners.listener"), "get_listener_manager", None)
+    if manager is None:
+        return False
+    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
+    in_process = getattr(supervisor, "InProcessSupervisorComms", None)
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if not (in_process is not None and isinstance(comms, in_process)) and not manager.cache_info().currsize:
+        return False
+    from headwater.adapters.airflow import listener
+
+    return bool(manager().pm.is_registered(listener))
+
+
+def _dag_run_outcome(ti: Any) -> str | None:
+    """The DAG run's status once every task instance in it has finished, decided the way the
+    scheduler decides it (`DagRun.update_state`): failed when an effective leaf failed or is
+    upstream_failed, succeeded when every one succeeded or was skipped; None until then.
+
+    Only a task with no downstream task asks, through the Task SDK: a task with downstream tasks
+    finishes before they start, so it is not the last. One request counts the unfinished task
+    instances; a second, when there are none, reads their states."""
+    dag = ti.task.dag
+    if ti.task.downstream_task_ids:
+        return None
+    from airflow.sdk import TaskInstanceState
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    unfinished = ["null"] + [state.value for state in TaskInstanceState if state.value not in _FINISHED]
+    if RuntimeTaskInstance.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=unfinished):
+        return None
+    states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id) or {}
+    if not states or any(_state(value) not in _FINISHED for value in states.values()):
+        return None
+    leaves = {task.task_id for task in dag.tasks if _effective_leaf(dag, task)} or {
+        task.task_id for task in dag.tasks if not task.downstream_task_ids
+    }
+    leaf_states = [_state(value) for key, value in states.items() if _task_id(key, dag.task_ids) in leaves]
+    leaf_states = [state for state in leaf_states if state != "removed"]
+    if any(state in ("failed", "upstream_failed") for state in leaf_states):
+        return "failed"
+    if all(state in ("success", "skipped") for state in leaf_states):
+        return "succeeded"
+    return None
+
+
+def _task_id(key: str, task_ids: Iterable[str]) -> str:
+    """The task of a `get_task_states` key: `task_id`, or `task_id_<map index>` for a mapped one."""
+    if key in task_ids:
+        return key
+    task_id, _, index = key.rpartition("_")
+    return task_id if index.isdigit() else key
+
+
+def _effective_leaf(dag: Any, task: Any) -> bool:
+    """As the scheduler counts leaves: teardown tasks count only with on_failure_fail_dagrun."""
+    for downstream_id in task.downstream_task_ids:
+        downstream = dag.get_task(downstream_id)
+        if not downstream.is_teardown or downstream.on_failure_fail_dagrun:
+            return False
+    return not task.is_teardown or task.on_failure_fail_dagrun
+
+
+def _container(
+    b: Batch,
+    settings: Settings,
+    dag_id: str,
+    airflow_run_id: str,
+    status: str,
+    *,
+    started: Any = None,
+    ended: Any,
+    error: str | None = None,
+) -> None:
+    b.run(
+        dag_run_id(dag_id, airflow_run_id),
+        job=dag_id,
+        job_namespace=settings.namespace,
+        kind="container",
+        status=status,  # type: ignore[arg-type]  # one of the statuses above
+        started_at=utc(started),
+        ended_at=utc(ended) if status != "running" else None,
+        error=error,
+        params={"dag_id": dag_id, "dag_run_id": airflow_run_id},
+    )
+
+
+def dag_run_changed(
+    dag_id: str,
+    airflow_run_id: str,
+    status: str,
+    started: Any,
+    ended: Any,
+    msg: Any,
+    never_started: Iterable[Any] = (),
+) -> None:
+    """The DAG run's status, and, as it ends, a run for each task instance that never started
+    (`never_started`: task_id, map_index, try_number, state, end_date of each, as NEVER_STARTED maps)."""
     settings = load()
     if settings.disabled:
         return
     with observer(settings).batch(f"DAG run {status}") as b:
-        b.run(
-            dag_run_id(dag_id, airflow_run_id),
-            job=dag_id,
-            job_namespace=settings.namespace,
-            kind="container",
-            status=status,  # type: ignore[arg-type]  # mapped above: a RunStatus value
-            started_at=utc(started),
-            ended_at=utc(ended) if status != "running" else None,
-            error=str(msg)[:4000] if status == "failed" and msg else None,
-            params={"dag_id": dag_id, "dag_run_id": airflow_run_id},
-        )
+        error = str(msg)[:4000] if status == "failed" and msg else None
+        _container(b, settings, dag_id, airflow_run_id, status, started=started, ended=ended, error=error)
+        for ti in never_started:
+            ti_status, ti_error = NEVER_STARTED[ti.state]
+            key = TaskKey(dag_id, str(ti.task_id), airflow_run_id, int(ti.try_number), int(ti.map_index))
+            _task_run(b, settings, key, status=ti_status, ended_at=utc(ti.end_date), error=ti_error)
