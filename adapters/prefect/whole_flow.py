@@ -17,7 +17,8 @@ versions listed in SUPPORTED, headwater wraps exactly these five methods, once p
   for subflow runs. A subflow entering Running while its caller's FlowRunContext is still current
   is tracked with its caller's tracker, and its caller becomes its parent run. For a flow tracked
   with `tracker.flow`, the wrapper only keeps the engine's parameters (Python objects; a hook
-  receives Prefect's JSON form) for that flow's own Running hook.
+  receives Prefect's JSON form) for that flow's own Running hook. An untracked flow run in which
+  a `tracker.task` run opened the container is closed with the flow run's final state.
 - `prefect.context.AssetContext.emit_events`: called as a materializing task's asset context
   closes; the wrapper copies what `add_asset_metadata()` gathered for a tracked task run, so it
   becomes the metadata of the asset's version.
@@ -155,7 +156,8 @@ def _task_event(engine: Any, state: Any) -> None:
         log.warning("headwater: prefect task run not recorded: %s", one_line(err))
 
 
-def _flow_scope(engine: Any, state: Any) -> Any:
+def _flow_target(engine: Any, state: Any) -> tuple[Any, Any] | None:
+    """(hook, scope) that records this flow run's state, or None when it is not tracked."""
     flow, flow_run = engine.flow, engine.flow_run
     if flow_run is None or config.disabled():
         return None
@@ -165,33 +167,41 @@ def _flow_scope(engine: Any, state: Any) -> Any:
         if state.is_running() and engine.parameters:
             memory.flow_parameters.put(flow_run.id, dict(engine.parameters))
         return None
+    running = state.is_running()
     scope = memory.tracked_flow_runs.get(flow_run.id)
-    if scope is None and state.is_running():
+    if scope is None and running:
         ctx = translate.flow_context()  # the caller's, while a subflow enters Running
         caller = getattr(getattr(ctx, "flow_run", None), "id", None)
         if caller is not None and caller != flow_run.id:
             scope = memory.tracked_flow_runs.get(caller)
-    return scope
+    if scope is not None:
+        return (hooks.flow_running if running else hooks.flow_finished), scope
+    if not running and translate.status_of(state) is not None:
+        # An untracked flow run whose container a tracker.task run opened: closed with its end.
+        scope = memory.opened_flow_runs.get(flow_run.id)
+        if scope is not None:
+            return hooks.container_finished, scope
+    return None
 
 
 def _flow_wanted(engine: Any, state: Any) -> bool:
     try:
-        return _flow_scope(engine, state) is not None
+        return _flow_target(engine, state) is not None
     except Exception:  # noqa: BLE001
         return False
 
 
 def _flow_event(engine: Any, state: Any) -> None:
     try:
-        scope = _flow_scope(engine, state)
-        if scope is None:
+        target = _flow_target(engine, state)
+        if target is None:
             return
-        if state.is_running():
-            hooks.guarded("subflow run", hooks.flow_running, scope, engine.flow, engine.flow_run, state)
-        else:
-            hooks.guarded("subflow run", hooks.flow_finished, scope, engine.flow, engine.flow_run, state)
+        hook, scope = target
+        if hook is hooks.container_finished:
+            memory.opened_flow_runs.pop(engine.flow_run.id)
+        hooks.guarded("flow run", hook, scope, engine.flow, engine.flow_run, state)
     except Exception as err:  # noqa: BLE001
-        log.warning("headwater: prefect subflow run not recorded: %s", one_line(err))
+        log.warning("headwater: prefect flow run not recorded: %s", one_line(err))
 
 
 def _wrap_emit_events(original: Any) -> Any:
