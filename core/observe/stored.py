@@ -90,7 +90,7 @@ def produced_stored(b: Batch, rid: str, item: Location) -> str | None:
             )
         )
         return f"{name}@{digest}"
-    log.warning("headwater: %s store=True not honoured (%s): recorded as a reference", item.name or item.key, reason)
+    log.warning("headwater: output %s recorded as a reference, not stored (%s)", item.name or item.key, reason)
     return b.produced(
         rid,
         item.target,
