@@ -167,7 +167,7 @@ def flow_running(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
         translate.record_inputs(b, info.rid, params, None, [], scope.ignore_inputs)
 
 
-def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
+def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any, *, tracked: bool = True) -> None:
     status = translate.status_of(state)
     if status is None or status == "running":
         return
@@ -178,7 +178,7 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
     with observer.batch(f"flow run {flow_run.name!r} end") as b:
         info = memory.open_runs.pop(flow_run.id) or translate.flow_info(scope, flow, flow_run)
         outputs: list[Location] = []
-        if status == "succeeded":
+        if status == "succeeded" and tracked:
             outputs.extend(outputs_in(translate.result_of(state)))
         outputs.extend(memory.logged_outputs.pop(flow_run.id) or ())
         error = translate.error_of(state)
@@ -200,24 +200,7 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
 def container_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
     """The end of an untracked flow run whose container a `tracker.task` run in it opened: its
     status, times and error (the flow's own parameters and result are not tracked)."""
-    status = translate.status_of(state)
-    if status is None or status == "running":
-        return
-    observer = observer_of(scope)
-    if observer is None:
-        return
-    with observer.batch(f"flow run {flow_run.name!r} end") as b:
-        info = translate.flow_info(scope, flow, flow_run)
-        error = translate.error_of(state)
-        b.run(
-            info.rid,
-            **info.fields(),
-            status=status,
-            started_at=utc(flow_run.start_time),
-            ended_at=utc(state.timestamp),
-            error=error,
-        )
-        end_open_tasks(b, flow_run.id, state, status, error)
+    flow_finished(scope, flow, flow_run, state, tracked=False)
 
 
 def end_open_tasks(b: Batch, flow_run_id: Any, state: Any, status: RunStatus, error: str | None) -> None:

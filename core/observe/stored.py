@@ -28,14 +28,18 @@ log = logging.getLogger("headwater")
 
 
 def produced_outputs(b: Batch, rid: str, outputs: list[Location]) -> list[tuple[str, str]]:
-    """`produced_locations`, where outputs that asked for `store=True` keep their bytes."""
+    """`produced_locations`, where outputs that asked for `store=True` keep their bytes (or, when
+    they cannot, are recorded as references like the others)."""
     kept = {item.name or item.key: item for item in outputs if item.store}
-    recorded = produced_locations(b, rid, [item for item in outputs if not item.store])
+    referenced = [item for item in outputs if not item.store]
+    recorded: list[tuple[str, str]] = []
     for item in kept.values():
         ref = produced_stored(b, rid, item)
-        if ref is not None and linkable(ref):
+        if ref is None:
+            referenced.append(item)
+        elif linkable(ref):
             recorded.append((item.key, ref))
-    return recorded
+    return produced_locations(b, rid, referenced) + recorded
 
 
 def _store(client: Client, item: Location) -> tuple[str, list[ManifestEntry]]:
@@ -63,7 +67,8 @@ def _within(seconds: float, client: Client, item: Location) -> tuple[str, list[M
 
 
 def produced_stored(b: Batch, rid: str, item: Location) -> str | None:
-    """The run wrote `item` and asked for its bytes to be kept: `name@digest`, as `Batch.produced`."""
+    """The run wrote `item` and asked for its bytes to be kept: `name@digest`, as `Batch.produced`;
+    None (one warning line) when they cannot be stored within the budget, or at all."""
     if not b.active:
         return None
     try:
@@ -91,13 +96,4 @@ def produced_stored(b: Batch, rid: str, item: Location) -> str | None:
         )
         return f"{name}@{digest}"
     log.warning("headwater: output %s recorded as a reference, not stored (%s)", item.name or item.key, reason)
-    return b.produced(
-        rid,
-        item.target,
-        name=item.name,
-        type=item.type,
-        metadata=item.metadata,
-        aliases=item.aliases,
-        tags=item.tags,
-        description=item.description,
-    )
+    return None
