@@ -13,6 +13,7 @@ rewrites its input records what it read. What one hook leaves for the next is in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from headwater import config
@@ -249,20 +250,10 @@ def log_output(
             log.warning("headwater: log_output(%s): not a path, URI or headwater.Output: not recorded", short(target))
             return target
         for item in found:
+            named = normalize_name(name) if name else item.name
+            given = item.metadata if metadata is None else metadata
             memory.logged_outputs.append(
-                run.id,
-                Location(
-                    item.target,
-                    item.key,
-                    name=normalize_name(name) if name else item.name,
-                    type=type or item.type,
-                    metadata=metadata if metadata is not None else item.metadata,
-                    explicit=True,
-                    aliases=item.aliases,
-                    tags=item.tags,
-                    description=item.description,
-                    store=item.store,
-                ),
+                run.id, replace(item, name=named, type=type or item.type, metadata=given, explicit=True)
             )
     except Exception as err:  # noqa: BLE001
         log.warning("headwater: log_output not recorded: %s", one_line(err))

@@ -30,100 +30,58 @@ wrapped: a tracked flow then records its own run and the tasks tracked with `tra
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import threading
 from typing import Any
 
 from headwater import config
 from headwater.adapters.prefect import hooks, translate
 from headwater.adapters.prefect.state import memory
-from headwater.observe import one_line, version_tuple, wrap_methods
+from headwater.observe import one_line
+from headwater.observe.install import Patches, Target, awaiting_first, calling_first
 
 log = logging.getLogger("headwater")
 
-# Verified against 3.9.1; the call_hooks/emit_events shapes are unchanged since 3.4.
-SUPPORTED = ((3, 4), (3, 10))  # [from, to)
-_lock = threading.Lock()
-_installed: bool | None = None  # None: not tried yet
 
-
-def _version() -> tuple[int, int]:
+def _version() -> str:
     import prefect
 
-    return version_tuple(prefect.__version__)
+    return str(prefect.__version__)
 
 
-def _targets() -> list[tuple[type, str, bool, Any]]:
+def _targets() -> list[Target]:
     from prefect.context import AssetContext
     from prefect.flow_engine import AsyncFlowRunEngine, FlowRunEngine
     from prefect.task_engine import AsyncTaskRunEngine, SyncTaskRunEngine
 
     return [
-        (SyncTaskRunEngine, "call_hooks", False, _wrap_sync(_task_event)),
-        (AsyncTaskRunEngine, "call_hooks", True, _wrap_async(_task_event, _task_wanted)),
-        (FlowRunEngine, "call_hooks", False, _wrap_sync(_flow_event)),
-        (AsyncFlowRunEngine, "call_hooks", True, _wrap_async(_flow_event, _flow_wanted)),
-        (AssetContext, "emit_events", False, _wrap_emit_events),
+        (SyncTaskRunEngine, "call_hooks", False, calling_first(_task_event)),
+        (AsyncTaskRunEngine, "call_hooks", True, awaiting_first(_task_event, _task_wanted)),
+        (FlowRunEngine, "call_hooks", False, calling_first(_flow_event)),
+        (AsyncFlowRunEngine, "call_hooks", True, awaiting_first(_flow_event, _flow_wanted)),
+        (AssetContext, "emit_events", False, calling_first(_asset_metadata)),
     ]
 
 
-def installed() -> bool:
-    return bool(_installed)
+# Verified against 3.9.1; the call_hooks/emit_events shapes are unchanged since 3.4.
+patches = Patches(
+    "Prefect",
+    "whole-flow tracking",
+    _version,
+    ((3, 4), (3, 10)),
+    _targets,
+    ["self", "state"],
+    "tracked flows record their own runs and tasks tracked with tracker.task",
+)
 
 
 def install() -> bool:
     """Wrap the five methods (once per process). False, with one warning, on unsupported versions."""
-    global _installed
-    with _lock:
-        if _installed is not None:
-            return _installed
-        _installed = False
-        try:
-            version = _version()
-            if not SUPPORTED[0] <= version < SUPPORTED[1]:
-                raise RuntimeError(f"Prefect {'.'.join(map(str, version))} is not in the verified range 3.4-3.9")
-            wrap_methods(_targets(), ["self", "state"])
-            _installed = True
-        except Exception as err:  # noqa: BLE001
-            log.warning(
-                "headwater: whole-flow tracking unavailable (%s); tracked flows record their own runs "
-                "and tasks tracked with tracker.task",
-                one_line(err),
-            )
-        return _installed
+    return patches.install()
 
 
-def _wrap_sync(event: Any) -> Any:
-    def wrap(original: Any) -> Any:
-        @functools.wraps(original)
-        def call_hooks(self: Any, state: Any = None) -> None:
-            event(self, state if state is not None else self.state)
-            return original(self, state)
-
-        return call_hooks
-
-    return wrap
-
-
-def _wrap_async(event: Any, wanted: Any) -> Any:
-    def wrap(original: Any) -> Any:
-        @functools.wraps(original)
-        async def call_hooks(self: Any, state: Any = None) -> None:
-            current = state if state is not None else self.state
-            if wanted(self, current):
-                # Hashing and delivery off the event loop, in a copy of this context.
-                await asyncio.to_thread(event, self, current)
-            return await original(self, state)
-
-        return call_hooks
-
-    return wrap
-
-
-def _task_wanted(engine: Any, state: Any) -> bool:
+def _task_wanted(engine: Any, state: Any = None) -> bool:
     try:
+        state = state if state is not None else engine.state
         task_run = engine.task_run
         if task_run is None or config.disabled():
             return False
@@ -134,8 +92,9 @@ def _task_wanted(engine: Any, state: Any) -> bool:
         return False
 
 
-def _task_event(engine: Any, state: Any) -> None:
+def _task_event(engine: Any, state: Any = None) -> None:
     try:
+        state = state if state is not None else engine.state
         if not _task_wanted(engine, state):
             return
         task, task_run = engine.task, engine.task_run
@@ -184,15 +143,16 @@ def _flow_target(engine: Any, state: Any) -> tuple[Any, Any] | None:
     return None
 
 
-def _flow_wanted(engine: Any, state: Any) -> bool:
+def _flow_wanted(engine: Any, state: Any = None) -> bool:
     try:
-        return _flow_target(engine, state) is not None
+        return _flow_target(engine, state if state is not None else engine.state) is not None
     except Exception:  # noqa: BLE001
         return False
 
 
-def _flow_event(engine: Any, state: Any) -> None:
+def _flow_event(engine: Any, state: Any = None) -> None:
     try:
+        state = state if state is not None else engine.state
         target = _flow_target(engine, state)
         if target is None:
             return
@@ -204,16 +164,12 @@ def _flow_event(engine: Any, state: Any) -> None:
         log.warning("headwater: prefect flow run not recorded: %s", one_line(err))
 
 
-def _wrap_emit_events(original: Any) -> Any:
-    @functools.wraps(original)
-    def emit_events(self: Any, state: Any) -> None:
-        try:
-            if self.materialization_metadata and self.task_run_id in memory.open_runs:
-                memory.asset_metadata.put(
-                    self.task_run_id, {key: dict(value) for key, value in self.materialization_metadata.items()}
-                )
-        except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it
-            pass
-        return original(self, state)
-
-    return emit_events
+def _asset_metadata(context: Any, state: Any = None) -> None:
+    """What add_asset_metadata() gathered for a tracked task run, kept for its outputs' versions."""
+    try:
+        if context.materialization_metadata and context.task_run_id in memory.open_runs:
+            memory.asset_metadata.put(
+                context.task_run_id, {key: dict(value) for key, value in context.materialization_metadata.items()}
+            )
+    except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it
+        pass
