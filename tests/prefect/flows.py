@@ -241,3 +241,8 @@ def keeping(src: Path, uri: str) -> None:
 def fails_after(src: Path, extract_task) -> None:
     extract_task(src)
     raise ValueError("the flow itself failed")
+
+
+@flow
+async def async_untracked(src: Path, fetch_task) -> Path:
+    return await fetch_task(src)

@@ -3,6 +3,7 @@ tracked task opened is closed with the flow's final state."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -78,3 +79,13 @@ def test_a_flow_run_opened_by_a_tracked_task_ends_with_the_flow(
     assert container.error == "ValueError: the flow itself failed"
     (task,) = store.runs(job="fails-after.extract")
     assert container.started_at <= task.started_at <= task.ended_at <= container.ended_at
+
+
+def test_an_async_flow_run_opened_by_a_tracked_task_ends_with_the_flow(
+    tracker: HeadwaterTracker, store: hw.Client, raw: Path
+) -> None:
+    asyncio.run(flows.async_untracked(raw, tracker.task(flows.fetch)))
+    assert rows(store, raw.parent) == [
+        ("async-untracked", "container", "succeeded", None, (), ()),
+        ("async-untracked.fetch", "task", "succeeded", "async-untracked", ("raw.csv:v0",), ("raw.fetched:v0",)),
+    ]
