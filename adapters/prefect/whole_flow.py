@@ -5,7 +5,7 @@ run unless persisted, so headwater must be called while the run is still in the 
 added with `with_options` reach only the task objects a user passes to `tracker.task`; the tasks a
 tracked flow calls are the user's own, module-level objects, which headwater does not copy or
 mutate. Instead, on the first `tracker.flow(...)` / `tracker.task(...)`, and only for the Prefect
-versions listed in SUPPORTED, headwater wraps exactly these five methods, once per process:
+versions verified (`patches`), headwater wraps exactly these five methods, once per process:
 
 - `prefect.task_engine.SyncTaskRunEngine.call_hooks` and `AsyncTaskRunEngine.call_hooks`: the
   methods with which the task engine runs a task's own state hooks, in the task run's thread and
