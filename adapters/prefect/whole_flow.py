@@ -23,7 +23,7 @@ versions verified (`patches`), headwater wraps exactly these five methods, once 
   closes; the wrapper copies what `add_asset_metadata()` gathered for a tracked task run, so it
   becomes the metadata of the asset's version.
 
-Each wrapper costs untracked runs one dictionary lookup, never raises (one warning line), and the
+Each wrapper costs untracked runs one or two dictionary lookups, never raises (one warning line), and the
 original method always runs with its original arguments. On other Prefect versions nothing is
 wrapped: a tracked flow then records its own run and the tasks tracked with `tracker.task`.
 """
