@@ -110,6 +110,15 @@ def test_states() -> None:
     assert translate.error_of(Completed()) is None
 
 
+def test_results_prefect_cannot_link() -> None:
+    untracked = Completed()
+    untracked.state_details.untrackable_result = True  # as Prefect's link_state_to_result sets it
+    assert [translate.unlinkable(untracked, v) for v in (None, True, False, 3, -5, 256, Ellipsis)] == [True] * 7
+    # a container holding a 3 sets the flag too, but the container itself is linked
+    assert [translate.unlinkable(untracked, v) for v in (257, -6, 3.0, "3", (3,), [None])] == [False] * 6
+    assert not translate.unlinkable(Completed(), 3)  # Prefect linked it: nothing to say
+
+
 def test_whole_flow_tracking_wraps_five_methods_once(headwater_log: list) -> None:
     from prefect.context import AssetContext
     from prefect.flow_engine import AsyncFlowRunEngine, FlowRunEngine
