@@ -13,13 +13,16 @@ rewrites its input records what it read. What one hook leaves for the next is in
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from headwater import config
 from headwater.adapters.prefect import translate
 from headwater.adapters.prefect.state import Scope, memory
 from headwater.adapters.prefect.translate import ORCHESTRATOR
+from headwater.models import RunStatus
 from headwater.observe import (
+    Batch,
     Location,
     Observer,
     find,
@@ -27,11 +30,12 @@ from headwater.observe import (
     guarding,
     one_line,
     outputs_in,
-    produced_locations,
     short,
     summarize_params,
     utc,
+    warn_once,
 )
+from headwater.observe.stored import produced_outputs
 from headwater.refs import normalize_name
 
 log = logging.getLogger("headwater")
@@ -39,6 +43,7 @@ log = logging.getLogger("headwater")
 __all__ = [
     "ORCHESTRATOR",
     "Scope",
+    "container_finished",
     "flow_finished",
     "flow_running",
     "guarded",
@@ -77,6 +82,8 @@ def task_running(scope: Scope, task: Any, task_run: Any, state: Any, parameters:
         info.params = summarize_params(params)
         info.started_at = utc(task_run.start_time) or utc(state.timestamp)
         memory.open_runs.put(task_run.id, info)
+        if info.flow_run_id and info.flow_run_id not in memory.tracked_flow_runs:
+            memory.opened_flow_runs.put(info.flow_run_id, scope)  # whole_flow closes it with the flow
         inputs = observer.collect()  # written with the end batch
         deps = list(getattr(task, "asset_deps", None) or ())
         translate.record_inputs(inputs, info.rid, params, task_run.task_inputs, deps, scope.ignore_inputs)
@@ -91,12 +98,15 @@ def task_finished(scope: Scope, task: Any, task_run: Any, state: Any, parameters
     if observer is None:
         return
     refs: list[tuple[str, str]] = []
+    result: Any = None
     with observer.batch(f"task run {task_run.name!r} end") as b:
         info = memory.open_runs.pop(task_run.id) or translate.task_info(scope, task, task_run)
         if info.params is None and parameters is not None:
             info.params = summarize_params(parameters)
         if info.flow_run_id and info.flow_run_id not in memory.tracked_flow_runs:
-            # Tracked alone inside an untracked flow: the container is upserted by its first child.
+            # Tracked alone inside an untracked flow: the container is upserted by its first child
+            # and closed by whole_flow when the flow run ends.
+            memory.opened_flow_runs.put(info.flow_run_id, scope)
             flow_name = getattr(getattr(translate.flow_context(), "flow", None), "name", None)
             b.run(info.parent_id or "", job=flow_name, job_namespace=info.job_namespace, kind="container")
         b.run(
@@ -111,12 +121,25 @@ def task_finished(scope: Scope, task: Any, task_run: Any, state: Any, parameters
         b.events.extend(info.inputs)
         outputs: list[Location] = []
         if status == "succeeded":
-            outputs.extend(outputs_in(translate.result_of(state)))
+            result = translate.result_of(state)
+            outputs.extend(outputs_in(result))
             outputs.extend(translate.asset_outputs(task, task_run.id))
         outputs.extend(memory.logged_outputs.pop(task_run.id) or ())
-        refs = produced_locations(b, info.rid, outputs)
+        refs = produced_outputs(b, info.rid, outputs)
     if b.delivered is not None and refs:  # written (delivered or queued): downstream can link to it
         memory.recorded_outputs.put(task_run.id, tuple(refs))
+        if info.flow_run_id and status == "succeeded" and translate.unlinkable(state, result):
+            warn_unlinkable(task.name)
+
+
+def warn_unlinkable(task_name: str) -> None:
+    """Say once per task name (per process) that a task given this result is not linked to its outputs."""
+    warn_once(
+        f"headwater: prefect task {task_name!r} returned a small int, a bool or None, which Prefect cannot "
+        "tell apart from the same value returned elsewhere, so a task given this result is not linked to "
+        f"what {task_name!r} wrote: return the path or a headwater.Output (or log_output the file and "
+        "return something else), or pass the path to the task that reads it"
+    )
 
 
 def flow_running(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
@@ -145,7 +168,7 @@ def flow_running(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
         translate.record_inputs(b, info.rid, params, None, [], scope.ignore_inputs)
 
 
-def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
+def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any, *, tracked: bool = True) -> None:
     status = translate.status_of(state)
     if status is None or status == "running":
         return
@@ -156,7 +179,7 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
     with observer.batch(f"flow run {flow_run.name!r} end") as b:
         info = memory.open_runs.pop(flow_run.id) or translate.flow_info(scope, flow, flow_run)
         outputs: list[Location] = []
-        if status == "succeeded":
+        if status == "succeeded" and tracked:
             outputs.extend(outputs_in(translate.result_of(state)))
         outputs.extend(memory.logged_outputs.pop(flow_run.id) or ())
         error = translate.error_of(state)
@@ -169,24 +192,36 @@ def flow_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
             ended_at=utc(state.timestamp),
             error=error,
         )
-        refs = produced_locations(b, info.rid, outputs)
-        if state.is_crashed() or state.is_cancelling() or state.is_cancelled():
-            # The process is going away: its task runs that started will never report an end.
-            for run_uuid, task in memory.open_runs.items():
-                if task.kind == "task" and task.flow_run_id == flow_run.id and memory.open_runs.pop(run_uuid):
-                    why = f"flow run {state.name.lower()}"
-                    b.run(
-                        task.rid,
-                        **task.fields(),
-                        status=status,
-                        params=task.params,
-                        started_at=task.started_at,
-                        ended_at=utc(state.timestamp),
-                        error=f"{why}: {error}" if error else why,
-                    )
-                    b.events.extend(task.inputs)
+        refs = produced_outputs(b, info.rid, outputs)
+        end_open_tasks(b, flow_run.id, state, status, error)
     if b.delivered is not None and refs:
         memory.recorded_outputs.put(flow_run.id, tuple(refs))
+
+
+def container_finished(scope: Scope, flow: Any, flow_run: Any, state: Any) -> None:
+    """The end of an untracked flow run whose container a `tracker.task` run in it opened: its
+    status, times and error (the flow's own parameters and result are not tracked)."""
+    flow_finished(scope, flow, flow_run, state, tracked=False)
+
+
+def end_open_tasks(b: Batch, flow_run_id: Any, state: Any, status: RunStatus, error: str | None) -> None:
+    """A crashed or cancelled flow run's process is going away: its task runs that started will
+    never report an end, so they end with it."""
+    if not (state.is_crashed() or state.is_cancelling() or state.is_cancelled()):
+        return
+    why = f"flow run {state.name.lower()}"
+    for run_uuid, task in memory.open_runs.items():
+        if task.kind == "task" and task.flow_run_id == flow_run_id and memory.open_runs.pop(run_uuid):
+            b.run(
+                task.rid,
+                **task.fields(),
+                status=status,
+                params=task.params,
+                started_at=task.started_at,
+                ended_at=utc(state.timestamp),
+                error=f"{why}: {error}" if error else why,
+            )
+            b.events.extend(task.inputs)
 
 
 # -- log_output ------------------------------------------------------------------------------------
@@ -215,19 +250,10 @@ def log_output(
             log.warning("headwater: log_output(%s): not a path, URI or headwater.Output: not recorded", short(target))
             return target
         for item in found:
+            named = normalize_name(name) if name else item.name
+            given = item.metadata if metadata is None else metadata
             memory.logged_outputs.append(
-                run.id,
-                Location(
-                    item.target,
-                    item.key,
-                    name=normalize_name(name) if name else item.name,
-                    type=type or item.type,
-                    metadata=metadata if metadata is not None else item.metadata,
-                    explicit=True,
-                    aliases=item.aliases,
-                    tags=item.tags,
-                    description=item.description,
-                ),
+                run.id, replace(item, name=named, type=type or item.type, metadata=given, explicit=True)
             )
     except Exception as err:  # noqa: BLE001
         log.warning("headwater: log_output not recorded: %s", one_line(err))

@@ -77,6 +77,9 @@ class State:
         self.asset_metadata: Bounded[UUID, dict[str, dict[str, Any]]] = Bounded(20000)
         # Flow run id -> its parameters as Python objects (captured by whole_flow at Running).
         self.flow_parameters: Bounded[UUID, dict[str, Any]] = Bounded(4096)
+        # Untracked flow run id -> the scope of a tracker.task run inside it, which opened its
+        # container: whole_flow closes that container with the flow run's final state.
+        self.opened_flow_runs: Bounded[UUID, Scope] = Bounded(4096)
 
 
 memory = State()

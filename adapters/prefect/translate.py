@@ -62,6 +62,26 @@ def result_of(state: Any) -> Any:
     return state.result(raise_on_failure=False, _sync=True)
 
 
+def unlinkable(state: Any, result: Any) -> bool:
+    """True when Prefect records no link from this result to the tasks given it.
+
+    Prefect finds a task's upstream runs by the identity of the objects passed to it: each result
+    is kept under its `id()` (`prefect.utilities.engine.link_state_to_result`). None, bools,
+    Ellipsis and the ints from -5 to 256 are shared objects in CPython (interned), so Prefect skips
+    them and sets `state_details.untrackable_result`; a downstream task's `task_inputs` then name
+    no upstream run. Nested values (a tuple holding a 3) set the flag too, but the container
+    itself is linked: only the result as a whole counts here.
+    """
+    if not getattr(state.state_details, "untrackable_result", False):
+        return False
+    return (
+        result is None
+        or result is Ellipsis
+        or result is NotImplemented
+        or (isinstance(result, int) and -5 <= result <= 256)
+    )
+
+
 def error_of(state: Any) -> str | None:
     """One line saying why a run did not succeed: its exception, else Prefect's state message."""
     if status_of(state) not in ("failed", "aborted", "skipped"):

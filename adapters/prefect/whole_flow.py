@@ -5,7 +5,7 @@ run unless persisted, so headwater must be called while the run is still in the 
 added with `with_options` reach only the task objects a user passes to `tracker.task`; the tasks a
 tracked flow calls are the user's own, module-level objects, which headwater does not copy or
 mutate. Instead, on the first `tracker.flow(...)` / `tracker.task(...)`, and only for the Prefect
-versions listed in SUPPORTED, headwater wraps exactly these five methods, once per process:
+versions verified (`patches`), headwater wraps exactly these five methods, once per process:
 
 - `prefect.task_engine.SyncTaskRunEngine.call_hooks` and `AsyncTaskRunEngine.call_hooks`: the
   methods with which the task engine runs a task's own state hooks, in the task run's thread and
@@ -17,112 +17,71 @@ versions listed in SUPPORTED, headwater wraps exactly these five methods, once p
   for subflow runs. A subflow entering Running while its caller's FlowRunContext is still current
   is tracked with its caller's tracker, and its caller becomes its parent run. For a flow tracked
   with `tracker.flow`, the wrapper only keeps the engine's parameters (Python objects; a hook
-  receives Prefect's JSON form) for that flow's own Running hook.
+  receives Prefect's JSON form) for that flow's own Running hook. An untracked flow run in which
+  a `tracker.task` run opened the container is closed with the flow run's final state.
 - `prefect.context.AssetContext.emit_events`: called as a materializing task's asset context
   closes; the wrapper copies what `add_asset_metadata()` gathered for a tracked task run, so it
   becomes the metadata of the asset's version.
 
-Each wrapper costs untracked runs one dictionary lookup, never raises (one warning line), and the
+Each wrapper costs untracked runs one or two dictionary lookups, never raises (one warning line), and the
 original method always runs with its original arguments. On other Prefect versions nothing is
 wrapped: a tracked flow then records its own run and the tasks tracked with `tracker.task`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import threading
 from typing import Any
 
 from headwater import config
 from headwater.adapters.prefect import hooks, translate
 from headwater.adapters.prefect.state import memory
-from headwater.observe import one_line, version_tuple, wrap_methods
+from headwater.observe import one_line
+from headwater.observe.install import Patches, Target, awaiting_first, calling_first
 
 log = logging.getLogger("headwater")
 
-# Verified against 3.9.1; the call_hooks/emit_events shapes are unchanged since 3.4.
-SUPPORTED = ((3, 4), (3, 10))  # [from, to)
-_lock = threading.Lock()
-_installed: bool | None = None  # None: not tried yet
 
-
-def _version() -> tuple[int, int]:
+def _version() -> str:
     import prefect
 
-    return version_tuple(prefect.__version__)
+    return str(prefect.__version__)
 
 
-def _targets() -> list[tuple[type, str, bool, Any]]:
+def _targets() -> list[Target]:
     from prefect.context import AssetContext
     from prefect.flow_engine import AsyncFlowRunEngine, FlowRunEngine
     from prefect.task_engine import AsyncTaskRunEngine, SyncTaskRunEngine
 
     return [
-        (SyncTaskRunEngine, "call_hooks", False, _wrap_sync(_task_event)),
-        (AsyncTaskRunEngine, "call_hooks", True, _wrap_async(_task_event, _task_wanted)),
-        (FlowRunEngine, "call_hooks", False, _wrap_sync(_flow_event)),
-        (AsyncFlowRunEngine, "call_hooks", True, _wrap_async(_flow_event, _flow_wanted)),
-        (AssetContext, "emit_events", False, _wrap_emit_events),
+        (SyncTaskRunEngine, "call_hooks", False, calling_first(_task_event)),
+        (AsyncTaskRunEngine, "call_hooks", True, awaiting_first(_task_event, _task_wanted)),
+        (FlowRunEngine, "call_hooks", False, calling_first(_flow_event)),
+        (AsyncFlowRunEngine, "call_hooks", True, awaiting_first(_flow_event, _flow_wanted)),
+        (AssetContext, "emit_events", False, calling_first(_asset_metadata)),
     ]
 
 
-def installed() -> bool:
-    return bool(_installed)
+# Verified against 3.9.1; the call_hooks/emit_events shapes are unchanged since 3.4.
+patches = Patches(
+    "Prefect",
+    "whole-flow tracking",
+    _version,
+    ((3, 4), (3, 10)),
+    _targets,
+    ["self", "state"],
+    "tracked flows record their own runs and tasks tracked with tracker.task",
+)
 
 
 def install() -> bool:
     """Wrap the five methods (once per process). False, with one warning, on unsupported versions."""
-    global _installed
-    with _lock:
-        if _installed is not None:
-            return _installed
-        _installed = False
-        try:
-            version = _version()
-            if not SUPPORTED[0] <= version < SUPPORTED[1]:
-                raise RuntimeError(f"Prefect {'.'.join(map(str, version))} is not in the verified range 3.4-3.9")
-            wrap_methods(_targets(), ["self", "state"])
-            _installed = True
-        except Exception as err:  # noqa: BLE001
-            log.warning(
-                "headwater: whole-flow tracking unavailable (%s); tracked flows record their own runs "
-                "and tasks tracked with tracker.task",
-                one_line(err),
-            )
-        return _installed
+    return patches.install()
 
 
-def _wrap_sync(event: Any) -> Any:
-    def wrap(original: Any) -> Any:
-        @functools.wraps(original)
-        def call_hooks(self: Any, state: Any = None) -> None:
-            event(self, state if state is not None else self.state)
-            return original(self, state)
-
-        return call_hooks
-
-    return wrap
-
-
-def _wrap_async(event: Any, wanted: Any) -> Any:
-    def wrap(original: Any) -> Any:
-        @functools.wraps(original)
-        async def call_hooks(self: Any, state: Any = None) -> None:
-            current = state if state is not None else self.state
-            if wanted(self, current):
-                # Hashing and delivery off the event loop, in a copy of this context.
-                await asyncio.to_thread(event, self, current)
-            return await original(self, state)
-
-        return call_hooks
-
-    return wrap
-
-
-def _task_wanted(engine: Any, state: Any) -> bool:
+def _task_wanted(engine: Any, state: Any = None) -> bool:
     try:
+        state = state if state is not None else engine.state
         task_run = engine.task_run
         if task_run is None or config.disabled():
             return False
@@ -133,8 +92,9 @@ def _task_wanted(engine: Any, state: Any) -> bool:
         return False
 
 
-def _task_event(engine: Any, state: Any) -> None:
+def _task_event(engine: Any, state: Any = None) -> None:
     try:
+        state = state if state is not None else engine.state
         if not _task_wanted(engine, state):
             return
         task, task_run = engine.task, engine.task_run
@@ -155,7 +115,8 @@ def _task_event(engine: Any, state: Any) -> None:
         log.warning("headwater: prefect task run not recorded: %s", one_line(err))
 
 
-def _flow_scope(engine: Any, state: Any) -> Any:
+def _flow_target(engine: Any, state: Any) -> tuple[Any, Any] | None:
+    """(hook, scope) that records this flow run's state, or None when it is not tracked."""
     flow, flow_run = engine.flow, engine.flow_run
     if flow_run is None or config.disabled():
         return None
@@ -165,45 +126,50 @@ def _flow_scope(engine: Any, state: Any) -> Any:
         if state.is_running() and engine.parameters:
             memory.flow_parameters.put(flow_run.id, dict(engine.parameters))
         return None
+    running = state.is_running()
     scope = memory.tracked_flow_runs.get(flow_run.id)
-    if scope is None and state.is_running():
+    if scope is None and running:
         ctx = translate.flow_context()  # the caller's, while a subflow enters Running
         caller = getattr(getattr(ctx, "flow_run", None), "id", None)
         if caller is not None and caller != flow_run.id:
             scope = memory.tracked_flow_runs.get(caller)
-    return scope
+    if scope is not None:
+        return (hooks.flow_running if running else hooks.flow_finished), scope
+    if not running and translate.status_of(state) is not None:
+        # An untracked flow run whose container a tracker.task run opened: closed with its end.
+        scope = memory.opened_flow_runs.get(flow_run.id)
+        if scope is not None:
+            return hooks.container_finished, scope
+    return None
 
 
-def _flow_wanted(engine: Any, state: Any) -> bool:
+def _flow_wanted(engine: Any, state: Any = None) -> bool:
     try:
-        return _flow_scope(engine, state) is not None
+        return _flow_target(engine, state if state is not None else engine.state) is not None
     except Exception:  # noqa: BLE001
         return False
 
 
-def _flow_event(engine: Any, state: Any) -> None:
+def _flow_event(engine: Any, state: Any = None) -> None:
     try:
-        scope = _flow_scope(engine, state)
-        if scope is None:
+        state = state if state is not None else engine.state
+        target = _flow_target(engine, state)
+        if target is None:
             return
-        if state.is_running():
-            hooks.guarded("subflow run", hooks.flow_running, scope, engine.flow, engine.flow_run, state)
-        else:
-            hooks.guarded("subflow run", hooks.flow_finished, scope, engine.flow, engine.flow_run, state)
+        hook, scope = target
+        if hook is hooks.container_finished:
+            memory.opened_flow_runs.pop(engine.flow_run.id)
+        hooks.guarded("flow run", hook, scope, engine.flow, engine.flow_run, state)
     except Exception as err:  # noqa: BLE001
-        log.warning("headwater: prefect subflow run not recorded: %s", one_line(err))
+        log.warning("headwater: prefect flow run not recorded: %s", one_line(err))
 
 
-def _wrap_emit_events(original: Any) -> Any:
-    @functools.wraps(original)
-    def emit_events(self: Any, state: Any) -> None:
-        try:
-            if self.materialization_metadata and self.task_run_id in memory.open_runs:
-                memory.asset_metadata.put(
-                    self.task_run_id, {key: dict(value) for key, value in self.materialization_metadata.items()}
-                )
-        except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it
-            pass
-        return original(self, state)
-
-    return emit_events
+def _asset_metadata(context: Any, state: Any = None) -> None:
+    """What add_asset_metadata() gathered for a tracked task run, kept for its outputs' versions."""
+    try:
+        if context.materialization_metadata and context.task_run_id in memory.open_runs:
+            memory.asset_metadata.put(
+                context.task_run_id, {key: dict(value) for key, value in context.materialization_metadata.items()}
+            )
+    except Exception:  # noqa: BLE001 - metadata is a nicety; the version is recorded without it
+        pass

@@ -44,6 +44,7 @@ class Location:
     aliases: tuple[str, ...] = ()  # an hw.Output's labels, applied to the version it becomes
     tags: tuple[str, ...] = ()
     description: str | None = None
+    store: bool | None = None  # an hw.Output's `store`: True keeps a copy of the bytes (observe.stored)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def find(value: Any, *, depth: int = 0, count: list[int] | None = None) -> Itera
                 aliases=tuple(value.aliases),
                 tags=tuple(value.tags),
                 description=value.description,
+                store=value.store,
             )
         except (HeadwaterError, ValueError, OSError) as err:
             log.warning("headwater: %s ignored: %s", short(value), one_line(err))

@@ -194,3 +194,55 @@ class PowerCut(BaseException):
 def crashing(src: Path) -> None:
     extract(src)
     raise PowerCut("the machine went away")
+
+
+@task
+def export_n(src: Path, n: int) -> int:
+    """Writes `export-<n>` and returns `n`: Prefect links 300 to this run, but not 3 (interned)."""
+    from headwater.adapters.prefect import log_output
+
+    out = src.with_name(f"export-{n}")
+    out.write_text(src.read_text() * n)
+    log_output(out)
+    return n
+
+
+@task
+def report(n: int) -> None:
+    return None
+
+
+@flow
+def small_results(src: Path) -> None:
+    report(export_n(src, 3))
+    report(export_n(src, 300))
+    report(export_n(src, 5))
+
+
+@task
+def keep(src: Path, uri: str):
+    import fsspec
+
+    import headwater as hw
+
+    out = src.with_name("weights.bin")
+    out.write_bytes(b"w" * 64)
+    with fsspec.open(uri, "wb") as f:
+        f.write(b"remote")
+    return [hw.Output("weights", out, type="model", store=True), hw.Output("remote", uri, store=True)]
+
+
+@flow
+def keeping(src: Path, uri: str) -> None:
+    keep(src, uri)
+
+
+@flow
+def fails_after(src: Path, extract_task) -> None:
+    extract_task(src)
+    raise ValueError("the flow itself failed")
+
+
+@flow
+async def async_untracked(src: Path, fetch_task) -> Path:
+    return await fetch_task(src)

@@ -90,8 +90,8 @@ def test_a_task_tracked_alone(tracker: HeadwaterTracker, store: hw.Client, raw: 
         ("extract", "task", "succeeded", None, ("raw.csv:v0",), ("clean.csv:v0",)),
         ("tracked", "container", "succeeded", None, ("raw.csv:v0",), ("clean.csv:v0",)),
         ("tracked.extract", "task", "succeeded", "tracked", ("raw.csv:v0",), ("clean.csv:v0",)),
-        # upserted by its tracked task; an untracked flow has no hook to end it
-        ("untracked", "container", "running", None, (), ()),
+        # opened by its tracked task, closed with the flow run's final state
+        ("untracked", "container", "succeeded", None, (), ()),
         ("untracked.extract", "task", "succeeded", "untracked", ("raw.csv:v0",), ("clean.csv:v0",)),
     ]
 

@@ -12,6 +12,7 @@ from prefect.states import Cancelled, Completed, Crashed, Failed, Pending, Runni
 import headwater as hw
 from headwater.adapters.prefect import translate
 from headwater.observe import Location, find, summarize_params
+from headwater.observe.install import Patches
 from headwater.refs import parse_ref
 
 
@@ -109,7 +110,16 @@ def test_states() -> None:
     assert translate.error_of(Completed()) is None
 
 
-def test_whole_flow_tracking_wraps_five_methods_once(monkeypatch: pytest.MonkeyPatch, headwater_log: list) -> None:
+def test_results_prefect_cannot_link() -> None:
+    untracked = Completed()
+    untracked.state_details.untrackable_result = True  # as Prefect's link_state_to_result sets it
+    assert [translate.unlinkable(untracked, v) for v in (None, True, False, 3, -5, 256, Ellipsis)] == [True] * 7
+    # a container holding a 3 sets the flag too, but the container itself is linked
+    assert [translate.unlinkable(untracked, v) for v in (257, -6, 3.0, "3", (3,), [None])] == [False] * 6
+    assert not translate.unlinkable(Completed(), 3)  # Prefect linked it: nothing to say
+
+
+def test_whole_flow_tracking_wraps_five_methods_once(headwater_log: list) -> None:
     from prefect.context import AssetContext
     from prefect.flow_engine import AsyncFlowRunEngine, FlowRunEngine
     from prefect.task_engine import AsyncTaskRunEngine, SyncTaskRunEngine
@@ -129,10 +139,17 @@ def test_whole_flow_tracking_wraps_five_methods_once(monkeypatch: pytest.MonkeyP
         original = getattr(cls, name).__headwater_original__
         assert not hasattr(original, "__headwater_original__")  # wrapped once
 
-    monkeypatch.setattr(whole_flow, "_installed", None)
-    monkeypatch.setattr(whole_flow, "_version", lambda: (3, 10))
-    assert whole_flow.install() is False
+    patches = Patches(
+        "Prefect",
+        "whole-flow tracking",
+        lambda: "3.10.0",
+        whole_flow.patches.supported,
+        whole_flow._targets,
+        whole_flow.patches.params,
+        whole_flow.patches.otherwise,
+    )
+    assert patches.install() is False and not patches.installed
     assert [r.getMessage() for r in headwater_log] == [
-        "headwater: whole-flow tracking unavailable (RuntimeError: Prefect 3.10 is not in the verified range "
+        "headwater: whole-flow tracking unavailable (RuntimeError: Prefect 3.10.0 is not in the verified range "
         "3.4-3.9); tracked flows record their own runs and tasks tracked with tracker.task"
     ]
