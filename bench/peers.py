@@ -512,7 +512,7 @@ def shape_lineage(size: dict[str, int], work: Path, peers: bool) -> dict[str, An
         nx = None
     if nx is not None:
         # One node per version (positive ids) and per run (negative), as bench/run.py builds it.
-        before = peak_mib()
+        before = common._status_kib("VmRSS") or 0
         g = nx.DiGraph()
         run_node: dict[str, int] = {}
         conn = sqlite3.connect(load["db"])
@@ -520,7 +520,7 @@ def shape_lineage(size: dict[str, int], work: Path, peers: bool) -> dict[str, An
             r = run_node.setdefault(run_id, -1 - len(run_node))
             g.add_edge(*((version_id, r) if direction == "used" else (r, version_id)))
         conn.close()
-        graph_mib = peak_mib() - before
+        graph_mib = ((common._status_kib("VmRSS") or 0) - before) / 1024
 
         def descendants() -> float:
             start = time.perf_counter()
