@@ -36,24 +36,21 @@ ROWS = [
 COLUMNS = ["benchmark", "what", "headwater", "peer", "ratio", "target", "met", "peak RSS hw/peer"]
 
 
-def test_bench_prints_every_row(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--quick",
-            "--tiny",
-            "--workdir",
-            str(tmp_path / "work"),
-        ],
-        cwd=ROOT,
-        env=env,
+def bench(script: str, *args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run bench/<script> with this interpreter; its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_bench_prints_every_row(tmp_path: Path) -> None:
+    proc = bench("run.py", "--quick", "--tiny", "--workdir", str(tmp_path / "work"), cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     lines = proc.stdout.splitlines()
     header = lines[0]
@@ -75,23 +72,7 @@ def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> 
     """bench/large_manifest.py at a small size, with a body limit its batch crosses."""
     import json
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "large_manifest.py"),
-            "--entries",
-            "8000",
-            "--max-body-mb",
-            "0.5",
-            "--json",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = bench("large_manifest.py", "--entries", "8000", "--max-body-mb", "0.5", "--json", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     rows = json.loads(proc.stdout)
     assert [row["database"] for row in rows][:1] == ["SQLite"]
@@ -124,15 +105,7 @@ def test_peers_bench_runs_every_shape_without_the_peers(tmp_path: Path) -> None:
     """bench/peers.py --tiny --headwater-only: every shape's headwater side and the floors that
     need no peer (cp, reading the bytes, networkx), each row with its target and verdict. The
     peers themselves (W&B, DVC, MLflow) run in `make bench-peers`, in an environment of their own."""
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "peers.py"), "--tiny", "--headwater-only", "--json", "rows.json"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    proc = bench("peers.py", "--tiny", "--headwater-only", "--json", "rows.json", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     assert "FAILED" not in proc.stdout, proc.stdout
     import json
