@@ -96,15 +96,25 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def child(cmd: Sequence[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Run a command; (wall time, its own peak RSS in MiB, from wait4's rusage)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
-    return elapsed, usage.ru_maxrss / 1024
+    """Run a command; (wall time, its peak RSS in MiB, or -1 where GNU time is missing).
+
+    Its peak comes from GNU time, a small process: a child forked from this one would carry
+    this process's high-water mark into its own (the kernel keeps the larger across exec)."""
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        wrapped = [str(gnu_time), "-f", "%M", "-o", rss.name, *cmd] if gnu_time.exists() else list(cmd)
+        start = time.perf_counter()
+        proc = subprocess.run(wrapped, cwd=cwd, stdout=subprocess.DEVNULL, check=False)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}")
+        kib = rss.read().strip().splitlines()
+    return elapsed, int(kib[-1]) / 1024 if kib and kib[-1].isdigit() else -1.0
+
+
+def rss(*values: float | None) -> str:
+    """Peak RSS cells; a peak that could not be measured (negative) shows as "-"."""
+    return fmt_rss(*(None if v is None or v < 0 else v for v in values))
 
 
 Side = Callable[[], "float | tuple[float, float]"]
@@ -114,7 +124,7 @@ def interleave(sides: dict[str, Side], reps: int, label: str, prepare: Callable[
     """bench/run.py's side_by_side, for sides that may run a child process: a side returns its
     time, or (time, the child's peak RSS). `prepare` runs before every call, off the clock."""
     times: dict[str, list[float]] = {k: [] for k in sides}
-    peaks: dict[str, float] = {k: 0.0 for k in sides}
+    peaks: dict[str, float] = {k: -1.0 for k in sides}  # -1: not measured (rss() shows "-")
     names = list(sides)
     for rep in range(reps):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
@@ -562,7 +572,7 @@ def ratio_row(
     if peer is None or peer not in r[series]:
         why = "not run (--headwater-only)" if peer is not None else "-"
         stated = target or (f">= {minimum:g}x" if minimum is not None else "(reference)")
-        return Row(key, what, show(a.median), why, "-", stated, "-", fmt_rss(a.peak_mib, None))
+        return Row(key, what, show(a.median), why, "-", stated, "-", rss(a.peak_mib, None))
     b = Series(**r[series][peer])
     ratio = b.median / a.median
     return Row(
@@ -573,7 +583,7 @@ def ratio_row(
         f"{ratio:.2f}x",
         target or (f">= {minimum:g}x" if minimum is not None else "(reference)"),
         verdict(None if minimum is None else ratio >= minimum),
-        fmt_rss(a.peak_mib, b.peak_mib),
+        rss(a.peak_mib, b.peak_mib),
         numbers={"headwater_s": a.times, "peer_s": b.times},
     )
 
@@ -594,7 +604,7 @@ def rows_folder(r: dict[str, Any]) -> list[Row]:
             "-",
             "< 200 MiB",
             verdict(own < 200),
-            fmt_rss(own, None),
+            rss(own, None),
         ),
     ]
 
@@ -622,7 +632,7 @@ def rows_relog(r: dict[str, Any], first_s: float | None) -> list[Row]:
             f"{ratio:.1f}x",
             ">= 20x",
             verdict(ratio >= 20 and hashed == 0),
-            fmt_rss(hw.peak_mib, None),
+            rss(hw.peak_mib, None),
         ),
         ratio_row("relog-vs-dvc", f"re-log {r['files']:,} unchanged files vs dvc add unchanged", r, "dvc", minimum=20),
     ]
@@ -648,7 +658,7 @@ def rows_manual(r: dict[str, Any]) -> list[Row]:
                 "-",
                 "<= 0.3 ms",
                 verdict(s.median <= 0.0003),
-                fmt_rss(s.peak_mib, None),
+                rss(s.peak_mib, None),
             )
         )
     return rows
