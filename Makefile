@@ -16,7 +16,7 @@ SESSIONS ?= lint core reliability core_pythons docs dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
-.PHONY: test demo docs bench fuzz dist postgres chromium tools clean
+.PHONY: test demo docs bench bench-peers fuzz dist postgres chromium tools clean
 
 $(NOX) $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +55,13 @@ dist: tools
 
 bench: tools postgres chromium
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s bench
+
+# headwater beside W&B (offline), DVC, MLflow and networkx (bench/peers.py), pinned in an
+# environment of their own (bench/peers-requirements.txt); not part of `make test`.
+# PEERS_ARGS="--quick" for a ~50 MiB folder, "--full" to add the 100,000-run question.
+PEERS_ARGS ?=
+bench-peers: tools postgres
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s peers -- $(PEERS_ARGS)
 
 clean:
 	rm -rf $(TOOLS) .nox dist site

@@ -209,3 +209,11 @@ def bench(session: nox.Session) -> None:
     """The benchmarks in bench/, full size (not part of `make test`)."""
     session.install("-c", "constraints/core.txt", "-e", ".[postgres,server]", *DEV, "--group", "browser")
     session.run("python", "bench/run.py", *session.posargs, env={"PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(python=PYTHON)
+def peers(session: nox.Session) -> None:
+    """headwater beside W&B (offline), DVC, MLflow (SQLite) and networkx, in an environment of
+    their own (bench/peers-requirements.txt); not part of `make test` (`make bench-peers`)."""
+    session.install("-e", ".[postgres,server]", "-r", "bench/peers-requirements.txt")
+    session.run("python", "bench/peers.py", *session.posargs, env={"PYTHONUNBUFFERED": "1"})

@@ -36,24 +36,21 @@ ROWS = [
 COLUMNS = ["benchmark", "what", "headwater", "peer", "ratio", "target", "met", "peak RSS hw/peer"]
 
 
-def test_bench_prints_every_row(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--quick",
-            "--tiny",
-            "--workdir",
-            str(tmp_path / "work"),
-        ],
-        cwd=ROOT,
-        env=env,
+def bench(script: str, *args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run bench/<script> with this interpreter; its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_bench_prints_every_row(tmp_path: Path) -> None:
+    proc = bench("run.py", "--quick", "--tiny", "--workdir", str(tmp_path / "work"), cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     lines = proc.stdout.splitlines()
     header = lines[0]
@@ -75,23 +72,7 @@ def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> 
     """bench/large_manifest.py at a small size, with a body limit its batch crosses."""
     import json
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "large_manifest.py"),
-            "--entries",
-            "8000",
-            "--max-body-mb",
-            "0.5",
-            "--json",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = bench("large_manifest.py", "--entries", "8000", "--max-body-mb", "0.5", "--json", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     rows = json.loads(proc.stdout)
     assert [row["database"] for row in rows][:1] == ["SQLite"]
@@ -99,3 +80,45 @@ def test_large_manifest_bench_stages_and_records_every_entry(tmp_path: Path) -> 
         assert row["entries"] == 8000
         assert row["one body MiB"] > 0.5  # the batch as one body is over the limit
         assert row["sent MiB"] < row["one body MiB"]  # its manifest went compressed
+
+
+PEER_ROWS = [
+    "log-vs-wandb",
+    "log-vs-cp",
+    "log-vs-cp-sync",
+    "log-rss",
+    "hash-vs-wandb",
+    "hash-vs-dvc",
+    "hash-vs-read",
+    "relog-vs-first",
+    "relog-vs-dvc",
+    "run-vs-mlflow",
+    "get-ref",
+    "use-ref",
+    "users-runs_using-sqlite-60",
+    "users-downstream-sqlite-60",
+    "lineage",
+]
+
+
+def test_peers_bench_runs_every_shape_without_the_peers(tmp_path: Path) -> None:
+    """bench/peers.py --tiny --headwater-only: every shape's headwater side and the floors that
+    need no peer (cp, reading the bytes, networkx), each row with its target and verdict. The
+    peers themselves (W&B, DVC, MLflow) run in `make bench-peers`, in an environment of their own."""
+    proc = bench("peers.py", "--tiny", "--headwater-only", "--json", "rows.json", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    assert "FAILED" not in proc.stdout, proc.stdout
+    import json
+
+    rows = {row["key"]: row for row in json.loads((tmp_path / "rows.json").read_text())}
+    assert set(PEER_ROWS) <= set(rows), sorted(rows)
+    for key in PEER_ROWS:
+        row = rows[key]
+        assert row["headwater"] not in ("", "-"), row
+        assert row["target"] not in ("", "-"), row  # every row states the issue's target
+    # The floors measured beside headwater, and the peers said to be skipped, not silently absent.
+    for key in ("log-vs-cp", "log-vs-cp-sync", "hash-vs-read", "lineage"):
+        assert rows[key]["ratio"].endswith("x"), rows[key]
+    for key in ("log-vs-wandb", "hash-vs-wandb", "hash-vs-dvc", "relog-vs-dvc", "run-vs-mlflow"):
+        assert rows[key]["peer"] == "not run (--headwater-only)", rows[key]
+    assert "re-hashed" not in rows["relog-vs-first"]["headwater"], rows["relog-vs-first"]
