@@ -271,6 +271,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
       4  contradicts what is recorded (Conflict)
       5  backend unavailable, or its schema is newer (Unavailable); local disk full or read-only (Unwritable)
       6  the backend refused the token (Unauthorized); the batch waits in the outbox
+      7  the content was purged (Purged): `download`/`verify` of a version with purged files
 
     \b
     An error is one line on stderr, or with --json one JSON object:
@@ -694,15 +695,16 @@ def tag_cmd(client: Client, ref: str, tags: Sequence[str], remove: bool, as_json
 
 @cli.command("delete")
 @click.argument("ref")
+@click.option("--reason", metavar="TEXT", default=None, help="Why (kept in the audit log).")
 @json_option
 @_with_client
-def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
+def delete_cmd(client: Client, ref: str, reason: str | None, as_json: bool) -> None:
     """Delete a version; its lineage is kept.
 
     The version REF stays in the lineage as a tombstone, its aliases go, and `headwater gc`
     can then free its stored bytes.
     """
-    version = client.delete(ref)
+    version = client.delete(ref, reason=reason)
     if as_json:
         _print_json(version)
     else:
@@ -734,6 +736,77 @@ def gc_cmd(client: Client, dry_run: bool, grace: float | None, as_json: bool) ->
     if dry_run:
         lines += [f"  {d}" for d in doomed]
     _show(Text("\n".join(lines)))
+
+
+# -- purges and the audit log -----------------------------------------------------------------------
+
+
+@cli.command("purge")
+@click.argument("ref", required=False)
+@click.option("--path", "path", metavar="P", help="A file (its name in a manifest, a local path or a URI).")
+@click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log).")
+@click.option("--redact-path", is_flag=True, help="Replace the purged entries' paths by a redacted form.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed, and the downstream impact.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
+@json_option
+@_with_client
+def purge_cmd(
+    client: Client,
+    ref: str | None,
+    path: str | None,
+    digest: str | None,
+    reason: str,
+    redact_path: bool,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Remove content everywhere headwater keeps it; keep the lineage (a privacy takedown).
+
+    Selects as `headwater impact` does: `--path P` (in every version holding it), `--digest D`,
+    or the files of version REF (`REF --path P`: only its file P), found wherever they are by
+    digest. Removes the bytes from the blob store, the tracking server, the download cache and
+    the stat cache; marks the entries purged (digest and size kept); records who, when and why
+    in the audit log (`headwater audit`). Referenced objects (s3://, https://) are listed, not
+    deleted. Exit code 7 afterwards from `download`/`verify` of an affected version.
+    """
+    plan = client.purge(reason=reason, path=path, digest=digest, ref=ref, dry_run=True)
+    if dry_run:
+        if as_json:
+            _print_json(plan)
+        else:
+            _show(render.purge_view(plan, done=False))
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("purge removes bytes for good: pass --yes to confirm when not on a terminal")
+        _show(render.purge_view(plan, done=False))
+        if not click.confirm(f"Purge {plan.files} file(s) in {len(plan.holding)} version(s)?", default=False):
+            raise click.Abort()
+    report = client.purge(reason=reason, path=path, digest=digest, ref=ref, redact_path=redact_path)
+    if as_json:
+        _print_json(report)
+    else:
+        _show(render.purge_view(report, done=True))
+
+
+@cli.command("audit")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many records.")
+@click.option("--action", type=click.Choice(["purge", "delete", "retention"]), default=None, help="Only these.")
+@json_option
+@_with_client
+def audit_cmd(client: Client, limit: int | None, action: str | None, as_json: bool) -> None:
+    """The append-only audit log: purges, deletes and retention removals, newest first.
+
+    Each record says who (the OS user; on a tracking server with tokens, also the token's
+    fingerprint), when, what and why.
+    """
+    records = client.audit(limit=limit, action=action)
+    if as_json:
+        _print_json(records)
+    else:
+        _show(render.audit_table(records))
 
 
 # -- lineage ----------------------------------------------------------------------------------------

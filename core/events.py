@@ -219,6 +219,11 @@ class VersionRecorded(_Event):
     direction: Direction | None = None
     exact: bool = True
     edge_metadata: JSONObject = Field(default_factory=dict)
+    allow_purged: bool = Field(
+        default=False,
+        description="store files whose content was purged again (`--allow-purged`); without it such "
+        "files are recorded as purged and their bytes are not kept",
+    )
     manifest: Digest | None = Field(
         default=None,
         description="on the way to a tracking server only: the digest of the staged manifest "
@@ -276,10 +281,37 @@ class VersionDeleted(_Event):
     kind: Literal["delete"] = "delete"
     name: Name
     digest: Digest
+    who: Text | None = Field(default=None, description="for the audit log: the OS user who asked")
+    reason: Text | None = None
+
+
+class ContentPurged(_Event):
+    """Purge files by content digest in every version that holds them (a privacy takedown).
+
+    The store marks those entries purged (digest and size kept; the path replaced by a redacted
+    form when `redact`), keeps every version, run and edge, and appends one row to the audit log.
+    The bytes are removed by whoever holds them (the client, the tracking server) once this is
+    recorded. `references`: entries that point elsewhere (s3://, https://), reported to the user,
+    not deleted. `selection`: what was asked for, as the audit log shows it.
+    """
+
+    kind: Literal["purge"] = "purge"
+    digests: list[Digest] = Field(min_length=1)
+    references: list[Annotated[str, _text(PATH_MAX)]] = Field(default_factory=list)
+    reason: Annotated[str, _text(4096), AfterValidator(lambda v: _nonblank(v, "a purge needs a reason"))]
+    who: Annotated[str, _text(NAME_MAX)]
+    selection: Annotated[str, _text(PATH_MAX)] = ""
+    redact: bool = False
+
+
+def _nonblank(value: str, message: str) -> str:
+    if not value.strip():
+        raise ValueError(message)
+    return value
 
 
 Event = Annotated[
-    RunRecorded | VersionRecorded | EdgeRecorded | AliasMoved | TagsChanged | VersionDeleted,
+    RunRecorded | VersionRecorded | EdgeRecorded | AliasMoved | TagsChanged | VersionDeleted | ContentPurged,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])

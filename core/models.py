@@ -44,6 +44,24 @@ class Artifact(_Model):
     updated_at: datetime | None = Field(default=None, description="when its newest version was recorded")
 
 
+AuditAction = Literal["purge", "delete", "retention"]
+
+
+class AuditRecord(_Model):
+    """One row of the append-only audit log: a purge, a delete or a retention removal."""
+
+    id: int
+    at: datetime
+    who: str
+    action: AuditAction
+    target: str = Field(description="what was removed: a version REF, or what a purge selected")
+    reason: str | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a purge's `digests`, `versions` it touched, `files` marked, `references` reported",
+    )
+
+
 class Version(_Model):
     """One immutable content of an artifact: `name:vN` (or `name@digest` before delivery), its
     files (`entries`), aliases, tags, metadata and the runs that produced it."""
@@ -63,6 +81,10 @@ class Version(_Model):
     produced_by: str | None = None
     producers: list[str] = Field(default_factory=list)
     deleted: bool = False
+    purged: list[str] = Field(
+        default_factory=list, description="paths of the entries whose bytes were purged (as recorded, maybe redacted)"
+    )
+    purges: list[AuditRecord] = Field(default_factory=list, description="the purges that removed them")
 
     _client: Client | None = PrivateAttr(default=None)
 
