@@ -499,3 +499,159 @@ def test_impact_of_a_version_skips_unverified_digests_and_takes_local_paths(clie
         == ["users:v0"]
         == [v.ref for v in client.impact(path=root / "users.csv").holding]
     )
+
+
+# -- purges and the audit log -------------------------------------------------------------------
+
+MARKER = b"MARKER-7f3a-ALICE-PERSONAL-DATA"
+
+
+def files_holding(marker: bytes, *folders: Path) -> list[Path]:
+    """Every file under the folders whose bytes hold `marker` (what a data-protection officer
+    would search for)."""
+    found = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            if path.is_file() and not path.is_symlink() and marker in path.read_bytes():
+                found.append(path)
+    return found
+
+
+def server_blob_folder(request: pytest.FixtureRequest) -> Path | None:
+    backend = request.node.callspec.params["store_uri"]
+    if not backend.startswith("http"):
+        return None
+    server = request.getfixturevalue("headwater_server" if backend == "http" else "headwater_server_postgres")
+    return Path(server.blobs)
+
+
+def test_purge_by_path_removes_the_bytes_everywhere_and_keeps_the_lineage(
+    client: hw.Client, files, headwater_home: Path, request: pytest.FixtureRequest
+) -> None:
+    root = files({"users_eu.csv": b"id,name\n1," + MARKER + b"\n", "users_us.csv": "id,name\n2,bob\n"})
+    with client.run("export") as export:
+        export.log_artifact("users", root, type="dataset")
+    with client.run("train") as train:
+        train.use("users:v0")
+        train.log_artifact("model", files({"m.bin": "weights"}, "model") / "m.bin", type="model")
+    client.get("users:v0").download()  # a cached copy in HEADWATER_HOME/cache
+    secret = next(e for e in client.get("users:v0").entries if e.path == "users_eu.csv")
+    server_blobs = server_blob_folder(request)
+    assert files_holding(MARKER, headwater_home, *([server_blobs] if server_blobs else []))  # there before
+
+    plan = client.purge(reason="erasure request #12", path="users_eu.csv", dry_run=True)
+    assert isinstance(plan, hw.PurgePlan) and not isinstance(plan, hw.PurgeReport)
+    assert (plan.digests, plan.holding, plan.files, plan.blobs) == ([secret.digest], ["users:v0"], 1, [secret.digest])
+    assert [Path(p).name for p in plan.cached] == ["users_eu.csv"]
+    assert {v.ref for v in plan.impact.downstream.versions} == {"users:v0", "model:v0"}
+    assert client.get("users:v0").purged == [] and client.audit() == []  # a dry run changes nothing
+
+    report = client.purge(reason="erasure request #12", path="users_eu.csv")
+    assert isinstance(report, hw.PurgeReport)
+    assert report.record.action == "purge" and report.record.reason == "erasure request #12"
+    assert report.record.details["versions"] == ["users:v0"] and report.record.details["files"] == 1
+    assert [Path(p).name for p in report.removed_cached] == ["users_eu.csv"]
+    assert files_holding(MARKER, headwater_home, *([server_blobs] if server_blobs else [])) == []
+    assert not client.blobs.has(secret.digest)
+
+    version = client.get("users:v0")
+    assert version.purged == ["users_eu.csv"]
+    assert [(p.reason, p.id) for p in version.purges] == [("erasure request #12", report.record.id)]
+    assert secret in version.entries  # digest and size kept, the path too (not redacted)
+    with pytest.raises(hw.Purged, match=r"users:v0: 1 file\(s\) purged .*erasure request #12.*users_eu.csv"):
+        version.download()
+    with pytest.raises(hw.Purged, match="users_eu.csv"):
+        client.verify("users:v0")
+    kept = version.download(entry="users_us.csv")  # the other file is still there
+    assert kept.read_text() == "id,name\n2,bob\n"
+    # Lineage stays: the same runs, versions and edges.
+    graph = client.upstream("model:v0")
+    assert edges_of(graph, client) == {
+        ("export", "produced", "users:v0"),
+        ("train", "produced", "model:v0"),
+        ("train", "used", "users:v0"),
+    }
+    assert {v.ref for v in client.impact(ref="users:v0").downstream.versions} == {"users:v0", "model:v0"}
+    assert client.diff("users:v0", "users:v0").unchanged == 2
+    [record] = client.audit()
+    assert record == report.record and record.who and record.target == "--path users_eu.csv"
+
+
+def test_purge_with_redacted_paths_and_content_logged_again(
+    client: hw.Client, files, request: pytest.FixtureRequest
+) -> None:
+    root = files({"user_1234.jpg": MARKER, "ok.txt": "ok"})
+    client.log_artifact("photos", root)
+    digest = next(e.digest for e in client.get("photos:v0").entries if e.path == "user_1234.jpg")
+    report = client.purge(reason="takedown", digest=digest, redact_path=True)
+    assert isinstance(report, hw.PurgeReport)
+    version = client.get("photos:v0")
+    redacted = f"purged-{report.record.id}-0"
+    assert version.purged == [redacted]
+    assert sorted((e.path, e.digest) for e in version.entries) == sorted(
+        [("ok.txt", next(e.digest for e in version.entries if e.path == "ok.txt")), (redacted, digest)]
+    )
+    assert "user_1234" not in client.audit()[0].model_dump_json()
+    assert client.impact(digest=digest).holding[0].ref == "photos:v0"  # still found by content
+
+    # Logged again: a new version, its purged file recorded as purged and not stored.
+    again = client.log_artifact("avatars", root / "user_1234.jpg")
+    assert (again.ref, again.purged) == ("avatars:v0", [redacted])
+    assert not client.blobs.has(digest)
+    with pytest.raises(hw.Purged):
+        again.download()
+    # allow_purged stores it again, on purpose.
+    back = client.log_artifact("restored", root / "user_1234.jpg", allow_purged=True)
+    assert (back.ref, back.purged) == ("restored:v0", [])
+    assert back.download().read_bytes() == MARKER
+    assert client.get("avatars:v0").purged == [redacted]  # the earlier records stay purged
+
+
+def test_purge_of_a_version_narrowed_to_one_file_leaves_later_content(client: hw.Client, files) -> None:
+    root = files({"users.csv": "1,alice\n2,bob\n", "schema.json": "{}"})
+    client.log_artifact("export", root)
+    (root / "users.csv").write_text("2,bob\n")  # the export after the takedown
+    client.log_artifact("export", root)
+    copy = client.log_artifact("copy", files({"users.csv": "1,alice\n2,bob\n"}, "elsewhere") / "users.csv")
+    report = client.purge(reason="alice asked", ref="export:v0", path="users.csv")
+    assert isinstance(report, hw.PurgeReport)
+    assert sorted(report.holding) == ["copy:v0", "export:v0"]  # the copy elsewhere is found by content
+    assert client.get("export:v0").purged == ["users.csv"]
+    assert client.get(copy.ref).purged == ["users.csv"]
+    assert client.get("export:v1").purged == []
+    assert client.get("export:v1").download().joinpath("users.csv").read_text() == "2,bob\n"
+    with pytest.raises(hw.InvalidInput, match="reason"):
+        client.purge(reason=" ", ref="export:v1")
+    with pytest.raises(hw.NotFound, match="holds no file"):
+        client.purge(reason="x", ref="export:v1", path="nope.csv")
+
+
+def test_purge_reports_referenced_objects_without_deleting_them(client: hw.Client, files) -> None:
+    root = files({"local.csv": "a", "remote.csv": "b"})
+    client.log_artifact("mixed", root / "local.csv")
+    client.log_reference("pointer", (root / "remote.csv").as_uri())
+    client.log_artifact("stored", root / "remote.csv", store=True)
+    report = client.purge(reason="r", path=str(root / "remote.csv"))
+    assert isinstance(report, hw.PurgeReport)
+    assert report.references == [(root / "remote.csv").as_uri()]
+    assert report.record.details["references"] == [(root / "remote.csv").as_uri()]
+    assert (root / "remote.csv").read_text() == "b"  # not headwater's to delete
+    assert client.get("pointer:v0").purged == []  # a reference entry holds no bytes of ours
+    assert client.get("stored:v0").purged == ["remote.csv"]
+    assert sorted(report.holding) == ["pointer:v0", "stored:v0"]
+
+
+def test_deletes_are_in_the_audit_log(client: hw.Client, files) -> None:
+    root = files({"a": "1", "b": "2"})
+    client.log_artifact("d", root / "a")
+    client.log_artifact("d", root / "b")
+    client.delete("d:v0", reason="wrong export")
+    client.delete("d:v1")
+    records = client.audit()
+    assert [(r.action, r.target, r.reason) for r in records] == [
+        ("delete", "d:v1", None),
+        ("delete", "d:v0", "wrong export"),
+    ]
+    assert records[0].id > records[1].id and records[0].who == records[1].who != "unknown"
+    assert [r.target for r in client.audit(limit=1)] == ["d:v1"]
+    assert client.audit(action="purge") == []
