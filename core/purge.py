@@ -99,7 +99,7 @@ def plan(
         matched = matched or [ManifestEntry(path="", digest=digest, size=0)]
         selection = f"--digest {digest}"
     else:
-        text = os.fspath(path)  # type: ignore[arg-type]  (impact() refused a call with none)
+        text = os.fspath(path) if path is not None else ""  # impact() refused a call with none
         places = _places(text)
         local = _local_digest(text)
         matched = [

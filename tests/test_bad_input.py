@@ -10,6 +10,7 @@ import sqlalchemy as sa
 import headwater as hw
 from headwater.events import VersionRecorded
 from headwater.models import ManifestEntry
+from headwater.store.migrate import head_revision
 
 
 def snapshot(client: hw.Client) -> tuple[object, ...]:
@@ -128,4 +129,4 @@ def test_a_database_from_a_newer_schema_is_refused(store_uri: str, headwater_hom
     assert "\n" not in str(caught.value)
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "9999_future"
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
