@@ -296,7 +296,7 @@ class ContentPurged(_Event):
     """
 
     kind: Literal["purge"] = "purge"
-    digests: list[Digest] = Field(min_length=1)
+    digests: list[Digest] = Field(default_factory=list)
     references: list[Annotated[str, _text(PATH_MAX)]] = Field(default_factory=list)
     reason: Annotated[str, _text(4096), AfterValidator(lambda v: _nonblank(v, "a purge needs a reason"))]
     who: Annotated[str, _text(NAME_MAX)]

@@ -46,6 +46,9 @@ class PurgePlan(BaseModel):
     files: int = Field(default=0, description="entries that will be marked purged")
     blobs: list[str] = Field(default_factory=list, description="digests stored in the blob store")
     cached: list[str] = Field(default_factory=list, description="copies in the download cache")
+    sizes: dict[str, int] = Field(
+        default_factory=dict, description="digest -> size of the content whose cached copies go (referenced too)"
+    )
     impact: Impact = Field(default_factory=Impact, description="the holding versions and everything downstream")
 
 
@@ -111,11 +114,10 @@ def plan(
         selection = f"--path {text}"
     digests = sorted({e.digest for e in matched if e.ref is None and is_content_digest(e.digest)})
     references = sorted({e.ref for e in matched if e.ref is not None})
-    if not digests:
-        raise InvalidInput(
-            f"{selection} selects no stored file: nothing to purge"
-            + (f" (referenced objects are not headwater's to delete: {', '.join(references)})" if references else "")
-        )
+    if not digests and not references:
+        raise InvalidInput(f"{selection} selects no file: nothing to purge")
+    # Copies of referenced content in the download cache are ours to remove, the objects are not.
+    sizes = {e.digest: e.size for e in matched if is_content_digest(e.digest)}
     impacts = [first, *(client.impact(digest=d) for d in digests)]
     holding: dict[str, Version] = {}
     for found in impacts:
@@ -124,7 +126,6 @@ def plan(
     impact = Impact(holding=list(holding.values()), downstream=merge_graphs([i.downstream for i in impacts]))
     wanted = set(digests)
     files = sum(1 for v in _full(client, impact.holding) for e in v.entries if e.ref is None and e.digest in wanted)
-    sizes = {e.digest: e.size for e in matched if e.digest in wanted}
     return PurgePlan(
         selection=selection,
         digests=digests,
@@ -133,6 +134,7 @@ def plan(
         files=files,
         blobs=[d for d in digests if _has_blob(client, d)],
         cached=[str(p) for p in cached_copies(client.home, sizes)],
+        sizes=sizes,
         impact=impact,
     )
 
@@ -166,9 +168,8 @@ def purge(
     )
     record, server_removed = backend_of(client.store).purge(event)
     removed_blobs = remove_blobs(client, chosen.digests)
-    sizes = {d: s for d, s in _sizes(client, chosen).items()}
-    removed_cached = [str(p) for p in remove_cached(client.home, sizes)]
-    rows = client.stat_cache.forget(chosen.digests)
+    removed_cached = [str(p) for p in remove_cached(client.home, chosen.sizes)]
+    rows = client.stat_cache.forget(chosen.sizes)
     log.info(
         "headwater: purged %d file(s) of %d version(s): %s", record.details.get("files", 0), len(chosen.holding), reason
     )
@@ -203,15 +204,6 @@ def _has_blob(client: Client, digest: str) -> bool:
         return client.blobs.has(digest)
     except Unavailable:
         return False
-
-
-def _sizes(client: Client, chosen: PurgePlan) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for version in _full(client, chosen.impact.holding):
-        for entry in version.entries:
-            if entry.digest in chosen.digests:
-                sizes[entry.digest] = entry.size
-    return sizes
 
 
 def remove_blobs(client: Client, digests: Iterable[str]) -> list[str]:

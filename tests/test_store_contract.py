@@ -639,6 +639,14 @@ def test_purge_reports_referenced_objects_without_deleting_them(client: hw.Clien
     assert client.get("pointer:v0").purged == []  # a reference entry holds no bytes of ours
     assert client.get("stored:v0").purged == ["remote.csv"]
     assert sorted(report.holding) == ["pointer:v0", "stored:v0"]
+    # A version of references only: nothing of ours but cached copies; reported and recorded.
+    cached = client.get("pointer:v0").download()
+    only = client.purge(reason="reported", ref="pointer:v0")
+    assert isinstance(only, hw.PurgeReport)
+    assert (only.digests, only.references, only.files) == ([], [(root / "remote.csv").as_uri()], 0)
+    assert only.removed_cached == [str(cached)] and not cached.exists()
+    assert only.record.details["references"] == [(root / "remote.csv").as_uri()]
+    assert (root / "remote.csv").read_text() == "b" and client.get("pointer:v0").purged == []
 
 
 def test_deletes_are_in_the_audit_log(client: hw.Client, files) -> None:
