@@ -42,6 +42,11 @@ class PurgePlan(BaseModel):
     selection: str = Field(description="what was asked for, as the audit log records it")
     digests: list[str] = Field(description="the file digests whose bytes go")
     references: list[str] = Field(default_factory=list, description="pointers reported, not deleted")
+    reference_status: dict[str, str] = Field(
+        default_factory=dict,
+        description="per reference: `holds it` (the object still holds that content: delete it there), "
+        "`changed` (it holds other content now), `gone`, or `unknown` (cannot be checked)",
+    )
     holding: list[str] = Field(default_factory=list, description="versions holding the content")
     files: int = Field(default=0, description="entries that will be marked purged")
     blobs: list[str] = Field(default_factory=list, description="digests stored in the blob store")
@@ -114,6 +119,7 @@ def plan(
         selection = f"--path {text}"
     digests = sorted({e.digest for e in matched if e.ref is None and is_content_digest(e.digest)})
     references = sorted({e.ref for e in matched if e.ref is not None})
+    statuses = {e.ref: _status(client, e) for e in matched if e.ref is not None}
     if not digests and not references:
         raise InvalidInput(f"{selection} selects no file: nothing to purge")
     # Copies of referenced content in the download cache are ours to remove, the objects are not.
@@ -130,6 +136,7 @@ def plan(
         selection=selection,
         digests=digests,
         references=references,
+        reference_status=statuses,
         holding=sorted(holding),
         files=files,
         blobs=[d for d in digests if _has_blob(client, d)],
@@ -187,6 +194,17 @@ def purge(
 def _full(client: Client, versions: Iterable[Version]) -> list[Version]:
     """The versions with their entries (versions_holding lists them without)."""
     return [client.store.get_version(Ref(v.name, label=v.label)) for v in versions if v.label is not None]
+
+
+def _status(client: Client, entry: ManifestEntry) -> str:
+    """Whether a referenced object still holds the purged content (what the user must delete)."""
+    from headwater.digest import reference_status
+
+    try:
+        found = reference_status(entry, stat_cache=client.stat_cache)
+    except Exception:  # noqa: BLE001 - unreachable storage, no credentials, a checksum of no kind we read
+        return "unknown"
+    return {"ok": "holds it", "drifted": "changed", "missing": "gone"}[found]
 
 
 def _local_digest(text: str) -> str | None:

@@ -587,13 +587,10 @@ def purge_view(plan: PurgePlan, *, done: bool) -> Group:
     for path in cached:
         parts.append(Text(f"    {path}"))
     if plan.references:
-        parts.append(
-            Text(
-                f"  referenced objects, not headwater's to delete (remove them where they live): "
-                f"{', '.join(plan.references)}",
-                style="yellow",
-            )
-        )
+        parts.append(Text("  referenced objects, not headwater's to delete (remove those that hold it):"))
+        for ref in plan.references:
+            status = plan.reference_status.get(ref, "unknown")
+            parts.append(Text(f"    {ref}  ({status})", style="yellow" if status == "holds it" else ""))
     record = getattr(plan, "record", None)
     if record is not None:
         parts.append(Text(f"  audit record #{record.id}: {fmt_time(record.at)} by {record.who}: {record.reason}"))

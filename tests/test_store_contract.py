@@ -646,6 +646,7 @@ def test_purge_reports_referenced_objects_without_deleting_them(client: hw.Clien
     assert (only.digests, only.references, only.files) == ([], [(root / "remote.csv").as_uri()], 0)
     assert only.removed_cached == [str(cached)] and not cached.exists()
     assert only.record.details["references"] == [(root / "remote.csv").as_uri()]
+    assert only.reference_status == {(root / "remote.csv").as_uri(): "holds it"}
     assert (root / "remote.csv").read_text() == "b" and client.get("pointer:v0").purged == []
 
 
