@@ -39,6 +39,7 @@ from headwater.models import (
     Impact,
     LineageGraph,
     ManifestEntry,
+    RetentionPolicy,
     Run,
     RunStatus,
     VerifyReport,
@@ -62,6 +63,7 @@ from headwater.store.base import ArtifactOrder
 if TYPE_CHECKING:  # imported when used: the digest module's hashers cost a task's start-up
     from headwater.blobs import Blobs
     from headwater.purge import PurgePlan, PurgeReport
+    from headwater.retention import Removal
 
 log = logging.getLogger("headwater")
 
@@ -900,6 +902,42 @@ class Client:
         from headwater.purge import backend_of
 
         return backend_of(self.store).audit(limit=limit, action=action)
+
+    def set_retention(
+        self,
+        *,
+        name: str | None = None,
+        type: str | None = None,
+        keep_last: int | None = None,
+        older_than_s: float | None = None,
+        protect_lineage: bool = True,
+        remove: bool = False,
+    ) -> None:
+        """Set (or `remove`) the retention policy of an artifact name or a type (headwater.retention)."""
+        from headwater.retention import set_policy
+
+        set_policy(
+            self,
+            name=name,
+            type=type,
+            keep_last=keep_last,
+            older_than_s=older_than_s,
+            protect_lineage=protect_lineage,
+            remove=remove,
+        )
+
+    def retention(self) -> list[RetentionPolicy]:
+        """The retention policies set."""
+        from headwater.purge import backend_of
+
+        return backend_of(self.store).retention_policies()
+
+    def apply_retention(self, dry_run: bool = False) -> list[Removal]:
+        """Delete (lineage kept, audited) the versions the retention policies select; `gc` then
+        frees their bytes."""
+        from headwater.retention import apply
+
+        return apply(self, dry_run=dry_run)
 
     def _purged_among(self, digests: Sequence[str]) -> set[str]:
         from headwater.purge import backend_of

@@ -283,6 +283,20 @@ class VersionDeleted(_Event):
     digest: Digest
     who: Text | None = Field(default=None, description="for the audit log: the OS user who asked")
     reason: Text | None = None
+    retention: bool = Field(default=False, description="removed by a retention policy (the audit log's action)")
+
+
+class RetentionSet(_Event):
+    """Set (or with `remove`, drop) the retention policy of an artifact name or of a type."""
+
+    kind: Literal["retention"] = "retention"
+    selector: Literal["name", "type"]
+    value: Annotated[str, _text(NAME_MAX)]
+    keep_last: int | None = Field(default=None, ge=0)
+    older_than_s: float | None = Field(default=None, ge=0)
+    protect_lineage: bool = True
+    who: Annotated[str, _text(NAME_MAX)] = ""
+    remove: bool = False
 
 
 class ContentPurged(_Event):
@@ -311,7 +325,14 @@ def _nonblank(value: str, message: str) -> str:
 
 
 Event = Annotated[
-    RunRecorded | VersionRecorded | EdgeRecorded | AliasMoved | TagsChanged | VersionDeleted | ContentPurged,
+    RunRecorded
+    | VersionRecorded
+    | EdgeRecorded
+    | AliasMoved
+    | TagsChanged
+    | VersionDeleted
+    | ContentPurged
+    | RetentionSet,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])

@@ -62,6 +62,21 @@ class AuditRecord(_Model):
     )
 
 
+class RetentionPolicy(_Model):
+    """Which versions `headwater gc --apply-retention` removes: of an artifact `name`, or of
+    every artifact of a `type`, those beyond the newest `keep_last` and older than `older_than_s`
+    (either alone is enough). A version holding an alias is never removed, nor, with
+    `protect_lineage`, one that an aliased version was built from."""
+
+    selector: Literal["name", "type"]
+    value: str
+    keep_last: int | None = None
+    older_than_s: float | None = None
+    protect_lineage: bool = True
+    set_at: datetime | None = None
+    who: str = ""
+
+
 class Version(_Model):
     """One immutable content of an artifact: `name:vN` (or `name@digest` before delivery), its
     files (`entries`), aliases, tags, metadata and the runs that produced it."""

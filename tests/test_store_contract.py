@@ -664,3 +664,52 @@ def test_deletes_are_in_the_audit_log(client: hw.Client, files) -> None:
     assert records[0].id > records[1].id and records[0].who == records[1].who != "unknown"
     assert [r.target for r in client.audit(limit=1)] == ["d:v1"]
     assert client.audit(action="purge") == []
+
+
+def test_retention_policies_delete_old_versions_but_not_what_production_was_built_from(
+    client: hw.Client, files
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from headwater import retention
+
+    root = files({"d.csv": "0"})
+    for i in range(4):
+        (root / "d.csv").write_text(str(i))
+        client.log_artifact("ds", root / "d.csv", type="dataset")
+    with client.run("train") as train:
+        train.use("ds:v1")
+        train.log_artifact("model", files({"m": "w"}, "m") / "m", type="model", aliases=["production"])
+    client.alias("ds:v2", "candidate")
+    assert client.apply_retention() == []  # no policy: nothing
+
+    client.set_retention(type="dataset", keep_last=1)
+    [policy] = client.retention()
+    assert (policy.selector, policy.value, policy.keep_last, policy.protect_lineage) == ("type", "dataset", 1, True)
+    assert policy.who and policy.set_at is not None
+    assert [r.ref for r in client.apply_retention(dry_run=True)] == ["ds:v0"]  # v1 made production; v2 aliased
+    assert [v.label for v in client.versions("ds")] == ["v0", "v1", "v2", "v3"]  # a dry run deletes nothing
+
+    removed = client.apply_retention()
+    assert [(r.ref, r.policy) for r in removed] == [("ds:v0", "type dataset: keep last 1")]
+    assert [v.label for v in client.versions("ds")] == ["v1", "v2", "v3"]
+    assert client.get("ds:v0").deleted
+    [record] = client.audit(action="retention")
+    assert (record.target, record.reason) == ("ds:v0", "retention: type dataset: keep last 1")
+
+    # A policy for the name wins over the type's; without lineage protection v1 goes too.
+    client.set_retention(name="ds", keep_last=1, protect_lineage=False)
+    assert [r.ref for r in client.apply_retention()] == ["ds:v1"]
+    assert "train" in {r.job for r in client.upstream("model:production").runs}  # lineage kept
+    # Older than: measured from each version's creation.
+    client.set_retention(name="ds", older_than_s=3600, protect_lineage=False, remove=False)
+    client.alias("ds:v3", "production")
+    assert retention.plan(client) == []  # all younger than an hour
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    assert [r.ref for r in retention.plan(client, now=later)] == []  # v2 and v3 hold aliases
+    client.unalias("ds", "candidate")
+    assert [r.ref for r in retention.plan(client, now=later)] == ["ds:v2"]
+    client.set_retention(name="ds", remove=True)
+    assert [(p.selector, p.value) for p in client.retention()] == [("type", "dataset")]
+    with pytest.raises(hw.InvalidInput, match="--keep-last"):
+        client.set_retention(type="model")

@@ -1,5 +1,5 @@
-"""Purges and the audit log: `POST /api/v1/purges` records a purge and removes this server's
-copies of the purged bytes; `GET /api/v1/audit` and `GET /api/v1/purged` read them back."""
+"""Purges, the audit log and retention: `POST /api/v1/purges` records a purge and removes this
+server's copies of the purged bytes; `GET /api/v1/audit`, `/purged` and `/retention` read back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from headwater.events import ContentPurged
-from headwater.models import AuditRecord
+from headwater.models import AuditRecord, RetentionPolicy
 from headwater.server.backend import Backend
 from headwater.server.common import API, ERRORS, READ, WRITE_JSON, Limit
 
@@ -70,5 +70,10 @@ def purge_routes(backend: Backend) -> APIRouter:
     ) -> list[str]:
         """Those of the digests asked about whose content was purged."""
         return sorted(backend.store.purged_digests(digest))
+
+    @router.get(f"{API}/retention", tags=["purge"], dependencies=READ, responses=ERRORS)
+    def retention() -> list[RetentionPolicy]:
+        """The retention policies (set with `POST /api/v1/events`, a RetentionSet event)."""
+        return backend.store.retention_policies()
 
     return router

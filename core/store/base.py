@@ -21,7 +21,7 @@ from headwater.errors import (  # re-exported: the shared errors of every store
     Unavailable,
 )
 from headwater.events import ContentPurged, Event
-from headwater.models import AliasMove, Artifact, AuditRecord, LineageGraph, Run, Version
+from headwater.models import AliasMove, Artifact, AuditRecord, LineageGraph, RetentionPolicy, Run, Version
 from headwater.refs import Ref
 
 __all__ = [
@@ -147,6 +147,10 @@ class Store(ABC):
     def audit(self, limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
         """The audit log, newest first: purges, deletes and retention removals."""
         raise InvalidInput(f"{type(self).__name__} keeps no audit log")
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """The retention policies set (RetentionSet events), by selector and value."""
+        raise InvalidInput(f"{type(self).__name__} keeps no retention policies")
 
     def close(self) -> None:  # noqa: B027 (optional: a backend without connections has nothing to release)
         """Release connections."""

@@ -32,7 +32,16 @@ from pydantic import TypeAdapter
 from headwater import config
 from headwater.errors import WIRE, Conflict, HeadwaterError, InvalidInput, NotFound, Unauthorized, Unavailable
 from headwater.events import EVENTS, ContentPurged, Event, VersionRecorded
-from headwater.models import AliasMove, Artifact, AuditRecord, LineageGraph, ManifestEntry, Run, Version
+from headwater.models import (
+    AliasMove,
+    Artifact,
+    AuditRecord,
+    LineageGraph,
+    ManifestEntry,
+    RetentionPolicy,
+    Run,
+    Version,
+)
 from headwater.refs import Ref
 from headwater.store import backoff
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
@@ -48,6 +57,7 @@ _ARTIFACTS = TypeAdapter(list[Artifact])
 _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
 _AUDIT = TypeAdapter(list[AuditRecord])
+_POLICIES = TypeAdapter(list[RetentionPolicy])
 _ENTRIES = TypeAdapter(list[ManifestEntry])
 
 # A request body up to this size is sent as it is, without asking the server's limits (unless
@@ -401,6 +411,9 @@ class HTTPStore(Store):
 
     def audit(self, limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
         return _AUDIT.validate_json(self._get("/audit", **_params(limit=limit, action=action)))
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        return _POLICIES.validate_json(self._get("/retention"))
 
 
 def _stageable(event: Event) -> bool:

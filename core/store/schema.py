@@ -182,3 +182,15 @@ audit_log = sa.Table(
     sa.Column("details", JSON, nullable=False),
     sa.Index("ix_audit_log_at", "at"),
 )
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("selector", sa.String(16), primary_key=True),  # name or type
+    sa.Column("value", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("keep_last", sa.Integer),
+    sa.Column("older_than_s", sa.Float),
+    sa.Column("protect_lineage", sa.Boolean, nullable=False),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Column("who", sa.String(NAME_MAX), nullable=False),
+)

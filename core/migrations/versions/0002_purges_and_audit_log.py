@@ -1,4 +1,4 @@
-"""purges and the audit log
+"""purges, the audit log and retention policies
 
 Revision ID: 0002
 Revises: 0001
@@ -33,6 +33,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_at", ["at"], unique=False)
+    op.create_table(
+        "retention_policies",
+        sa.Column("selector", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.String(length=1024), nullable=False),
+        sa.Column("keep_last", sa.Integer(), nullable=True),
+        sa.Column("older_than_s", sa.Float(), nullable=True),
+        sa.Column("protect_lineage", sa.Boolean(), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("who", sa.String(length=1024), nullable=False),
+        sa.PrimaryKeyConstraint("selector", "value"),
+    )
     # A plain ADD COLUMN on both databases (no foreign key: SQLite would rebuild the table).
     op.add_column("entries", sa.Column("purge_id", sa.Integer(), nullable=True))
     op.create_index("ix_entries_purge", "entries", ["purge_id", "version_id"], unique=False)
@@ -45,3 +56,4 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_at")
     op.drop_table("audit_log")
+    op.drop_table("retention_policies")

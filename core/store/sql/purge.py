@@ -204,7 +204,7 @@ def audit_delete(conn: sa.Connection, ev: VersionDeleted, version_id: int) -> No
         event_id=ev.id,
         at=ev.time,
         who=ev.who or UNKNOWN_WHO,
-        action="delete",
+        action="retention" if ev.retention else "delete",
         target=ref,
         reason=ev.reason,
         details={"digest": ev.digest},

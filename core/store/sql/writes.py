@@ -19,6 +19,7 @@ from headwater.events import (
     ContentPurged,
     EdgeRecorded,
     Event,
+    RetentionSet,
     RunRecorded,
     TagsChanged,
     VersionDeleted,
@@ -42,6 +43,7 @@ from headwater.store.schema import (
 from headwater.store.sql.engine import _chunks
 from headwater.store.sql.purge import apply_purge, audit_delete, on_arrival
 from headwater.store.sql.reads import SQLReads
+from headwater.store.sql.retention import apply_retention
 
 
 def _tombstone_notice(ref: str, run_id: str | None, direction: str | None) -> str:
@@ -132,6 +134,8 @@ class SQLWrites(SQLReads):
                     self._apply_delete(conn, event)
                 elif isinstance(event, ContentPurged):
                     apply_purge(conn, event, notices)
+                elif isinstance(event, RetentionSet):
+                    apply_retention(conn, event)
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
             if before_commit is not None:
