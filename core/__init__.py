@@ -18,6 +18,7 @@ from headwater.errors import (
     InvalidInput,
     InvalidRef,
     NotFound,
+    Purged,
     SchemaTooNew,
     Unauthorized,
     Unavailable,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from headwater.models import (
         AliasMove,
         Artifact,
+        AuditRecord,
         Diff,
         Drift,
         Impact,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Version,
     )
     from headwater.outbox import Delivery
+    from headwater.purge import PurgePlan, PurgeReport
     from headwater.store.base import ArtifactOrder
 
 # `import headwater` stays cheap (an Airflow worker imports the plugin in every process): the API
@@ -53,6 +56,9 @@ _LAZY = {
     "run_id": "headwater.api",
     "AliasMove": "headwater.models",
     "Artifact": "headwater.models",
+    "AuditRecord": "headwater.models",
+    "PurgePlan": "headwater.purge",
+    "PurgeReport": "headwater.purge",
     "Diff": "headwater.models",
     "Drift": "headwater.models",
     "Edge": "headwater.models",
@@ -166,6 +172,7 @@ def log_artifact(
     tags: Sequence[str] = (),
     store: bool | None = None,
     run: str | None = None,
+    allow_purged: bool = False,
 ) -> Version:
     """Record the content at `path` as a version of `name` (the same content: the same version).
 
@@ -173,6 +180,7 @@ def log_artifact(
         path: a local file or folder (stored by default) or a URI (referenced by default).
         store: True to copy the bytes into the blob store, False to only reference them.
         run: the id of the run that produced it.
+        allow_purged: store files whose content was purged again (else recorded as purged).
     """
     return default_client().log_artifact(
         name,
@@ -184,6 +192,7 @@ def log_artifact(
         tags=tags,
         store=store,
         run=run,
+        allow_purged=allow_purged,
     )
 
 
@@ -197,6 +206,7 @@ def log_reference(
     description: str | None = None,
     tags: Sequence[str] = (),
     run: str | None = None,
+    allow_purged: bool = False,
 ) -> Version:
     """Record a pointer to `uri` with the checksum its storage reports; nothing is uploaded.
 
@@ -211,6 +221,7 @@ def log_reference(
         description=description,
         tags=tags,
         run=run,
+        allow_purged=allow_purged,
     )
 
 
@@ -243,9 +254,10 @@ def untag(ref: str, *tags: str) -> Version:
     return default_client().untag(ref, *tags)
 
 
-def delete(ref: str) -> Version:
-    """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc()."""
-    return default_client().delete(ref)
+def delete(ref: str, reason: str | None = None) -> Version:
+    """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc().
+    The audit log records who (the OS user) and `reason`."""
+    return default_client().delete(ref, reason=reason)
 
 
 def upstream(ref: str, depth: int | None = None) -> LineageGraph:
@@ -310,6 +322,36 @@ def check(version: Version | str) -> list[Drift]:
     """The referenced entries of one version (a REF or a Version) whose location no longer holds
     what was logged; empty when nothing drifted."""
     return default_client().check(version)
+
+
+def purge(
+    *,
+    reason: str,
+    path: str | os.PathLike[str] | None = None,
+    digest: str | None = None,
+    ref: str | None = None,
+    redact_path: bool = False,
+    dry_run: bool = False,
+) -> PurgePlan | PurgeReport:
+    """Purge content everywhere headwater keeps it (blob store, the server's blobs, caches),
+    keeping the lineage, with an audit record of who, when and why (docs/purge.md).
+
+    Args:
+        reason: why (required): the audit log keeps it.
+        path: a file, in every version holding it; with `ref`, that version's file at that path.
+        digest: a file digest.
+        ref: a version whose files (or its file at `path`) are purged wherever they are.
+        redact_path: replace the purged entries' paths by a redacted form.
+        dry_run: return what would go, change nothing.
+    """
+    return default_client().purge(
+        reason=reason, path=path, digest=digest, ref=ref, redact_path=redact_path, dry_run=dry_run
+    )
+
+
+def audit(limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
+    """The append-only audit log of purges, deletes and retention removals, newest first."""
+    return default_client().audit(limit=limit, action=action)
 
 
 def verify(ref: str) -> VerifyReport:
@@ -383,6 +425,7 @@ __all__ = [
     "ActiveRun",
     "AliasMove",
     "Artifact",
+    "AuditRecord",
     "Client",
     "Conflict",
     "Diff",
@@ -396,16 +439,20 @@ __all__ = [
     "ManifestEntry",
     "NotFound",
     "Output",
+    "PurgePlan",
+    "PurgeReport",
+    "Purged",
     "Run",
     "SchemaTooNew",
     "Unauthorized",
     "Unavailable",
     "Unwritable",
-    "Version",
     "VerifyReport",
+    "Version",
     "alias",
     "alias_history",
     "artifacts",
+    "audit",
     "check",
     "default_client",
     "delete",
@@ -417,6 +464,7 @@ __all__ = [
     "log_artifact",
     "log_reference",
     "path",
+    "purge",
     "run",
     "run_id",
     "runs",

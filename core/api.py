@@ -35,11 +35,13 @@ from headwater.events import (
 from headwater.models import (
     AliasMove,
     Artifact,
+    AuditRecord,
     Diff,
     Drift,
     Impact,
     LineageGraph,
     ManifestEntry,
+    RetentionPolicy,
     Run,
     RunStatus,
     VerifyReport,
@@ -62,6 +64,8 @@ from headwater.store.base import ArtifactOrder
 
 if TYPE_CHECKING:  # imported when used: the digest module's hashers cost a task's start-up
     from headwater.blobs import Blobs
+    from headwater.purge import PurgePlan, PurgeReport
+    from headwater.retention import Removal
 
 log = logging.getLogger("headwater")
 
@@ -293,12 +297,13 @@ class Client:
         entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out)
         return _Content(entries, manifest_digest(entries), local_files(path))
 
-    def _store_blobs(self, content: _Content) -> None:
+    def _store_blobs(self, content: _Content, skip: set[str] | frozenset[str] = frozenset()) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.
+        # `skip`: purged content, recorded as purged and not stored again (headwater.purge).
         from headwater.digest.hashing import thread_pool
         from headwater.progress import ByteProgress
 
-        stored = [e for e in content.entries if e.path in content.files]
+        stored = [e for e in content.entries if e.path in content.files and e.digest not in skip]
         put = self.blobs.put_file
         with ByteProgress("storing", sum(e.size for e in stored)) as bar:
             if len(stored) < 2 or self.blobs.local_path(stored[0].digest) is None:
@@ -325,8 +330,9 @@ class Client:
                 self.store.check_sendable(events)
             except Unavailable:
                 pass  # the backend is away: the events wait in the outbox, as they would anyway
+        skip = self._purged_to_skip(events, blobs)
         for content in blobs:
-            self._store_blobs(content)
+            self._store_blobs(content, skip=skip)
 
     def _version_event(
         self,
@@ -343,6 +349,7 @@ class Client:
         direction: str | None,
         blobs_to_store: list[_Content] | None = None,
         inputs: Sequence[str] = (),
+        allow_purged: bool = False,
     ) -> VersionRecorded:
         """The event for `target`'s content. Its blobs are stored now, or, when `blobs_to_store`
         is given, appended to it so a caller can check every input before writing any blob."""
@@ -361,9 +368,10 @@ class Client:
             run_id=run,
             direction=direction,  # type: ignore[arg-type]  # "used" or "produced", from the callers
             inputs=list(dict.fromkeys(inputs)),
+            allow_purged=allow_purged,
         )
         if blobs_to_store is None:
-            self._store_blobs(content)
+            self._store_blobs(content, skip=self._purged_to_skip([event], [content]))
         else:
             blobs_to_store.append(content)
         return event
@@ -397,8 +405,12 @@ class Client:
         tags: Sequence[str] = (),
         store: bool | None = None,
         run: str | None = None,
+        allow_purged: bool = False,
     ) -> Version:
-        """Record the content at `path` as a version of `name` (the same content: the same version)."""
+        """Record the content at `path` as a version of `name` (the same content: the same version).
+
+        Files whose content was purged are recorded as purged and not stored (one warning line),
+        unless `allow_purged` stores them again (docs/purge.md)."""
         blobs: list[_Content] = []
         event = self._version_event(
             name,
@@ -412,6 +424,7 @@ class Client:
             run=run,
             direction="produced" if run else None,
             blobs_to_store=blobs,
+            allow_purged=allow_purged,
         )
         self._store_checked([event], blobs)
         return self._version_after(event, self.emit([event]))
@@ -759,10 +772,13 @@ class Client:
         self.emit([TagsChanged(name=version.name, digest=version.digest, remove=list(tags))])
         return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
-    def delete(self, ref: str) -> Version:
-        """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc()."""
+    def delete(self, ref: str, reason: str | None = None) -> Version:
+        """Tombstone a version: lineage stays, aliases go, its blobs become collectable by gc().
+        The audit log records who (the OS user) and `reason`."""
+        from headwater.purge import who
+
         version = self.get(ref)
-        self.emit([VersionDeleted(name=version.name, digest=version.digest)])
+        self.emit([VersionDeleted(name=version.name, digest=version.digest, who=who(), reason=reason)])
         return self._bind(self.store.get_version(Ref(version.name, digest=version.digest)))
 
     def gc(self, dry_run: bool = False, grace: float | None = None) -> list[str]:
@@ -785,7 +801,8 @@ class Client:
         keep = set().union(*(box.stored_digests() for box in outboxes))
         keep |= self.store.referenced_blob_digests()
         unreferenced = sorted(d for d in self.blobs.iter_digests() if d not in keep)
-        doomed = [d for d in unreferenced if self.blobs.prune(d, grace, dry_run=dry_run)]
+        purged = self._purged_among(unreferenced)  # no grace: nothing may still be on its way with them
+        doomed = [d for d in unreferenced if self.blobs.prune(d, 0 if d in purged else grace, dry_run=dry_run)]
         # Leftovers of writes cut short (kill -9): a blob copy in tmp/, a batch before its rename.
         _log_swept(self.blobs.sweep_tmp(grace, dry_run=dry_run), f"{self.blobs.url}/tmp", dry_run)
         for box in outboxes:
@@ -806,6 +823,7 @@ class Client:
             chosen = [e for e in version.entries if e.path == entry]
             if not chosen:
                 raise NotFound(f"{version.ref} has no entry {entry!r}")
+        self._refuse_purged(version, [e.path for e in chosen])
         root = Path(dest) if dest is not None else self.home / "cache" / version.digest.replace(":", "-")
         targets = [(item, _inside(root, item.path, version.ref)) for item in chosen]
         cached = self._cached_copies(targets) if dest is None else set()
@@ -944,6 +962,7 @@ class Client:
         from headwater.digest import is_content_digest, reference_status
 
         version = self.get(ref)
+        self._refuse_purged(version, [e.path for e in version.entries])
         report = VerifyReport(ref=version.ref, ok=True, checked=len(version.entries))
         for item in version.entries:
             try:
@@ -969,6 +988,100 @@ class Client:
                 report.missing.append(item.path)
         report.ok = not (report.missing or report.changed or report.drifted)
         return report
+
+    # -- purges and the audit log (headwater.purge) ------------------------------------------
+
+    def purge(
+        self,
+        *,
+        reason: str,
+        path: str | os.PathLike[str] | None = None,
+        digest: str | None = None,
+        ref: str | None = None,
+        redact_path: bool = False,
+        dry_run: bool = False,
+    ) -> PurgePlan | PurgeReport:
+        """Purge content everywhere headwater keeps it, keeping the lineage (a privacy takedown).
+
+        Selected as `impact()` selects: a file by `path` (in every version holding it), by
+        `digest`, or the files of version `ref` (narrowed by `path`). `dry_run` returns the plan
+        (versions, blobs, cached copies, downstream impact) and changes nothing."""
+        from headwater.purge import purge
+
+        return purge(self, reason=reason, path=path, digest=digest, ref=ref, redact_path=redact_path, dry_run=dry_run)
+
+    def audit(self, limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
+        """The append-only audit log of purges, deletes and retention removals, newest first."""
+        from headwater.purge import backend_of
+
+        return backend_of(self.store).audit(limit=limit, action=action)
+
+    def set_retention(
+        self,
+        *,
+        name: str | None = None,
+        type: str | None = None,
+        keep_last: int | None = None,
+        older_than_s: float | None = None,
+        protect_lineage: bool = True,
+        remove: bool = False,
+    ) -> None:
+        """Set (or `remove`) the retention policy of an artifact name or a type (headwater.retention)."""
+        from headwater.retention import set_policy
+
+        set_policy(
+            self,
+            name=name,
+            type=type,
+            keep_last=keep_last,
+            older_than_s=older_than_s,
+            protect_lineage=protect_lineage,
+            remove=remove,
+        )
+
+    def retention(self) -> list[RetentionPolicy]:
+        """The retention policies set."""
+        from headwater.purge import backend_of
+
+        return backend_of(self.store).retention_policies()
+
+    def apply_retention(self, dry_run: bool = False) -> list[Removal]:
+        """Delete (lineage kept, audited) the versions the retention policies select; `gc` then
+        frees their bytes."""
+        from headwater.retention import apply
+
+        return apply(self, dry_run=dry_run)
+
+    def _purged_among(self, digests: Sequence[str]) -> set[str]:
+        from headwater.purge import backend_of
+
+        if not digests:
+            return set()
+        try:
+            return backend_of(self.store).purged_digests(digests)
+        except (Unavailable, InvalidInput):  # away, or a backend without purges: nothing to skip
+            return set()
+
+    def _purged_to_skip(self, events: Sequence[Event], blobs: Sequence[_Content]) -> set[str]:
+        """Stored files whose content was purged, unless every event re-admits it (allow_purged)."""
+        if all(getattr(ev, "allow_purged", True) for ev in events):
+            return set()
+        digests = sorted({e.digest for c in blobs for e in c.entries if e.path in c.files})
+        skip = self._purged_among(digests)
+        if skip:
+            log.warning(
+                "headwater: %d file(s) hold content that was purged: recorded as purged, not stored "
+                "(allow_purged=True stores them again)",
+                len(skip),
+            )
+        return skip
+
+    def _refuse_purged(self, version: Version, paths: Sequence[str]) -> None:
+        hit = sorted(set(paths) & set(version.purged))
+        if hit:
+            from headwater.purge import purged_error
+
+            raise purged_error(version, hit)
 
 
 def _log_swept(names: list[str], folder: str, dry_run: bool) -> None:

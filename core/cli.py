@@ -271,6 +271,7 @@ def cli(ctx: click.Context, uri: str | None, home: str | None) -> None:
       4  contradicts what is recorded (Conflict)
       5  backend unavailable, or its schema is newer (Unavailable); local disk full or read-only (Unwritable)
       6  the backend refused the token (Unauthorized); the batch waits in the outbox
+      7  the content was purged (Purged): `download`/`verify` of a version with purged files
 
     \b
     An error is one line on stderr, or with --json one JSON object:
@@ -750,15 +751,16 @@ def tag_cmd(client: Client, ref: str, tags: Sequence[str], remove: bool, as_json
 
 @cli.command("delete")
 @click.argument("ref")
+@click.option("--reason", metavar="TEXT", default=None, help="Why (kept in the audit log).")
 @json_option
 @_with_client
-def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
+def delete_cmd(client: Client, ref: str, reason: str | None, as_json: bool) -> None:
     """Delete a version; its lineage is kept.
 
     The version REF stays in the lineage as a tombstone, its aliases go, and `headwater gc`
     can then free its stored bytes.
     """
-    version = client.delete(ref)
+    version = client.delete(ref, reason=reason)
     if as_json:
         _print_json(version)
     else:
@@ -773,23 +775,182 @@ def delete_cmd(client: Client, ref: str, as_json: bool) -> None:
     default=None,
     help="Keep blobs stored less than this long ago, e.g. 30m, 24h, 7d (default: HEADWATER_GC_GRACE, 24h).",
 )
+@click.option(
+    "--apply-retention", is_flag=True, help="First delete the versions the retention policies select (see `retention`)."
+)
 @json_option
 @_with_client
-def gc_cmd(client: Client, dry_run: bool, grace: float | None, as_json: bool) -> None:
+def gc_cmd(client: Client, dry_run: bool, grace: float | None, apply_retention: bool, as_json: bool) -> None:
     """Remove stored blobs that no live version references.
 
     Blobs whose versions wait in an outbox of this HEADWATER_HOME are kept, and so are blobs
-    stored within the grace period (versions may wait in other machines' outboxes).
+    stored within the grace period (versions may wait in other machines' outboxes); purged
+    content goes at once. With --apply-retention, the versions the retention policies select
+    are deleted first (lineage kept, each one in the audit log), so their bytes can go.
     """
+    removals = client.apply_retention(dry_run=dry_run) if apply_retention else []
     doomed = sorted(client.gc(dry_run=dry_run, grace=grace))
     if as_json:
-        _print_json({"dry_run": dry_run, "blobs": doomed, "count": len(doomed)})
+        found: dict[str, Any] = {"dry_run": dry_run, "blobs": doomed, "count": len(doomed)}
+        if apply_retention:
+            found["retention"] = [r.model_dump() for r in removals]
+        _print_json(found)
         return
     verb = "would remove" if dry_run else "removed"
-    lines = [f"{verb} {len(doomed)} unreferenced blob(s)"]
+    lines = [f"{'would delete' if dry_run else 'deleted'} {r.ref} ({r.policy})" for r in removals]
+    if apply_retention and not removals:
+        lines.append("no version is beyond its retention policy")
+    lines += [f"{verb} {len(doomed)} unreferenced blob(s)"]
     if dry_run:
         lines += [f"  {d}" for d in doomed]
     _show(Text("\n".join(lines)))
+
+
+# -- purges and the audit log -----------------------------------------------------------------------
+
+
+@cli.command("purge")
+@click.argument("ref", required=False)
+@click.option("--path", "path", metavar="P", help="A file (its name in a manifest, a local path or a URI).")
+@click.option("--digest", metavar="D", help="A file digest (blake3:<hex> or the hex alone).")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log).")
+@click.option("--redact-path", is_flag=True, help="Replace the purged entries' paths by a redacted form.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed, and the downstream impact.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
+@json_option
+@_with_client
+def purge_cmd(
+    client: Client,
+    ref: str | None,
+    path: str | None,
+    digest: str | None,
+    reason: str,
+    redact_path: bool,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Remove content everywhere headwater keeps it; keep the lineage (a privacy takedown).
+
+    Selects as `headwater impact` does: `--path P` (in every version holding it), `--digest D`,
+    or the files of version REF (`REF --path P`: only its file P), found wherever they are by
+    digest. Removes the bytes from the blob store, the tracking server, the download cache and
+    the stat cache; marks the entries purged (digest and size kept); records who, when and why
+    in the audit log (`headwater audit`). Referenced objects (s3://, https://) are listed, not
+    deleted. Exit code 7 afterwards from `download`/`verify` of an affected version.
+    """
+    plan = client.purge(reason=reason, path=path, digest=digest, ref=ref, dry_run=True)
+    if dry_run:
+        if as_json:
+            _print_json(plan)
+        else:
+            _show(render.purge_view(plan, done=False))
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("purge removes bytes for good: pass --yes to confirm when not on a terminal")
+        _show(render.purge_view(plan, done=False))
+        if not click.confirm(f"Purge {plan.files} file(s) in {len(plan.holding)} version(s)?", default=False):
+            raise click.Abort()
+    report = client.purge(reason=reason, path=path, digest=digest, ref=ref, redact_path=redact_path)
+    if as_json:
+        _print_json(report)
+    else:
+        _show(render.purge_view(report, done=True))
+
+
+@cli.group("retention")
+def retention_group() -> None:
+    """Retention policies: which old versions `headwater gc --apply-retention` deletes.
+
+    A policy for an artifact (--name) or a type (--type) keeps the newest --keep-last versions
+    and those younger than --older-than (with both, a version goes when it is beyond both). A
+    version holding an alias is never deleted, nor (unless --no-protect-lineage) one that a
+    version holding an alias other than `latest` was built from.
+    """
+
+
+@retention_group.command("set")
+@click.option("--name", metavar="NAME", help="An artifact.")
+@click.option("--type", "type_", metavar="TYPE", help="Every artifact of this type.")
+@click.option("--keep-last", type=click.IntRange(min=0), default=None, help="Keep the newest N versions.")
+@click.option("--older-than", type=Duration(), default=None, help="Delete only versions older than this (90d).")
+@click.option(
+    "--protect-lineage/--no-protect-lineage",
+    default=True,
+    help="Keep versions an aliased version was built from (default: on).",
+)
+@json_option
+@_with_client
+def retention_set_cmd(
+    client: Client,
+    name: str | None,
+    type_: str | None,
+    keep_last: int | None,
+    older_than: float | None,
+    protect_lineage: bool,
+    as_json: bool,
+) -> None:
+    """Set the retention policy of an artifact or a type."""
+    client.set_retention(
+        name=name, type=type_, keep_last=keep_last, older_than_s=older_than, protect_lineage=protect_lineage
+    )
+    _retention_show(client, as_json)
+
+
+@retention_group.command("unset")
+@click.option("--name", metavar="NAME", help="An artifact.")
+@click.option("--type", "type_", metavar="TYPE", help="A type.")
+@json_option
+@_with_client
+def retention_unset_cmd(client: Client, name: str | None, type_: str | None, as_json: bool) -> None:
+    """Remove the retention policy of an artifact or a type."""
+    client.set_retention(name=name, type=type_, remove=True)
+    _retention_show(client, as_json)
+
+
+@retention_group.command("show")
+@json_option
+@_with_client
+def retention_show_cmd(client: Client, as_json: bool) -> None:
+    """The retention policies, and what `gc --apply-retention` would delete now."""
+    _retention_show(client, as_json, with_plan=True)
+
+
+def _retention_show(client: Client, as_json: bool, *, with_plan: bool = False) -> None:
+    from headwater.retention import describe, plan
+
+    policies = client.retention()
+    removals = plan(client) if with_plan else []
+    if as_json:
+        found: dict[str, Any] = {"policies": policies}
+        if with_plan:
+            found["would_delete"] = [r.model_dump() for r in removals]
+        _print_json(found)
+        return
+    lines = [f"{describe(p)} (set {render.fmt_time(p.set_at)} by {p.who})" for p in policies]
+    lines = lines or ["no retention policy"]
+    if with_plan:
+        lines += [f"would delete {r.ref} ({r.policy})" for r in removals] or ["nothing to delete now"]
+    _show(Text("\n".join(lines)))
+
+
+@cli.command("audit")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many records.")
+@click.option("--action", type=click.Choice(["purge", "delete", "retention"]), default=None, help="Only these.")
+@json_option
+@_with_client
+def audit_cmd(client: Client, limit: int | None, action: str | None, as_json: bool) -> None:
+    """The append-only audit log: purges, deletes and retention removals, newest first.
+
+    Each record says who (the OS user; on a tracking server with tokens, also the token's
+    fingerprint), when, what and why.
+    """
+    records = client.audit(limit=limit, action=action)
+    if as_json:
+        _print_json(records)
+    else:
+        _show(render.audit_table(records))
 
 
 # -- lineage ----------------------------------------------------------------------------------------

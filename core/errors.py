@@ -41,6 +41,14 @@ class Conflict(HeadwaterError):
     http_status = 409
 
 
+class Purged(NotFound):
+    """The bytes asked for were purged (a privacy takedown, `headwater purge`): the lineage is
+    kept, the content is gone for good. Not a missing file to look for again: its own exit code."""
+
+    exit_code = 7
+    http_status = 410
+
+
 class Unavailable(HeadwaterError):
     """The backend cannot be reached within the time budget, or its schema is not one we can use."""
 
@@ -77,7 +85,7 @@ class Unauthorized(Unavailable):
 # are the client's own (its disk, its token) and travel as Unavailable.
 WIRE: dict[str, type[HeadwaterError]] = {
     cls.__name__: cls
-    for cls in (InvalidRef, InvalidInput, NotFound, Conflict, SchemaTooNew, Unavailable, HeadwaterError)
+    for cls in (InvalidRef, InvalidInput, NotFound, Purged, Conflict, SchemaTooNew, Unavailable, HeadwaterError)
 }
 
 

@@ -225,6 +225,11 @@ class VersionRecorded(_Event):
         description="with direction `produced`: the REFs of the run's inputs that made this output (each "
         "also recorded as the run's input); empty: every input of the run made it",
     )
+    allow_purged: bool = Field(
+        default=False,
+        description="store files whose content was purged again (`--allow-purged`); without it such "
+        "files are recorded as purged and their bytes are not kept",
+    )
     manifest: Digest | None = Field(
         default=None,
         description="on the way to a tracking server only: the digest of the staged manifest "
@@ -284,10 +289,58 @@ class VersionDeleted(_Event):
     kind: Literal["delete"] = "delete"
     name: Name
     digest: Digest
+    who: Text | None = Field(default=None, description="for the audit log: the OS user who asked")
+    reason: Text | None = None
+    retention: bool = Field(default=False, description="removed by a retention policy (the audit log's action)")
+
+
+class RetentionSet(_Event):
+    """Set (or with `remove`, drop) the retention policy of an artifact name or of a type."""
+
+    kind: Literal["retention"] = "retention"
+    selector: Literal["name", "type"]
+    value: Annotated[str, _text(NAME_MAX)]
+    keep_last: int | None = Field(default=None, ge=0)
+    older_than_s: float | None = Field(default=None, ge=0)
+    protect_lineage: bool = True
+    who: Annotated[str, _text(NAME_MAX)] = ""
+    remove: bool = False
+
+
+class ContentPurged(_Event):
+    """Purge files by content digest in every version that holds them (a privacy takedown).
+
+    The store marks those entries purged (digest and size kept; the path replaced by a redacted
+    form when `redact`), keeps every version, run and edge, and appends one row to the audit log.
+    The bytes are removed by whoever holds them (the client, the tracking server) once this is
+    recorded. `references`: entries that point elsewhere (s3://, https://), reported to the user,
+    not deleted. `selection`: what was asked for, as the audit log shows it.
+    """
+
+    kind: Literal["purge"] = "purge"
+    digests: list[Digest] = Field(default_factory=list)
+    references: list[Annotated[str, _text(PATH_MAX)]] = Field(default_factory=list)
+    reason: Annotated[str, _text(4096), AfterValidator(lambda v: _nonblank(v, "a purge needs a reason"))]
+    who: Annotated[str, _text(NAME_MAX)]
+    selection: Annotated[str, _text(PATH_MAX)] = ""
+    redact: bool = False
+
+
+def _nonblank(value: str, message: str) -> str:
+    if not value.strip():
+        raise ValueError(message)
+    return value
 
 
 Event = Annotated[
-    RunRecorded | VersionRecorded | EdgeRecorded | AliasMoved | TagsChanged | VersionDeleted,
+    RunRecorded
+    | VersionRecorded
+    | EdgeRecorded
+    | AliasMoved
+    | TagsChanged
+    | VersionDeleted
+    | ContentPurged
+    | RetentionSet,
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])

@@ -44,6 +44,39 @@ class Artifact(_Model):
     updated_at: datetime | None = Field(default=None, description="when its newest version was recorded")
 
 
+AuditAction = Literal["purge", "delete", "retention"]
+
+
+class AuditRecord(_Model):
+    """One row of the append-only audit log: a purge, a delete or a retention removal."""
+
+    id: int
+    at: datetime
+    who: str
+    action: AuditAction
+    target: str = Field(description="what was removed: a version REF, or what a purge selected")
+    reason: str | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a purge's `digests`, `versions` it touched, `files` marked, `references` reported",
+    )
+
+
+class RetentionPolicy(_Model):
+    """Which versions `headwater gc --apply-retention` removes: of an artifact `name`, or of
+    every artifact of a `type`, those beyond the newest `keep_last` and older than `older_than_s`
+    (either alone is enough). A version holding an alias is never removed, nor, with
+    `protect_lineage`, one that an aliased version was built from."""
+
+    selector: Literal["name", "type"]
+    value: str
+    keep_last: int | None = None
+    older_than_s: float | None = None
+    protect_lineage: bool = True
+    set_at: datetime | None = None
+    who: str = ""
+
+
 class Version(_Model):
     """One immutable content of an artifact: `name:vN` (or `name@digest` before delivery), its
     files (`entries`), aliases, tags, metadata and the runs that produced it."""
@@ -63,6 +96,10 @@ class Version(_Model):
     produced_by: str | None = None
     producers: list[str] = Field(default_factory=list)
     deleted: bool = False
+    purged: list[str] = Field(
+        default_factory=list, description="paths of the entries whose bytes were purged (as recorded, maybe redacted)"
+    )
+    purges: list[AuditRecord] = Field(default_factory=list, description="the purges that removed them")
 
     _client: Client | None = PrivateAttr(default=None)
 

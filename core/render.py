@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.console import Console, Group, RenderableType
@@ -23,6 +23,7 @@ from rich.tree import Tree
 from headwater.models import (
     AliasMove,
     Artifact,
+    AuditRecord,
     Diff,
     Drift,
     Impact,
@@ -31,6 +32,9 @@ from headwater.models import (
     VerifyReport,
     Version,
 )
+
+if TYPE_CHECKING:
+    from headwater.purge import PurgePlan
 
 __all__ = [
     "alias_moves_table",
@@ -288,6 +292,8 @@ def version_detail(
         rows.append(("description", version.description))
     if version.deleted:
         rows.append(("deleted", Text("yes: lineage kept, content may be collected", style="red")))
+    if version.purged:
+        rows.append(("purged", Text(purged_note(version), style="red")))
     rows.append(("produced by", _run_or_id(version.produced_by, producers) if version.produced_by else "-"))
     others = [p for p in version.producers if p != version.produced_by]
     for index, run_id in enumerate(others):
@@ -305,6 +311,7 @@ def version_detail(
     parts.append(Text(""))
     parts.append(_heading(f"entries ({len(version.entries)})"))
     if version.entries:
+        purged_paths = set(version.purged)
         status = {d.path: d.status for d in drift or ()}
         table = _table("PATH", "SIZE", "DIGEST", "REF", *(("STATUS",) if drift is not None else ()))
         for entry in version.entries:
@@ -315,7 +322,7 @@ def version_detail(
                 Text(entry.path),
                 fmt_size(entry.size),
                 short_digest(entry.digest),
-                Text(entry.ref or "stored"),
+                Text(entry.ref or ("purged" if entry.path in purged_paths else "stored")),
                 *((Text(found, style=style),) if drift is not None else ()),
             )
         parts.append(table)
@@ -617,6 +624,66 @@ def impact_view(
     if runs:
         parts.append(runs_table(runs, with_versions=False))  # the versions are listed above
     return Group(*parts)
+
+
+def purged_note(version: Version) -> str:
+    """`purged: N files` with the reason, time and who of each purge."""
+    count = len(version.purged)
+    why = "; ".join(f"{fmt_time(p.at)} by {p.who}: {p.reason}" for p in version.purges)
+    return f"{count} file{'' if count == 1 else 's'} ({why}); lineage kept, bytes gone"
+
+
+def purge_view(plan: PurgePlan, *, done: bool) -> Group:
+    """What a purge removes (a dry run) or removed."""
+    verb = "purged" if done else "would purge"
+    parts: list[RenderableType] = [
+        _heading(f"{verb}: {plan.selection}"),
+        Text(f"  {plan.files} file(s) in {len(plan.holding)} version(s): {', '.join(plan.holding) or '-'}"),
+        Text(f"  content: {', '.join(short_digest(d) for d in plan.digests)}"),
+    ]
+    blobs = getattr(plan, "removed_blobs", plan.blobs) if done else plan.blobs
+    cached = getattr(plan, "removed_cached", plan.cached) if done else plan.cached
+    parts.append(Text(f"  blobs {'removed' if done else 'to remove'}: {len(blobs)}"))
+    server = getattr(plan, "removed_server_blobs", None)
+    if server:
+        parts.append(Text(f"  tracking server blobs removed: {len(server)}"))
+    parts.append(Text(f"  cached copies {'removed' if done else 'to remove'}: {len(cached)}"))
+    for path in cached:
+        parts.append(Text(f"    {path}"))
+    if plan.references:
+        parts.append(Text("  referenced objects, not headwater's to delete (remove those that hold it):"))
+        for ref in plan.references:
+            status = plan.reference_status.get(ref, "unknown")
+            parts.append(Text(f"    {ref}  ({status})", style="yellow" if status == "holds it" else ""))
+    record = getattr(plan, "record", None)
+    if record is not None:
+        parts.append(Text(f"  audit record #{record.id}: {fmt_time(record.at)} by {record.who}: {record.reason}"))
+    parts.append(Text(""))
+    parts.append(impact_view(plan.impact, "the purged content"))
+    return Group(*parts)
+
+
+def audit_table(records: Sequence[AuditRecord]) -> Table:
+    table = _table("#", "WHEN", "WHO", "ACTION", "TARGET", "REASON", "DETAILS")
+    for record in records:
+        details = record.details
+        summary = (
+            f"{details.get('files', 0)} file(s) in {len(details.get('versions', []))} version(s)"
+            if record.action == "purge"
+            else _compact(details)
+            if details
+            else "-"
+        )
+        table.add_row(
+            str(record.id),
+            fmt_time(record.at),
+            Text(record.who),
+            record.action,
+            Text(record.target),
+            Text(record.reason or "-"),
+            Text(summary),
+        )
+    return table
 
 
 def verify_view(report: VerifyReport) -> Group:

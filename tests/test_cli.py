@@ -932,6 +932,7 @@ def test_the_exit_code_table_is_documented_and_matches_the_errors() -> None:
         "    4  contradicts what is recorded (Conflict)",
         "    5  backend unavailable, or its schema is newer (Unavailable); local disk full or read-only (Unwritable)",
         "    6  the backend refused the token (Unauthorized); the batch waits in the outbox",
+        "    7  the content was purged (Purged): `download`/`verify` of a version with purged files",
     ]
     documented = {}
     for row in table:

@@ -627,3 +627,217 @@ def test_check_lists_local_references_that_changed(client: hw.Client, files) -> 
     (root / "d" / "v.csv").unlink()
     found = [(d.version, d.path, d.status) for d in client.status()]
     assert found == [("d:v0", "u.csv", "changed"), ("d:v0", "v.csv", "missing")]
+
+
+# -- purges and the audit log -------------------------------------------------------------------
+
+MARKER = b"MARKER-7f3a-ALICE-PERSONAL-DATA"
+
+
+def files_holding(marker: bytes, *folders: Path) -> list[Path]:
+    """Every file under the folders whose bytes hold `marker` (what a data-protection officer
+    would search for)."""
+    found = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            if path.is_file() and not path.is_symlink() and marker in path.read_bytes():
+                found.append(path)
+    return found
+
+
+def server_blob_folder(request: pytest.FixtureRequest) -> Path | None:
+    backend = request.node.callspec.params["store_uri"]
+    if not backend.startswith("http"):
+        return None
+    server = request.getfixturevalue("headwater_server" if backend == "http" else "headwater_server_postgres")
+    return Path(server.blobs)
+
+
+def test_purge_by_path_removes_the_bytes_everywhere_and_keeps_the_lineage(
+    client: hw.Client, files, headwater_home: Path, request: pytest.FixtureRequest
+) -> None:
+    root = files({"users_eu.csv": b"id,name\n1," + MARKER + b"\n", "users_us.csv": "id,name\n2,bob\n"})
+    with client.run("export") as export:
+        export.log_artifact("users", root, type="dataset")
+    with client.run("train") as train:
+        train.use("users:v0")
+        train.log_artifact("model", files({"m.bin": "weights"}, "model") / "m.bin", type="model")
+    client.get("users:v0").download()  # a cached copy in HEADWATER_HOME/cache
+    secret = next(e for e in client.get("users:v0").entries if e.path == "users_eu.csv")
+    server_blobs = server_blob_folder(request)
+    assert files_holding(MARKER, headwater_home, *([server_blobs] if server_blobs else []))  # there before
+
+    plan = client.purge(reason="erasure request #12", path="users_eu.csv", dry_run=True)
+    assert isinstance(plan, hw.PurgePlan) and not isinstance(plan, hw.PurgeReport)
+    assert (plan.digests, plan.holding, plan.files, plan.blobs) == ([secret.digest], ["users:v0"], 1, [secret.digest])
+    assert [Path(p).name for p in plan.cached] == ["users_eu.csv"]
+    assert {v.ref for v in plan.impact.downstream.versions} == {"users:v0", "model:v0"}
+    assert client.get("users:v0").purged == [] and client.audit() == []  # a dry run changes nothing
+
+    report = client.purge(reason="erasure request #12", path="users_eu.csv")
+    assert isinstance(report, hw.PurgeReport)
+    assert report.record.action == "purge" and report.record.reason == "erasure request #12"
+    assert report.record.details["versions"] == ["users:v0"] and report.record.details["files"] == 1
+    assert [Path(p).name for p in report.removed_cached] == ["users_eu.csv"]
+    assert files_holding(MARKER, headwater_home, *([server_blobs] if server_blobs else [])) == []
+    assert not client.blobs.has(secret.digest)
+
+    version = client.get("users:v0")
+    assert version.purged == ["users_eu.csv"]
+    assert [(p.reason, p.id) for p in version.purges] == [("erasure request #12", report.record.id)]
+    assert secret in version.entries  # digest and size kept, the path too (not redacted)
+    with pytest.raises(hw.Purged, match=r"users:v0: 1 file\(s\) purged .*erasure request #12.*users_eu.csv"):
+        version.download()
+    with pytest.raises(hw.Purged, match="users_eu.csv"):
+        client.verify("users:v0")
+    kept = version.download(entry="users_us.csv")  # the other file is still there
+    assert kept.read_text() == "id,name\n2,bob\n"
+    # Lineage stays: the same runs, versions and edges.
+    graph = client.upstream("model:v0")
+    assert edges_of(graph, client) == {
+        ("export", "produced", "users:v0"),
+        ("train", "produced", "model:v0"),
+        ("train", "used", "users:v0"),
+    }
+    assert {v.ref for v in client.impact(ref="users:v0").downstream.versions} == {"users:v0", "model:v0"}
+    assert client.diff("users:v0", "users:v0").unchanged == 2
+    [record] = client.audit()
+    assert record == report.record and record.who and record.target == "--path users_eu.csv"
+
+
+def test_purge_with_redacted_paths_and_content_logged_again(
+    client: hw.Client, files, request: pytest.FixtureRequest
+) -> None:
+    root = files({"user_1234.jpg": MARKER, "ok.txt": "ok"})
+    client.log_artifact("photos", root)
+    digest = next(e.digest for e in client.get("photos:v0").entries if e.path == "user_1234.jpg")
+    report = client.purge(reason="takedown", digest=digest, redact_path=True)
+    assert isinstance(report, hw.PurgeReport)
+    version = client.get("photos:v0")
+    redacted = f"purged-{report.record.id}-0"
+    assert version.purged == [redacted]
+    assert sorted((e.path, e.digest) for e in version.entries) == sorted(
+        [("ok.txt", next(e.digest for e in version.entries if e.path == "ok.txt")), (redacted, digest)]
+    )
+    assert "user_1234" not in client.audit()[0].model_dump_json()
+    assert client.impact(digest=digest).holding[0].ref == "photos:v0"  # still found by content
+
+    # Logged again: a new version, its purged file recorded as purged and not stored.
+    again = client.log_artifact("avatars", root / "user_1234.jpg")
+    assert (again.ref, again.purged) == ("avatars:v0", [redacted])
+    assert not client.blobs.has(digest)
+    with pytest.raises(hw.Purged):
+        again.download()
+    # allow_purged stores it again, on purpose.
+    back = client.log_artifact("restored", root / "user_1234.jpg", allow_purged=True)
+    assert (back.ref, back.purged) == ("restored:v0", [])
+    assert back.download().read_bytes() == MARKER
+    assert client.get("avatars:v0").purged == [redacted]  # the earlier records stay purged
+
+
+def test_purge_of_a_version_narrowed_to_one_file_leaves_later_content(client: hw.Client, files) -> None:
+    root = files({"users.csv": "1,alice\n2,bob\n", "schema.json": "{}"})
+    client.log_artifact("export", root)
+    (root / "users.csv").write_text("2,bob\n")  # the export after the takedown
+    client.log_artifact("export", root)
+    copy = client.log_artifact("copy", files({"users.csv": "1,alice\n2,bob\n"}, "elsewhere") / "users.csv")
+    report = client.purge(reason="alice asked", ref="export:v0", path="users.csv")
+    assert isinstance(report, hw.PurgeReport)
+    assert sorted(report.holding) == ["copy:v0", "export:v0"]  # the copy elsewhere is found by content
+    assert client.get("export:v0").purged == ["users.csv"]
+    assert client.get(copy.ref).purged == ["users.csv"]
+    assert client.get("export:v1").purged == []
+    assert client.get("export:v1").download().joinpath("users.csv").read_text() == "2,bob\n"
+    with pytest.raises(hw.InvalidInput, match="reason"):
+        client.purge(reason=" ", ref="export:v1")
+    with pytest.raises(hw.NotFound, match="holds no file"):
+        client.purge(reason="x", ref="export:v1", path="nope.csv")
+
+
+def test_purge_reports_referenced_objects_without_deleting_them(client: hw.Client, files) -> None:
+    root = files({"local.csv": "a", "remote.csv": "b"})
+    client.log_artifact("mixed", root / "local.csv")
+    client.log_reference("pointer", (root / "remote.csv").as_uri())
+    client.log_artifact("stored", root / "remote.csv", store=True)
+    report = client.purge(reason="r", path=str(root / "remote.csv"))
+    assert isinstance(report, hw.PurgeReport)
+    assert report.references == [(root / "remote.csv").as_uri()]
+    assert report.record.details["references"] == [(root / "remote.csv").as_uri()]
+    assert (root / "remote.csv").read_text() == "b"  # not headwater's to delete
+    assert client.get("pointer:v0").purged == []  # a reference entry holds no bytes of ours
+    assert client.get("stored:v0").purged == ["remote.csv"]
+    assert sorted(report.holding) == ["pointer:v0", "stored:v0"]
+    # A version of references only: nothing of ours but cached copies; reported and recorded.
+    cached = client.get("pointer:v0").download()
+    only = client.purge(reason="reported", ref="pointer:v0")
+    assert isinstance(only, hw.PurgeReport)
+    assert (only.digests, only.references, only.files) == ([], [(root / "remote.csv").as_uri()], 0)
+    assert only.removed_cached == [str(cached)] and not cached.exists()
+    assert only.record.details["references"] == [(root / "remote.csv").as_uri()]
+    assert only.reference_status == {(root / "remote.csv").as_uri(): "holds it"}
+    assert (root / "remote.csv").read_text() == "b" and client.get("pointer:v0").purged == []
+
+
+def test_deletes_are_in_the_audit_log(client: hw.Client, files) -> None:
+    root = files({"a": "1", "b": "2"})
+    client.log_artifact("d", root / "a")
+    client.log_artifact("d", root / "b")
+    client.delete("d:v0", reason="wrong export")
+    client.delete("d:v1")
+    records = client.audit()
+    assert [(r.action, r.target, r.reason) for r in records] == [
+        ("delete", "d:v1", None),
+        ("delete", "d:v0", "wrong export"),
+    ]
+    assert records[0].id > records[1].id and records[0].who == records[1].who != "unknown"
+    assert [r.target for r in client.audit(limit=1)] == ["d:v1"]
+    assert client.audit(action="purge") == []
+
+
+def test_retention_policies_delete_old_versions_but_not_what_production_was_built_from(
+    client: hw.Client, files
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from headwater import retention
+
+    root = files({"d.csv": "0"})
+    for i in range(4):
+        (root / "d.csv").write_text(str(i))
+        client.log_artifact("ds", root / "d.csv", type="dataset")
+    with client.run("train") as train:
+        train.use("ds:v1")
+        train.log_artifact("model", files({"m": "w"}, "m") / "m", type="model", aliases=["production"])
+    client.alias("ds:v2", "candidate")
+    assert client.apply_retention() == []  # no policy: nothing
+
+    client.set_retention(type="dataset", keep_last=1)
+    [policy] = client.retention()
+    assert (policy.selector, policy.value, policy.keep_last, policy.protect_lineage) == ("type", "dataset", 1, True)
+    assert policy.who and policy.set_at is not None
+    assert [r.ref for r in client.apply_retention(dry_run=True)] == ["ds:v0"]  # v1 made production; v2 aliased
+    assert [v.label for v in client.versions("ds")] == ["v0", "v1", "v2", "v3"]  # a dry run deletes nothing
+
+    removed = client.apply_retention()
+    assert [(r.ref, r.policy) for r in removed] == [("ds:v0", "type dataset: keep last 1")]
+    assert [v.label for v in client.versions("ds")] == ["v1", "v2", "v3"]
+    assert client.get("ds:v0").deleted
+    [record] = client.audit(action="retention")
+    assert (record.target, record.reason) == ("ds:v0", "retention: type dataset: keep last 1")
+
+    # A policy for the name wins over the type's; without lineage protection v1 goes too.
+    client.set_retention(name="ds", keep_last=1, protect_lineage=False)
+    assert [r.ref for r in client.apply_retention()] == ["ds:v1"]
+    assert "train" in {r.job for r in client.upstream("model:production").runs}  # lineage kept
+    # Older than: measured from each version's creation.
+    client.set_retention(name="ds", older_than_s=3600, protect_lineage=False, remove=False)
+    client.alias("ds:v3", "production")
+    assert retention.plan(client) == []  # all younger than an hour
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    assert [r.ref for r in retention.plan(client, now=later)] == []  # v2 and v3 hold aliases
+    client.unalias("ds", "candidate")
+    assert [r.ref for r in retention.plan(client, now=later)] == ["ds:v2"]
+    client.set_retention(name="ds", remove=True)
+    assert [(p.selector, p.value) for p in client.retention()] == [("type", "dataset")]
+    with pytest.raises(hw.InvalidInput, match="--keep-last"):
+        client.set_retention(type="model")

@@ -127,6 +127,24 @@ class StatCache:
         except (sqlite3.Error, OSError) as exc:
             log.debug("stat cache %s not written: %s", self.path, exc)
 
+    def forget(self, digests: Iterable[str]) -> int:
+        """Remove every row recording one of `digests` (a purge: the rows name the purged files);
+        returns how many. Unlike the other calls, a failure raises: a purge must know."""
+        wanted = sorted(set(digests))
+        if not wanted or not self.path.exists():
+            return 0
+        removed = 0
+        with self._lock:
+            conn = self._connect()
+            conn.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left holding names
+            for start in range(0, len(wanted), _SQL_CHUNK):
+                part = wanted[start : start + _SQL_CHUNK]
+                removed += conn.execute(
+                    f"DELETE FROM stat_cache WHERE digest IN ({','.join('?' * len(part))})", part
+                ).rowcount
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the names leave the WAL file too
+        return removed
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():

@@ -8,7 +8,7 @@ same exception.
 
 This module only composes: the worker's state is headwater.server.backend, the routes are one
 APIRouter per concern (routes_health, routes_writes, routes_reads, routes_blobs,
-routes_openlineage, and the web UI), the error answers headwater.server.handlers.
+routes_purge, routes_openlineage, and the web UI), the error answers headwater.server.handlers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from headwater.server.limits import BodyLimit
 from headwater.server.routes_blobs import blob_routes
 from headwater.server.routes_health import health_routes
 from headwater.server.routes_openlineage import openlineage_routes
+from headwater.server.routes_purge import purge_routes
 from headwater.server.routes_reads import read_routes
 from headwater.server.routes_writes import write_routes
 from headwater.server.settings import Settings
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_body=settings.max_body, max_blob=settings.max_blob)
     install_error_handlers(app)
     # In this order: it is the order of the paths in the OpenAPI document.
-    for routes in (health_routes, write_routes, read_routes, blob_routes, openlineage_routes):
+    for routes in (health_routes, write_routes, read_routes, blob_routes, purge_routes, openlineage_routes):
         app.include_router(routes(backend))
 
     from headwater.server.ui import add_ui

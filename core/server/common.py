@@ -37,6 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The token is read-only"),
         (404, "No such artifact, version, alias, run or blob"),
         (409, "Contradicts what is recorded"),
+        (410, "The content was purged (a privacy takedown)"),
         (413, "The request body is too large"),
         (415, "The body of a write is not declared JSON (Content-Type: application/json)"),
         (422, "The request does not match the schema"),

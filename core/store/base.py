@@ -7,7 +7,7 @@ backend runs the same contract tests (tests/test_store_contract.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,8 +20,8 @@ from headwater.errors import (  # re-exported: the shared errors of every store
     SchemaTooNew,
     Unavailable,
 )
-from headwater.events import Event
-from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.events import ContentPurged, Event
+from headwater.models import AliasMove, Artifact, AuditRecord, LineageGraph, RetentionPolicy, Run, Version
 from headwater.refs import Ref
 
 __all__ = [
@@ -131,6 +131,26 @@ class Store(ABC):
     @abstractmethod
     def referenced_blob_digests(self) -> set[str]:
         """File digests that versions not deleted still store (the blobs garbage collection keeps)."""
+
+    # -- purges and the audit log (headwater.purge); not abstract: a wrapper forwards them ------
+
+    def purge(self, event: ContentPurged) -> tuple[AuditRecord, list[str]]:
+        """Record a purge (marks the entries holding its digests, appends to the audit log) and
+        remove the bytes this backend keeps itself (the tracking server's blobs). Returns the
+        audit record and the blobs removed here. Idempotent by event id."""
+        raise InvalidInput(f"{type(self).__name__} cannot record purges")
+
+    def purged_digests(self, digests: Collection[str]) -> set[str]:
+        """Those of `digests` (file digests) that a purge removed."""
+        raise InvalidInput(f"{type(self).__name__} cannot record purges")
+
+    def audit(self, limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
+        """The audit log, newest first: purges, deletes and retention removals."""
+        raise InvalidInput(f"{type(self).__name__} keeps no audit log")
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """The retention policies set (RetentionSet events), by selector and value."""
+        raise InvalidInput(f"{type(self).__name__} keeps no retention policies")
 
     def close(self) -> None:  # noqa: B027 (optional: a backend without connections has nothing to release)
         """Release connections."""

@@ -22,7 +22,7 @@ import gzip
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard, cast
@@ -31,8 +31,17 @@ from pydantic import TypeAdapter
 
 from headwater import config
 from headwater.errors import WIRE, Conflict, HeadwaterError, InvalidInput, NotFound, Unauthorized, Unavailable
-from headwater.events import EVENTS, Event, VersionRecorded
-from headwater.models import AliasMove, Artifact, LineageGraph, ManifestEntry, Run, Version
+from headwater.events import EVENTS, ContentPurged, Event, VersionRecorded
+from headwater.models import (
+    AliasMove,
+    Artifact,
+    AuditRecord,
+    LineageGraph,
+    ManifestEntry,
+    RetentionPolicy,
+    Run,
+    Version,
+)
 from headwater.refs import Ref
 from headwater.store import backoff
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
@@ -47,6 +56,8 @@ _RUNS = TypeAdapter(list[Run])
 _ARTIFACTS = TypeAdapter(list[Artifact])
 _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
+_AUDIT = TypeAdapter(list[AuditRecord])
+_POLICIES = TypeAdapter(list[RetentionPolicy])
 _ENTRIES = TypeAdapter(list[ManifestEntry])
 
 # A request body up to this size is sent as it is, without asking the server's limits (unless
@@ -381,6 +392,28 @@ class HTTPStore(Store):
 
     def referenced_blob_digests(self) -> set[str]:
         return set(_STRINGS.validate_json(self._get("/blobs/referenced")))
+
+    # -- purges and the audit log (headwater.purge) --------------------------------------------
+
+    def purge(self, event: ContentPurged) -> tuple[AuditRecord, list[str]]:
+        """The server records the purge and removes its own blobs of it (a read-write token)."""
+        body = EVENTS.dump_json([event])[1:-1]
+        answer = self._conn.request("POST", "/purges", content=body, headers={"Content-Type": "application/json"})
+        found = answer.json()
+        return AuditRecord.model_validate(found["record"]), _STRINGS.validate_python(found["removed"])
+
+    def purged_digests(self, digests: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(digests)
+        for start in range(0, len(ordered), 200):  # a URL of 200 digests stays well under 16 KiB
+            found.update(_STRINGS.validate_json(self._get("/purged", digest=ordered[start : start + 200])))
+        return found
+
+    def audit(self, limit: int | None = None, action: str | None = None) -> list[AuditRecord]:
+        return _AUDIT.validate_json(self._get("/audit", **_params(limit=limit, action=action)))
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        return _POLICIES.validate_json(self._get("/retention"))
 
 
 def _stageable(event: Event) -> TypeGuard[VersionRecorded]:

@@ -108,8 +108,11 @@ entries = sa.Table(
     sa.Column("digest", sa.String(DIGEST_MAX), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("ref", sa.String(PATH_MAX)),
+    # The audit row of the purge that removed this entry's bytes (NULL: not purged).
+    sa.Column("purge_id", sa.Integer),
     sa.Index("ix_entries_digest", "digest"),
     sa.Index("ix_entries_ref", "ref"),
+    sa.Index("ix_entries_purge", "purge_id", "version_id"),
 )
 
 runs = sa.Table(
@@ -193,4 +196,31 @@ applied_events = sa.Table(
     metadata,
     sa.Column("id", sa.String(ID_MAX), primary_key=True),
     sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+# Append-only: rows are inserted, never updated or deleted (purges, deletes, retention removals).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(ID_MAX), nullable=False, unique=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("who", sa.String(NAME_MAX), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(PATH_MAX), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("details", JSON, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+)
+
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("selector", sa.String(16), primary_key=True),  # name or type
+    sa.Column("value", sa.String(NAME_MAX), primary_key=True),
+    sa.Column("keep_last", sa.Integer),
+    sa.Column("older_than_s", sa.Float),
+    sa.Column("protect_lineage", sa.Boolean, nullable=False),
+    sa.Column("set_at", UTCDateTime, nullable=False),
+    sa.Column("who", sa.String(NAME_MAX), nullable=False),
 )

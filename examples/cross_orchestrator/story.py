@@ -13,7 +13,9 @@
 Each orchestrator runs in its own environment (Airflow 3.3 and Prefect 3.9 cannot share one;
 by default the ones `make test` builds under .nox/), every one recording into the same store.
 It ends by asking headwater what is in production, what the takedown changed, and what was
-built on the export as it was. Orchestrator logs go to WORK/logs/.
+built on the export as it was, then purges that old export (`headwater purge`: the file is a
+reference, so it is reported and recorded in the audit log) and shows the audit log.
+Orchestrator logs go to WORK/logs/.
 """
 
 from __future__ import annotations
@@ -166,6 +168,9 @@ class Story:
         self.hw("diff", f"{clean}:v0", f"{clean}:v1")
         print("\n== What was built on the EU export as it was before the takedown?")
         self.hw("impact", f"{raw_eu}:v0")
+        print("\n== The takedown carried out: the old export purged wherever headwater keeps it, and recorded")
+        self.hw("purge", f"{raw_eu}:v0", "--reason", f"erasure requests of {len(TAKEN_DOWN)} customers", "--yes")
+        self.hw("audit")
 
         print("\n== Where the time went")
         for what, seconds in self.timings:

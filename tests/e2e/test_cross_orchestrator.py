@@ -237,6 +237,14 @@ def test_the_story_joins_four_kinds_of_runs_into_one_exact_graph(
         ]
     )
 
+    # The takedown carried out: the old export is a reference (the file holds the new export by
+    # now), so the purge reports it as changed, removes nothing of the user's, and is recorded.
+    [record] = client.audit()
+    assert (record.action, record.target, record.reason) == ("purge", f"{raw_eu}:v0", "erasure requests of 3 customers")
+    assert (record.details["references"], record.details["files"]) == ([raw_eu], 0)
+    assert f"    {raw_eu}  (changed)\n" in printed
+    assert client.get(f"{raw_eu}:v1").purged == [] and client.get(f"{raw_eu}:v0").purged == []
+
     # What the demo prints: the tree of production, the diff, the impact list.
     assert "churn_model_int8:v0 (model) [latest, production]\n└── quantize-int8 (manual, succeeded) run " in printed
     assert f"    │       └── {clean}:v0\n" in printed

@@ -25,15 +25,13 @@ from headwater.store.schema import (
     versions,
 )
 from headwater.store.sql.engine import SQLEngine, _chunks
+from headwater.store.sql.purge import label_of as _label
+from headwater.store.sql.purge import purge_info
 
 tags_t = tags  # list_versions has a parameter named `tags`
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
-
-
-def _label(number: int) -> str:
-    return f"v{number}"
 
 
 class SQLReads(SQLEngine):
@@ -259,6 +257,7 @@ class SQLReads(SQLEngine):
             ):
                 producer_map[row.version_id].append(row.run_id)
         entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
+        purge_map = purge_info(conn, list(version_ids))
         result = []
         for vid in version_ids:
             row = rows[vid]
@@ -282,6 +281,8 @@ class SQLReads(SQLEngine):
                     produced_by=row.produced_by,
                     producers=producer_map[vid],
                     deleted=row.deleted_at is not None,
+                    purged=purge_map[vid][0] if vid in purge_map else [],
+                    purges=purge_map[vid][1] if vid in purge_map else [],
                 )
             )
         return result
@@ -388,7 +389,7 @@ class SQLReads(SQLEngine):
                 conn.execute(
                     sa.select(entries.c.digest)
                     .join(versions, versions.c.id == entries.c.version_id)
-                    .where(versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .where(versions.c.deleted_at.is_(None), entries.c.ref.is_(None), entries.c.purge_id.is_(None))
                     .distinct()
                 ).scalars()
             )
@@ -401,7 +402,12 @@ class SQLReads(SQLEngine):
                 conn.execute(
                     sa.select(entries.c.version_id)
                     .join(versions, versions.c.id == entries.c.version_id)
-                    .where(entries.c.digest == digest, versions.c.deleted_at.is_(None), entries.c.ref.is_(None))
+                    .where(
+                        entries.c.digest == digest,
+                        versions.c.deleted_at.is_(None),
+                        entries.c.ref.is_(None),
+                        entries.c.purge_id.is_(None),
+                    )
                     .limit(1)
                 ).first()
                 is not None

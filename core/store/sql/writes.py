@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from headwater.errors import Conflict, InvalidInput, NotFound
 from headwater.events import (
     AliasMoved,
+    ContentPurged,
     EdgeRecorded,
     Event,
+    RetentionSet,
     RunRecorded,
     TagsChanged,
     VersionDeleted,
@@ -40,7 +42,9 @@ from headwater.store.schema import (
     versions,
 )
 from headwater.store.sql.engine import _chunks
+from headwater.store.sql.purge import apply_purge, audit_delete, on_arrival
 from headwater.store.sql.reads import SQLReads
+from headwater.store.sql.retention import apply_retention
 
 
 def _tombstone_notice(ref: str, run_id: str | None, direction: str | None) -> str:
@@ -129,6 +133,10 @@ class SQLWrites(SQLReads):
                     self._apply_tags(conn, event)
                 elif isinstance(event, VersionDeleted):
                     self._apply_delete(conn, event)
+                elif isinstance(event, ContentPurged):
+                    apply_purge(conn, event, notices)
+                elif isinstance(event, RetentionSet):
+                    apply_retention(conn, event)
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
             if before_commit is not None:
@@ -304,6 +312,7 @@ class SQLWrites(SQLReads):
             # tombstone (docs/architecture.md); nothing is made alive again (no alias, no tag).
             notices.append(_tombstone_notice(f"{ev.name}@{ev.digest}", ev.run_id, ev.direction))
             return
+        on_arrival(conn, ev, version_id, created, notices)
         if created or ev.direction != "used":
             self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
         for alias in ev.aliases:
@@ -487,6 +496,7 @@ class SQLWrites(SQLReads):
             .where(versions.c.id == version_id, versions.c.deleted_at.is_(None))
             .values(deleted_at=ev.time)
         )
+        audit_delete(conn, ev, version_id)
         pointing = conn.execute(
             sa.select(aliases.c.alias).where(aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id)
         ).scalars()
