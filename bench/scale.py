@@ -44,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_bench import postgres_database, server_process  # noqa: E402  (bench/ is not a package)
+from run import reach  # noqa: E402  (the closure benchmark's own walk)
 
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 BIG = "bench/big-artifact"  # the artifact with 10,000 versions
@@ -103,20 +104,6 @@ def generate(n: int, seed: int = 42) -> Graph:
         inputs.append(sorted(picked))
     holders = sorted(rng.sample(range(n - n // 10, n), min(HOLDERS, n // 10)))
     return Graph(n, n_artifacts, artifact_of, label_of, inputs, holders)
-
-
-def reach(children: list[list[int]], root: int) -> int:
-    seen = {root}
-    frontier = [root]
-    while frontier:
-        nxt = []
-        for v in frontier:
-            for c in children[v]:
-                if c not in seen:
-                    seen.add(c)
-                    nxt.append(c)
-        frontier = nxt
-    return len(seen)
 
 
 def roots(graph: Graph) -> dict[str, int]:
