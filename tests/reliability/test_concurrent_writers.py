@@ -130,3 +130,48 @@ def test_writers_through_two_servers_on_one_postgres(
     restored = {reader.get(f"shared:{v.label}").download().read_bytes() for v in reader.versions("shared")}
     assert restored == {p.read_bytes() for p in paths}  # every blob reached the shared store
     reader.close()
+
+
+@pytest.mark.postgres
+def test_batches_naming_artifacts_in_opposite_orders_never_deadlock(postgres_database: str, tmp_path: Path) -> None:
+    """Writers each writing the same artifacts per run, half of them in the other order (as two
+    servers applying two pipelines' batches would): every batch lands at once, none is left
+    waiting in an outbox by a deadlock PostgreSQL broke."""
+    import threading
+    import uuid
+
+    names = [f"part{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+    writers, rounds = 4, 15
+    start = threading.Barrier(writers)
+    failures: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        client = hw.Client(uri=postgres_database, home=tmp_path / f"home{worker}")
+        try:
+            outputs = []
+            for n in range(rounds):
+                folder = tmp_path / f"w{worker}-{n}"
+                folder.mkdir()
+                for name in names:
+                    (folder / name).write_text(f"{worker} {n} {name}")
+                batch = [hw.Output(name, folder / name) for name in names]
+                outputs.append(batch if worker % 2 == 0 else batch[::-1])
+            start.wait(timeout=30)
+            for batch in outputs:
+                client.link(f"writer-{worker}", [], batch)
+            assert client.outbox.pending() == []  # delivered, not left waiting by a deadlock
+        except BaseException as err:  # noqa: BLE001 - reported below, from the test's thread
+            failures.append(err)
+        finally:
+            client.close()
+
+    os.environ["HEADWATER_TIMEOUT_S"] = "60"
+    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+    client = hw.Client(uri=postgres_database, home=tmp_path / "reader")
+    for name in names:
+        assert [v.label for v in client.versions(name)] == [f"v{i}" for i in range(writers * rounds)]

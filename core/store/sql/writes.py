@@ -7,13 +7,15 @@ the store opens (_prepare): building a statement costs more than running it.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.errors import Conflict, InvalidInput, NotFound
+from headwater.errors import Conflict, InvalidInput, NotFound, Unavailable
 from headwater.events import (
     AliasMoved,
     ContentPurged,
@@ -45,6 +47,15 @@ from headwater.store.sql.engine import _chunks
 from headwater.store.sql.purge import apply_purge, audit_delete, on_arrival
 from headwater.store.sql.reads import SQLReads
 from headwater.store.sql.retention import apply_retention
+
+# A batch PostgreSQL failed to break a deadlock (or a serialization conflict) is applied again.
+_DEADLOCK_ATTEMPTS = 4
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
+
+
+def _deadlocked(err: Unavailable) -> bool:
+    orig = getattr(err.__cause__, "orig", None)
+    return getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 def _tombstone_notice(ref: str, run_id: str | None, direction: str | None) -> str:
@@ -114,8 +125,21 @@ class SQLWrites(SQLReads):
             if before_commit is not None:
                 before_commit()
             return []
+        for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+            try:
+                return self._apply_once(events, before_commit)
+            except Unavailable as err:
+                # Rolled back whole by PostgreSQL: applying again is safe (nothing was claimed).
+                if attempt == _DEADLOCK_ATTEMPTS or not _deadlocked(err):
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _apply_once(self, events: Sequence[Event], before_commit: Callable[[], None] | None) -> list[str]:
         notices: list[str] = []
         with self._write() as conn:
+            if self.dialect == "postgresql":
+                self._lock_artifacts(conn, events)
             claimed = self._claim(conn, [event.id for event in events])
             for event in events:
                 if event.id not in claimed:
@@ -142,6 +166,19 @@ class SQLWrites(SQLReads):
             if before_commit is not None:
                 before_commit()  # raising here rolls the transaction back
         return notices
+
+    def _lock_artifacts(self, conn: sa.Connection, events: Sequence[Event]) -> None:
+        """Lock the batch's existing artifacts in name order, before any write: two servers
+        applying batches that name the same artifacts in another order would otherwise each hold
+        one lock and wait for the other's (a deadlock PostgreSQL breaks by failing one batch)."""
+        names = sorted({e.name for e in events if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))})
+        if len(names) > 1:
+            conn.execute(
+                sa.select(artifacts.c.id)
+                .where(artifacts.c.name.in_(names))
+                .order_by(artifacts.c.name)
+                .with_for_update()
+            )
 
     def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
         """The ids among these that no earlier transaction applied, now claimed by this one."""
