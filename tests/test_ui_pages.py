@@ -250,6 +250,27 @@ def test_deleted_versions_are_marked_and_skipped_by_the_diff(tmp_path) -> None:
     client.close()
 
 
+def test_purged_files_are_marked_with_who_when_and_why(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from headwater.server.ui import create_ui_app
+
+    client = hw.Client(home=tmp_path / "home")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "user_1234.csv").write_text("user_1234,someone@example.org")
+    (folder / "kept.csv").write_text("nothing personal")
+    client.log_artifact("users", folder)
+    client.purge(path="user_1234.csv", reason="erasure request <42>")
+    with TestClient(create_ui_app(client), base_url="http://127.0.0.1") as browser:
+        page = browser.get("/ui/version", params={"ref": "users:v0"}).text
+    notice = page[page.index('id="purged"') :]
+    assert "Purged: 1 file." in notice and "erasure request &lt;42&gt;" in notice
+    files = re.findall(r'<li class="file" data-path="([^"]+)">(.*?)</li>', page, re.S)
+    assert [(path, "purged" in body) for path, body in files] == [("kept.csv", False), ("user_1234.csv", True)]
+    client.close()
+
+
 def test_headwater_ui_answers_only_to_loopback_names(tmp_path) -> None:
     """No DNS rebinding: a page whose host name now resolves to 127.0.0.1 gets nothing."""
     from fastapi.testclient import TestClient

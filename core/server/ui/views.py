@@ -167,6 +167,7 @@ def version_view(client: Client, ref: str | None) -> dict[str, Any]:
         "nav": "artifacts",
         "v": version,
         "tree": file_tree(shown),
+        "purged": set(version.purged),
         "hidden_entries": len(version.entries) - len(shown),
         "references": any(e.ref for e in version.entries),
         "producers": client.runs_by_id(version.producers or ([version.produced_by] if version.produced_by else [])),
