@@ -170,6 +170,8 @@ aliases = sa.Table(
     sa.Column("alias", sa.String(ALIAS_MAX), primary_key=True),
     sa.Column("version_id", sa.Integer, sa.ForeignKey("versions.id")),  # NULL: removed
     sa.Column("moved_at", UTCDateTime, nullable=False),
+    # every read of a version loads its aliases (and retention asks which versions hold one)
+    sa.Index("ix_aliases_version", "version_id"),
 )
 
 alias_moves = sa.Table(
