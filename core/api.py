@@ -716,13 +716,9 @@ class Client:
             )
         holding: dict[str, Version] = {}
         if ref is not None:
-            version = self.get(ref)
-            files = version.entries
-            if path is not None:
-                places = _places(os.fspath(path))
-                files = [e for e in files if _entry_at(e, places)]
-                if not files:
-                    raise NotFound(f"{version.ref} holds no file at {os.fspath(path)!r}")
+            version, files = self._files_of(ref, path)
+            if not files:
+                raise NotFound(f"{version.ref} holds no file at {os.fspath(path or '')!r}")
             found = []
             # `unverified:<run id>` is shared by every unreadable output of that run: not content.
             for file_digest in sorted({e.digest for e in files if not e.digest.startswith("unverified:")}):
@@ -746,6 +742,15 @@ class Client:
             holding.setdefault(version.ref, version)
         graphs = [self.store.lineage(Ref(v.name, label=v.label), "downstream") for v in holding.values()]
         return Impact(holding=list(holding.values()), downstream=merge_graphs(graphs))
+
+    def _files_of(self, ref: str, path: str | os.PathLike[str] | None = None) -> tuple[Version, list[ManifestEntry]]:
+        """Version `ref` and its entries, only those at `path` (a name in it, a local path or a
+        URI) when given: what `impact` and `purge` select by a REF."""
+        version = self.get(ref)
+        if path is None:
+            return version, list(version.entries)
+        places = _places(os.fspath(path))
+        return version, [e for e in version.entries if _entry_at(e, places)]
 
     # -- changes -----------------------------------------------------------------------------
 

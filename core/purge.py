@@ -95,11 +95,7 @@ def plan(
     first = client.impact(digest=digest, path=path, ref=ref)  # checks the combination
     matched: list[ManifestEntry] = []
     if ref is not None:
-        version = client.get(ref)
-        matched = version.entries
-        if path is not None:
-            places = _places(os.fspath(path))
-            matched = [e for e in matched if _entry_at(e, places)]
+        version, matched = client._files_of(ref, path)
         selection = f"{version.ref}" + ("" if path is None else f" --path {os.fspath(path)}")
     elif digest is not None:
         digest = digest if ":" in digest else f"blake3:{digest}"
