@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from headwater.observe.patch import version_tuple, wrap_methods
@@ -29,18 +29,19 @@ class Patches:
         version: Callable[[], str],
         supported: tuple[tuple[int, int], tuple[int, int]],
         targets: Callable[[], Sequence[Target]],
-        params: Sequence[str],
+        params: Sequence[str] | Mapping[str, Sequence[str]],
         otherwise: str,
     ) -> None:
         """`what` names the feature, `version()` the `orchestrator`'s installed version, `supported`
         the verified range [from, to), `targets()` the methods (imported only when installing),
-        `params` their parameters, `otherwise` what still works when they cannot be wrapped."""
+        `params` their parameters (or each method's, by name), `otherwise` what still works when
+        they cannot be wrapped."""
         self.orchestrator = orchestrator
         self.what = what
         self.version = version
         self.supported = supported
         self.targets = targets
-        self.params = tuple(params)
+        self.params = params
         self.otherwise = otherwise
         self._lock = threading.Lock()
         self._installed: bool | None = None  # None: not tried yet
@@ -61,7 +62,8 @@ class Patches:
                 (low, high) = self.supported
                 if not low <= version_tuple(text) < high:
                     last = f"{high[0]}.{high[1] - 1}" if high[1] else f"{high[0] - 1}.x"
-                    verified = f"{low[0]}.{low[1]}-{last}"
+                    first = f"{low[0]}.{low[1]}"
+                    verified = first if first == last else f"{first}-{last}"
                     raise RuntimeError(f"{self.orchestrator} {text} is not in the verified range {verified}")
                 wrap_methods(self.targets(), self.params)
                 self._installed = True
@@ -79,6 +81,22 @@ def calling_first(event: Callable[..., None]) -> Wrap:
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             event(self, *args, **kwargs)
             return original(self, *args, **kwargs)
+
+        return method
+
+    return wrap
+
+
+def calling_after(event: Callable[..., None]) -> Wrap:
+    """A `wrap` for a method: the original, then `event(self, *args, **kwargs)` (which must never
+    raise) once it returned; the original's result or exception is the caller's."""
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            event(self, *args, **kwargs)
+            return result
 
         return method
 

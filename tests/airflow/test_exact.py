@@ -128,7 +128,7 @@ def test_the_shortcuts_are_wrapped_on_object_storage_path_only_where_verified(
         wrapper = vars(ObjectStoragePath)[name]
         assert wrapper.__headwater_original__ is vars(ProxyUPath)[name]  # the base class keeps its own
 
-    monkeypatch.setattr(storage_path, "_installed", None)
+    monkeypatch.setattr(storage_path.patches, "_installed", None)
     monkeypatch.setattr(airflow.sdk, "__version__", "1.4.0")
     with caplog.at_level(logging.WARNING, logger="headwater"):
         assert not storage_path.install()
