@@ -237,6 +237,15 @@ class LineageGraph(_Model):
                 found[key] = found.get(key, True) and edge.exact
         return [(ref, run_id, direction, exact) for (ref, run_id, direction), exact in sorted(found.items())]
 
+    def made_from(self) -> dict[tuple[str, str], list[str]]:
+        """(run id, output ref) -> the refs of the inputs the run said made that output, for the
+        outputs it said so of; an output absent here was made from every input of its run."""
+        found: dict[tuple[str, str], list[str]] = {}
+        for edge in self.edges:
+            if edge.direction == "produced" and edge.inputs:
+                found[(edge.run_id, edge.version)] = sorted(set(edge.inputs))
+        return found
+
     def __str__(self) -> str:
         """The tree `headwater upstream` / `headwater downstream` prints, without colour."""
         from headwater import render

@@ -406,12 +406,10 @@ class _Walk:
         runs_of: dict[str, set[str]] = defaultdict(set)
         versions_of: dict[str, dict[str, bool]] = defaultdict(dict)
         # (run, output) -> the inputs the run says made it; an output absent here: all of them
-        self.made_from: dict[tuple[str, str], set[str]] = {}
+        self.made_from = {key: set(refs) for key, refs in graph.made_from().items()}
         for edge in graph.edges:
             if edge.run_id not in self.runs or edge.version not in self.versions:
                 continue
-            if edge.direction == "produced" and edge.inputs:
-                self.made_from[(edge.run_id, edge.version)] = set(edge.inputs)
             if edge.direction == to_run:
                 runs_of[edge.version].add(edge.run_id)
             if edge.direction == to_version:
@@ -478,13 +476,19 @@ def _node_ids(graph: LineageGraph) -> tuple[list[Version], list[Run], dict[str, 
     return versions, runs, ids
 
 
-def _graph_edges(graph: LineageGraph) -> list[tuple[str, str, bool]]:
-    """(source node key, target node key, exact) in data-flow direction, sorted."""
+def _graph_edges(graph: LineageGraph) -> list[tuple[str, str, bool, str]]:
+    """(source node key, target node key, exact, label) in data-flow direction, sorted. An output
+    the run said was made from some of its inputs only is labelled "from <those inputs>"."""
+    made_from = graph.made_from()
     found = []
     for ref, run_id, direction, exact in graph.flow_edges():
         run_key = "run:" + run_id
-        found.append(((ref, run_key) if direction == "used" else (run_key, ref), exact))
-    return [(a, b, exact) for (a, b), exact in sorted(found)]
+        if direction == "used":
+            found.append(((ref, run_key), exact, ""))
+        else:
+            inputs = made_from.get((run_id, ref))
+            found.append(((run_key, ref), exact, "from " + ", ".join(inputs) if inputs else ""))
+    return [(a, b, exact, label) for (a, b), exact, label in sorted(found)]
 
 
 def _mermaid_text(text: str) -> str:
@@ -502,9 +506,10 @@ def mermaid(graph: LineageGraph) -> str:
     for run in runs:
         text = f"{run.job} ({run.orchestrator}, {run.status}) {short_id(run.id)}"
         lines.append(f'    {ids["run:" + run.id]}{{{{"{_mermaid_text(text)}"}}}}')
-    for source, target, exact in sorted(_graph_edges(graph), key=lambda e: (ids[e[0]], ids[e[1]])):
+    for source, target, exact, label in sorted(_graph_edges(graph), key=lambda e: (ids[e[0]], ids[e[1]])):
         arrow = "-->" if exact else "-.->"
-        lines.append(f"    {ids[source]} {arrow} {ids[target]}")
+        text = f'|"{_mermaid_text(label)}"|' if label else ""
+        lines.append(f"    {ids[source]} {arrow}{text} {ids[target]}")
     if graph.root and graph.root in ids:
         lines.append(f"    style {ids[graph.root]} stroke-width:3px")
     return "\n".join(lines) + "\n"
@@ -530,8 +535,9 @@ def dot(graph: LineageGraph) -> str:
     for run in runs:
         text = f"{run.job}\n({run.orchestrator}, {run.status})\n{short_id(run.id)}"
         lines.append(f"    {_dot_text('run:' + run.id)} [label={_dot_text(text)}, shape=ellipse];")
-    for source, target, exact in _graph_edges(graph):
-        style = "" if exact else " [style=dashed]"
+    for source, target, exact, label in _graph_edges(graph):
+        attrs = ([] if exact else ["style=dashed"]) + ([f"label={_dot_text(label)}", "fontsize=8"] if label else [])
+        style = f" [{', '.join(attrs)}]" if attrs else ""
         lines.append(f"    {_dot_text(source)} -> {_dot_text(target)}{style};")
     lines.append("}")
     return "\n".join(lines) + "\n"

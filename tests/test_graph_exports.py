@@ -152,3 +152,39 @@ def test_repr_is_one_short_line(lineage: Lineage) -> None:
     empty = "LineageGraph(root=None, direction=None, 0 versions, 0 runs, 0 edges)"
     assert repr(hw.LineageGraph()) == empty
     assert str(hw.LineageGraph()) == "(empty lineage)"
+
+
+def test_an_output_made_from_some_inputs_says_so_in_every_export(tmp_path: Path) -> None:
+    """A run that read a dataset and a config and said the report came from the dataset only: the
+    exports label that output edge "from <dataset>", and leave the run's other output unlabelled."""
+    client = hw.Client(home=tmp_path / "home")
+    files = {}
+    for name in ("data.csv", "config.yaml", "report.txt", "model.bin"):
+        files[name] = tmp_path / name
+        files[name].write_text(name)
+    client.log_artifact("data", files["data.csv"])
+    client.log_artifact("config", files["config.yaml"])
+    run = client.link(
+        "train",
+        inputs=["data:v0", "config:v0"],
+        outputs=[hw.Output("report", files["report.txt"], inputs=["data:v0"]), hw.Output("model", files["model.bin"])],
+    )
+    graph = merge_graphs_of(client, "data:v0")
+    client.close()
+    assert graph.made_from() == {(run.id, "report:v0"): ["data:v0"]}
+
+    mermaid = graph.to_mermaid()
+    labelled = [line.strip() for line in mermaid.splitlines() if "|" in line]
+    assert len(labelled) == 1 and labelled[0].endswith('-->|"from data:v0"| ' + labelled[0].split()[-1])
+    ids = {line.split("[")[0].strip(): line for line in mermaid.splitlines() if '["' in line}
+    assert "report:v0" in ids[labelled[0].split()[-1]]
+
+    dot = graph.to_dot()
+    assert f'"run:{run.id}" -> "report:v0" [label="from data:v0", fontsize=8];' in dot
+    assert f'"run:{run.id}" -> "model:v0";' in dot
+
+
+def merge_graphs_of(client: hw.Client, ref: str) -> hw.LineageGraph:
+    from headwater.api import merge_graphs
+
+    return merge_graphs([client.downstream(ref), client.upstream(ref)])

@@ -284,3 +284,36 @@ def test_ui_bench_prints_every_row(browser) -> None:
         "artifacts list",
     ]
     assert table[1].split()[-3] == "101"  # nodes drawn: 2 days of 50, and the raw dataset
+
+
+def test_an_output_made_from_some_inputs_says_which(page, tmp_path) -> None:
+    """A run read a dataset and a config and said the report came from the dataset only."""
+    home = tmp_path / "home"
+    client = hw.Client(home=home)
+    for name in ("data", "config", "report", "model"):
+        (tmp_path / name).write_text(name)
+    client.log_artifact("data", tmp_path / "data")
+    client.log_artifact("config", tmp_path / "config")
+    client.link(
+        "train",
+        inputs=["data:v0", "config:v0"],
+        outputs=[hw.Output("report", tmp_path / "report", inputs=["data:v0"]), hw.Output("model", tmp_path / "model")],
+    )
+    client.close()
+    ui = UIProcess({"HEADWATER_HOME": str(home)}, tmp_path / "ui.log")
+    try:
+        page.goto(f"{ui.url}/ui/lineage?ref=data:v0&direction=downstream&depth=all")
+        wait_graph(page)
+        assert graph_nodes(page)[0] == {"data:v0", "report:v0", "model:v0"}
+        partial = page.locator("#graph path.edge.partial")
+        assert partial.count() == 1
+        assert partial.get_attribute("data-target") == "v:report:v0"
+        assert partial.locator("title").text_content() == "made from data:v0"
+        page.click('#graph [data-ref="report:v0"]')
+        assert "made from\ndata:v0" in page.inner_text("#details")
+        page.click('#graph [data-ref="model:v0"]')
+        assert "made from" not in page.inner_text("#details")  # made from every input of its run
+        page.click('#graph [data-ref="report:v0"]')
+        shot(page, "made-from")
+    finally:
+        ui.stop()

@@ -153,6 +153,11 @@
       const path = el("path", { d: "M" + points.join(" L"), class: "edge" + (data.edge.exact ? "" : " inexact"), "marker-end": "url(#arrow)" }, edgeLayer);
       path.dataset.source = id.v;
       path.dataset.target = id.w;
+      if (data.edge.made_from) {
+        // The run said this output was made from these of its inputs only.
+        path.classList.add("partial");
+        el("title", {}, path).textContent = "made from " + data.edge.made_from.join(", ");
+      }
     }
     const nodeLayer = el("g", { class: "nodes" }, layer);
     for (const id of g.nodes()) {
@@ -334,6 +339,9 @@
       row(facts, "tags", node.tags.join(", "));
       row(facts, "digest", node.digest);
       row(facts, "created", node.created_at);
+      for (const edge of edges.values()) {
+        if (edge.target === node.id && edge.made_from) row(facts, "made from", edge.made_from.join(", "));
+      }
       link(actions, "Open version", "/ui/version?ref=" + q(node.ref));
       link(actions, "Lineage from here", "/ui/lineage?ref=" + q(node.ref) + "&direction=both&depth=3");
       button(actions, "Expand neighbours", function () { expand("/ui/graph.json?ref=" + q(node.ref) + "&direction=both&depth=1"); });

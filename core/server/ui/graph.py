@@ -42,9 +42,13 @@ def graph_payload(graph: LineageGraph, root: str | None = None, direction: str |
     """Every version and run of the graph, and each edge once (LineageGraph.flow_edges)."""
     nodes = [version_node(v, graph.depth.get(v.ref)) for v in graph.versions]
     nodes += [run_node(r) for r in graph.runs]
+    made_from = graph.made_from()
     edges = []
     for ref, run_id, direction_, exact in graph.flow_edges():
         version, run = f"v:{ref}", f"r:{run_id}"
         source, target = (version, run) if direction_ == "used" else (run, version)
-        edges.append({"source": source, "target": target, "exact": exact})
+        edge: dict[str, Any] = {"source": source, "target": target, "exact": exact}
+        if direction_ == "produced" and (run_id, ref) in made_from:
+            edge["made_from"] = made_from[(run_id, ref)]  # the run's other inputs did not make it
+        edges.append(edge)
     return {"root": root, "direction": direction, "nodes": nodes, "edges": edges}
