@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from headwater.errors import InvalidInput, NotFound
-from headwater.models import LineageGraph, Run, Version
+from headwater.models import Edge, LineageGraph, Run, Version
 from headwater.refs import LATEST, Ref
 from headwater.store.base import LineageDirection
 from headwater.store.schema import aliases, artifacts, edges, entries, output_inputs, runs, tags, versions
@@ -33,6 +33,7 @@ _VERSION_COLUMNS = (
     versions.c.deleted_at,
 )
 _VERSION_LIST = TypeAdapter(list[Version])
+_EDGE_LIST = TypeAdapter(list[Edge])
 
 _EDGE_COLUMNS = (
     edges.c.run_id,
@@ -88,6 +89,7 @@ class SQLLineage(SQLReads):
                         WHERE f.run_id = cur.run_id AND f.output_id = {made}.version_id
                           AND f.input_id = {source}.version_id))
         """
+        bound: object
         if self.dialect == "postgresql":
             seeds, bound = "SELECT unnest(CAST(:roots AS INTEGER[]))", roots
         else:
@@ -150,7 +152,7 @@ class SQLLineage(SQLReads):
             )
         ):
             made_from[(run_id, output_id)].add(input_id)
-        edge_rows: list[sa.Row[Any]] = []
+        edge_rows: list[Any] = []  # (run_id, version_id, direction, exact, created_at, metadata)
         runs_of: dict[int, list[str]] = defaultdict(list)  # version -> runs one step on
         reaches: dict[str, list[int]] = defaultdict(list)  # run -> versions one step on
         for row in conn.execute(sa.select(*_EDGE_COLUMNS).where(edges.c.run_id.in_(stepping))):
@@ -179,20 +181,22 @@ class SQLLineage(SQLReads):
             root=ref_of[roots[0]],
             versions=version_models,
             runs=self._runs_by_id(conn, sorted(kept_runs)),
-            edges=[
-                {
-                    "run_id": run_id,
-                    "version": ref_of[version_id],
-                    "direction": edge_direction,
-                    "exact": exact,
-                    "created_at": created_at,
-                    "metadata": metadata or {},
-                    "inputs": sorted(ref_of[i] for i in made_from.get((run_id, version_id), ()))
-                    if edge_direction == "produced"
-                    else [],
-                }
-                for run_id, version_id, edge_direction, exact, created_at, metadata in kept_edges
-            ],
+            edges=_EDGE_LIST.validate_python(
+                [
+                    {
+                        "run_id": run_id,
+                        "version": ref_of[version_id],
+                        "direction": edge_direction,
+                        "exact": exact,
+                        "created_at": created_at,
+                        "metadata": metadata or {},
+                        "inputs": sorted(ref_of[i] for i in made_from.get((run_id, version_id), ()))
+                        if edge_direction == "produced"
+                        else [],
+                    }
+                    for run_id, version_id, edge_direction, exact, created_at, metadata in kept_edges
+                ]
+            ),
             depth={ref_of[vid]: depths[vid] for vid in ordered},
         )
 

@@ -329,23 +329,23 @@ class SQLReads(SQLEngine):
         if not rows:
             return []
         io: dict[str, dict[str, list[str]]] = {row["id"]: {"used": [], "produced": [], "inexact": []} for row in rows}
-        for row in conn.execute(
+        for edge in conn.execute(
             sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
             .join(versions, versions.c.id == edges.c.version_id)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
             .where(edges.c.run_id.in_(self._members(list(io), RunId)))
             .order_by(artifacts.c.name, versions.c.label)
         ):
-            ref = f"{row.name}:{_label(row.label)}"
-            found = io[row.run_id]
-            found[row.direction].append(ref)
-            if not row.exact:
+            ref = f"{edge.name}:{_label(edge.label)}"
+            found = io[edge.run_id]
+            found[edge.direction].append(ref)
+            if not edge.exact:
                 found["inexact"].append(ref)
-        for row in rows:
-            found = io[row["id"]]
-            row.update(inputs=found["used"], outputs=found["produced"], inexact=found["inexact"])
+        for fields in rows:
+            found = io[fields["id"]]
+            fields.update(inputs=found["used"], outputs=found["produced"], inexact=found["inexact"])
             for column in ("params", "code", "links"):
-                row[column] = row[column] or {}
+                fields[column] = fields[column] or {}
         return _RUN_LIST.validate_python(rows)
 
     def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
