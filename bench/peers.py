@@ -17,7 +17,8 @@ repetition in one child process, medians quoted:
   users    "which runs used dataset ds": runs_using and downstream(...).runs against MLflow's
            search_runs dataset filter, at 600 runs (100,000 more with --full), on SQLite and
            PostgreSQL
-  lineage  Store.lineage() of a 20,000-version graph against networkx on the same edges
+  lineage  Store.lineage() of a 20,000-version graph against networkx on the same edges, and
+           impact's walk from 100 versions at once (Store.downstream_of) against networkx
 
 The folder is bench/run.py's digest folder: 1,000 x 1 MiB files + one 512 MiB file (1.5 GiB);
 --quick ~50 MiB, --tiny ~9 MiB. --headwater-only runs headwater and the floors that need no
@@ -517,6 +518,30 @@ def shape_lineage(size: dict[str, int], work: Path, peers: bool) -> dict[str, An
         return elapsed
 
     sides["headwater"] = lineage
+    # impact's question: everything downstream of 100 versions from the last tenth of the graph
+    # (bench/scale.py's holders of a shared file), one walk from all of them.
+    holders = sorted(random.Random(3).sample(range(n - n // 10, n), 100))
+    with sqlite3.connect(load["db"]) as conn:
+        holder_refs = [
+            Ref(name, label=f"v{label}")
+            for name, label in (
+                conn.execute(
+                    "SELECT a.name, v.label FROM versions v JOIN artifacts a ON a.id = v.artifact_id WHERE v.id = ?",
+                    (i + 1,),
+                ).fetchone()
+                for i in holders
+            )
+        ]
+    reached: dict[str, int] = {}
+
+    def impact() -> float:
+        start = time.perf_counter()
+        graph = store.downstream_of(holder_refs)
+        elapsed = time.perf_counter() - start
+        reached["headwater"] = len(graph.versions)
+        return elapsed
+
+    impact_sides: dict[str, Side] = {"headwater": impact}
     graph_mib = 0.0
     try:
         import networkx as nx  # type: ignore[import-untyped]  (no stubs in the peers' environment)
@@ -542,14 +567,35 @@ def shape_lineage(size: dict[str, int], work: Path, peers: bool) -> dict[str, An
             return elapsed
 
         sides["networkx"] = descendants
+
+        def impact_nx() -> float:
+            start = time.perf_counter()
+            found: set[int] = set(i + 1 for i in holders)
+            for i in holders:
+                found.update(nx.descendants(g, i + 1))
+            elapsed = time.perf_counter() - start
+            reached["networkx"] = sum(1 for node in found if node > 0)
+            return elapsed
+
+        impact_sides["networkx"] = impact_nx
     gc.collect()
     gc.freeze()  # both sides: the long-lived graph and store stay out of the collector's scans
     base = peak_mib()
     series = interleave(sides, size["reps"], "lineage")
-    for s in series.values():
+    impact_series = interleave(impact_sides, size["reps"], "impact")
+    if "networkx" in reached:
+        assert reached["headwater"] == reached["networkx"], reached
+    for s in [*series.values(), *impact_series.values()]:
         s["peak_mib"] -= base  # the rise above the shared process (which holds networkx's graph)
     store.close()
-    return {"graph": n, "edges": load["edges"], "size": root["size"], "graph_mib": graph_mib, "series": series}
+    return {
+        "graph": n,
+        "edges": load["edges"],
+        "size": root["size"],
+        "graph_mib": graph_mib,
+        "series": series,
+        "impact": {"series": impact_series, "holders": len(holders), "size": reached["headwater"]},
+    }
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -703,7 +749,18 @@ def rows_lineage(r: dict[str, Any]) -> list[Row]:
     row.target, row.met = "<= 0.5 s", verdict(hw.median <= 0.5)
     if "networkx" not in r["series"]:
         row.peer = "networkx not installed"
-    return [row]
+    impact = r["impact"]
+    impact_row = ratio_row(
+        "impact",
+        f"Store.downstream_of() {impact['holders']} versions (impact), {impact['size']:,} reached,"
+        " vs networkx descendants of each",
+        impact,
+        "networkx" if "networkx" in impact["series"] else None,
+        minimum=None,
+    )
+    if "networkx" not in impact["series"]:
+        impact_row.peer = "networkx not installed"
+    return [row, impact_row]
 
 
 # --- orchestration -----------------------------------------------------------------------------
@@ -749,7 +806,7 @@ KEYS = {
     "relog": ["relog-vs-first", "relog-vs-dvc"],
     "manual": ["run-vs-mlflow", "get-ref", "use-ref"],
     "users": ["users-runs_using-sqlite", "users-downstream-sqlite"],
-    "lineage": ["lineage"],
+    "lineage": ["lineage", "impact"],
 }
 
 

@@ -740,8 +740,8 @@ class Client:
                 found.extend(self.store.versions_holding(digest=hash_file(local.absolute())[0]))
         for version in found:
             holding.setdefault(version.ref, version)
-        graphs = [self.store.lineage(Ref(v.name, label=v.label), "downstream") for v in holding.values()]
-        return Impact(holding=list(holding.values()), downstream=merge_graphs(graphs))
+        walk = self.store.downstream_of([Ref(v.name, label=v.label) for v in holding.values()])
+        return Impact(holding=list(holding.values()), downstream=walk)
 
     def _files_of(self, ref: str, path: str | os.PathLike[str] | None = None) -> tuple[Version, list[ManifestEntry]]:
         """Version `ref` and its entries, only those at `path` (a name in it, a local path or a

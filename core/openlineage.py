@@ -883,6 +883,9 @@ class EmittingStore(Store):
     def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
         return self.inner.lineage(ref, direction, depth)
 
+    def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
+        return self.inner.downstream_of(refs)
+
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
         return self.inner.lineage_path(source, target)
 

@@ -113,6 +113,14 @@ class Store(ABC):
     def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
         """Versions and runs reachable from a version through edges, at most `depth` runs away."""
 
+    def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
+        """Everything downstream of any of `refs`: their downstream graphs merged, without a
+        root or direction (what `Client.impact` shows). The SQL store walks from all of them at
+        once; this default walks from each in turn."""
+        from headwater.api import merge_graphs
+
+        return merge_graphs([self.lineage(ref, "downstream") for ref in refs])
+
     @abstractmethod
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
         """The versions and runs on every path from `source` down to `target` (empty if none)."""

@@ -3,18 +3,21 @@ aliases and the blobs versions hold."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 
 from headwater.errors import InvalidInput, InvalidRef, NotFound
 from headwater.models import AliasMove, Artifact, ManifestEntry, Run, Version
 from headwater.refs import LATEST, Ref
 from headwater.store.base import ArtifactOrder
 from headwater.store.schema import (
+    RunId,
     alias_moves,
     aliases,
     artifacts,
@@ -317,27 +320,54 @@ class SQLReads(SQLEngine):
             return self._runs(conn, query)
 
     def _runs(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Run]:
-        rows = list(conn.execute(query))
-        io: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"used": [], "produced": [], "inexact": []})
-        for chunk in _chunks([r.id for r in rows]):
-            for row in conn.execute(
-                sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
-                .join(versions, versions.c.id == edges.c.version_id)
-                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                .where(edges.c.run_id.in_(chunk))
-                .order_by(artifacts.c.name, versions.c.label)
-            ):
-                ref = f"{row.name}:{_label(row.label)}"
-                io[row.run_id][row.direction].append(ref)
-                if not row.exact:
-                    io[row.run_id]["inexact"].append(ref)
-        return [_run_model(row, io[row.id]["used"], io[row.id]["produced"], io[row.id]["inexact"]) for row in rows]
+        """The runs `query` selects, in its order, with their inputs and outputs.
+
+        Two statements whatever the number of runs: the rows, then every edge of those runs (the
+        ids bound as one list, not IN lists of a few hundred, whose compiling cost more than the
+        database's work). The models are validated as one list (a per-model call costs twice)."""
+        rows = [dict(zip(_RUN_KEYS, row, strict=True)) for row in conn.execute(query.with_only_columns(*_RUN_COLUMNS))]
+        if not rows:
+            return []
+        io: dict[str, dict[str, list[str]]] = {row["id"]: {"used": [], "produced": [], "inexact": []} for row in rows}
+        for edge in conn.execute(
+            sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
+            .join(versions, versions.c.id == edges.c.version_id)
+            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+            .where(edges.c.run_id.in_(self._members(list(io), RunId)))
+            .order_by(artifacts.c.name, versions.c.label)
+        ):
+            ref = f"{edge.name}:{_label(edge.label)}"
+            found = io[edge.run_id]
+            found[edge.direction].append(ref)
+            if not edge.exact:
+                found["inexact"].append(ref)
+        for fields in rows:
+            found = io[fields["id"]]
+            fields.update(inputs=found["used"], outputs=found["produced"], inexact=found["inexact"])
+            for column in ("params", "code", "links"):
+                fields[column] = fields[column] or {}
+        return _RUN_LIST.validate_python(rows)
 
     def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
-        found: list[Run] = []
-        for chunk in _chunks(list(run_ids)):
-            found.extend(self._runs(conn, sa.select(runs).where(runs.c.id.in_(chunk))))
+        if not run_ids:
+            return []
+        found = self._runs(conn, sa.select(runs).where(runs.c.id.in_(self._members(list(run_ids), RunId))))
         return sorted(found, key=lambda r: (r.started_at or _EPOCH, r.id))
+
+    def _members(self, values: list[Any], of: sa.types.TypeEngine[Any]) -> sa.Select[Any]:
+        """`SELECT` of `values` bound as one parameter, for `column IN (...)` of any length: a
+        JSON array read by json_each on SQLite, an array unnested on PostgreSQL. One statement
+        shape for every length, so SQLAlchemy compiles it once."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            return sa.select(
+                sa.func.unnest(sa.cast(sa.bindparam("members", values, type_=ARRAY(of), unique=True), ARRAY(of)))
+            )
+        each = sa.func.json_each(
+            sa.bindparam("members", json.dumps(values), type_=sa.String, unique=True)
+        ).table_valued("value")
+        return sa.select(each.c.value)
 
     def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
         if (digest is None) == (path is None):
@@ -437,22 +467,25 @@ def _filter_key(key: object) -> str:
     return key
 
 
-def _run_model(row: Any, inputs: list[str], outputs: list[str], inexact: list[str] | None = None) -> Run:
-    return Run(
-        id=row.id,
-        job=row.job,
-        job_namespace=row.job_namespace,
-        orchestrator=row.orchestrator,
-        kind=row.kind,
-        status=row.status,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        params=row.params or {},
-        parent_id=row.parent_id,
-        inputs=inputs,
-        outputs=outputs,
-        inexact=inexact or [],
-        error=row.error,
-        code=row.code or {},
-        links=row.links or {},
+# The columns a Run is made of (not status_at, created_at: the queries order by them, the model
+# does not hold them), named as its fields.
+_RUN_COLUMNS = [
+    runs.c[name]
+    for name in (
+        "id",
+        "job",
+        "job_namespace",
+        "orchestrator",
+        "kind",
+        "status",
+        "started_at",
+        "ended_at",
+        "params",
+        "parent_id",
+        "error",
+        "code",
+        "links",
     )
+]
+_RUN_KEYS = [column.name for column in _RUN_COLUMNS]
+_RUN_LIST = TypeAdapter(list[Run])
