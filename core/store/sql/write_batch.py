@@ -130,7 +130,8 @@ class WriteBatch:
         written_later = {
             name
             for e in events[len(simple) :]
-            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted)) and (name := _valid_name(e.name)) is not None
+            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))
+            and (name := _valid_name(e.name)) is not None
         }
         read_only: set[str] = set()
         for e in simple:

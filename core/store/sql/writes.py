@@ -276,9 +276,7 @@ class SQLWrites(SQLReads):
             conn.execute(self._q_artifact_update, {"aid": art.id, "type": type_})
         return art, False
 
-    def _apply_version(
-        self, conn: sa.Connection, batch: WriteBatch, ev: VersionRecorded, notices: list[str]
-    ) -> None:
+    def _apply_version(self, conn: sa.Connection, batch: WriteBatch, ev: VersionRecorded, notices: list[str]) -> None:
         from headwater.digest import (
             check_entry_paths,
             check_version_digest,
