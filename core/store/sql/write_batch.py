@@ -151,9 +151,9 @@ class WriteBatch:
             elif isinstance(e, EdgeRecorded):
                 key = self._edge_key(e.ref)
                 if isinstance(key, tuple) and isinstance(key[1], str):
-                    digest_keys.add(key)  # type: ignore[arg-type]  # narrowed by the isinstance above
+                    digest_keys.add(key)
                 elif key is not None:
-                    label_keys.add(key)  # type: ignore[arg-type]  # (artifact id, label number)
+                    label_keys.add(key)
         self._read_versions(digest_keys, versions.c.digest, digest_keys)
         self._read_versions(label_keys, versions.c.label, set())
         self._read_aliases([a.id for a in self.artifacts.values() if a.locked])

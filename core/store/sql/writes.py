@@ -546,7 +546,7 @@ class SQLWrites(SQLReads):
             batch.flush()
             row = conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
             current = None if row is None else (row.version_id, row.moved_at)
-        if current and current[0] == version_id and current[1] <= at:
+        if isinstance(current, tuple) and current[0] == version_id and current[1] <= at:
             return  # re-pointing at the same version is not a move
         batch.move_alias(artifact_id, alias, version_id, at)
 
