@@ -7,7 +7,7 @@ echoed in an error, or put in a URL.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,8 +38,10 @@ def granted_scope(tokens: dict[str, Scope], presented: str) -> Scope | None:
     return found
 
 
-def require(scope: Scope) -> Callable[..., None]:
-    def check(
+def require(scope: Scope) -> Callable[..., Awaitable[None]]:
+    # Async: FastAPI runs a plain function dependency in its thread pool, a hop per request for a
+    # few comparisons.
+    async def check(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
+from pydantic import TypeAdapter
 
 from headwater.digest import is_content_digest
 from headwater.errors import InvalidInput
@@ -22,7 +23,7 @@ class UnsupportedMediaType(Exception):
     (which a browser sends cross-site without asking) must never write lineage."""
 
 
-def json_body(request: Request) -> None:
+async def json_body(request: Request) -> None:  # async: no thread-pool hop for a header check
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
         raise UnsupportedMediaType(kind or "none")
@@ -44,6 +45,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "The database cannot be reached, or its schema is newer than this server"),
     )
 }
+
+
+class JSONBody(Response):
+    """An answer already serialised by pydantic (`json_answer`)."""
+
+    media_type = "application/json"
+
+
+def json_answer(adapter: TypeAdapter[Any], value: Any) -> JSONBody:
+    """The value as JSON, serialised once by pydantic-core: FastAPI would validate a route's return
+    value against its response model again (in the thread pool) before serialising it. The route
+    declares `response_model` for the OpenAPI document."""
+    return JSONBody(adapter.dump_json(value, by_alias=True))
 
 
 def binary_body() -> dict[str, Any]:

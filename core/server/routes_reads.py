@@ -6,20 +6,43 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 
 from headwater import times
 from headwater.errors import InvalidInput
 from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
 from headwater.server.backend import Backend
-from headwater.server.common import API, ERRORS, READ, Alias, DigestPrefix, Label, Limit, Name, Text, ref
+from headwater.server.common import (
+    API,
+    ERRORS,
+    READ,
+    Alias,
+    DigestPrefix,
+    Label,
+    Limit,
+    Name,
+    Text,
+    json_answer,
+    ref,
+)
+
+ARTIFACT: TypeAdapter[Artifact] = TypeAdapter(Artifact)
+ARTIFACTS: TypeAdapter[list[Artifact]] = TypeAdapter(list[Artifact])
+VERSION: TypeAdapter[Version] = TypeAdapter(Version)
+VERSIONS: TypeAdapter[list[Version]] = TypeAdapter(list[Version])
+RUN: TypeAdapter[Run] = TypeAdapter(Run)
+RUNS: TypeAdapter[list[Run]] = TypeAdapter(list[Run])
+GRAPH: TypeAdapter[LineageGraph] = TypeAdapter(LineageGraph)
+MOVES: TypeAdapter[list[AliasMove]] = TypeAdapter(list[AliasMove])
+STRINGS: TypeAdapter[list[str]] = TypeAdapter(list[str])
 
 
 def read_routes(backend: Backend) -> APIRouter:
     """The Store's reads, under /api/v1."""
     router = APIRouter()
 
-    @router.get(f"{API}/artifacts", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/artifacts", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Artifact])
     def list_artifacts(
         type: Text = None,
         limit: Limit = None,
@@ -27,33 +50,37 @@ def read_routes(backend: Backend) -> APIRouter:
         tag: Annotated[str | None, Query(max_length=256, description="with a version carrying this tag")] = None,
         order: Literal["name", "updated"] = "name",
         offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    ) -> list[Artifact]:
+    ) -> Response:
         """Artifacts by name, or newest update first (`order=updated`), a page from `offset`."""
-        return backend.store.list_artifacts(
-            type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+        return json_answer(
+            ARTIFACTS,
+            backend.store.list_artifacts(
+                type=type, limit=limit, name_like=name_like, tag=tag, order=order, offset=offset
+            ),
         )
 
-    @router.get(f"{API}/artifact", tags=["read"], dependencies=READ, responses=ERRORS)
-    def get_artifact(name: Name) -> Artifact:
-        return backend.store.get_artifact(name)
+    @router.get(f"{API}/artifact", tags=["read"], dependencies=READ, responses=ERRORS, response_model=Artifact)
+    def get_artifact(name: Name) -> Response:
+        return json_answer(ARTIFACT, backend.store.get_artifact(name))
 
-    @router.get(f"{API}/version", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/version", tags=["read"], dependencies=READ, responses=ERRORS, response_model=Version)
     def get_version(
         name: Name, label: Label = None, alias: Alias = None, digest: DigestPrefix = None, at: datetime | None = None
-    ) -> Version:
+    ) -> Response:
         """One version by label, alias (default latest) or digest prefix; `at`: alias at that time."""
-        return backend.store.get_version(
-            ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at")
+        return json_answer(
+            VERSION,
+            backend.store.get_version(ref(name, label, alias, digest), at=None if at is None else times.utc(at, "at")),
         )
 
-    @router.get(f"{API}/versions", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/versions", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Version])
     def list_versions(
         name: Name,
         limit: Limit = None,
         tag: Annotated[list[str], Query(max_length=100)] = [],  # noqa: B006 - FastAPI copies it
         metadata: Annotated[str | None, Query(max_length=16384, description="JSON object of metadata equal to")] = None,
         include_deleted: bool = False,
-    ) -> list[Version]:
+    ) -> Response:
         """Versions of an artifact, oldest first."""
         wanted: dict[str, Any] | None = None
         if metadata is not None:
@@ -63,24 +90,28 @@ def read_routes(backend: Backend) -> APIRouter:
                 raise InvalidInput("metadata must be a JSON object") from None
             if not isinstance(wanted, dict):
                 raise InvalidInput("metadata must be a JSON object")
-        return backend.store.list_versions(
-            name, limit=limit, tags=tag, metadata=wanted, include_deleted=include_deleted
+        return json_answer(
+            VERSIONS,
+            backend.store.list_versions(name, limit=limit, tags=tag, metadata=wanted, include_deleted=include_deleted),
         )
 
-    @router.get(f"{API}/runs", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/runs", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Run])
     def list_runs(
         job: Text = None, orchestrator: Text = None, status: Text = None, parent_id: Text = None, limit: Limit = None
-    ) -> list[Run]:
+    ) -> Response:
         """Runs, newest first."""
-        return backend.store.list_runs(
-            job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit
+        return json_answer(
+            RUNS,
+            backend.store.list_runs(
+                job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit
+            ),
         )
 
-    @router.get(f"{API}/run", tags=["read"], dependencies=READ, responses=ERRORS)
-    def get_run(id: Annotated[str, Query(min_length=1, max_length=4096)]) -> Run:
-        return backend.store.get_run(id)
+    @router.get(f"{API}/run", tags=["read"], dependencies=READ, responses=ERRORS, response_model=Run)
+    def get_run(id: Annotated[str, Query(min_length=1, max_length=4096)]) -> Response:
+        return json_answer(RUN, backend.store.get_run(id))
 
-    @router.get(f"{API}/lineage", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/lineage", tags=["read"], dependencies=READ, responses=ERRORS, response_model=LineageGraph)
     def lineage(
         name: Name,
         direction: Literal["upstream", "downstream"],
@@ -88,11 +119,11 @@ def read_routes(backend: Backend) -> APIRouter:
         alias: Alias = None,
         digest: DigestPrefix = None,
         depth: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    ) -> LineageGraph:
+    ) -> Response:
         """Versions and runs reachable from a version, at most `depth` runs away."""
-        return backend.store.lineage(ref(name, label, alias, digest), direction, depth)
+        return json_answer(GRAPH, backend.store.lineage(ref(name, label, alias, digest), direction, depth))
 
-    @router.get(f"{API}/path", tags=["read"], dependencies=READ, responses=ERRORS)
+    @router.get(f"{API}/path", tags=["read"], dependencies=READ, responses=ERRORS, response_model=LineageGraph)
     def lineage_path(
         source_name: Name,
         target_name: Name,
@@ -102,30 +133,37 @@ def read_routes(backend: Backend) -> APIRouter:
         target_label: Label = None,
         target_alias: Alias = None,
         target_digest: DigestPrefix = None,
-    ) -> LineageGraph:
+    ) -> Response:
         """Every path from the source version down to the target version."""
-        return backend.store.lineage_path(
-            ref(source_name, source_label, source_alias, source_digest),
-            ref(target_name, target_label, target_alias, target_digest),
+        return json_answer(
+            GRAPH,
+            backend.store.lineage_path(
+                ref(source_name, source_label, source_alias, source_digest),
+                ref(target_name, target_label, target_alias, target_digest),
+            ),
         )
 
-    @router.get(f"{API}/runs-using", tags=["read"], dependencies=READ, responses=ERRORS)
-    def runs_using(name: Name) -> list[Run]:
+    @router.get(f"{API}/runs-using", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Run])
+    def runs_using(name: Name) -> Response:
         """Every run that used any version of an artifact, newest first."""
-        return backend.store.runs_using(name)
+        return json_answer(RUNS, backend.store.runs_using(name))
 
-    @router.get(f"{API}/holding", tags=["read"], dependencies=READ, responses=ERRORS)
-    def versions_holding(digest: Text = None, path: Text = None) -> list[Version]:
+    @router.get(f"{API}/holding", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Version])
+    def versions_holding(digest: Text = None, path: Text = None) -> Response:
         """Versions with an entry of that file digest, or whose entry path or ref matches `path`."""
-        return backend.store.versions_holding(digest=digest, path=path)
+        return json_answer(VERSIONS, backend.store.versions_holding(digest=digest, path=path))
 
-    @router.get(f"{API}/alias-history", tags=["read"], dependencies=READ, responses=ERRORS)
-    def alias_history(name: Name, alias: Alias = None) -> list[AliasMove]:
-        return backend.store.alias_history(name, alias)
+    @router.get(
+        f"{API}/alias-history", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[AliasMove]
+    )
+    def alias_history(name: Name, alias: Alias = None) -> Response:
+        return json_answer(MOVES, backend.store.alias_history(name, alias))
 
-    @router.get(f"{API}/blobs/referenced", tags=["blobs"], dependencies=READ, responses=ERRORS)
-    def referenced_blob_digests() -> list[str]:
+    @router.get(
+        f"{API}/blobs/referenced", tags=["blobs"], dependencies=READ, responses=ERRORS, response_model=list[str]
+    )
+    def referenced_blob_digests() -> Response:
         """File digests that versions not deleted still store."""
-        return sorted(backend.store.referenced_blob_digests())
+        return json_answer(STRINGS, sorted(backend.store.referenced_blob_digests()))
 
     return router

@@ -2,7 +2,9 @@
 
 Labels stay gapless under concurrency because every write transaction holds a lock before it
 reads the label counter (SQLEngine._write, SQLEngine._lock). The statements are built once, when
-the store opens (_prepare): building a statement costs more than running it.
+the store opens (_prepare): building a statement costs more than running it. A batch reads what
+it names once and writes in multi-row statements (headwater.store.sql.write_batch): every event
+is still applied in order, as if alone.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from headwater.errors import Conflict, InvalidInput, NotFound, Unavailable
+from headwater.errors import Conflict, HeadwaterError, InvalidInput, NotFound, Unavailable
 from headwater.events import (
     AliasMoved,
     ContentPurged,
@@ -47,6 +49,7 @@ from headwater.store.sql.engine import _chunks
 from headwater.store.sql.purge import apply_purge, audit_delete, on_arrival
 from headwater.store.sql.reads import SQLReads
 from headwater.store.sql.retention import apply_retention
+from headwater.store.sql.write_batch import SIMPLE, KnownArtifact, KnownVersion, Statements, WriteBatch, label_number
 
 # A batch PostgreSQL failed to break a deadlock (or a serialization conflict) is applied again.
 _DEADLOCK_ATTEMPTS = 4
@@ -119,6 +122,14 @@ class SQLWrites(SQLReads):
             set_={"version_id": upsert.excluded.version_id, "moved_at": upsert.excluded.moved_at},
             where=aliases.c.moved_at <= upsert.excluded.moved_at,
         )
+        self._q_tag_insert = ins(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"])
+        self._statements = Statements(
+            next_label=sa.update(artifacts).where(artifacts.c.id == b("aid")).values(next_label=b("next")),
+            edge_insert=self._q_edge_insert,
+            produced_by=self._q_produced_by,
+            alias_set=self._q_alias_set,
+            tag_insert=self._q_tag_insert,
+        )
 
     def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
         if not events:
@@ -138,47 +149,44 @@ class SQLWrites(SQLReads):
     def _apply_once(self, events: Sequence[Event], before_commit: Callable[[], None] | None) -> list[str]:
         notices: list[str] = []
         with self._write() as conn:
-            if self.dialect == "postgresql":
-                self._lock_artifacts(conn, events)
+            batch = WriteBatch(conn, self._statements, self._lock, sequences=self.dialect == "postgresql")
+            batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
             claimed = self._claim(conn, [event.id for event in events])
+            todo = []
             for event in events:
-                if event.id not in claimed:
-                    continue
-                claimed.discard(event.id)  # the same event twice in a group: applied once
+                if event.id in claimed:
+                    claimed.discard(event.id)  # the same event twice in a group: applied once
+                    todo.append(event)
+            created_by = self._insert_runs(conn, todo)
+            for event in todo:
+                if not isinstance(event, SIMPLE) and batch.active:
+                    batch.flush()
+                    batch.forget()
                 if isinstance(event, RunRecorded):
-                    self._apply_run(conn, event)
+                    if created_by.get(event.run_id) != event.id:
+                        self._apply_run(conn, event)
                 elif isinstance(event, VersionRecorded):
-                    self._apply_version(conn, event, notices)
+                    self._apply_version(conn, batch, event, notices)
                 elif isinstance(event, EdgeRecorded):
-                    self._apply_edge(conn, event, notices)
+                    self._apply_edge(conn, batch, event, notices)
                 elif isinstance(event, AliasMoved):
-                    self._apply_alias(conn, event)
+                    self._apply_alias(conn, batch, event)
                 elif isinstance(event, TagsChanged):
-                    self._apply_tags(conn, event)
+                    self._apply_tags(conn, batch, event)
                 elif isinstance(event, VersionDeleted):
-                    self._apply_delete(conn, event)
+                    self._apply_delete(conn, batch, event)
                 elif isinstance(event, ContentPurged):
                     apply_purge(conn, event, notices)
                 elif isinstance(event, RetentionSet):
                     apply_retention(conn, event)
                 else:  # pragma: no cover - the Event union is closed
                     raise InvalidInput(f"unknown event kind {event.kind!r}")
+                if not batch.active:
+                    batch.flush()  # an event of another kind is written before the next one reads
+            batch.flush()
             if before_commit is not None:
                 before_commit()  # raising here rolls the transaction back
         return notices
-
-    def _lock_artifacts(self, conn: sa.Connection, events: Sequence[Event]) -> None:
-        """Lock the batch's existing artifacts in name order, before any write: two servers
-        applying batches that name the same artifacts in another order would otherwise each hold
-        one lock and wait for the other's (a deadlock PostgreSQL breaks by failing one batch)."""
-        names = sorted({e.name for e in events if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))})
-        if len(names) > 1:
-            conn.execute(
-                sa.select(artifacts.c.id)
-                .where(artifacts.c.name.in_(names))
-                .order_by(artifacts.c.name)
-                .with_for_update()
-            )
 
     def _claim(self, conn: sa.Connection, event_ids: list[str]) -> set[str]:
         """The ids among these that no earlier transaction applied, now claimed by this one."""
@@ -186,27 +194,22 @@ class SQLWrites(SQLReads):
         rows = [{"id": event_id, "applied_at": at} for event_id in dict.fromkeys(event_ids)]
         return set(conn.execute(self._q_claim, rows).scalars())
 
+    def _insert_runs(self, conn: sa.Connection, todo: Sequence[Event]) -> dict[str, str]:
+        """Insert the runs the batch's first events record, in one statement: run id -> the id of
+        the event that created it (a run that existed goes through _apply_run, event by event)."""
+        first: dict[str, RunRecorded] = {}
+        for event in todo:
+            if not isinstance(event, SIMPLE):
+                break  # what follows an event of another kind is applied after it
+            if isinstance(event, RunRecorded) and event.run_id not in first:
+                first[event.run_id] = event
+        if not first:
+            return {}
+        created = conn.execute(self._q_run_insert, [_run_row(ev) for ev in first.values()]).scalars()
+        return {run_id: first[run_id].id for run_id in created}
+
     def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
-        created = conn.execute(
-            self._q_run_insert,
-            {
-                "id": ev.run_id,
-                "job": ev.job or "unknown",
-                "job_namespace": ev.job_namespace or "default",
-                "orchestrator": ev.orchestrator or "manual",
-                "kind": ev.run_kind or "manual",
-                "status": ev.status or "running",
-                "status_at": ev.time,
-                "started_at": ev.started_at,
-                "ended_at": ev.ended_at,
-                "params": ev.params or {},
-                "parent_id": ev.parent_id,
-                "error": ev.error,
-                "code": ev.code or {},
-                "links": ev.links or {},
-                "created_at": ev.time,
-            },
-        ).first()
+        created = conn.execute(self._q_run_insert, _run_row(ev)).first()
         if created is not None:
             return  # a new run holds exactly what the event says
         row = conn.execute(self._q_run_get, {"rid": ev.run_id}).one()
@@ -247,32 +250,33 @@ class SQLWrites(SQLReads):
             conn.execute(self._q_run_update, {"rid": ev.run_id, **changes})
 
     def _artifact_for_write(
-        self, conn: sa.Connection, name: str, type_: str | None, description: str | None, at: datetime
-    ) -> tuple[sa.Row[Any], bool]:
-        """The artifact's row, locked, and whether this transaction created it. A new artifact is
+        self, conn: sa.Connection, batch: WriteBatch, name: str, type_: str | None, at: datetime
+    ) -> tuple[KnownArtifact, bool]:
+        """The artifact, locked, and whether this transaction created it. A new artifact is
         created with label v0 already counted: the caller's version is its first."""
         name = validate_name(name)
-        row = conn.execute(self._q_artifact_get, {"name": name}).first()
-        if row is None:
-            row = conn.execute(
+        art = batch.locked(name)
+        if art is None and batch.artifact_known(name) is not False:
+            batch.flush()
+            row = conn.execute(self._q_artifact_get, {"name": name}).first()
+            art = None if row is None else batch.locked_artifact(row)
+        if art is None:
+            created = conn.execute(
                 self._q_artifact_insert,
-                {"name": name, "type": type_, "description": description, "created_at": at, "next_label": 1},
+                {"name": name, "type": type_, "description": None, "created_at": at, "next_label": 1},
             ).first()
-            if row is not None:
-                return row, True
-            row = conn.execute(self._q_artifact_get, {"name": name}).one()  # another writer's, just now
-        if type_ and row.type and type_ != row.type:
-            raise Conflict(f"artifact {name!r} has type {row.type!r}, not {type_!r}")
-        fill = {}
-        if type_ and not row.type:
-            fill["type"] = type_
-        if description and not row.description:
-            fill["description"] = description
-        if fill:
-            conn.execute(self._q_artifact_update, {"aid": row.id, **fill})
-        return row, False
+            if created is not None:
+                return batch.created_artifact(created), True
+            batch.flush()
+            art = batch.locked_artifact(conn.execute(self._q_artifact_get, {"name": name}).one())  # another's
+        if type_ and art.type and type_ != art.type:
+            raise Conflict(f"artifact {name!r} has type {art.type!r}, not {type_!r}")
+        if type_ and not art.type:
+            art.type = type_
+            conn.execute(self._q_artifact_update, {"aid": art.id, "type": type_})
+        return art, False
 
-    def _apply_version(self, conn: sa.Connection, ev: VersionRecorded, notices: list[str]) -> None:
+    def _apply_version(self, conn: sa.Connection, batch: WriteBatch, ev: VersionRecorded, notices: list[str]) -> None:
         from headwater.digest import (
             check_entry_paths,
             check_version_digest,
@@ -295,35 +299,36 @@ class SQLWrites(SQLReads):
             check_entry_paths(entry.path for entry in ev.entries)
         if is_content_digest(ev.digest) and manifest_digest(ev.entries) != ev.digest:
             raise InvalidInput(f"version digest {ev.digest} of {ev.name!r} does not match its manifest")
-        art, new_artifact = self._artifact_for_write(conn, ev.name, ev.type, None, ev.time)
+        art, new_artifact = self._artifact_for_write(conn, batch, ev.name, ev.type, ev.time)
         # An artifact created just now has no versions: this one is its v0, counted at its insert.
-        existing = (
-            None
-            if new_artifact
-            else conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
-        )
+        existing: Any = None
+        if not new_artifact:
+            existing = batch.version_by_digest(art.id, ev.digest)
+            if existing is None:  # not read by the batch: the database's answer
+                batch.flush()
+                existing = conn.execute(self._q_version_by_digest, {"aid": art.id, "digest": ev.digest}).first()
+            existing = existing or None
         created = existing is None
         if existing is None:
-            label = 0 if new_artifact else art.next_label
-            if not new_artifact:
-                conn.execute(self._q_artifact_update, {"aid": art.id, "next_label": label + 1})
-            version_id = conn.execute(
-                self._q_version_insert,
-                {
-                    "artifact_id": art.id,
-                    "label": label,
-                    "digest": ev.digest,
-                    "size": sum(e.size for e in ev.entries),
-                    "n_entries": len(ev.entries),
-                    "metadata": ev.metadata,
-                    "description": ev.description,
-                    "created_at": ev.time,
-                    "produced_by": ev.run_id if ev.direction == "produced" else None,
-                    "deleted_at": None,
-                },
-            ).scalar_one()
+            label = 0 if new_artifact else batch.count_label(art)
+            row = {
+                "artifact_id": art.id,
+                "label": label,
+                "digest": ev.digest,
+                "size": sum(e.size for e in ev.entries),
+                "n_entries": len(ev.entries),
+                "metadata": ev.metadata,
+                "description": ev.description,
+                "created_at": ev.time,
+                "produced_by": ev.run_id if ev.direction == "produced" else None,
+                "deleted_at": None,
+            }
+            version_id = batch.add_version(row)
+            if version_id is None:
+                version_id = conn.execute(self._q_version_insert, row).scalar_one()
+            batch.created_version(art.id, art.name, row, version_id)
             if ev.entries:  # size and n_entries are already theirs
-                self._insert_entries(conn, version_id, ev.entries, count=False)
+                batch.add_entries([_entry_row(version_id, e) for e in ev.entries])
         else:
             version_id = existing.id
             if existing.deleted_at is not None and not (ev.run_id and ev.direction):
@@ -331,42 +336,42 @@ class SQLWrites(SQLReads):
             if existing.deleted_at is None and not is_content_digest(ev.digest):
                 # Pointer digests (ol:, unverified:) do not pin the entries: they must agree, but a
                 # placeholder (an input seen before anything was known of it) may learn its location.
+                batch.flush()
                 known = self._entries(conn, [version_id])[version_id]
                 if not known and ev.entries:
                     self._insert_entries(conn, version_id, ev.entries)
                 elif {(e.path, e.digest, e.size) for e in known} != {(e.path, e.digest, e.size) for e in ev.entries}:
                     raise Conflict(f"version {ev.name}@{ev.digest} is committed with other entries")
             if ev.direction == "produced" and existing.produced_by is None:
-                conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
+                batch.set_producer(existing if isinstance(existing, KnownVersion) else None, version_id, ev.run_id)
         if ev.run_id and ev.direction:
             # A version's metadata is frozen at its first commit; later producers keep theirs here.
             edge_meta = ev.edge_metadata if created else {**ev.metadata, **ev.edge_metadata}
-            self._add_edge(conn, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
+            self._add_edge(batch, ev.run_id, version_id, ev.direction, ev.exact, edge_meta, ev.time)
             if ev.inputs:
+                batch.flush()
                 self._add_output_inputs(conn, ev.run_id, version_id, ev.inputs, ev.time)
         if existing is not None and existing.deleted_at is not None:
             # A run read or wrote bytes that were deleted: its edge is lineage, kept on the
             # tombstone (docs/architecture.md); nothing is made alive again (no alias, no tag).
             notices.append(_tombstone_notice(f"{ev.name}@{ev.digest}", ev.run_id, ev.direction))
             return
-        on_arrival(conn, ev, version_id, created, notices)
+        stored = {e.digest for e in ev.entries if e.ref is None}
+        if stored and (ev.allow_purged or batch.purged_known(stored) != set()):
+            # Purged content among its files (or not known here): marked as it arrives.
+            batch.flush()
+            on_arrival(conn, ev, version_id, created, notices)
         if created or ev.direction != "used":
-            self._move_alias(conn, art.id, LATEST, version_id, ev.time, unset=new_artifact)
+            self._move_alias(conn, batch, art.id, LATEST, version_id, ev.time, unset=new_artifact)
         for alias in ev.aliases:
-            self._move_alias(conn, art.id, validate_alias(alias), version_id, ev.time)
-        self._add_tags(conn, version_id, ev.tags)
+            self._move_alias(conn, batch, art.id, validate_alias(alias), version_id, ev.time)
+        self._add_tags(batch, version_id, ev.tags)
 
     def _insert_entries(
         self, conn: sa.Connection, version_id: int, new: Sequence[ManifestEntry], *, count: bool = True
     ) -> None:
         for part in _chunks(new, 10_000):  # a million entries: parameter rows built a part at a time
-            conn.execute(
-                self._q_entries_insert,
-                [
-                    {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
-                    for e in part
-                ],
-            )
+            conn.execute(self._q_entries_insert, [_entry_row(version_id, e) for e in part])
         if count:
             conn.execute(
                 self._q_version_size,
@@ -375,7 +380,7 @@ class SQLWrites(SQLReads):
 
     def _add_edge(
         self,
-        conn: sa.Connection,
+        batch: WriteBatch,
         run_id: str,
         version_id: int,
         direction: str,
@@ -383,8 +388,7 @@ class SQLWrites(SQLReads):
         metadata: dict[str, Any],
         at: datetime,
     ) -> None:
-        conn.execute(
-            self._q_edge_insert,
+        batch.add_edge(
             {
                 "run_id": run_id,
                 "version_id": version_id,
@@ -392,7 +396,7 @@ class SQLWrites(SQLReads):
                 "exact": exact,
                 "metadata": metadata,
                 "created_at": at,
-            },
+            }
         )
 
     def _add_output_inputs(
@@ -428,51 +432,84 @@ class SQLWrites(SQLReads):
         ).first()
         return None if placeholder is None else int(placeholder.id)
 
-    def _apply_edge(self, conn: sa.Connection, ev: EdgeRecorded, notices: list[str]) -> None:
+    def _edge_target(self, batch: WriteBatch, text: str) -> KnownVersion | None:
+        """The version an edge's REF names, from what the batch read: by full digest or by label
+        (an alias depends on the event's time, a digest prefix on other versions: the database's)."""
+        name, at, digest = text.rpartition("@")
+        art = batch.artifact(name) if at else None
+        if art is not None:
+            found = batch.version_by_digest(art.id, digest)
+            if isinstance(found, KnownVersion):
+                return found
+        is_artifact = batch.artifact_known(validate_name(text)) if _is_name(text) else False
+        if is_artifact is None:
+            return None
+        ref = parse_ref(text, is_artifact=lambda _: bool(is_artifact))
+        art = batch.artifact(ref.name)
+        number = None if art is None or ref.label is None else label_number(ref.label)
+        return None if art is None or number is None else batch.version_by_label(art.id, number)
+
+    def _apply_edge(self, conn: sa.Connection, batch: WriteBatch, ev: EdgeRecorded, notices: list[str]) -> None:
         exact, metadata = ev.exact, ev.metadata
-        name, _, digest = ev.ref.rpartition("@")
-        # The common case, an input resolved by the client to its full digest: one query.
-        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).first() if name else None
-        version_id = found.id if found is not None else None
-        if version_id is None:
-            ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
-            try:
-                version_id = self._resolve(conn, ref, at=ev.time)
-            except NotFound:
-                # An input pinned to a version this store has not seen (yet): keep the edge,
-                # honestly marked, rather than refuse the whole batch.
-                exact = False
-                if ref.label or ref.digest or ref.alias != LATEST:
-                    metadata = {**ev.metadata, "requested": ev.ref}
-                try:
-                    version_id = self._resolve(conn, Ref(ref.name), at=ev.time)
-                except NotFound:
-                    # Nothing recorded for that artifact at all: say so, invent nothing.
-                    self._apply_version(
-                        conn,
-                        VersionRecorded(
-                            id=ev.id,
-                            time=ev.time,
-                            name=ref.name,
-                            digest=f"unverified:{ev.run_id}",
-                            entries=[],
-                            run_id=ev.run_id,
-                            direction=ev.direction,
-                            exact=False,
-                            edge_metadata=metadata,
-                        ),
-                        notices,
-                    )
-                    return
-            found = conn.execute(self._q_version_by_id, {"vid": version_id}).first()
-        if found is not None and found.deleted_at is not None:
+        found: Any = self._edge_target(batch, ev.ref)
+        if found is None:
+            batch.flush()  # what follows reads the database
+            found = self._edge_target_in_database(conn, batch, ev, notices)
+            if found is None:
+                return  # recorded on a placeholder
+            found, exact, metadata = found
+        version_id = found.id
+        if found.deleted_at is not None:
             # A REF to a deleted version (a label, a digest, an alias as it was): the edge is kept.
             notices.append(_tombstone_notice(found.ref, ev.run_id, ev.direction))
-        self._add_edge(conn, ev.run_id, version_id, ev.direction, exact, metadata, ev.time)
+        self._add_edge(batch, ev.run_id, version_id, ev.direction, exact, metadata, ev.time)
         if ev.direction == "produced":
-            conn.execute(self._q_produced_by, {"vid": version_id, "run": ev.run_id})
+            batch.set_producer(found if isinstance(found, KnownVersion) else None, version_id, ev.run_id)
 
-    def _apply_alias(self, conn: sa.Connection, ev: AliasMoved) -> None:
+    def _edge_target_in_database(
+        self, conn: sa.Connection, batch: WriteBatch, ev: EdgeRecorded, notices: list[str]
+    ) -> tuple[Any, bool, dict[str, Any]] | None:
+        """The edge's version (id, deleted_at, ref), exact and metadata, resolved by the database;
+        None when the edge went to a placeholder version (applied here)."""
+        exact, metadata = ev.exact, ev.metadata
+        name, _, digest = ev.ref.rpartition("@")
+        # An input resolved by the client to its full digest: one query.
+        found = conn.execute(self._q_version_by_name_digest, {"name": name, "digest": digest}).first() if name else None
+        if found is not None:
+            return found, exact, metadata
+        ref = parse_ref(ev.ref, is_artifact=lambda n: self._artifact_id(conn, n) is not None)
+        try:
+            version_id = self._resolve(conn, ref, at=ev.time)
+        except NotFound:
+            # An input pinned to a version this store has not seen (yet): keep the edge,
+            # honestly marked, rather than refuse the whole batch.
+            exact = False
+            if ref.label or ref.digest or ref.alias != LATEST:
+                metadata = {**ev.metadata, "requested": ev.ref}
+            try:
+                version_id = self._resolve(conn, Ref(ref.name), at=ev.time)
+            except NotFound:
+                # Nothing recorded for that artifact at all: say so, invent nothing.
+                self._apply_version(
+                    conn,
+                    batch,
+                    VersionRecorded(
+                        id=ev.id,
+                        time=ev.time,
+                        name=ref.name,
+                        digest=f"unverified:{ev.run_id}",
+                        entries=[],
+                        run_id=ev.run_id,
+                        direction=ev.direction,
+                        exact=False,
+                        edge_metadata=metadata,
+                    ),
+                    notices,
+                )
+                return None
+        return conn.execute(self._q_version_by_id, {"vid": version_id}).one(), exact, metadata
+
+    def _apply_alias(self, conn: sa.Connection, batch: WriteBatch, ev: AliasMoved) -> None:
         alias = validate_alias(ev.alias)
         artifact_id = self._artifact_id(conn, ev.name)
         if artifact_id is None:
@@ -491,11 +528,12 @@ class SQLWrites(SQLReads):
             )
         ).first():
             raise NotFound(f"artifact {ev.name!r} has no alias {alias!r}")
-        self._move_alias(conn, artifact_id, alias, version_id, ev.time)
+        self._move_alias(conn, batch, artifact_id, alias, version_id, ev.time)
 
     def _move_alias(
         self,
         conn: sa.Connection,
+        batch: WriteBatch,
         artifact_id: int,
         alias: str,
         version_id: int | None,
@@ -503,28 +541,26 @@ class SQLWrites(SQLReads):
         *,
         unset: bool = False,  # known to point nowhere yet (an artifact created by this transaction)
     ) -> None:
-        current = None if unset else conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
-        if current is not None and current.version_id == version_id and current.moved_at <= at:
+        current = None if unset else batch.alias(artifact_id, alias)
+        if current is None and not unset:  # not read by the batch: the database's answer
+            batch.flush()
+            row = conn.execute(self._q_alias_get, {"aid": artifact_id, "alias": alias}).first()
+            current = None if row is None else (row.version_id, row.moved_at)
+        if isinstance(current, tuple) and current[0] == version_id and current[1] <= at:
             return  # re-pointing at the same version is not a move
-        conn.execute(
-            self._q_alias_move, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "at": at}
-        )
-        conn.execute(
-            self._q_alias_set, {"artifact_id": artifact_id, "alias": alias, "version_id": version_id, "moved_at": at}
-        )
+        batch.move_alias(artifact_id, alias, version_id, at)
 
-    def _add_tags(self, conn: sa.Connection, version_id: int, new_tags: Iterable[str]) -> None:
-        rows = [{"version_id": version_id, "tag": check_tag(t)} for t in dict.fromkeys(new_tags)]
-        if rows:
-            conn.execute(self._insert(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"]), rows)
+    def _add_tags(self, batch: WriteBatch, version_id: int, new_tags: Iterable[str]) -> None:
+        batch.add_tags([{"version_id": version_id, "tag": check_tag(t)} for t in dict.fromkeys(new_tags)])
 
-    def _apply_tags(self, conn: sa.Connection, ev: TagsChanged) -> None:
+    def _apply_tags(self, conn: sa.Connection, batch: WriteBatch, ev: TagsChanged) -> None:
         version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
-        self._add_tags(conn, version_id, ev.add)
+        self._add_tags(batch, version_id, ev.add)
         if ev.remove:
+            batch.flush()  # added, then removed: in the event's order
             conn.execute(sa.delete(tags).where(tags.c.version_id == version_id, tags.c.tag.in_(ev.remove)))
 
-    def _apply_delete(self, conn: sa.Connection, ev: VersionDeleted) -> None:
+    def _apply_delete(self, conn: sa.Connection, batch: WriteBatch, ev: VersionDeleted) -> None:
         version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
         artifact_id = self._artifact_id(conn, ev.name)
         assert artifact_id is not None
@@ -546,4 +582,37 @@ class SQLWrites(SQLReads):
                     .order_by(versions.c.label.desc())
                     .limit(1)
                 ).scalar()
-            self._move_alias(conn, artifact_id, alias, replacement, ev.time)
+            self._move_alias(conn, batch, artifact_id, alias, replacement, ev.time)
+
+
+def _run_row(ev: RunRecorded) -> dict[str, Any]:
+    """A new run holds exactly what its first event says."""
+    return {
+        "id": ev.run_id,
+        "job": ev.job or "unknown",
+        "job_namespace": ev.job_namespace or "default",
+        "orchestrator": ev.orchestrator or "manual",
+        "kind": ev.run_kind or "manual",
+        "status": ev.status or "running",
+        "status_at": ev.time,
+        "started_at": ev.started_at,
+        "ended_at": ev.ended_at,
+        "params": ev.params or {},
+        "parent_id": ev.parent_id,
+        "error": ev.error,
+        "code": ev.code or {},
+        "links": ev.links or {},
+        "created_at": ev.time,
+    }
+
+
+def _entry_row(version_id: int, e: ManifestEntry) -> dict[str, Any]:
+    return {"version_id": version_id, "path": e.path, "digest": e.digest, "size": e.size, "ref": e.ref}
+
+
+def _is_name(text: str) -> bool:
+    try:
+        validate_name(text)
+    except HeadwaterError:
+        return False
+    return True
