@@ -135,12 +135,14 @@ _buffers = threading.local()
 
 
 def _buffer(size: int) -> memoryview:
-    """This thread's read buffer, at least `size` bytes (reused: a fresh 1 MiB bytes object per
-    file costs 256 page faults)."""
+    """A read buffer of `size` bytes: up to READ_CHUNK, this thread's own, reused (a fresh 1 MiB
+    bytes object per file costs 256 page faults); larger ones are not kept."""
+    if size > READ_CHUNK:
+        return memoryview(bytearray(size))
     buf: memoryview | None = getattr(_buffers, "view", None)
-    if buf is None or len(buf) < size:
-        buf = _buffers.view = memoryview(bytearray(size))
-    return buf
+    if buf is None:
+        buf = _buffers.view = memoryview(bytearray(READ_CHUNK))
+    return buf[:size]
 
 
 def _readinto(fd: int, view: memoryview) -> int:
