@@ -230,8 +230,8 @@ class BlobStore:
             digest, _ = hash_file(path)  # cheap when the stat cache knows the file
         final = self._path(digest)
         staged = self._claim(digest)
-        if staged is not None:  # its bytes were written and hashed while its folder was scanned
-            self._publish(staged, final, digest, path)
+        # Its bytes were written and hashed while its folder was scanned (unless gc swept them).
+        if staged is not None and self._publish(staged, final, digest, path):
             return digest
         try:
             src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with` below
@@ -329,23 +329,31 @@ class BlobStore:
             del self._staged[digest]
             return True
 
-    def _publish(self, staged: tuple[str, int], final: str, digest: str, path: str | os.PathLike[str]) -> None:
+    def _publish(self, staged: tuple[str, int], final: str, digest: str, path: str | os.PathLike[str]) -> bool:
+        """Move a staged file into place; False when it is gone (swept by a gc meanwhile)."""
         tmp, size = staged
         try:
             if self._stored(final, size):
                 self.touch(digest)  # stored meanwhile (another process): young again
-                return
+                return True
             self._mkdir(os.path.dirname(final))
             try:
                 os.replace(tmp, final)
-            except FileNotFoundError:
+            except FileNotFoundError:  # its shard folder was removed since we made it, or tmp went
                 os.makedirs(os.path.dirname(final), exist_ok=True)
+                if not os.path.exists(tmp):
+                    return False
                 os.replace(tmp, final)
+            return True
         except OSError as exc:
             raise Unwritable.writing(f"{os.fspath(path)!r} to the blob store {self.url}", exc) from None
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(tmp)
+            except FileNotFoundError:
+                pass  # moved into place
+            except OSError as exc:  # the disk went read-only meanwhile: gc sweeps tmp/
+                log.debug("staged blob %s not removed: %s", tmp, exc)
 
     def _create(self, tmp: str) -> BinaryIO:
         self._mkdir(os.path.dirname(tmp))

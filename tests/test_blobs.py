@@ -305,3 +305,15 @@ def test_logging_a_folder_leaves_no_temporary_files(tmp_path: Path) -> None:
             assert store.get_file(e.digest, tmp_path / "out" / e.path).read_bytes() == (root / e.path).read_bytes()
     finally:
         client.close()
+
+
+def test_a_staged_file_swept_meanwhile_is_stored_from_the_file(tmp_path: Path) -> None:
+    from headwater.digest import build_manifest
+
+    root = _folder(tmp_path / "d", {"a": b"alpha"})
+    store = BlobStore(str(tmp_path / "blobs"))
+    entries = build_manifest(root, stat_cache=False, stage_into=store)
+    for name in _tmp_files(store):  # what gc's sweep of tmp/ does to an old one
+        (Path(store._root) / "tmp" / name).unlink()
+    assert store.put_file(root / "a", entries[0].digest) == b3(b"alpha")
+    assert store.get_file(b3(b"alpha"), tmp_path / "out").read_bytes() == b"alpha"
