@@ -294,7 +294,7 @@ class Client:
         # Storing copies bytes, possibly to a shared store: a link out of the folder (to ~/.ssh,
         # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
         links_out: Literal["follow", "refuse"] = "follow" if config.follow_links() else "refuse"
-        entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out)
+        entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out, stage_into=self.blobs)
         return _Content(entries, manifest_digest(entries), local_files(path))
 
     def _store_blobs(self, content: _Content, skip: set[str] | frozenset[str] = frozenset()) -> None:

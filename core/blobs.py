@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -184,6 +185,9 @@ class BlobStore:
         self._local = isinstance(fs, LocalFileSystem)
         self._fsync = fsync
         self._made: set[str] = set()  # local folders known to exist: mkdir costs as much as a copy
+        # digest -> (tmp file, size): bytes a folder scan wrote while hashing, for put_file.
+        self._staged: dict[str, tuple[str, int]] = {}
+        self._staged_lock = threading.Lock()
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self._in_place = bool(_OBJECT_STORES.intersection(protocols))
 
@@ -225,6 +229,10 @@ class BlobStore:
         if digest is None:
             digest, _ = hash_file(path)  # cheap when the stat cache knows the file
         final = self._path(digest)
+        staged = self._claim(digest)
+        # Its bytes were written and hashed while its folder was scanned (unless gc swept them).
+        if staged is not None and self._publish(staged, final, digest, path):
+            return digest
         try:
             src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with` below
         except FileNotFoundError:
@@ -286,6 +294,66 @@ class BlobStore:
                 pass  # renamed into place, or never made
             except OSError as exc:  # the disk went read-only meanwhile: gc sweeps tmp/
                 log.debug("blob tmp file %s not removed: %s", tmp, exc)
+
+    # --- staging: a folder scan writes the bytes it hashes into tmp/ (build_manifest's stage_into)
+
+    def staging(self) -> _Staging | None:
+        """A staging session for one folder scan, when this store is a local folder that does
+        not fsync each blob (the tracking server's stores do: they store the usual way)."""
+        if not self._local or self._fsync:
+            return None
+        return _Staging(self)
+
+    def _stage(self, tmp: str, digest: str, size: int) -> bool:
+        """Offer a staged file for `digest`; False when it is not needed (already stored, or
+        already staged): the caller removes it."""
+        if self._stored(self._path(digest), size):
+            return False
+        with self._staged_lock:
+            if digest in self._staged:
+                return False
+            self._staged[digest] = (tmp, size)
+        return True
+
+    def _claim(self, digest: str) -> tuple[str, int] | None:
+        if not self._staged:
+            return None
+        with self._staged_lock:
+            return self._staged.pop(digest, None)
+
+    def _unstage(self, digest: str, tmp: str) -> bool:
+        """Take back a staged file that was not stored; False when put_file has claimed it."""
+        with self._staged_lock:
+            if self._staged.get(digest, (None, 0))[0] != tmp:
+                return False
+            del self._staged[digest]
+            return True
+
+    def _publish(self, staged: tuple[str, int], final: str, digest: str, path: str | os.PathLike[str]) -> bool:
+        """Move a staged file into place; False when it is gone (swept by a gc meanwhile)."""
+        tmp, size = staged
+        try:
+            if self._stored(final, size):
+                self.touch(digest)  # stored meanwhile (another process): young again
+                return True
+            self._mkdir(os.path.dirname(final))
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:  # its shard folder was removed since we made it, or tmp went
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                if not os.path.exists(tmp):
+                    return False
+                os.replace(tmp, final)
+            return True
+        except OSError as exc:
+            raise Unwritable.writing(f"{os.fspath(path)!r} to the blob store {self.url}", exc) from None
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass  # moved into place
+            except OSError as exc:  # the disk went read-only meanwhile: gc sweeps tmp/
+                log.debug("staged blob %s not removed: %s", tmp, exc)
 
     def _create(self, tmp: str) -> BinaryIO:
         self._mkdir(os.path.dirname(tmp))
@@ -422,3 +490,47 @@ class BlobStore:
             digest = _PREFIX + shard.rpartition("/")[2] + name
             if is_content_digest(digest):
                 yield digest
+
+
+class _Staging:
+    """One folder scan's staged files (headwater.digest.hashing.Staging): written into tmp/ as
+    they are hashed, then moved into place by put_file; close() removes what was not stored.
+
+    The blob store's invariant holds: a staged file holds exactly the bytes its digest was
+    computed from, in the same pass, so it is published under that digest without a re-read."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._folder = os.path.join(store._root, "tmp")
+        self._mine: list[tuple[str, str]] = []  # (digest, tmp) offered by this session
+        self._lock = threading.Lock()
+
+    def create(self) -> tuple[int, str]:
+        tmp = os.path.join(self._folder, uuid.uuid4().hex)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileNotFoundError:  # tmp/ not made yet, or removed since
+            os.makedirs(self._folder, exist_ok=True)
+            return os.open(tmp, flags, 0o666), tmp
+
+    def keep(self, tmp: str, digest: str, size: int) -> None:
+        if not self._store._stage(tmp, digest, size):
+            self.drop(tmp)
+            return
+        with self._lock:
+            self._mine.append((digest, tmp))
+
+    def drop(self, tmp: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+    def close(self) -> None:
+        with self._lock:
+            mine, self._mine = self._mine, []
+        for digest, tmp in mine:
+            if self._store._unstage(digest, tmp):
+                try:
+                    self.drop(tmp)
+                except OSError as exc:  # gc sweeps tmp/
+                    log.debug("staged blob %s not removed: %s", tmp, exc)

@@ -194,3 +194,126 @@ def test_default_blob_url(monkeypatch: pytest.MonkeyPatch, headwater_home: Path)
     assert default_blob_url() == str(headwater_home / "blobs")
     monkeypatch.setenv("HEADWATER_BLOB_URI", "s3://bucket/blobs")
     assert default_blob_url() == "s3://bucket/blobs"
+
+
+# --- a folder staged while it is hashed (build_manifest's stage_into) ---------------------------
+
+
+def _folder(root: Path, contents: dict[str, bytes]) -> Path:
+    for rel, data in contents.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def _tmp_files(store: BlobStore) -> list[str]:
+    folder = Path(store._root) / "tmp"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_staged_bytes_are_stored_without_reading_the_file_again(tmp_path: Path) -> None:
+    from headwater.digest import build_manifest
+
+    big = os.urandom(CHUNK + 12345)  # read in several pieces
+    root = _folder(tmp_path / "d", {"a": b"alpha", "sub/big": big, "dup": b"alpha", "empty": b""})
+    store = BlobStore(str(tmp_path / "blobs"))
+    entries = build_manifest(root, stat_cache=False, stage_into=store, threads=2)
+    by_path = {e.path: e for e in entries}
+    assert by_path["sub/big"].digest == b3(big) and by_path["a"].digest == b3(b"alpha")
+    assert len(_tmp_files(store)) == 3  # a duplicate is staged once
+    assert list(store.iter_digests()) == []  # staged is not stored: put_file decides
+    # Changed after hashing: what is stored is what was hashed, never the new bytes.
+    (root / "sub" / "big").write_bytes(b"changed")
+    (root / "a").unlink()
+    for e in entries:
+        assert store.put_file(root / e.path, e.digest) == e.digest
+    assert sorted(store.iter_digests()) == sorted({b3(big), b3(b"alpha"), b3(b"")})
+    assert store.get_file(b3(big), tmp_path / "out").read_bytes() == big
+    assert _tmp_files(store) == []
+    del entries
+
+
+def test_staged_files_not_stored_are_removed_with_the_manifest(tmp_path: Path) -> None:
+    from headwater.digest import build_manifest
+
+    root = _folder(tmp_path / "d", {"keep": b"kept", "skip": b"skipped", "old": b"stored before"})
+    store = BlobStore(str(tmp_path / "blobs"))
+    store.put_file(root / "old")
+    entries = build_manifest(root, stat_cache=False, stage_into=store)
+    assert len(_tmp_files(store)) == 2  # what the store has already is not staged
+    store.put_file(root / "keep", b3(b"kept"))
+    assert len(_tmp_files(store)) == 1
+    del entries  # the caller is done: "skip" was not stored (refused, or purged content)
+    assert _tmp_files(store) == []
+    assert sorted(store.iter_digests()) == sorted([b3(b"kept"), b3(b"stored before")])
+
+
+def test_a_failed_scan_leaves_nothing_staged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.digest import build_manifest
+    from headwater.digest import scan as dg_scan
+
+    root = _folder(tmp_path / "d", {f"f{i}": b"%d" % i for i in range(40)})
+    store = BlobStore(str(tmp_path / "blobs"))
+    real = dg_scan._hash_batch
+    calls = []
+
+    def failing(files, staging=None):  # type: ignore[no-untyped-def]  # a test double
+        calls.append(files)
+        if len(calls) == 2:
+            raise FileNotFoundError(2, "gone", files[0][0])
+        return real(files, staging)
+
+    monkeypatch.setattr(dg_scan, "_hash_batch", failing)
+    with pytest.raises(InvalidInput, match="disappeared while being hashed"):
+        build_manifest(root, stat_cache=False, stage_into=store, threads=1)
+    assert _tmp_files(store) == [] and list(store.iter_digests()) == []
+
+
+def test_stores_that_fsync_or_are_not_local_do_not_stage(tmp_path: Path) -> None:
+    assert BlobStore(str(tmp_path / "a"), fsync=True).staging() is None
+    assert BlobStore(f"memory://hw-blobs-{uuid.uuid4().hex}").staging() is None
+    assert BlobStore(str(tmp_path / "b")).staging() is not None
+
+
+def test_a_store_that_cannot_stage_still_stores(tmp_path: Path) -> None:
+    from headwater.digest import build_manifest
+
+    root = _folder(tmp_path / "d", {"a": b"alpha"})
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    (blobs / "tmp").write_bytes(b"not a folder")  # tmp/ cannot be made: staging fails quietly
+    store = BlobStore(str(blobs))
+    (entry,) = build_manifest(root, stat_cache=False, stage_into=store)
+    assert entry.digest == b3(b"alpha")
+    (blobs / "tmp").unlink()
+    store.put_file(root / "a", entry.digest)
+    assert store.get_file(entry.digest, tmp_path / "out").read_bytes() == b"alpha"
+
+
+def test_logging_a_folder_leaves_no_temporary_files(tmp_path: Path) -> None:
+    import headwater as hw
+
+    root = _folder(tmp_path / "d", {f"part-{i}": os.urandom(1000 + i) for i in range(30)})
+    client = hw.Client(home=tmp_path / "home")
+    try:
+        version = client.log_artifact("ds", root)
+        store = client.blobs
+        assert isinstance(store, BlobStore)
+        assert _tmp_files(store) == []
+        assert sorted(store.iter_digests()) == sorted(e.digest for e in version.entries)
+        for e in version.entries:
+            assert store.get_file(e.digest, tmp_path / "out" / e.path).read_bytes() == (root / e.path).read_bytes()
+    finally:
+        client.close()
+
+
+def test_a_staged_file_swept_meanwhile_is_stored_from_the_file(tmp_path: Path) -> None:
+    from headwater.digest import build_manifest
+
+    root = _folder(tmp_path / "d", {"a": b"alpha"})
+    store = BlobStore(str(tmp_path / "blobs"))
+    entries = build_manifest(root, stat_cache=False, stage_into=store)
+    for name in _tmp_files(store):  # what gc's sweep of tmp/ does to an old one
+        (Path(store._root) / "tmp" / name).unlink()
+    assert store.put_file(root / "a", entries[0].digest) == b3(b"alpha")
+    assert store.get_file(b3(b"alpha"), tmp_path / "out").read_bytes() == b"alpha"

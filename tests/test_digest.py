@@ -549,3 +549,31 @@ def test_the_canonical_ascii_shortcut_agrees_with_the_full_validation(path: str)
 
 _SHORTCUT = dg_paths._CANONICAL_ASCII
 _NEVER = re.compile(r"(?!)")  # matches nothing
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_files_hashed_alone_or_in_parallel_match_raw_blake3(tmp_path: Path, threads: int) -> None:
+    # Two large files (hashed side by side, one thread each), one larger than a thread's share
+    # (hashed alone on every thread), small files in batches, an empty one.
+    contents = {
+        "huge": os.urandom(dg.CHUNK * 2 + 5),
+        "large-1": os.urandom(dg.LARGE_FILE + 1),
+        "large-2": os.urandom(dg.LARGE_FILE + 2),
+        "empty": b"",
+        **{f"small/{i:03}": os.urandom(i * 1000) for i in range(70)},
+    }
+    root = write(tmp_path / "d", contents)
+    entries = build_manifest(root, stat_cache=False, threads=threads)
+    assert [(e.path, e.digest, e.size) for e in entries] == [
+        (path, b3(data), len(data)) for path, data in sorted(contents.items())
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["plain.csv", "with space", "per%cent", "hash#q?", "café", "tab\there", "a=b,c@d~e+f", "..x", "-"]
+)
+def test_file_uris_of_a_folder_are_path_to_file_uri(tmp_path: Path, name: str) -> None:
+    from headwater.refs import path_to_file_uri
+
+    paths = [f"{tmp_path}/sub dir/{name}", f"{tmp_path}/{name}", f"/{name}"]
+    assert dg_references._file_uris(paths) == {p: path_to_file_uri(p) for p in paths}

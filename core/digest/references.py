@@ -23,11 +23,12 @@ import http.client
 import logging
 import os
 import posixpath
+import re
 import stat as stat_mod
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -52,7 +53,7 @@ def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[Man
     ``file://`` content is hashed (bytes are readable); ``http(s)://`` and fsspec locations
     (s3, gs, memory, ...) carry the checksum their storage reports.
     """
-    from headwater.refs import file_uri_to_path, is_uri, normalize_uri, path_to_file_uri
+    from headwater.refs import file_uri_to_path, is_uri, normalize_uri
 
     if not isinstance(uri, str) or not is_uri(uri):
         raise InvalidInput(f"not a URI: {uri!r}; references need SCHEME://..., e.g. {_REFERENCE_SCHEMES}")
@@ -62,10 +63,36 @@ def reference_manifest(uri: str, *, stat_cache: StatCacheArg = None) -> list[Man
         path = file_uri_to_path(canonical)
         files, _ = _scan(path)
         hashed = _digest_files(files, _resolve_cache(stat_cache), hash_threads(), None)
-        return _manifest(files, hashed, lambda f: path_to_file_uri(f.abspath))
+        uris = _file_uris([f.abspath for f in files])
+        return _manifest(files, hashed, lambda f: uris[f.abspath])
     if scheme in ("http", "https"):
         return [_http_entry(canonical)]
     return _fsspec_manifest(canonical, scheme)
+
+
+# A file name that path_to_file_uri leaves as it is (no escapes, nothing to normalise).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._+=,@~-]+")
+
+
+def _file_uris(paths: Iterable[str]) -> dict[str, str]:
+    """path_to_file_uri of each absolute path; its folder's URI is worked out once, so a folder
+    of thousands of plainly named files costs one normalisation, not thousands."""
+    from headwater.refs import path_to_file_uri
+
+    folders: dict[str, str] = {}
+    uris: dict[str, str] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if os.name == "nt" or not folder or name in (".", "..") or not _PLAIN_NAME.fullmatch(name):
+            uris[path] = path_to_file_uri(path)
+            continue
+        base = folders.get(folder)
+        if base is None:
+            base = folders[folder] = path_to_file_uri(folder)
+            if not base.endswith("/"):
+                base = folders[folder] = base + "/"
+        uris[path] = base + name
+    return uris
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,17 +15,19 @@ import logging
 import os
 import stat as stat_mod
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from headwater.config import hash_threads
 from headwater.digest.hashing import (
     LARGE_FILE,
+    Staging,
     _batches,
     _count_hashed,
     _hash_batch,
-    _hash_large,
+    _hash_file,
     thread_pool,
 )
 from headwater.digest.paths import validate_entry_path
@@ -134,34 +136,42 @@ def local_files(path: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def _digest_files(
-    files: Sequence[_LocalFile], cache: StatCache | None, threads: int, progress: bool | None
+    files: Sequence[_LocalFile],
+    cache: StatCache | None,
+    threads: int,
+    progress: bool | None,
+    staging: Staging | None = None,
 ) -> list[tuple[str, int]]:
-    """(content digest, size) of each file, from the stat cache when its stat is unchanged."""
+    """(content digest, size) of each file, from the stat cache when its stat is unchanged.
+    With `staging`, the bytes of every file hashed are written there as they are read."""
     cached = cache.lookup([f.key for f in files]) if cache is not None else {}
     results: dict[str, tuple[str, int]] = {}
-    todo = [f for f in files if f.key.path not in cached]
+    # Longest first, so no thread is left with one big file at the end.
+    todo = sorted((f for f in files if f.key.path not in cached), key=lambda f: -f.key.size)
     if todo:
         started_ns = time.time_ns()
-        large = [f for f in todo if f.key.size >= LARGE_FILE]
-        small = [f for f in todo if f.key.size < LARGE_FILE]
+        share = sum(f.key.size for f in todo) / threads
+        # A file larger than a thread's share of the work is hashed alone, on every thread;
+        # the rest, files in parallel, one thread each (blake3 hashes fastest single-threaded).
+        alone = [f for f in todo if threads > 1 and f.key.size >= LARGE_FILE and f.key.size > share]
+        shared = [(f.abspath, f.key.size) for f in todo[len(alone) :]]
         hashed: list[tuple[str, int]] = []
         try:
             with ByteProgress("hashing", sum(f.key.size for f in todo), progress) as bar:
-                # Large files first, each on all threads; then small files, one per thread.
-                for f in large:
-                    hashed.append(_hash_large(f.abspath, f.key.size, threads, bar.advance))
-                if len(small) == 1 or threads == 1:
-                    hashed.extend(_hash_batch([(f.abspath, f.key.size) for f in small]))
-                elif small:
-                    jobs = list(_batches([(f.abspath, f.key.size) for f in small]))
-                    for job, done in zip(jobs, thread_pool(threads).map(_hash_batch, jobs), strict=True):
-                        hashed.extend(done)
-                        bar.advance(sum(size for _, size in job))
+                for f in alone:
+                    hashed.append(_hash_file(f.abspath, f.key.size, threads, staging, bar.advance))
+                jobs = list(_batches(shared))
+                if len(jobs) == 1 or threads == 1:
+                    runs: Iterable[list[tuple[str, int]]] = map(lambda job: _hash_batch(job, staging), jobs)
+                else:
+                    runs = thread_pool(threads).map(_hash_batch, jobs, itertools.repeat(staging))
+                for job, done in zip(jobs, runs, strict=True):
+                    hashed.extend(done)
+                    bar.advance(sum(size for _, size in job))
         except FileNotFoundError as exc:
             raise InvalidInput(f"{exc.filename!r} disappeared while being hashed") from None
         except OSError as exc:
             raise InvalidInput(f"cannot read {exc.filename!r}: {exc.strerror}") from None
-        todo = large + small
         results = dict(zip([f.key.path for f in todo], hashed, strict=True))
         _count_hashed(len(todo))
         if cache is not None:
@@ -193,6 +203,7 @@ def build_manifest(
     progress: bool | None = None,
     ref_prefix: str | None = None,
     links_out: LinksOut = "follow",
+    stage_into: object = None,
 ) -> list[ManifestEntry]:
     """The manifest of a file (one entry named by its basename) or a directory (every regular
     file below it, sorted); an empty directory gives an empty manifest.
@@ -202,16 +213,48 @@ def build_manifest(
     `progress`: None shows a bar only on a terminal and for more than 256 MiB to hash.
     `links_out`: what to do with symbolic links inside a folder that lead to files outside it:
     "follow" hashes what they point to, "refuse" raises InvalidInput naming them.
+    `stage_into`: the blob store these files are about to be stored in; when it can stage
+    (a local BlobStore), the bytes hashed are written into it on the way, so that storing them
+    reads nothing again. What is not stored is removed once the manifest is dropped.
     """
     files, single = _scan(path, links_out)
-    hashed = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress)
+    session = stage_into.staging() if isinstance(stage_into, CanStage) else None
+    try:
+        hashed = _digest_files(files, _resolve_cache(stat_cache), threads or hash_threads(), progress, session)
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
 
     def ref_of(f: _LocalFile) -> str | None:
         if ref_prefix is None:
             return None
         return ref_prefix if single else f"{ref_prefix.rstrip('/')}/{f.rel}"
 
-    return _manifest(files, hashed, ref_of)
+    manifest = _Manifest(_manifest(files, hashed, ref_of))
+    if session is not None:
+        # Staged copies wait for put_file until the caller is done with the manifest.
+        weakref.finalize(manifest, session.close)
+    return manifest
+
+
+class _Manifest(list[ManifestEntry]):
+    """A manifest that can carry a finalizer (a plain list cannot be weakly referenced)."""
+
+    __slots__ = ("__weakref__",)
+
+
+class StagingSession(Staging, Protocol):
+    def close(self) -> None:
+        """Remove whatever was staged and not stored."""
+        ...
+
+
+@runtime_checkable
+class CanStage(Protocol):
+    """A blob store that can take a scan's bytes as they are hashed (BlobStore)."""
+
+    def staging(self) -> StagingSession | None: ...
 
 
 def hash_file(path: str | os.PathLike[str], *, stat_cache: StatCacheArg = None) -> tuple[str, int]:
