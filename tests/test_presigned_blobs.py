@@ -355,3 +355,32 @@ def test_a_bucket_the_client_cannot_reach_falls_back_to_the_server(
     stored = keys(s3, direct.prefix)
     assert stored[blob_key(digest)] == path.read_bytes()
     assert not [k for k in stored if k.startswith("uploads/")]
+
+
+def test_a_purge_removes_the_bytes_from_the_bucket_and_a_url_handed_out_before_stops_working(
+    direct: S3Server,
+    client_of: Any,
+    tmp_path: Path,
+    s3: Any,  # noqa: F811  (the imported fixture, requested)
+) -> None:
+    folder = tmp_path / "users"
+    folder.mkdir()
+    secret, fine = f"alice,{uuid.uuid4()}\n".encode(), b"bob,fine\n"
+    (folder / "secret.csv").write_bytes(secret)
+    (folder / "fine.csv").write_bytes(fine)
+    client = client_of(direct)
+    version = client.log_artifact("users", folder)
+    gone = hash_bytes(secret)
+    url = call(direct, "GET", f"/blobs/{gone}", params={"redirect": "true"}).headers["location"]
+    assert httpx.get(url).content == secret  # within its expiry
+
+    report = client.purge(reason="takedown", path="secret.csv")
+    assert isinstance(report, hw.PurgeReport) and report.removed_server_blobs == [gone]
+    stored = keys(s3, direct.prefix)
+    assert blob_key(gone) not in stored and stored[blob_key(hash_bytes(fine))] == fine
+    assert not any(secret in body for body in stored.values())
+    # the URL handed out before the purge is still within its expiry: the object is gone, 404
+    assert httpx.get(url).status_code == 404
+    # and no new URL is handed out for it
+    assert call(direct, "GET", f"/blobs/{gone}", params={"redirect": "true"}).status_code == 404
+    assert client.get(version.ref).download(entry="fine.csv").read_bytes() == fine
