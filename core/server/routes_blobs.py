@@ -67,7 +67,11 @@ def blob_routes(backend: Backend) -> APIRouter:
         methods=["GET", "HEAD"],
         tags=["blobs"],
         dependencies=READ,
-        responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}, "description": "the bytes"}},
+        responses={
+            **ERRORS,
+            200: {"content": {"application/octet-stream": {}}, "description": "the bytes"},
+            307: {"description": "`redirect=true` on an S3 blob store: a presigned URL of the bytes (Location)"},
+        },
         response_class=Response,
     )
     def get_blob(
