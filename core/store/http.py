@@ -7,8 +7,11 @@ the same headwater exception. The token comes from HEADWATER_TOKEN or HEADWATER_
 only ever sent in the Authorization header.
 
 Blobs go to the server too (HTTPBlobStore): uploaded in streamed chunks, the server hashing every
-byte. While the server is away a blob is kept in the outbox's blob folder, and the batch that
-records its version uploads it before the batch itself is delivered.
+byte. A server whose blobs are in S3 hands out presigned URLs instead: the bytes go straight to
+the bucket and back, and the server hashes each upload there before it publishes it
+(headwater.server.direct); on any failure of that path the bytes go through the server. While the
+server is away a blob is kept in the outbox's blob folder, and the batch that records its version
+uploads it before the batch itself is delivered.
 
 A batch too large for one request (a version of a million files: 125 MB of entries) sends the
 entries of its large versions apart first, each as one gzip-compressed staged manifest
