@@ -207,6 +207,16 @@ class BlobStore:
         """The folder this store keeps its blobs under, when it is a local one."""
         return self._root if self._local else None
 
+    @property
+    def object_store(self) -> tuple[Any, str] | None:
+        """(the fsspec file system, the root path) when the blobs live in an object store written
+        in place (s3://, gs://, ...), for transfers that bypass this process; None otherwise."""
+        return (self._fs, self._root) if self._in_place and not self._local else None
+
+    def object_path(self, digest: str) -> str:
+        """The fsspec path a blob is (or would be) kept at."""
+        return self._path(digest)
+
     def has(self, digest: str) -> bool:
         path = self._path(digest)
         return os.path.isfile(path) if self._local else self._exists(path)

@@ -137,6 +137,23 @@ SETTINGS: tuple[Setting, ...] = (
         scope="tracking server",
     ),
     Setting(
+        "HEADWATER_BLOB_PRESIGN",
+        "bool",
+        "true",
+        "On an s3:// blob store, hand clients presigned URLs so blob bytes go straight to and from the "
+        "bucket, not through the server (the server still hashes each upload before publishing it); "
+        "false: every byte passes through the server. Other blob stores always pass through it.",
+        scope="tracking server",
+    ),
+    Setting(
+        "HEADWATER_BLOB_PRESIGN_EXPIRY",
+        "duration",
+        "15m",
+        "How long a presigned blob URL works once handed out (a transfer started within it may finish "
+        "after): 90s, 15m, 1h or seconds.",
+        scope="tracking server",
+    ),
+    Setting(
         "HEADWATER_SERVER_BIND",
         "text",
         "",
@@ -276,6 +293,23 @@ def follow_links(env: Mapping[str, str] | None = None) -> bool:
     return (raw("HEADWATER_FOLLOW_LINKS", env) or "").lower() in _TRUE
 
 
+_FALSE = {"0", "false", "no", "off"}
+_DEFAULT_PRESIGN_EXPIRY_S = 900.0
+
+
+def blob_presign(env: Mapping[str, str] | None = None) -> bool:
+    """`HEADWATER_BLOB_PRESIGN`, default on (a value neither true nor false keeps it on)."""
+    return (raw("HEADWATER_BLOB_PRESIGN", env) or "").lower() not in _FALSE
+
+
+def blob_presign_expiry_s(env: Mapping[str, str] | None = None) -> float:
+    """`HEADWATER_BLOB_PRESIGN_EXPIRY` in seconds, default 15 minutes (0 or malformed: the default)."""
+    try:
+        return duration_s(raw("HEADWATER_BLOB_PRESIGN_EXPIRY", env) or "15m") or _DEFAULT_PRESIGN_EXPIRY_S
+    except ValueError:
+        return _DEFAULT_PRESIGN_EXPIRY_S
+
+
 def _positive(given: str | None, default: float) -> float:
     try:
         value = float(given) if given else default
@@ -308,6 +342,8 @@ _READERS: dict[str, Callable[[Mapping[str, str] | None], Any]] = {
     "HEADWATER_SERVER_BLOBS": lambda env: raw("HEADWATER_SERVER_BLOBS", env) or blob_uri(env),
     "HEADWATER_SERVER_MAX_BODY_MB": _number("HEADWATER_SERVER_MAX_BODY_MB", 64),
     "HEADWATER_SERVER_MAX_BLOB_GB": _number("HEADWATER_SERVER_MAX_BLOB_GB", 1024),
+    "HEADWATER_BLOB_PRESIGN": blob_presign,
+    "HEADWATER_BLOB_PRESIGN_EXPIRY": blob_presign_expiry_s,
     "HEADWATER_SERVER_BIND": _text("HEADWATER_SERVER_BIND"),
     "HEADWATER_OPENLINEAGE_URL": _text("HEADWATER_OPENLINEAGE_URL"),
     "HEADWATER_OPENLINEAGE_API_KEY": _text("HEADWATER_OPENLINEAGE_API_KEY"),

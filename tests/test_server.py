@@ -66,7 +66,8 @@ def test_no_token_or_a_read_only_token_cannot_write(
     # Refused, not an outage: the call says so, and the batch waits in the outbox for a token.
     with pytest.raises(
         Unauthorized,
-        match=r"\(401\): no token, or one it does not know; the batch waits in the outbox until the token is fixed$",
+        match=r"\(401\): this server needs a token: send `Authorization: Bearer TOKEN` .*; the batch waits in the "
+        r"outbox until the token is fixed$",
     ):
         anonymous.log_artifact("model", root / "m.bin")
     assert len(anonymous.outbox.pending()) == 1

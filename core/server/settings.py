@@ -80,6 +80,8 @@ class Settings:
     openlineage_url: str | None = None
     bind: str | None = None
     gc_grace: float = 86400.0  # seconds: a younger blob is not deleted
+    presign: bool = True  # an s3:// blob store hands out presigned URLs (headwater.server.direct)
+    presign_expiry: float = 900.0  # seconds a presigned URL works
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,4 +110,6 @@ class Settings:
             openlineage_url=config.get("HEADWATER_OPENLINEAGE_URL", env) or None,
             bind=config.get("HEADWATER_SERVER_BIND", env) or None,
             gc_grace=config.get("HEADWATER_GC_GRACE", env),
+            presign=config.get("HEADWATER_BLOB_PRESIGN", env),
+            presign_expiry=config.get("HEADWATER_BLOB_PRESIGN_EXPIRY", env),
         )

@@ -7,8 +7,11 @@ the same headwater exception. The token comes from HEADWATER_TOKEN or HEADWATER_
 only ever sent in the Authorization header.
 
 Blobs go to the server too (HTTPBlobStore): uploaded in streamed chunks, the server hashing every
-byte. While the server is away a blob is kept in the outbox's blob folder, and the batch that
-records its version uploads it before the batch itself is delivered.
+byte. A server whose blobs are in S3 hands out presigned URLs instead: the bytes go straight to
+the bucket and back, and the server hashes each upload there before it publishes it
+(headwater.server.direct); on any failure of that path the bytes go through the server. While the
+server is away a blob is kept in the outbox's blob folder, and the batch that records its version
+uploads it before the batch itself is delivered.
 
 A batch too large for one request (a version of a million files: 125 MB of entries) sends the
 entries of its large versions apart first, each as one gzip-compressed staged manifest
@@ -18,6 +21,7 @@ and only for a large batch; `check_sendable` asks them before any blob of a vers
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -50,6 +54,9 @@ log = logging.getLogger("headwater.http")
 
 API = "/api/v1"
 _CHUNK = 1 << 20
+# The slowest the server is expected to read and hash a blob from its object store (bytes/s):
+# the time a client waits for the verdict on a presigned upload grows with the blob at this rate.
+_VERIFY_RATE = 20 << 20
 
 _VERSIONS = TypeAdapter(list[Version])
 _RUNS = TypeAdapter(list[Run])
@@ -439,6 +446,9 @@ class HTTPBlobStore:
         self.url = uri.rstrip("/") + API + "/blobs"
         self._conn = connection or _Connection(uri)
         self._own_connection = connection is None
+        self._direct = True  # ask for presigned URLs until the server says it hands none out
+        self._bare: Any = None
+        self._bare_pid = 0
         home = Path(home) if home is not None else config.headwater_home()
         # Inside this backend's outbox folder: blobs waiting for the server, like its batches.
         self.spool = BlobStore(Outbox.folder_for(home, uri) / "blobs")
@@ -449,6 +459,9 @@ class HTTPBlobStore:
     def close(self) -> None:
         if self._own_connection:
             self._conn.close()
+        if self._bare is not None and self._bare_pid == os.getpid():
+            self._bare.close()
+        self._bare = None
 
     def _remote_has(self, digest: str) -> bool:
         response = self._conn.send("HEAD", f"/blobs/{digest}")
@@ -475,13 +488,103 @@ class HTTPBlobStore:
             digest, _ = hash_file(path)
         _hex_check(digest)
         try:
-            if not self._remote_has(digest):
-                with _open(path) as source:
-                    self._upload(source, digest)
+            self._send(digest, lambda: _open(path), _size_of(path))
         except Unavailable as err:
             log.debug("headwater: blob %s kept locally until %s answers: %s", digest, self._conn.shown, err)
             self.spool.put_file(path, digest)
         return digest
+
+    def _send(self, digest: str, opener: Callable[[], BinaryIO], size: int | None) -> None:
+        """Upload a blob the server may lack: straight to its object store by a presigned URL
+        when it hands one out, through the server otherwise or when that fails."""
+        offer = self._offer(digest, size) if size is not None else None
+        if offer == "stored":
+            return
+        if offer is None and self._remote_has(digest):
+            return  # not asked: a HEAD says whether it is stored
+        with opener() as source:
+            if isinstance(offer, dict) and self._put_direct(offer, source, digest):
+                return
+            source.seek(0)
+            self._upload(source, digest)
+
+    def _offer(self, digest: str, size: int) -> dict[str, Any] | str | None:
+        """ "stored", a presigned upload for `digest` ({url, upload}), "missing" (upload it through
+        the server), or None when the server was not asked (it hands out no URLs: presigning off,
+        another blob store, a server from before them)."""
+        if not self._direct:
+            return None
+        body = json.dumps({"blobs": [{"digest": digest, "size": size}]})
+        response = self._conn.send("POST", "/blobs/uploads", content=body, headers={"Content-Type": "application/json"})
+        if response.status_code in (404, 405):  # a server from before presigned uploads
+            self._direct = False
+            return None
+        if response.status_code >= 400:
+            raise self._conn.error(response, "POST /blobs/uploads")
+        answer = response.json()
+        if digest in answer.get("stored", ()):
+            return "stored"
+        if not answer.get("direct"):
+            self._direct = False  # this server's blobs pass through it: ask no more
+        for upload in answer.get("uploads", ()):
+            if upload.get("digest") == digest:
+                return cast(dict[str, Any], upload)
+        return "missing"
+
+    def _put_direct(self, offer: dict[str, Any], source: BinaryIO, digest: str) -> bool:
+        """PUT the bytes to the presigned URL, then have the server verify and publish them;
+        False when any of it failed short of a verdict (the caller uploads through the server).
+        Conflict when the server found bytes other than `digest`'s (the file changed)."""
+        httpx = self._conn._httpx
+        size = os.fstat(source.fileno()).st_size
+
+        def chunks() -> Iterator[bytes]:
+            while block := source.read(_CHUNK):
+                yield block
+
+        try:
+            # A client of its own: the server's token must never reach the object store.
+            answer = self._bare_http().put(offer["url"], content=chunks(), headers={"Content-Length": str(size)})
+        except httpx.HTTPError as err:
+            log.info(
+                "headwater: the blob store at %s cannot be reached (%s): blobs go through %s",
+                httpx.URL(offer["url"]).host,
+                _one_line(err) or type(err).__name__,
+                self._conn.shown,
+            )
+            self._direct = False  # likely unreachable from here (a private endpoint): do not wait on it again
+            return False
+        if answer.status_code >= 300:
+            log.info(
+                "headwater: the blob store refused an upload (%s): it goes through %s",
+                answer.status_code,
+                self._conn.shown,
+            )
+            return False
+        try:
+            self._conn.request(
+                "POST",
+                f"/blobs/{digest}/uploaded",
+                content=json.dumps({"upload": offer["upload"]}),
+                headers={"Content-Type": "application/json"},
+                timeout=self._verify_timeout(size),
+            )
+        except NotFound:
+            return False  # the server lost the upload, or takes none: send the bytes through it
+        return True
+
+    def _verify_timeout(self, size: int) -> Any:
+        # The server answers once it has read and hashed the whole blob from the bucket.
+        httpx = self._conn._httpx
+        return httpx.Timeout(self._conn.timeout, read=max(self._conn.timeout, size / _VERIFY_RATE))
+
+    def _bare_http(self) -> Any:
+        """An httpx client with no token and no headwater base URL, for presigned URLs."""
+        if self._bare is None or self._bare_pid != os.getpid():
+            httpx = self._conn._httpx
+            self._bare = httpx.Client(timeout=httpx.Timeout(self._conn.timeout), follow_redirects=False)
+            self._bare_pid = os.getpid()
+        return self._bare
 
     def _upload(self, source: BinaryIO, digest: str) -> None:
         def chunks() -> Iterator[bytes]:
@@ -501,9 +604,8 @@ class HTTPBlobStore:
         for digest in sorted(digests):
             if not self.spool.has(digest):
                 continue
-            if not self._remote_has(digest):
-                with self.spool.open(digest) as source:
-                    self._upload(source, digest)
+            path = self.spool.local_path(digest)
+            self._send(digest, functools.partial(self.spool.open, digest), _size_of(path) if path else None)
             self.spool.delete(digest)
 
     def open(self, digest: str) -> BinaryIO:
@@ -514,21 +616,60 @@ class HTTPBlobStore:
         return cast(BinaryIO, _ResponseReader(response))  # duck-typed: what callers use of a file
 
     def _stream(self, digest: str) -> Any:
+        """The blob's bytes as a streamed response: from the object store by a presigned URL when
+        the server hands one out (a 307), through the server otherwise or when that fails."""
         _hex_check(digest)
+        if self._direct:
+            response = self._get(f"{API}/blobs/{digest}", params={"redirect": "true"})
+            location = response.headers.get("location") if response.status_code == 307 else None
+            if location is None:
+                return self._checked(response, digest)
+            response.close()
+            direct = self._direct_get(location)
+            if direct is not None:
+                return direct
+        return self._checked(self._get(f"{API}/blobs/{digest}"), digest)
+
+    def _get(self, path: str, **kwargs: Any) -> Any:
         httpx = self._conn._httpx
-        request = self._conn.http.build_request("GET", f"{API}/blobs/{digest}")
+        request = self._conn.http.build_request("GET", path, **kwargs)
         try:
-            response = self._conn.http.send(request, stream=True)
+            return self._conn.http.send(request, stream=True)
         except httpx.TimeoutException:
             raise self._conn.silent() from None
         except httpx.TransportError as err:
             raise Unavailable(f"cannot reach {self._conn.shown}: {_one_line(err)}") from None
+
+    def _checked(self, response: Any, digest: str) -> Any:
         if response.status_code >= 400:
             try:
                 response.read()
                 raise self._conn.error(response, f"GET /blobs/{digest}")
             finally:
                 response.close()
+        return response
+
+    def _direct_get(self, url: str) -> Any:
+        """The streamed response of a presigned GET; None when the object store failed it."""
+        httpx = self._conn._httpx
+        try:
+            response = self._bare_http().send(self._bare_http().build_request("GET", url), stream=True)
+        except httpx.HTTPError as err:
+            log.info(
+                "headwater: the blob store cannot be reached (%s): blobs come through %s",
+                _one_line(err),
+                self._conn.shown,
+            )
+            self._direct = False
+            return None
+        if response.status_code >= 300:
+            response.close()
+            log.info(
+                "headwater: the blob store refused a download (%s): it comes through %s",
+                response.status_code,
+                self._conn.shown,
+            )
+            return None
         return response
 
     def get_file(self, digest: str, dest: str | os.PathLike[str]) -> Path:
@@ -608,6 +749,13 @@ class _ResponseReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _size_of(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None  # _open says why, if the bytes are needed
 
 
 def _open(path: str | os.PathLike[str]) -> BinaryIO:
