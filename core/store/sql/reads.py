@@ -32,6 +32,32 @@ tags_t = tags  # list_versions has a parameter named `tags`
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
+_PINNED_MAX = 10_000  # version ids of labels and digests remembered per store
+
+
+def _whole_digest(digest: str | None) -> bool:
+    """A digest given whole (not a prefix): `blake3:` and its 64 hex digits."""
+    return digest is not None and digest.startswith("blake3:") and len(digest) == 71
+
+
+def _labels_query(version_ids: Sequence[int]) -> sa.CompoundSelect:
+    """(version_id, kind, value) rows: aliases ("a") by name, tags ("t") by name, producers
+    ("p") by when their edge was recorded."""
+    null_time = sa.null().cast(edges.c.created_at.type)
+    return sa.union_all(
+        sa.select(
+            aliases.c.version_id,
+            sa.literal_column("'a'").label("kind"),
+            aliases.c.alias.label("value"),
+            null_time.label("at"),
+        ).where(aliases.c.version_id.in_(version_ids)),
+        sa.select(tags.c.version_id, sa.literal_column("'t'"), tags.c.tag, null_time).where(
+            tags.c.version_id.in_(version_ids)
+        ),
+        sa.select(edges.c.version_id, sa.literal_column("'p'"), edges.c.run_id, edges.c.created_at).where(
+            edges.c.version_id.in_(version_ids), edges.c.direction == "produced"
+        ),
+    ).order_by(sa.literal_column("kind"), sa.literal_column("at"), sa.literal_column("value"))
 
 
 class SQLReads(SQLEngine):
@@ -45,9 +71,9 @@ class SQLReads(SQLEngine):
         return conn.execute(self._q_artifact_id, {"name": name}).scalar()
 
     def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
-        artifact_id = self._artifact_id(conn, ref.name)
-        if artifact_id is None:
-            raise NotFound(f"no artifact named {ref.name!r}")
+        # One query joined through the artifact's name; which part is missing is asked only
+        # when nothing is found, for the error's message.
+        named = artifacts.c.name == ref.name
         if ref.label is not None:
             digits = ref.label[1:]
             number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
@@ -55,10 +81,13 @@ class SQLReads(SQLEngine):
                 None
                 if number > _LABEL_MAX
                 else conn.execute(
-                    sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
+                    sa.select(versions.c.id)
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(named, versions.c.label == number)
                 ).scalar()
             )
             if labelled is None:
+                self._must_exist(conn, ref.name)
                 raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
             return labelled
         if ref.digest is not None:
@@ -66,13 +95,15 @@ class SQLReads(SQLEngine):
             found_ids: list[int] = list(
                 conn.execute(
                     sa.select(versions.c.id)
-                    .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(named, versions.c.digest.startswith(prefix, autoescape=True))
                     .limit(2)
                 )
                 .scalars()
                 .all()
             )
             if not found_ids:
+                self._must_exist(conn, ref.name)
                 raise NotFound(f"artifact {ref.name!r} has no version with digest {ref.digest}")
             if len(found_ids) > 1:
                 raise InvalidRef(f"digest prefix {ref.digest} of {ref.name!r} is ambiguous: give more characters")
@@ -80,24 +111,28 @@ class SQLReads(SQLEngine):
         alias = ref.alias or LATEST
         if at is None:
             found = conn.execute(
-                sa.select(aliases.c.version_id).where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
+                sa.select(aliases.c.version_id)
+                .join(artifacts, artifacts.c.id == aliases.c.artifact_id)
+                .where(named, aliases.c.alias == alias)
             ).first()
         else:
             found = conn.execute(
                 sa.select(alias_moves.c.version_id)
-                .where(
-                    alias_moves.c.artifact_id == artifact_id,
-                    alias_moves.c.alias == alias,
-                    alias_moves.c.at <= at,
-                )
+                .join(artifacts, artifacts.c.id == alias_moves.c.artifact_id)
+                .where(named, alias_moves.c.alias == alias, alias_moves.c.at <= at)
                 .order_by(alias_moves.c.at.desc(), alias_moves.c.id.desc())
                 .limit(1)
             ).first()
         if found is None or found.version_id is None:
+            self._must_exist(conn, ref.name)
             when = f" at {at.isoformat()}" if at is not None else ""
             raise NotFound(f"artifact {ref.name!r} has no alias {alias!r}{when}")
         aliased: int = found.version_id
         return aliased
+
+    def _must_exist(self, conn: sa.Connection, name: str) -> None:
+        if self._artifact_id(conn, name) is None:
+            raise NotFound(f"no artifact named {name!r}")
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -187,8 +222,18 @@ class SQLReads(SQLEngine):
             ]
 
     def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        # A label or a whole digest names one version row for good (rows are never removed nor
+        # relabelled), so its id is looked up once per store; what the row holds (aliases,
+        # tags, deletion, purges) is read every time.
+        pinned = (ref.name, ref.label, ref.digest) if ref.label is not None or _whole_digest(ref.digest) else None
         with self._read() as conn:
-            version_id = self._resolve(conn, ref, at=at)
+            version_id = self._pinned_ids.get(pinned) if pinned is not None else None
+            if version_id is None:
+                version_id = self._resolve(conn, ref, at=at)
+                if pinned is not None:  # read committed, outside any write: a fact for good
+                    if len(self._pinned_ids) >= _PINNED_MAX:
+                        self._pinned_ids.clear()
+                    self._pinned_ids[pinned] = version_id
             return self._versions(conn, [version_id], with_entries=True)[0]
 
     def list_versions(
@@ -233,6 +278,7 @@ class SQLReads(SQLEngine):
         alias_map: dict[int, list[str]] = defaultdict(list)
         tag_map: dict[int, list[str]] = defaultdict(list)
         producer_map: dict[int, list[str]] = defaultdict(list)
+        by_kind = {"a": alias_map, "t": tag_map, "p": producer_map}
         for chunk in _chunks(list(version_ids)):
             for row in conn.execute(
                 sa.select(versions, artifacts.c.name, artifacts.c.type)
@@ -240,22 +286,9 @@ class SQLReads(SQLEngine):
                 .where(versions.c.id.in_(chunk))
             ):
                 rows[row.id] = row
-            for row in conn.execute(
-                sa.select(aliases.c.version_id, aliases.c.alias)
-                .where(aliases.c.version_id.in_(chunk))
-                .order_by(aliases.c.alias)
-            ):
-                alias_map[row.version_id].append(row.alias)
-            for row in conn.execute(
-                sa.select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(chunk)).order_by(tags.c.tag)
-            ):
-                tag_map[row.version_id].append(row.tag)
-            for row in conn.execute(
-                sa.select(edges.c.version_id, edges.c.run_id)
-                .where(edges.c.version_id.in_(chunk), edges.c.direction == "produced")
-                .order_by(edges.c.created_at, edges.c.run_id)
-            ):
-                producer_map[row.version_id].append(row.run_id)
+            # Aliases, tags and producers in one round trip, each in its own order.
+            for row in conn.execute(_labels_query(chunk)):
+                by_kind[row.kind][row.version_id].append(row.value)
         entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
         purge_map = purge_info(conn, list(version_ids))
         result = []
