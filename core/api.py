@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
@@ -1252,7 +1253,8 @@ class ActiveRun:
         self.status: RunStatus = "running"
         self._started = False
         self._kept: list[Event] = []  # inputs and outputs not delivered yet
-        self._unlabelled: list[Version] = []  # outputs returned before delivery, filled in after
+        # Outputs returned before delivery, filled in after: those the caller still holds.
+        self._unlabelled: list[weakref.ref[Version]] = []
         self._used: set[str] = set()  # the REFs of the input edges made (an edge is unique per run)
 
     def start(self) -> ActiveRun:
@@ -1339,7 +1341,7 @@ class ActiveRun:
         event = self.client._output_event(name, path, run=self.id, **kwargs)
         version = self.client._version_after(event, False)
         self._kept.append(event)
-        self._unlabelled.append(version)
+        self._unlabelled.append(weakref.ref(version))
         if self not in self.client._unflushed:
             self.client._unflushed.append(self)
         return version
@@ -1391,9 +1393,12 @@ class ActiveRun:
             self.client.emit([end.model_copy(update={"status": "failed", "error": why})])
         raise refused
 
-    def _label(self, versions: list[Version]) -> None:
+    def _label(self, held: list[weakref.ref[Version]]) -> None:
         store = self.client._connect()
-        for version in versions:
+        for ref in held:
+            version = ref()
+            if version is None:
+                continue  # dropped by the caller: nobody to tell
             try:
                 _fill_in(version, store.get_version(Ref(version.name, digest=version.digest)))
             except (NotFound, Unavailable):

@@ -77,7 +77,8 @@ class SQLEngine(Store):
             raise InvalidInput(f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://...")
         # What read_token() watches: the SQLite file, through a connection of its own.
         self._watched = _watchable_file(url) if self.dialect == "sqlite" else None
-        self._watcher: tuple[int, sqlite3.Connection] | None = None
+        self._watcher: tuple[int, int, sqlite3.Connection] | None = None  # pid, inode, connection
+        self._watchers = 0
         self._watcher_lock = threading.Lock()
         # Version ids of REFs that name one version for good (a label, a whole digest): SQLReads.
         self._pinned_ids: dict[tuple[str, str | None, str | None], int] = {}
@@ -102,7 +103,7 @@ class SQLEngine(Store):
     def close(self) -> None:
         with self._watcher_lock:
             if self._watcher is not None and self._watcher[0] == os.getpid():
-                self._watcher[1].close()
+                self._watcher[2].close()
             self._watcher = None
         self.engine.dispose()
 
@@ -117,19 +118,25 @@ class SQLEngine(Store):
         a commit made between the token and the read then invalidates what was read."""
         if self._watched is None:
             return None
+        try:
+            inode = os.stat(self._watched).st_ino  # a file replaced underneath is another database
+        except OSError:
+            return None
         with self._watcher_lock:
             pid = os.getpid()
-            if self._watcher is None or self._watcher[0] != pid:  # a connection never crosses a fork
+            if self._watcher is None or self._watcher[:2] != (pid, inode):  # never across a fork
                 try:
                     watcher = sqlite3.connect(self._watched, check_same_thread=False, isolation_level=None)
                 except sqlite3.Error:
                     return None
-                self._watcher = (pid, watcher)
+                self._watchers += 1
+                self._watcher = (pid, inode, watcher)
             try:
-                row = self._watcher[1].execute("PRAGMA data_version").fetchone()
+                row = self._watcher[2].execute("PRAGMA data_version").fetchone()
             except sqlite3.Error:
                 return None
-        return (pid, row[0])
+            # Each watcher counts from its own start: its serial keeps two watchers' apart.
+            return (pid, self._watchers, row[0])
 
     @abstractmethod
     def _prepare(self) -> None:

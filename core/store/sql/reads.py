@@ -40,9 +40,9 @@ def _whole_digest(digest: str | None) -> bool:
     return digest is not None and digest.startswith("blake3:") and len(digest) == 71
 
 
-def _labels_query(version_ids: Sequence[int]) -> sa.CompoundSelect:
+def _labels_query(single: bool) -> sa.CompoundSelect:
     """(version_id, kind, value) rows: aliases ("a") by name, tags ("t") by name, producers
-    ("p") by when their edge was recorded."""
+    ("p") by when their edge was recorded; of `:vid` (single) or `:ids`."""
     null_time = sa.null().cast(edges.c.created_at.type)
     return sa.union_all(
         sa.select(
@@ -50,14 +50,45 @@ def _labels_query(version_ids: Sequence[int]) -> sa.CompoundSelect:
             sa.literal_column("'a'").label("kind"),
             aliases.c.alias.label("value"),
             null_time.label("at"),
-        ).where(aliases.c.version_id.in_(version_ids)),
+        ).where(_by_ids(aliases.c.version_id, single)),
         sa.select(tags.c.version_id, sa.literal_column("'t'"), tags.c.tag, null_time).where(
-            tags.c.version_id.in_(version_ids)
+            _by_ids(tags.c.version_id, single)
         ),
         sa.select(edges.c.version_id, sa.literal_column("'p'"), edges.c.run_id, edges.c.created_at).where(
-            edges.c.version_id.in_(version_ids), edges.c.direction == "produced"
+            _by_ids(edges.c.version_id, single), edges.c.direction == "produced"
         ),
     ).order_by(sa.literal_column("kind"), sa.literal_column("at"), sa.literal_column("value"))
+
+
+def _by_ids(column: sa.ColumnElement[Any], single: bool) -> sa.ColumnElement[bool]:
+    """`column = :vid` for one id (no IN list to expand each time), else `column IN :ids`."""
+    return column == sa.bindparam("vid") if single else column.in_(sa.bindparam("ids", expanding=True))
+
+
+# The statements of _versions and _entries, built once (building one costs more than running
+# it), for one version (get_version) and for many.
+_Q_VERSION_ROWS = {
+    single: sa.select(versions, artifacts.c.name, artifacts.c.type)
+    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+    .where(_by_ids(versions.c.id, single))
+    for single in (True, False)
+}
+_Q_ENTRIES = {single: sa.select(entries).where(_by_ids(entries.c.version_id, single)) for single in (True, False)}
+_Q_LABELS = {single: _labels_query(single) for single in (True, False)}
+_Q_BY_LABEL = (
+    sa.select(versions.c.id)
+    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+    .where(artifacts.c.name == sa.bindparam("name"), versions.c.label == sa.bindparam("label"))
+)
+_Q_BY_ALIAS = (
+    sa.select(aliases.c.version_id)
+    .join(artifacts, artifacts.c.id == aliases.c.artifact_id)
+    .where(artifacts.c.name == sa.bindparam("name"), aliases.c.alias == sa.bindparam("alias"))
+)
+
+
+def _ids_params(chunk: Sequence[int]) -> dict[str, Any]:
+    return {"vid": chunk[0]} if len(chunk) == 1 else {"ids": list(chunk)}
 
 
 class SQLReads(SQLEngine):
@@ -73,18 +104,11 @@ class SQLReads(SQLEngine):
     def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
         # One query joined through the artifact's name; which part is missing is asked only
         # when nothing is found, for the error's message.
-        named = artifacts.c.name == ref.name
         if ref.label is not None:
             digits = ref.label[1:]
             number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
             labelled: int | None = (
-                None
-                if number > _LABEL_MAX
-                else conn.execute(
-                    sa.select(versions.c.id)
-                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(named, versions.c.label == number)
-                ).scalar()
+                None if number > _LABEL_MAX else conn.execute(_Q_BY_LABEL, {"name": ref.name, "label": number}).scalar()
             )
             if labelled is None:
                 self._must_exist(conn, ref.name)
@@ -96,7 +120,7 @@ class SQLReads(SQLEngine):
                 conn.execute(
                     sa.select(versions.c.id)
                     .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(named, versions.c.digest.startswith(prefix, autoescape=True))
+                    .where(artifacts.c.name == ref.name, versions.c.digest.startswith(prefix, autoescape=True))
                     .limit(2)
                 )
                 .scalars()
@@ -110,16 +134,12 @@ class SQLReads(SQLEngine):
             return found_ids[0]
         alias = ref.alias or LATEST
         if at is None:
-            found = conn.execute(
-                sa.select(aliases.c.version_id)
-                .join(artifacts, artifacts.c.id == aliases.c.artifact_id)
-                .where(named, aliases.c.alias == alias)
-            ).first()
+            found = conn.execute(_Q_BY_ALIAS, {"name": ref.name, "alias": alias}).first()
         else:
             found = conn.execute(
                 sa.select(alias_moves.c.version_id)
                 .join(artifacts, artifacts.c.id == alias_moves.c.artifact_id)
-                .where(named, alias_moves.c.alias == alias, alias_moves.c.at <= at)
+                .where(artifacts.c.name == ref.name, alias_moves.c.alias == alias, alias_moves.c.at <= at)
                 .order_by(alias_moves.c.at.desc(), alias_moves.c.id.desc())
                 .limit(1)
             ).first()
@@ -224,16 +244,21 @@ class SQLReads(SQLEngine):
     def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
         # A label or a whole digest names one version row for good (rows are never removed nor
         # relabelled), so its id is looked up once per store; what the row holds (aliases,
-        # tags, deletion, purges) is read every time.
+        # tags, deletion, purges) is read every time. The row read is checked against the REF,
+        # so a database emptied or restored underneath is never answered from a stale id.
         pinned = (ref.name, ref.label, ref.digest) if ref.label is not None or _whole_digest(ref.digest) else None
         with self._read() as conn:
-            version_id = self._pinned_ids.get(pinned) if pinned is not None else None
-            if version_id is None:
-                version_id = self._resolve(conn, ref, at=at)
-                if pinned is not None:  # read committed, outside any write: a fact for good
-                    if len(self._pinned_ids) >= _PINNED_MAX:
-                        self._pinned_ids.clear()
-                    self._pinned_ids[pinned] = version_id
+            if pinned is not None and (remembered := self._pinned_ids.get(pinned)) is not None:
+                found = self._versions(conn, [remembered], with_entries=True)
+                same = found and found[0].name == ref.name
+                if same and (found[0].label == ref.label if ref.label else found[0].digest == ref.digest):
+                    return found[0]
+                self._pinned_ids.pop(pinned, None)
+            version_id = self._resolve(conn, ref, at=at)
+            if pinned is not None:  # read committed, outside any write
+                if len(self._pinned_ids) >= _PINNED_MAX:
+                    self._pinned_ids.clear()
+                self._pinned_ids[pinned] = version_id
             return self._versions(conn, [version_id], with_entries=True)[0]
 
     def list_versions(
@@ -262,15 +287,23 @@ class SQLReads(SQLEngine):
             return self._versions(conn, ids, with_entries=False)
 
     def _entries(self, conn: sa.Connection, version_ids: Sequence[int]) -> dict[int, list[ManifestEntry]]:
+        return self._entries_purged(conn, version_ids)[0]
+
+    def _entries_purged(
+        self, conn: sa.Connection, version_ids: Sequence[int]
+    ) -> tuple[dict[int, list[ManifestEntry]], bool]:
+        """The versions' entries, and whether any of them is purged."""
         found: dict[int, list[ManifestEntry]] = {vid: [] for vid in version_ids}
+        purged = False
         for chunk in _chunks(version_ids):
-            for row in conn.execute(sa.select(entries).where(entries.c.version_id.in_(chunk))):
+            for row in conn.execute(_Q_ENTRIES[len(chunk) == 1], _ids_params(chunk)):
                 found[row.version_id].append(
                     ManifestEntry(path=row.path, digest=row.digest, size=row.size, ref=row.ref)
                 )
+                purged = purged or row.purge_id is not None
         for listed in found.values():
             listed.sort(key=lambda e: e.path)  # code-point order, whatever the collation
-        return found
+        return found, purged
 
     def _versions(self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool) -> list[Version]:
         """Versions in the order of `version_ids`, with aliases, tags and producers."""
@@ -280,20 +313,20 @@ class SQLReads(SQLEngine):
         producer_map: dict[int, list[str]] = defaultdict(list)
         by_kind = {"a": alias_map, "t": tag_map, "p": producer_map}
         for chunk in _chunks(list(version_ids)):
-            for row in conn.execute(
-                sa.select(versions, artifacts.c.name, artifacts.c.type)
-                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                .where(versions.c.id.in_(chunk))
-            ):
+            params = _ids_params(chunk)
+            for row in conn.execute(_Q_VERSION_ROWS[len(chunk) == 1], params):
                 rows[row.id] = row
             # Aliases, tags and producers in one round trip, each in its own order.
-            for row in conn.execute(_labels_query(chunk)):
+            for row in conn.execute(_Q_LABELS[len(chunk) == 1], params):
                 by_kind[row.kind][row.version_id].append(row.value)
-        entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
-        purge_map = purge_info(conn, list(version_ids))
+        entry_map, purged = self._entries_purged(conn, list(version_ids)) if with_entries else ({}, True)
+        # Entries read: a version none of whose entries is purged has no purges to look up.
+        purge_map = purge_info(conn, list(version_ids)) if purged else {}
         result = []
         for vid in version_ids:
-            row = rows[vid]
+            row = rows.get(vid)
+            if row is None:
+                continue  # gone since its id was read (get_version's remembered ids)
             aliases_here = alias_map[vid]
             if LATEST in aliases_here:  # latest first, the rest alphabetical
                 aliases_here = [LATEST] + [a for a in aliases_here if a != LATEST]
