@@ -40,7 +40,7 @@ def _whole_digest(digest: str | None) -> bool:
     return digest is not None and digest.startswith("blake3:") and len(digest) == 71
 
 
-def _labels_query(single: bool) -> sa.CompoundSelect:
+def _labels_query(single: bool) -> sa.CompoundSelect[Any]:
     """(version_id, kind, value) rows: aliases ("a") by name, tags ("t") by name, producers
     ("p") by when their edge was recorded; of `:vid` (single) or `:ids`."""
     null_time = sa.null().cast(edges.c.created_at.type)
@@ -324,9 +324,9 @@ class SQLReads(SQLEngine):
         purge_map = purge_info(conn, list(version_ids)) if purged else {}
         result = []
         for vid in version_ids:
-            row = rows.get(vid)
-            if row is None:
+            if vid not in rows:
                 continue  # gone since its id was read (get_version's remembered ids)
+            row = rows[vid]
             aliases_here = alias_map[vid]
             if LATEST in aliases_here:  # latest first, the rest alphabetical
                 aliases_here = [LATEST] + [a for a in aliases_here if a != LATEST]
