@@ -348,7 +348,12 @@ def shape_manual(size: dict[str, int], work: Path, peers: bool) -> dict[str, Any
             with hw.run("train", params={"lr": 0.01, "epochs": 3}) as run:
                 run.use("ds:v0")
                 run.log_artifact("model", path)
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        # Every run delivered, whole: its input, its output, its end.
+        last = hw.default_client().get_run(run.id)
+        assert (last.status, last.inputs, len(last.outputs)) == ("succeeded", ["ds:v0"], 1), last
+        assert hw.default_client().outbox.pending() == []
+        return elapsed
 
     sides: dict[str, Side] = {"headwater": headwater}
     if peers:

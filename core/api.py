@@ -6,11 +6,13 @@ delivered to the backend within the time budget; reads go to the backend directl
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
@@ -19,8 +21,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import BaseModel
+
 from headwater import config
-from headwater.errors import Conflict, InvalidInput, NotFound, Unauthorized, Unavailable, Unwritable
+from headwater.errors import (
+    Conflict,
+    HeadwaterError,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    Unwritable,
+)
 from headwater.events import (
     AliasMoved,
     EdgeRecorded,
@@ -143,6 +155,12 @@ class Client:
         self._blobs: Blobs | None = None
         self._stat_cache: Any = None
         self._lock = threading.Lock()
+        # get()'s answers, each with the store and the store's read token it was read under
+        # (Store.read_token: SQLite's; other backends give none, and nothing is kept).
+        self._got: dict[tuple[str, datetime | None], tuple[Store, object, Version]] = {}
+        # Open runs holding outputs not yet delivered: a read of this client delivers them
+        # first, so it sees this process's own versions (ActiveRun buffers them).
+        self._unflushed: list[ActiveRun] = []
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -160,7 +178,15 @@ class Client:
 
     @property
     def store(self) -> Store:
+        """The backend, to read from: what this client's open runs buffered is delivered first."""
+        if self._unflushed:
+            self._flush_runs()
         return self._connect()
+
+    def _flush_runs(self) -> None:
+        runs, self._unflushed = self._unflushed, []
+        for run in runs:
+            run.flush()
 
     @property
     def blobs(self) -> Blobs:
@@ -189,6 +215,7 @@ class Client:
         return self._stat_cache
 
     def close(self) -> None:
+        self._got.clear()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -327,7 +354,7 @@ class Client:
         their events: a version too large for it is refused before any of its bytes go up."""
         if any(c.files for c in blobs):
             try:
-                self.store.check_sendable(events)
+                self._connect().check_sendable(events)
             except Unavailable:
                 pass  # the backend is away: the events wait in the outbox, as they would anyway
         skip = self._purged_to_skip(events, blobs)
@@ -378,7 +405,7 @@ class Client:
 
     def _version_after(self, event: VersionRecorded, delivered: bool) -> Version:
         if delivered:
-            return self._bind(self.store.get_version(Ref(event.name, digest=event.digest)))
+            return self._bind(self._connect().get_version(Ref(event.name, digest=event.digest)))
         return self._bind(
             Version(
                 name=event.name,
@@ -411,6 +438,35 @@ class Client:
 
         Files whose content was purged are recorded as purged and not stored (one warning line),
         unless `allow_purged` stores them again (docs/purge.md)."""
+        event = self._output_event(
+            name,
+            path,
+            type=type,
+            aliases=aliases,
+            metadata=metadata,
+            description=description,
+            tags=tags,
+            store=store,
+            run=run,
+            allow_purged=allow_purged,
+        )
+        return self._version_after(event, self.emit([event]))
+
+    def _output_event(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        type: str | None = None,
+        aliases: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        store: bool | None = None,
+        run: str | None = None,
+        allow_purged: bool = False,
+    ) -> VersionRecorded:
+        """The event of log_artifact, its bytes already stored: ready to be delivered."""
         blobs: list[_Content] = []
         event = self._version_event(
             name,
@@ -427,7 +483,7 @@ class Client:
             allow_purged=allow_purged,
         )
         self._store_checked([event], blobs)
-        return self._version_after(event, self.emit([event]))
+        return event
 
     def log_reference(self, name: str, uri: str, **kwargs: Any) -> Version:
         """Record a pointer to `uri` with the checksum its storage reports; nothing is uploaded."""
@@ -621,7 +677,21 @@ class Client:
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, ref: str, at: datetime | None = None) -> Version:
-        return self._bind(self.store.get_version(self.parse(ref), at=_utc(at)))
+        store = self.store
+        read_token = getattr(store, "read_token", None)
+        token = read_token() if read_token is not None else None  # taken before reading
+        key = (ref, at) if token is not None and isinstance(ref, str) else None
+        if key is not None:
+            hit = self._got.get(key)
+            if hit is not None and hit[0] is store and hit[1] == token:
+                return self._bind(_own_copy(hit[2]))
+        version = store.get_version(self.parse(ref), at=_utc(at))
+        if key is not None:
+            if len(self._got) >= _GOT_MAX:
+                self._got.clear()
+            self._got[key] = (store, token, version)
+            version = _own_copy(version)
+        return self._bind(version)
 
     def artifacts(
         self,
@@ -1063,7 +1133,7 @@ class Client:
         if not digests:
             return set()
         try:
-            return backend_of(self.store).purged_digests(digests)
+            return backend_of(self._connect()).purged_digests(digests)
         except (Unavailable, InvalidInput):  # away, or a backend without purges: nothing to skip
             return set()
 
@@ -1087,6 +1157,31 @@ class Client:
             from headwater.purge import purged_error
 
             raise purged_error(version, hit)
+
+
+_GOT_MAX = 1024  # get() answers kept per client
+
+
+def _own_copy(version: Version) -> Version:
+    """A copy whose lists and dicts are its own: a caller changing them leaves the cache intact."""
+    return version.model_copy(
+        update={
+            "aliases": list(version.aliases),
+            "tags": list(version.tags),
+            "entries": list(version.entries),  # ManifestEntry is frozen
+            "metadata": copy.deepcopy(version.metadata) if version.metadata else {},
+            "producers": list(version.producers),
+            "purged": list(version.purged),
+            "purges": [p.model_copy() for p in version.purges],
+        }
+    )
+
+
+def _fill_in(held: Version, recorded: Version) -> None:
+    """Give a version returned before delivery (no label yet) what the store recorded."""
+    for name in Version.model_fields:
+        # Past Version's guard, which refuses changes once a label is set.
+        BaseModel.__setattr__(held, name, getattr(recorded, name))
 
 
 def _log_swept(names: list[str], folder: str, dry_run: bool) -> None:
@@ -1126,7 +1221,13 @@ def merge_graphs(graphs: Sequence[LineageGraph]) -> LineageGraph:
 
 
 class ActiveRun:
-    """A manual run: `with hw.run("train") as run: ...`. Fails (with the error) if the block raises."""
+    """A manual run: `with hw.run("train") as run: ...`. Fails (with the error) if the block raises.
+
+    Its start is made durable in the outbox when it begins, as the adapters do; its inputs and
+    outputs are kept in memory (an output's bytes are stored at once) and delivered with its end,
+    in one transaction. A crash mid-run leaves the start in the outbox: the run is recorded as
+    running. A read of this client (hw.get, run.use of a REF, ...) delivers the outputs kept so
+    far first, so it sees them; run.info() delivers everything kept."""
 
     def __init__(
         self,
@@ -1151,11 +1252,14 @@ class ActiveRun:
         self.code = code
         self.status: RunStatus = "running"
         self._started = False
+        self._kept: list[Event] = []  # inputs and outputs not delivered yet
+        # Outputs returned before delivery, filled in after: those the caller still holds.
+        self._unlabelled: list[weakref.ref[Version]] = []
+        self._used: set[str] = set()  # the REFs of the input edges made (an edge is unique per run)
 
     def start(self) -> ActiveRun:
-        # The start and the inputs are made durable in the outbox, and delivered in one
-        # transaction with the run's next output or its end, as the adapters do: a run then costs
-        # two transactions, not one per call. info() delivers them first.
+        # The start is durable (fsynced) before the block runs; the folder's fsync is left to the
+        # delivery of the run's end (Client.queue(until_emit=True)).
         if not self._started:
             self._started = True
             self.client.queue(
@@ -1181,7 +1285,11 @@ class ActiveRun:
     def finish(self, status: RunStatus = "succeeded", error: str | None = None) -> None:
         self.start()
         self.status = status
-        self.client.emit([RunRecorded(run_id=self.id, status=status, ended_at=utcnow(), error=error)])
+        self._deliver(RunRecorded(run_id=self.id, status=status, ended_at=utcnow(), error=error))
+
+    def flush(self) -> bool:
+        """Deliver the inputs and outputs kept so far; True when they reached the backend."""
+        return self._deliver(None)
 
     def __enter__(self) -> ActiveRun:
         return self.start()
@@ -1202,24 +1310,99 @@ class ActiveRun:
         the REF named at this call (`users:v0` exactly; `users` or an alias as it pointed then).
         """
         self.start()
+        if isinstance(item, Version) or (isinstance(item, str) and not is_uri(item)):
+            # A recorded version, or a REF to one: the same version again is the same edge
+            # (unique per run), so a repeated input builds no event.
+            try:
+                version = item if isinstance(item, Version) else self.client.get(item)
+            except Unavailable:
+                pass  # offline: _use_event keeps the REF to be resolved on delivery
+            else:
+                edge = f"{version.name}@{version.digest}"
+                if edge not in self._used:
+                    self._used.add(edge)
+                    self._kept.append(EdgeRecorded(run_id=self.id, ref=edge))
+                return version
         event, known = self.client._use_event(self.id, item, name=name, type=type)
-        if isinstance(event, EdgeRecorded):  # to a version already recorded (or a REF, offline)
-            self.client.queue([event], until_emit=True)
+        if isinstance(event, EdgeRecorded):  # a recorded version's URI, or a REF kept offline
+            self._kept.append(event)
             return known
-        delivered = self.client.emit([event])
+        self._kept.append(event)
+        # Content hashed now (a path, a URI): its version is recorded at once, with its label.
+        delivered = self.flush()
         return known or self.client._version_after(event, delivered)
 
     def log_artifact(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> Version:
+        """Record an output; its bytes are stored now, its version delivered with the run's end.
+
+        The Version returned has no label until then (its `ref` is `name@digest`); the label,
+        aliases and the rest are filled in on it once the run's events are delivered."""
         self.start()
-        return self.client.log_artifact(name, path, run=self.id, **kwargs)
+        event = self.client._output_event(name, path, run=self.id, **kwargs)
+        version = self.client._version_after(event, False)
+        self._kept.append(event)
+        self._unlabelled.append(weakref.ref(version))
+        if self not in self.client._unflushed:
+            self.client._unflushed.append(self)
+        return version
 
     def log_reference(self, name: str, uri: str, **kwargs: Any) -> Version:
-        self.start()
-        return self.client.log_reference(name, uri, run=self.id, **kwargs)
+        kwargs["store"] = False
+        return self.log_artifact(name, uri, **kwargs)
 
     def info(self) -> Run:
-        self.client.sync()  # the start and inputs this run has queued
+        self.flush()
+        self.client.sync()  # the start, if it still waits
         return self.client.get_run(self.id)
+
+    def _deliver(self, end: RunRecorded | None) -> bool:
+        """Deliver what is kept (and the run's `end`) as one batch, in one transaction with the
+        run's start. A batch the backend refuses (one output, say) is delivered again event by
+        event, so only what was refused is set aside in dead/; the run then ends failed, with why,
+        and the refusal is raised."""
+        if self in self.client._unflushed:
+            self.client._unflushed.remove(self)
+        kept, self._kept = self._kept, []
+        unlabelled, self._unlabelled = self._unlabelled, []
+        batch: list[Event] = [*kept, end] if end is not None else kept
+        if not batch:
+            return True
+        try:
+            delivered = self.client.emit(batch)
+        except Unavailable:
+            raise
+        except HeadwaterError as err:
+            if len(batch) == 1 or not self.client.outbox.unbury(batch[-1].id):
+                raise
+            refused = err
+        else:
+            if delivered:
+                self._label(unlabelled)
+            return delivered
+        for event in kept:
+            try:
+                self.client.emit([event])
+            except Unavailable:
+                raise
+            except HeadwaterError:
+                pass  # set aside alone, with its reason
+        self._label(unlabelled)
+        if end is not None:
+            self.status = "failed"
+            why = end.error or f"{type(refused).__name__}: {refused}"
+            self.client.emit([end.model_copy(update={"status": "failed", "error": why})])
+        raise refused
+
+    def _label(self, held: list[weakref.ref[Version]]) -> None:
+        store = self.client._connect()
+        for ref in held:
+            version = ref()
+            if version is None:
+                continue  # dropped by the caller: nobody to tell
+            try:
+                _fill_in(version, store.get_version(Ref(version.name, digest=version.digest)))
+            except (NotFound, Unavailable):
+                continue  # refused, or the backend went away just now: it stays as it was returned
 
 
 _default: Client | None = None

@@ -189,6 +189,21 @@ class Outbox:
             return []
         return sorted(p for p in self.dead_folder.iterdir() if p.name.endswith(SUFFIX))
 
+    def unbury(self, event_id: str) -> bool:
+        """Remove the batch set aside in dead/ that holds event `event_id`, with its reason, so
+        its events can be delivered again apart (ActiveRun); whether one was found."""
+        needle = json.dumps(event_id).encode()
+        for path in reversed(self.dead()):  # the newest first: the one just refused
+            try:
+                if needle not in path.read_bytes():
+                    continue
+                path.unlink()
+            except OSError:
+                continue
+            (self.dead_folder / (path.name + ".reason")).unlink(missing_ok=True)
+            return True
+        return False
+
     def stored_digests(self) -> set[str]:
         """File digests the versions of pending batches store: blobs gc must keep, though no
         store references them yet. A batch delivered meanwhile is skipped (the store has it); one

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import sqlite3
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -73,6 +75,13 @@ class SQLEngine(Store):
             _bound_connect(self.engine, self._safe_url(), timeout)
         else:
             raise InvalidInput(f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://...")
+        # What read_token() watches: the SQLite file, through a connection of its own.
+        self._watched = _watchable_file(url) if self.dialect == "sqlite" else None
+        self._watcher: tuple[int, int, sqlite3.Connection] | None = None  # pid, inode, connection
+        self._watchers = 0
+        self._watcher_lock = threading.Lock()
+        # Version ids of REFs that name one version for good (a label, a whole digest): SQLReads.
+        self._pinned_ids: dict[tuple[str, str | None, str | None], int] = {}
         self._insert: Callable[..., Any]
         if self.dialect == "sqlite":
             self._insert = sqlite_insert
@@ -92,7 +101,42 @@ class SQLEngine(Store):
         return config.mask_uri(self.uri)
 
     def close(self) -> None:
+        with self._watcher_lock:
+            if self._watcher is not None and self._watcher[0] == os.getpid():
+                self._watcher[2].close()
+            self._watcher = None
         self.engine.dispose()
+
+    def read_token(self) -> object | None:
+        """A value that changes whenever the database may have changed since it was taken, by
+        this process or any other; None when that cannot be told cheaply (PostgreSQL, an
+        in-memory database): then nothing that can change may be cached.
+
+        SQLite's `PRAGMA data_version` changes on a connection whenever ANOTHER connection
+        commits. The watcher is a connection of its own that never writes, so every commit,
+        this process's own through the pool included, changes it. Take the token before reading:
+        a commit made between the token and the read then invalidates what was read."""
+        if self._watched is None:
+            return None
+        try:
+            inode = os.stat(self._watched).st_ino  # a file replaced underneath is another database
+        except OSError:
+            return None
+        with self._watcher_lock:
+            pid = os.getpid()
+            if self._watcher is None or self._watcher[:2] != (pid, inode):  # never across a fork
+                try:
+                    watcher = sqlite3.connect(self._watched, check_same_thread=False, isolation_level=None)
+                except sqlite3.Error:
+                    return None
+                self._watchers += 1
+                self._watcher = (pid, inode, watcher)
+            try:
+                row = self._watcher[2].execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:
+                return None
+            # Each watcher counts from its own start: its serial keeps two watchers' apart.
+            return (pid, self._watchers, row[0])
 
     @abstractmethod
     def _prepare(self) -> None:
@@ -141,6 +185,14 @@ class SQLEngine(Store):
     def _lock(self, query: sa.Select[Any]) -> sa.Select[Any]:
         # SQLite's BEGIN IMMEDIATE already serialises writers; FOR UPDATE is PostgreSQL's way.
         return query.with_for_update() if self.dialect == "postgresql" else query
+
+
+def _watchable_file(url: sa.URL) -> str | None:
+    """The database file read_token() can watch: a plain path, not memory or a URI filename."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:") or url.query:
+        return None
+    return str(Path(database).expanduser().absolute())
 
 
 def _json_loads(text: str) -> Any:

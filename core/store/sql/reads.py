@@ -35,6 +35,63 @@ tags_t = tags  # list_versions has a parameter named `tags`
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _LABEL_MAX = 2**31 - 1  # versions.label is a 32-bit integer on PostgreSQL
+_PINNED_MAX = 10_000  # version ids of labels and digests remembered per store
+
+
+def _whole_digest(digest: str | None) -> bool:
+    """A digest given whole (not a prefix): `blake3:` and its 64 hex digits."""
+    return digest is not None and digest.startswith("blake3:") and len(digest) == 71
+
+
+def _labels_query(single: bool) -> sa.CompoundSelect[Any]:
+    """(version_id, kind, value) rows: aliases ("a") by name, tags ("t") by name, producers
+    ("p") by when their edge was recorded; of `:vid` (single) or `:ids`."""
+    null_time = sa.null().cast(edges.c.created_at.type)
+    return sa.union_all(
+        sa.select(
+            aliases.c.version_id,
+            sa.literal_column("'a'").label("kind"),
+            aliases.c.alias.label("value"),
+            null_time.label("at"),
+        ).where(_by_ids(aliases.c.version_id, single)),
+        sa.select(tags.c.version_id, sa.literal_column("'t'"), tags.c.tag, null_time).where(
+            _by_ids(tags.c.version_id, single)
+        ),
+        sa.select(edges.c.version_id, sa.literal_column("'p'"), edges.c.run_id, edges.c.created_at).where(
+            _by_ids(edges.c.version_id, single), edges.c.direction == "produced"
+        ),
+    ).order_by(sa.literal_column("kind"), sa.literal_column("at"), sa.literal_column("value"))
+
+
+def _by_ids(column: sa.ColumnElement[Any], single: bool) -> sa.ColumnElement[bool]:
+    """`column = :vid` for one id (no IN list to expand each time), else `column IN :ids`."""
+    return column == sa.bindparam("vid") if single else column.in_(sa.bindparam("ids", expanding=True))
+
+
+# The statements of _versions and _entries, built once (building one costs more than running
+# it), for one version (get_version) and for many.
+_Q_VERSION_ROWS = {
+    single: sa.select(versions, artifacts.c.name, artifacts.c.type)
+    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+    .where(_by_ids(versions.c.id, single))
+    for single in (True, False)
+}
+_Q_ENTRIES = {single: sa.select(entries).where(_by_ids(entries.c.version_id, single)) for single in (True, False)}
+_Q_LABELS = {single: _labels_query(single) for single in (True, False)}
+_Q_BY_LABEL = (
+    sa.select(versions.c.id)
+    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+    .where(artifacts.c.name == sa.bindparam("name"), versions.c.label == sa.bindparam("label"))
+)
+_Q_BY_ALIAS = (
+    sa.select(aliases.c.version_id)
+    .join(artifacts, artifacts.c.id == aliases.c.artifact_id)
+    .where(artifacts.c.name == sa.bindparam("name"), aliases.c.alias == sa.bindparam("alias"))
+)
+
+
+def _ids_params(chunk: Sequence[int]) -> dict[str, Any]:
+    return {"vid": chunk[0]} if len(chunk) == 1 else {"ids": list(chunk)}
 
 
 class SQLReads(SQLEngine):
@@ -48,20 +105,16 @@ class SQLReads(SQLEngine):
         return conn.execute(self._q_artifact_id, {"name": name}).scalar()
 
     def _resolve(self, conn: sa.Connection, ref: Ref, at: datetime | None = None) -> int:
-        artifact_id = self._artifact_id(conn, ref.name)
-        if artifact_id is None:
-            raise NotFound(f"no artifact named {ref.name!r}")
+        # One query joined through the artifact's name; which part is missing is asked only
+        # when nothing is found, for the error's message.
         if ref.label is not None:
             digits = ref.label[1:]
             number = int(digits) if len(digits) <= len(str(_LABEL_MAX)) else _LABEL_MAX + 1
             labelled: int | None = (
-                None
-                if number > _LABEL_MAX
-                else conn.execute(
-                    sa.select(versions.c.id).where(versions.c.artifact_id == artifact_id, versions.c.label == number)
-                ).scalar()
+                None if number > _LABEL_MAX else conn.execute(_Q_BY_LABEL, {"name": ref.name, "label": number}).scalar()
             )
             if labelled is None:
+                self._must_exist(conn, ref.name)
                 raise NotFound(f"artifact {ref.name!r} has no version {ref.label}")
             return labelled
         if ref.digest is not None:
@@ -69,38 +122,40 @@ class SQLReads(SQLEngine):
             found_ids: list[int] = list(
                 conn.execute(
                     sa.select(versions.c.id)
-                    .where(versions.c.artifact_id == artifact_id, versions.c.digest.startswith(prefix, autoescape=True))
+                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                    .where(artifacts.c.name == ref.name, versions.c.digest.startswith(prefix, autoescape=True))
                     .limit(2)
                 )
                 .scalars()
                 .all()
             )
             if not found_ids:
+                self._must_exist(conn, ref.name)
                 raise NotFound(f"artifact {ref.name!r} has no version with digest {ref.digest}")
             if len(found_ids) > 1:
                 raise InvalidRef(f"digest prefix {ref.digest} of {ref.name!r} is ambiguous: give more characters")
             return found_ids[0]
         alias = ref.alias or LATEST
         if at is None:
-            found = conn.execute(
-                sa.select(aliases.c.version_id).where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
-            ).first()
+            found = conn.execute(_Q_BY_ALIAS, {"name": ref.name, "alias": alias}).first()
         else:
             found = conn.execute(
                 sa.select(alias_moves.c.version_id)
-                .where(
-                    alias_moves.c.artifact_id == artifact_id,
-                    alias_moves.c.alias == alias,
-                    alias_moves.c.at <= at,
-                )
+                .join(artifacts, artifacts.c.id == alias_moves.c.artifact_id)
+                .where(artifacts.c.name == ref.name, alias_moves.c.alias == alias, alias_moves.c.at <= at)
                 .order_by(alias_moves.c.at.desc(), alias_moves.c.id.desc())
                 .limit(1)
             ).first()
         if found is None or found.version_id is None:
+            self._must_exist(conn, ref.name)
             when = f" at {at.isoformat()}" if at is not None else ""
             raise NotFound(f"artifact {ref.name!r} has no alias {alias!r}{when}")
         aliased: int = found.version_id
         return aliased
+
+    def _must_exist(self, conn: sa.Connection, name: str) -> None:
+        if self._artifact_id(conn, name) is None:
+            raise NotFound(f"no artifact named {name!r}")
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -190,8 +245,23 @@ class SQLReads(SQLEngine):
             ]
 
     def get_version(self, ref: Ref, at: datetime | None = None) -> Version:
+        # A label or a whole digest names one version row for good (rows are never removed nor
+        # relabelled), so its id is looked up once per store; what the row holds (aliases,
+        # tags, deletion, purges) is read every time. The row read is checked against the REF,
+        # so a database emptied or restored underneath is never answered from a stale id.
+        pinned = (ref.name, ref.label, ref.digest) if ref.label is not None or _whole_digest(ref.digest) else None
         with self._read() as conn:
+            if pinned is not None and (remembered := self._pinned_ids.get(pinned)) is not None:
+                found = self._versions(conn, [remembered], with_entries=True)
+                same = found and found[0].name == ref.name
+                if same and (found[0].label == ref.label if ref.label else found[0].digest == ref.digest):
+                    return found[0]
+                self._pinned_ids.pop(pinned, None)
             version_id = self._resolve(conn, ref, at=at)
+            if pinned is not None:  # read committed, outside any write
+                if len(self._pinned_ids) >= _PINNED_MAX:
+                    self._pinned_ids.clear()
+                self._pinned_ids[pinned] = version_id
             return self._versions(conn, [version_id], with_entries=True)[0]
 
     def list_versions(
@@ -220,15 +290,23 @@ class SQLReads(SQLEngine):
             return self._versions(conn, ids, with_entries=False)
 
     def _entries(self, conn: sa.Connection, version_ids: Sequence[int]) -> dict[int, list[ManifestEntry]]:
+        return self._entries_purged(conn, version_ids)[0]
+
+    def _entries_purged(
+        self, conn: sa.Connection, version_ids: Sequence[int]
+    ) -> tuple[dict[int, list[ManifestEntry]], bool]:
+        """The versions' entries, and whether any of them is purged."""
         found: dict[int, list[ManifestEntry]] = {vid: [] for vid in version_ids}
+        purged = False
         for chunk in _chunks(version_ids):
-            for row in conn.execute(sa.select(entries).where(entries.c.version_id.in_(chunk))):
+            for row in conn.execute(_Q_ENTRIES[len(chunk) == 1], _ids_params(chunk)):
                 found[row.version_id].append(
                     ManifestEntry(path=row.path, digest=row.digest, size=row.size, ref=row.ref)
                 )
+                purged = purged or row.purge_id is not None
         for listed in found.values():
             listed.sort(key=lambda e: e.path)  # code-point order, whatever the collation
-        return found
+        return found, purged
 
     def _versions(self, conn: sa.Connection, version_ids: Sequence[int], *, with_entries: bool) -> list[Version]:
         """Versions in the order of `version_ids`, with aliases, tags and producers."""
@@ -236,33 +314,21 @@ class SQLReads(SQLEngine):
         alias_map: dict[int, list[str]] = defaultdict(list)
         tag_map: dict[int, list[str]] = defaultdict(list)
         producer_map: dict[int, list[str]] = defaultdict(list)
+        by_kind = {"a": alias_map, "t": tag_map, "p": producer_map}
         for chunk in _chunks(list(version_ids)):
-            for row in conn.execute(
-                sa.select(versions, artifacts.c.name, artifacts.c.type)
-                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                .where(versions.c.id.in_(chunk))
-            ):
+            params = _ids_params(chunk)
+            for row in conn.execute(_Q_VERSION_ROWS[len(chunk) == 1], params):
                 rows[row.id] = row
-            for row in conn.execute(
-                sa.select(aliases.c.version_id, aliases.c.alias)
-                .where(aliases.c.version_id.in_(chunk))
-                .order_by(aliases.c.alias)
-            ):
-                alias_map[row.version_id].append(row.alias)
-            for row in conn.execute(
-                sa.select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(chunk)).order_by(tags.c.tag)
-            ):
-                tag_map[row.version_id].append(row.tag)
-            for row in conn.execute(
-                sa.select(edges.c.version_id, edges.c.run_id)
-                .where(edges.c.version_id.in_(chunk), edges.c.direction == "produced")
-                .order_by(edges.c.created_at, edges.c.run_id)
-            ):
-                producer_map[row.version_id].append(row.run_id)
-        entry_map = self._entries(conn, list(version_ids)) if with_entries else {}
-        purge_map = purge_info(conn, list(version_ids))
+            # Aliases, tags and producers in one round trip, each in its own order.
+            for row in conn.execute(_Q_LABELS[len(chunk) == 1], params):
+                by_kind[row.kind][row.version_id].append(row.value)
+        entry_map, purged = self._entries_purged(conn, list(version_ids)) if with_entries else ({}, True)
+        # Entries read: a version none of whose entries is purged has no purges to look up.
+        purge_map = purge_info(conn, list(version_ids)) if purged else {}
         result = []
         for vid in version_ids:
+            if vid not in rows:
+                continue  # gone since its id was read (get_version's remembered ids)
             row = rows[vid]
             aliases_here = alias_map[vid]
             if LATEST in aliases_here:  # latest first, the rest alphabetical
