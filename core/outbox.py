@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 if sys.platform != "win32":
     import fcntl
@@ -40,6 +39,9 @@ from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, Unavailable, Unwritable
 from headwater.events import EVENTS, Event, VersionRecorded, describe_error, new_id
 from headwater.store.base import Store
+
+if TYPE_CHECKING:  # imported on Windows only: filelock costs every task process's start-up
+    from filelock import FileLock
 
 log = logging.getLogger("headwater.outbox")
 
@@ -436,6 +438,8 @@ def _lock(path: Path, timeout: float) -> _Flock | FileLock | None:
     either exclude each other, without filelock's bookkeeping (0.1 ms a call, on every task).
     """
     if sys.platform == "win32":  # pragma: no cover - filelock's own lock
+        from filelock import FileLock, Timeout
+
         lock = FileLock(path)
         try:
             lock.acquire(timeout=timeout)
