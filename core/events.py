@@ -19,7 +19,7 @@ import os
 import threading
 import time as _time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -376,3 +376,9 @@ Event = Annotated[
     Field(discriminator="kind"),
 ]
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event], config=ConfigDict(defer_build=True))
+
+
+def dump_events(events: Sequence[_Event]) -> bytes:
+    """`EVENTS.dump_json(events)`, byte for byte, through each event's own serializer: building
+    the union's (every kind of event) would cost a task process more than writing its batch."""
+    return b"[" + b",".join(event.__pydantic_serializer__.to_json(event) for event in events) + b"]"
