@@ -217,21 +217,20 @@ def report(
 
     load = os.getloadavg()
     print(f"\nFresh task processes: median of {args.runs} per set-up, load average {load[0]:.2f} {load[1]:.2f}")
-    print(
-        f"{'preload':9} {'set-up':12} {'import':>8} {'durable':>8} {'delivered':>10} {'in-process':>11} {'process cpu +':>14}"
-    )
+    columns = ("import", "durable", "delivered", "in-process", "process cpu +")
+    print(f"{'preload':9} {'set-up':12} " + " ".join(f"{c:>{max(8, len(c))}}" for c in columns))
     for preload in preloads:
         base_cpu = median(preload, "baseline", "cpu_ms")
         for setup in setups:
             if setup == "baseline":
-                print(f"{preload:9} {setup:12} {'':>8} {'':>8} {'':>10} {'':>11} {base_cpu:11.0f} ms")
+                print(f"{preload:9} {setup:12} {'':>8} {'':>8} {'':>9} {'':>10} {base_cpu:10.0f} ms")
                 continue
             added = median(preload, setup, "cpu_ms") - base_cpu
-            print(
-                f"{preload:9} {setup:12} {median(preload, setup, 'import_ms'):8.1f} {median(preload, setup, 'durable_ms'):8.1f}"
-                f" {median(preload, setup, 'delivered_ms'):10.1f} {median(preload, setup, 'in_process_ms'):11.1f}"
-                f" {added:+11.0f} ms"
-            )
+            timed = [
+                median(preload, setup, key) for key in ("import_ms", "durable_ms", "delivered_ms", "in_process_ms")
+            ]
+            cells = f"{timed[0]:8.1f} {timed[1]:8.1f} {timed[2]:9.1f} {timed[3]:10.1f}"
+            print(f"{preload:9} {setup:12} {cells} {added:+10.0f} ms")
         if "openlineage" in setups:
             ratio = median(preload, "headwater", "in_process_ms") / median(preload, "openlineage", "in_process_ms")
             print(f"{preload:9} headwater / openlineage, in-process: {ratio:.2f}x")
