@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import threading
+import time as _time
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -28,10 +33,8 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
-from uuid6 import uuid7
 
 from headwater import times
-from headwater.digest import check_entry_paths, check_version_digest
 from headwater.errors import HeadwaterError, InvalidInput
 from headwater.models import Direction, ManifestEntry, RunKind, RunStatus
 
@@ -133,6 +136,20 @@ def _json_object(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
     return checked
 
 
+def check_version_digest(digest: str) -> str:
+    # Imported when an event is made: the digest package (blake3, the stat cache, the reference
+    # readers) costs a task's start-up, and `import headwater.events` should not.
+    from headwater.digest import check_version_digest as check
+
+    return check(digest)
+
+
+def check_entry_paths(paths: Iterable[str]) -> None:
+    from headwater.digest import check_entry_paths as check
+
+    check(paths)
+
+
 def describe_error(err: ValidationError, what: str) -> str:
     """One line for the first problem pydantic found, naming the field."""
     first = err.errors(include_url=False)[0]
@@ -160,13 +177,28 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_last_id_ms = 0
+_id_lock = threading.Lock()
+
+
 def new_id() -> str:
-    # uuid7 sorts by creation time, which keeps outbox files and manual run ids in order.
-    return str(uuid7())
+    """A uuid7 (RFC 9562): it sorts by creation time, which keeps outbox files and manual run ids
+    in order. Within a process each id's millisecond is later than the previous one's (as the
+    uuid6 package does), so two ids made in the same millisecond still sort in the order made."""
+    global _last_id_ms
+    with _id_lock:
+        ms = max(_time.time_ns() // 1_000_000, _last_id_ms + 1)
+        _last_id_ms = ms
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big") >> 4
+    value = value & ~(0xF000 << 64) | 7 << 76  # the version
+    value = value & ~(0xC000 << 48) | 0x8000 << 48  # the RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Each event's validator is built when first used: a task process makes two or three kinds,
+    # and building all of them would cost its start-up more than recording does.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: Id = Field(default_factory=new_id)
     time: Time = Field(default_factory=utcnow)
@@ -343,4 +375,10 @@ Event = Annotated[
     | RetentionSet,
     Field(discriminator="kind"),
 ]
-EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event], config=ConfigDict(defer_build=True))
+
+
+def dump_events(events: Sequence[_Event]) -> bytes:
+    """`EVENTS.dump_json(events)`, byte for byte, through each event's own serializer: building
+    the union's (every kind of event) would cost a task process more than writing its batch."""
+    return b"[" + b",".join(event.__pydantic_serializer__.to_json(event) for event in events) + b"]"

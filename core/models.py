@@ -18,13 +18,14 @@ Direction = Literal["used", "produced"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validators are built on first use: `import headwater` in a task process pays for none.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ManifestEntry(_Model):
     """One file of a version. `ref` (where the bytes live, when not stored) is not part of the digest."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: str
     digest: str

@@ -26,8 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 if sys.platform != "win32":
     import fcntl
@@ -38,8 +37,11 @@ from pydantic import ValidationError
 
 from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, Unavailable, Unwritable
-from headwater.events import EVENTS, Event, VersionRecorded, describe_error, new_id
+from headwater.events import EVENTS, Event, VersionRecorded, describe_error, dump_events, new_id
 from headwater.store.base import Store
+
+if TYPE_CHECKING:  # imported on Windows only: filelock costs every task process's start-up
+    from filelock import FileLock
 
 log = logging.getLogger("headwater.outbox")
 
@@ -50,6 +52,7 @@ TMP_PREFIX = ".tmp-"  # a batch being written, renamed to its name once durable
 GROUP_BATCHES = 64
 GROUP_EVENTS = 2000
 GROUP_BYTES = 8 << 20
+WRITTEN_KEPT = 64  # batches this process wrote, kept in memory until delivered (see Outbox._written)
 
 
 @dataclass
@@ -80,6 +83,10 @@ class Outbox:
         self.dead_folder = self.folder / "dead"
         self.backend_uri = backend_uri
         self._connect = connect
+        # Batches this process wrote and has not delivered, by name, with their size: delivered
+        # as written instead of read back and parsed (a task's start batch goes with its end).
+        self._written: dict[str, tuple[int, list[Event]]] = {}
+        self._written_lock = threading.Lock()
 
     @staticmethod
     def folder_for(home: Path, backend_uri: str) -> Path:
@@ -95,10 +102,15 @@ class Outbox:
         batch; the folder is fsynced after it, so the name survives a power loss. `sync_dir=False`
         leaves that to the caller's next emit(), which syncs the folder when it does not deliver.
         """
-        name, _, finish = self._start(events)
+        batch = list(events)
+        name, size, finish = self._start(batch)
         finish()
         if sync_dir:
             self.sync_dir()
+        with self._written_lock:
+            self._written[name] = (size, batch)
+            while len(self._written) > WRITTEN_KEPT:  # delivered by another process meanwhile
+                del self._written[next(iter(self._written))]
         return name
 
     def write_behind(self, events: Sequence[Event]) -> Writing:
@@ -119,7 +131,7 @@ class Outbox:
         (full, read-only) raises Unwritable and leaves no temporary file behind."""
         # uuid7 names sort by time, so the drain keeps each process's order.
         name = new_id() + SUFFIX
-        payload = EVENTS.dump_json(list(events))
+        payload = dump_events(events)
         tmp = self.folder / f"{TMP_PREFIX}{name}"
         try:
             try:
@@ -272,8 +284,11 @@ class Outbox:
         size = events = 0
         while position < len(batches) and len(group) < GROUP_BATCHES:
             path = batches[position]
+            written = self._written.get(path.name)
             if own is not None and path.name == own.name:
                 length, parsed = own.size, own.events  # ours, in memory: its rename may be under way
+            elif written is not None:
+                length, parsed = written  # written by this process: the file holds these very events
             else:
                 try:
                     raw = path.read_bytes()
@@ -287,6 +302,9 @@ class Outbox:
             if group and (size + length > GROUP_BYTES or events >= GROUP_EVENTS):
                 break
             position += 1
+            if written is not None:
+                with self._written_lock:
+                    self._written.pop(path.name, None)
             if parsed is None:
                 try:
                     parsed = EVENTS.validate_json(raw)
@@ -370,6 +388,7 @@ def every_outbox(home: Path) -> list[Outbox]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         box = Outbox.__new__(Outbox)
         box.folder, box.dead_folder, box.backend_uri = folder, folder / "dead", ""
+        box._written, box._written_lock = {}, threading.Lock()
         box._connect = _unknown_backend
         found.append(box)
     return found
@@ -451,6 +470,8 @@ def _lock(path: Path, timeout: float) -> _Flock | FileLock | None:
     either exclude each other, without filelock's bookkeeping (0.1 ms a call, on every task).
     """
     if sys.platform == "win32":  # pragma: no cover - filelock's own lock
+        from filelock import FileLock, Timeout
+
         lock = FileLock(path)
         try:
             lock.acquire(timeout=timeout)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,6 +14,20 @@ import pytest
 
 import headwater as hw
 from headwater.digest import hash_bytes
+from headwater.events import (
+    EVENTS,
+    AliasMoved,
+    ContentPurged,
+    EdgeRecorded,
+    RetentionSet,
+    RunRecorded,
+    TagsChanged,
+    VersionDeleted,
+    VersionRecorded,
+    dump_events,
+    new_id,
+)
+from headwater.models import ManifestEntry
 from headwater.observe import (
     Background,
     Bounded,
@@ -152,6 +170,74 @@ def test_a_queued_batch_goes_out_with_the_next_delivering_one(observer: Observer
         end.run(task, status="succeeded")
     assert end.delivered is True and client.outbox.pending() == []
     assert (client.get_run(task).status, client.get_run(task).job) == ("succeeded", "t")
+
+
+# -- a fresh task process ----------------------------------------------------------------------
+
+# What a task process of a real executor does with headwater (the Airflow adapter's start batch,
+# made durable in the outbox), then what it has loaded. Module lists, never timings.
+_FRESH_TASK = """
+import json, sys
+import headwater.observe
+loaded_by_import = sorted(m for m in sys.modules if m.startswith(("headwater.", "pydantic", "sqlalchemy")))
+from headwater.observe import now, observer_for
+with observer_for("fresh").batch("task start", deliver=False) as b:
+    b.run("fresh-task", job="dag.t", kind="task", status="running", started_at=now())
+print(json.dumps({"delivered": b.delivered, "by_import": loaded_by_import, "by_batch": sorted(sys.modules)}))
+"""
+
+
+def test_a_fresh_process_imports_only_what_recording_needs(headwater_home: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", _FRESH_TASK], capture_output=True, text=True, check=True)
+    loaded = json.loads(done.stdout)
+    # `import headwater.observe` (an adapter's plugin module, in every process) loads nothing else.
+    assert loaded["by_import"] == ["headwater.errors", "headwater.observe"]
+    # The durable batch needs the events (pydantic), not the store: no SQLAlchemy, no Alembic,
+    # no HTTP client, no reference readers, no filelock (flock(2) on POSIX).
+    assert loaded["delivered"] is False
+    unwanted = (
+        "sqlalchemy",
+        "alembic",
+        "httpx",
+        "filelock",
+        "uuid6",
+        "headwater.store.sql",
+        "headwater.digest.references",
+    )
+    assert [m for m in loaded["by_batch"] if m.startswith(unwanted)] == []
+    assert "pydantic" in loaded["by_batch"] and "headwater.outbox" in loaded["by_batch"]
+    (batch,) = (headwater_home / "outbox").glob("*/*.json")
+    assert [(e["kind"], e["run_id"], e["status"]) for e in json.loads(batch.read_bytes())] == [
+        ("run", "fresh-task", "running")
+    ]
+
+
+def test_events_are_written_as_the_union_of_every_event_writes_them() -> None:
+    digest = "blake3:" + "0" * 64
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    events = [
+        RunRecorded(run_id="r", job="j", status="running", started_at=at, params={"n": 1.5, "when": at}),
+        VersionRecorded(
+            name="a", digest=digest, entries=[ManifestEntry(path="p", digest=digest, size=3, ref="s3://b/p")]
+        ),
+        EdgeRecorded(run_id="r", ref="a:v1", exact=False, metadata={"é": [1, None]}),
+        AliasMoved(name="a", alias="prod", digest=None),
+        TagsChanged(name="a", digest=digest, add=["x"]),
+        VersionDeleted(name="a", digest=digest, who="me"),
+        ContentPurged(digests=[digest], reason="gdpr", who="me"),
+        RetentionSet(selector="type", value="model", keep_last=3),
+    ]
+    assert dump_events(events) == EVENTS.dump_json(events) and dump_events([]) == EVENTS.dump_json([])
+    assert EVENTS.validate_json(dump_events(events)) == events
+
+
+def test_event_ids_are_uuid7_in_the_order_made() -> None:
+    ids = [new_id() for _ in range(2000)]  # many within one millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    first_ms = parsed[0].int >> 80
+    assert abs(first_ms - datetime.now(timezone.utc).timestamp() * 1000) < 60_000
 
 
 # -- the toolkit the adapters share -----------------------------------------------------------

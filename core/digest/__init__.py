@@ -14,29 +14,75 @@ drift). Import from ``headwater.digest``: every public name is here.
 
 from __future__ import annotations
 
-from headwater.digest.hashing import (
-    ALGO,
-    CHUNK,
-    LARGE_FILE,
-    check_version_digest,
-    files_hashed,
-    hash_bytes,
-    hash_stream,
-    is_content_digest,
-    manifest_digest,
-    new_hasher,
-)
-from headwater.digest.paths import check_entry_paths, validate_entry_path
-from headwater.digest.references import ReferenceStatus, open_pinned, reference_manifest, reference_status
-from headwater.digest.scan import LinksOut, build_manifest, hash_file, local_files
-from headwater.digest.stat_cache import (
-    RACY_NS,
-    StatCache,
-    StatCacheArg,
-    StatKey,
-    remember_restored,
-    restored_unchanged,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.digest.hashing import (
+        ALGO,
+        CHUNK,
+        LARGE_FILE,
+        check_version_digest,
+        files_hashed,
+        hash_bytes,
+        hash_stream,
+        is_content_digest,
+        manifest_digest,
+        new_hasher,
+    )
+    from headwater.digest.paths import check_entry_paths, validate_entry_path
+    from headwater.digest.references import ReferenceStatus, open_pinned, reference_manifest, reference_status
+    from headwater.digest.scan import LinksOut, build_manifest, hash_file, local_files
+    from headwater.digest.stat_cache import (
+        RACY_NS,
+        StatCache,
+        StatCacheArg,
+        StatKey,
+        remember_restored,
+        restored_unchanged,
+    )
+
+# Each name loads its module on first use (PEP 562): checking a digest's form (every event does)
+# needs none of the reference readers (http.client, urllib) or the stat cache (sqlite3).
+_LAZY = {
+    "ALGO": "hashing",
+    "CHUNK": "hashing",
+    "LARGE_FILE": "hashing",
+    "LinksOut": "scan",
+    "RACY_NS": "stat_cache",
+    "ReferenceStatus": "references",
+    "StatCache": "stat_cache",
+    "StatCacheArg": "stat_cache",
+    "StatKey": "stat_cache",
+    "build_manifest": "scan",
+    "check_entry_paths": "paths",
+    "check_version_digest": "hashing",
+    "files_hashed": "hashing",
+    "hash_bytes": "hashing",
+    "hash_file": "scan",
+    "hash_stream": "hashing",
+    "is_content_digest": "hashing",
+    "local_files": "scan",
+    "manifest_digest": "hashing",
+    "new_hasher": "hashing",
+    "open_pinned": "references",
+    "reference_manifest": "references",
+    "reference_status": "references",
+    "remember_restored": "stat_cache",
+    "restored_unchanged": "stat_cache",
+    "validate_entry_path": "paths",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.digest' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"headwater.digest.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALGO",

@@ -22,17 +22,76 @@ orchestrator wrote them (nothing is copied), inputs as the exact version read, b
 that cannot be read in time is recorded honestly as `unverified:<run id>`, never invented.
 """
 
-from headwater.observe.batch import Batch, Observer
-from headwater.observe.clients import client_for, forget_clients, observer_for
-from headwater.observe.code import code_identity, function_code
-from headwater.observe.locations import Location, VersionRef, exists, find, locate, location_name, readable_uri
-from headwater.observe.memory import Bounded, BoundedLists, EnvKeyed, PerProcess, Seen
-from headwater.observe.params import summarize, summarize_params
-from headwater.observe.patch import version_tuple, wrap_methods
-from headwater.observe.record import linkable, outputs_in, produced_locations, used_location
-from headwater.observe.safety import error_text, guard, guarding, one_line, short, warn_once
-from headwater.observe.threads import Background, in_event_loop
-from headwater.observe.when import now, utc
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.observe.batch import Batch, Observer
+    from headwater.observe.clients import client_for, forget_clients, observer_for
+    from headwater.observe.code import code_identity, function_code
+    from headwater.observe.locations import Location, VersionRef, exists, find, locate, location_name, readable_uri
+    from headwater.observe.memory import Bounded, BoundedLists, EnvKeyed, PerProcess, Seen
+    from headwater.observe.params import summarize, summarize_params
+    from headwater.observe.patch import version_tuple, wrap_methods
+    from headwater.observe.record import linkable, outputs_in, produced_locations, used_location
+    from headwater.observe.safety import error_text, guard, guarding, one_line, short, warn_once
+    from headwater.observe.threads import Background, in_event_loop
+    from headwater.observe.when import now, utc
+
+# Each name loads its module on first use (PEP 562): an orchestrator imports the adapter in every
+# process (its scheduler, its parser), and a process that records nothing should pay for nothing.
+_LAZY = {
+    "Background": "threads",
+    "Batch": "batch",
+    "Bounded": "memory",
+    "BoundedLists": "memory",
+    "EnvKeyed": "memory",
+    "Location": "locations",
+    "Observer": "batch",
+    "PerProcess": "memory",
+    "Seen": "memory",
+    "VersionRef": "locations",
+    "client_for": "clients",
+    "code_identity": "code",
+    "error_text": "safety",
+    "exists": "locations",
+    "find": "locations",
+    "forget_clients": "clients",
+    "function_code": "code",
+    "guard": "safety",
+    "guarding": "safety",
+    "in_event_loop": "threads",
+    "linkable": "record",
+    "locate": "locations",
+    "location_name": "locations",
+    "now": "when",
+    "observer_for": "clients",
+    "one_line": "safety",
+    "outputs_in": "record",
+    "produced_locations": "record",
+    "readable_uri": "locations",
+    "short": "safety",
+    "summarize": "params",
+    "summarize_params": "params",
+    "used_location": "record",
+    "utc": "when",
+    "version_tuple": "patch",
+    "warn_once": "safety",
+    "wrap_methods": "patch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.observe' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"headwater.observe.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Background",

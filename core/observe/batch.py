@@ -20,16 +20,18 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater import config
-from headwater.api import Client, default_client
 from headwater.errors import Unauthorized
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
 from headwater.models import ManifestEntry, RunKind, RunStatus
 from headwater.observe.locations import location_name
 from headwater.observe.safety import one_line
 from headwater.refs import validate_alias
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.api import Client
 
 log = logging.getLogger("headwater")
 
@@ -243,13 +245,19 @@ class Batch:
         return f"{artifact}@{digest}"
 
 
+def _default_client() -> Client:
+    from headwater.api import default_client
+
+    return default_client()
+
+
 class Observer:
     """One per adapter (per orchestrator); cheap to create, safe to share between threads."""
 
     def __init__(
         self,
         orchestrator: str,
-        client_factory: Callable[[], Client] = default_client,
+        client_factory: Callable[[], Client] | None = None,
         *,
         timeout: float | None = None,
         disabled: bool = False,
@@ -257,7 +265,7 @@ class Observer:
         """`timeout` and `disabled`: an orchestrator's own settings (airflow.cfg), which win over
         HEADWATER_TIMEOUT_S and add to HEADWATER_DISABLED."""
         self.orchestrator = orchestrator
-        self._client_factory = client_factory
+        self._client_factory = client_factory or _default_client
         self._timeout = timeout
         self._disabled = disabled
 

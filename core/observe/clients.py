@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from headwater import config
-from headwater.api import Client, default_client
 from headwater.observe.batch import Observer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from headwater.api import Client
 
 _lock = threading.Lock()
 # (uri, token) -> ((home, pid), client): the newest client of each backend. One replaced in the
@@ -24,6 +27,8 @@ _observers: dict[tuple[str, str | None, str | None, str | None, float | None, bo
 
 def client_for(uri: str | None = None, home: str | os.PathLike[str] | None = None, token: str | None = None) -> Client:
     """The client of this process for a backend; HEADWATER_URI/HEADWATER_HOME when all are None."""
+    from headwater.api import Client, default_client  # loaded with the first batch, not the adapter
+
     if uri is None and home is None and token is None:
         return default_client()  # rebuilt when HEADWATER_URI or HEADWATER_HOME change
     key = (Path(home).expanduser().absolute() if home is not None else config.headwater_home(), os.getpid())

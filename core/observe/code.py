@@ -13,8 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from headwater.digest import hash_bytes
-
 _lock = threading.Lock()
 # path -> ((mtime_ns, size), identity): a stat per call, the file read again only once changed
 _files: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
@@ -36,6 +34,8 @@ def code_identity(file: str | os.PathLike[str] | None) -> dict[str, str]:
     if cached is not None and cached[0] == stamp:
         return dict(cached[1])
     identity = {"file": path}
+    from headwater.digest import hash_bytes  # blake3 loads with the first file hashed, not the adapter
+
     try:
         with open(path, "rb") as f:
             identity["file_digest"] = hash_bytes(f.read())

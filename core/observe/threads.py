@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -12,6 +12,9 @@ from typing import Any
 
 def in_event_loop() -> bool:
     """True in a thread running an asyncio event loop (an async engine awaits what hooks return)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:  # never imported: no loop runs (and a task need not pay for importing it)
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
