@@ -24,6 +24,7 @@ from headwater.errors import (
     Unavailable,
     Unwritable,
 )
+from headwater.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     import os
@@ -71,15 +72,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def default_client() -> Client:

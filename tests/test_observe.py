@@ -191,7 +191,7 @@ def test_a_fresh_process_imports_only_what_recording_needs(headwater_home: Path)
     done = subprocess.run([sys.executable, "-c", _FRESH_TASK], capture_output=True, text=True, check=True)
     loaded = json.loads(done.stdout)
     # `import headwater.observe` (an adapter's plugin module, in every process) loads nothing else.
-    assert loaded["by_import"] == ["headwater.errors", "headwater.observe"]
+    assert loaded["by_import"] == ["headwater.errors", "headwater.lazy", "headwater.observe"]
     # The durable batch needs the events (pydantic), not the store: no SQLAlchemy, no Alembic,
     # no HTTP client, no reference readers, no filelock (flock(2) on POSIX).
     assert loaded["delivered"] is False

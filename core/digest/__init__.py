@@ -14,7 +14,9 @@ drift). Import from ``headwater.digest``: every public name is here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from headwater.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater.digest.hashing import (
@@ -73,15 +75,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.digest' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"headwater.digest.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

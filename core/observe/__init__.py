@@ -24,7 +24,9 @@ that cannot be read in time is recorded honestly as `unverified:<run id>`, never
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from headwater.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from headwater.observe.batch import Batch, Observer
@@ -82,15 +84,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'headwater.observe' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"headwater.observe.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
