@@ -52,7 +52,6 @@ TMP_PREFIX = ".tmp-"  # a batch being written, renamed to its name once durable
 GROUP_BATCHES = 64
 GROUP_EVENTS = 2000
 GROUP_BYTES = 8 << 20
-WRITTEN_KEPT = 64  # batches this process wrote, kept in memory until delivered (see Outbox._written)
 
 
 @dataclass
@@ -83,10 +82,6 @@ class Outbox:
         self.dead_folder = self.folder / "dead"
         self.backend_uri = backend_uri
         self._connect = connect
-        # Batches this process wrote and has not delivered, by name, with their size: delivered
-        # as written instead of read back and parsed (a task's start batch goes with its end).
-        self._written: dict[str, tuple[int, list[Event]]] = {}
-        self._written_lock = threading.Lock()
 
     @staticmethod
     def folder_for(home: Path, backend_uri: str) -> Path:
@@ -102,15 +97,10 @@ class Outbox:
         batch; the folder is fsynced after it, so the name survives a power loss. `sync_dir=False`
         leaves that to the caller's next emit(), which syncs the folder when it does not deliver.
         """
-        batch = list(events)
-        name, size, finish = self._start(batch)
+        name, _, finish = self._start(events)
         finish()
         if sync_dir:
             self.sync_dir()
-        with self._written_lock:
-            self._written[name] = (size, batch)
-            while len(self._written) > WRITTEN_KEPT:  # delivered by another process meanwhile
-                del self._written[next(iter(self._written))]
         return name
 
     def write_behind(self, events: Sequence[Event]) -> Writing:
@@ -284,11 +274,8 @@ class Outbox:
         size = events = 0
         while position < len(batches) and len(group) < GROUP_BATCHES:
             path = batches[position]
-            written = self._written.get(path.name)
             if own is not None and path.name == own.name:
                 length, parsed = own.size, own.events  # ours, in memory: its rename may be under way
-            elif written is not None:
-                length, parsed = written  # written by this process: the file holds these very events
             else:
                 try:
                     raw = path.read_bytes()
@@ -302,9 +289,6 @@ class Outbox:
             if group and (size + length > GROUP_BYTES or events >= GROUP_EVENTS):
                 break
             position += 1
-            if written is not None:
-                with self._written_lock:
-                    self._written.pop(path.name, None)
             if parsed is None:
                 try:
                     parsed = EVENTS.validate_json(raw)
@@ -388,7 +372,6 @@ def every_outbox(home: Path) -> list[Outbox]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         box = Outbox.__new__(Outbox)
         box.folder, box.dead_folder, box.backend_uri = folder, folder / "dead", ""
-        box._written, box._written_lock = {}, threading.Lock()
         box._connect = _unknown_backend
         found.append(box)
     return found
