@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import headwater as hw
-from headwater.events import AliasMoved, EdgeRecorded, RunRecorded, VersionRecorded
+from headwater.events import AliasMoved, ContentPurged, EdgeRecorded, RunRecorded, VersionRecorded
 
 
 def edges_of(graph: hw.LineageGraph, client: hw.Client) -> set[tuple[str, str, str]]:
@@ -752,6 +752,19 @@ def test_purge_of_a_version_narrowed_to_one_file_leaves_later_content(client: hw
         client.purge(reason=" ", ref="export:v1")
     with pytest.raises(hw.NotFound, match="holds no file"):
         client.purge(reason="x", ref="export:v1", path="nope.csv")
+
+
+def test_a_purge_under_an_event_id_already_used_is_refused_and_purges_nothing(client: hw.Client, files) -> None:
+    version = client.log_artifact("users", files({"users.csv": "1,alice\n"}) / "users.csv")
+    run = RunRecorded(run_id=hw.run_id("taken"), job="j")
+    client.emit([run])
+    digest = version.entries[0].digest
+    taken = ContentPurged(id=run.id, digests=[digest], reason="alice asked", who="ops")
+    with pytest.raises(hw.Conflict, match="already used by another event"):
+        client.store.purge(taken)
+    assert client.get("users:v0").purged == [] and client.audit() == []
+    record, _ = client.store.purge(ContentPurged(digests=[digest], reason="alice asked", who="ops"))
+    assert (record.action, client.get("users:v0").purged) == ("purge", ["users.csv"])
 
 
 def test_purge_reports_referenced_objects_without_deleting_them(client: hw.Client, files) -> None:

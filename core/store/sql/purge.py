@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from headwater.errors import Conflict
 from headwater.events import ContentPurged, VersionDeleted, VersionRecorded
 from headwater.models import AuditAction, AuditRecord
 from headwater.store.schema import artifacts, audit_log, entries, versions
@@ -266,5 +267,7 @@ class SQLPurge(SQLEngine):
     def purge(self, event: ContentPurged) -> tuple[AuditRecord, list[str]]:
         self.apply([event])
         with self._read() as conn:
-            row = conn.execute(sa.select(audit_log).where(audit_log.c.event_id == event.id)).one()
+            row = conn.execute(sa.select(audit_log).where(audit_log.c.event_id == event.id)).first()
+        if row is None:  # the id was applied before, as an event of another kind: nothing purged
+            raise Conflict(f"event id {event.id} was already used by another event: a purge needs an id of its own")
         return _record(row), []
