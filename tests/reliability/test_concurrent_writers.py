@@ -133,6 +133,19 @@ def test_writers_through_two_servers_on_one_postgres(
 
 
 @pytest.mark.postgres
+def in_threads(write, writers: int, failures: list[BaseException]) -> list[BaseException]:
+    """`write(worker)` in one thread per writer, all joined; what they raised (each `write` adds
+    its own exception to `failures`)."""
+    import threading
+
+    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return failures
+
+
 def test_batches_naming_artifacts_in_opposite_orders_never_deadlock(postgres_database: str, tmp_path: Path) -> None:
     """Writers each writing the same artifacts per run, half of them in the other order (as two
     servers applying two pipelines' batches would): every batch lands at once, none is left
@@ -166,12 +179,7 @@ def test_batches_naming_artifacts_in_opposite_orders_never_deadlock(postgres_dat
             client.close()
 
     os.environ["HEADWATER_TIMEOUT_S"] = "60"
-    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert failures == []
+    assert in_threads(write, writers, failures) == []
     client = hw.Client(uri=postgres_database, home=tmp_path / "reader")
     for name in names:
         assert [v.label for v in client.versions(name)] == [f"v{i}" for i in range(writers * rounds)]
@@ -235,12 +243,7 @@ def test_concurrent_batches_keep_one_version_per_content_and_gapless_labels(post
         finally:
             store.close()
 
-    threads = [threading.Thread(target=write, args=(worker,)) for worker in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert failures == []
+    assert in_threads(write, writers, failures) == []
     reader = SQLStore(postgres_database)
     for name in names:
         versions = reader.list_versions(name)
