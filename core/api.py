@@ -13,7 +13,7 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -125,7 +125,7 @@ def _utc(at: datetime | None) -> datetime | None:
 class _Content:
     entries: list[ManifestEntry]
     digest: str
-    files: dict[str, Path] = field(default_factory=dict)  # entry path -> local file to store
+    files: Mapping[str, str | os.PathLike[str]] = field(default_factory=dict)  # entry path -> local file to store
 
 
 class Client:
@@ -298,7 +298,8 @@ class Client:
 
     def content(self, target: str | os.PathLike[str], *, store: bool | None = None) -> _Content:
         """Hash a local path (stored by default) or a URI (referenced by default)."""
-        from headwater.digest import build_manifest, local_files, manifest_digest, reference_manifest
+        from headwater.digest import build_manifest, manifest_digest, reference_manifest
+        from headwater.digest.scan import manifest_sources
 
         if isinstance(target, str) and is_uri(target):
             if target.startswith("file:"):
@@ -322,15 +323,19 @@ class Client:
         # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
         links_out: Literal["follow", "refuse"] = "follow" if config.follow_links() else "refuse"
         entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out, stage_into=self.blobs)
-        return _Content(entries, manifest_digest(entries), local_files(path))
+        return _Content(entries, manifest_digest(entries), manifest_sources(entries, path))
 
     def _store_blobs(self, content: _Content, skip: set[str] | frozenset[str] = frozenset()) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.
         # `skip`: purged content, recorded as purged and not stored again (headwater.purge).
+        from headwater.blobs import BlobStore
         from headwater.digest.hashing import thread_pool
         from headwater.progress import ByteProgress
 
         stored = [e for e in content.entries if e.path in content.files and e.digest not in skip]
+        if isinstance(self.blobs, BlobStore) and self.blobs.local_root is not None:
+            # A re-logged folder is mostly stored already: a stat each here, not a task each.
+            stored = [e for e in stored if not self.blobs.keep_if_stored(e.digest, e.size)]
         put = self.blobs.put_file
         with ByteProgress("storing", sum(e.size for e in stored)) as bar:
             if len(stored) < 2 or self.blobs.local_path(stored[0].digest) is None:

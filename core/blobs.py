@@ -261,6 +261,14 @@ class BlobStore:
                 self._put_moved(src, final, digest, path)
         return digest
 
+    def keep_if_stored(self, digest: str, size: int) -> bool:
+        """Whether a local blob of this digest is stored whole; if so it is made young again,
+        as put_file would, without opening the file it would have been copied from."""
+        if not self._local or not self._stored(self._path(digest), size):
+            return False
+        self.touch(digest)
+        return True
+
     def _stored(self, final: str, size: int) -> bool:
         if not self._local:
             return self._exists(final)  # object stores never publish a partial object

@@ -232,6 +232,7 @@ def build_manifest(
         return ref_prefix if single else f"{ref_prefix.rstrip('/')}/{f.rel}"
 
     manifest = _Manifest(_manifest(files, hashed, ref_of))
+    manifest.sources = {f.rel: f.abspath for f in files}
     if session is not None:
         # Staged copies wait for put_file until the caller is done with the manifest.
         weakref.finalize(manifest, session.close)
@@ -239,9 +240,19 @@ def build_manifest(
 
 
 class _Manifest(list[ManifestEntry]):
-    """A manifest that can carry a finalizer (a plain list cannot be weakly referenced)."""
+    """A manifest that can carry a finalizer (a plain list cannot be weakly referenced), and
+    the files its entries were read from."""
 
-    __slots__ = ("__weakref__",)
+    __slots__ = ("__weakref__", "sources")
+    sources: dict[str, str]
+
+
+def manifest_sources(manifest: list[ManifestEntry], path: str | os.PathLike[str]) -> dict[str, str]:
+    """Entry path -> the file it was read from: what build_manifest's own scan found, so storing
+    a folder walks it once; `path` is scanned again only for a manifest made otherwise."""
+    if isinstance(manifest, _Manifest):
+        return manifest.sources
+    return {f.rel: f.abspath for f in _scan(path)[0]}
 
 
 class StagingSession(Staging, Protocol):

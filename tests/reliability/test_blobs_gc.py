@@ -100,6 +100,22 @@ def test_gc_keeps_blobs_younger_than_the_grace_period(client_sqlite: hw.Client, 
         client.gc(grace=-1)
 
 
+def test_a_folder_logged_again_makes_its_stored_blobs_young_again(client_sqlite: hw.Client, tmp_path: Path) -> None:
+    """Its files are found stored by a stat each (no copy is opened), and still made young, as
+    put_file makes a blob stored again young (the same version: nothing else records it)."""
+    client = client_sqlite
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / name).write_text(f"file {name}")
+    version = client.log_artifact("ds", folder)
+    stored = [blob_file(client.home / "blobs", e.digest) for e in version.entries]
+    for path in stored:
+        age(path, 2 * DAY)
+    assert client.log_artifact("ds", folder).label == version.label
+    assert all(time.time() - path.stat().st_mtime < 3600 for path in stored)
+
+
 def test_gc_removes_tmp_files_older_than_the_grace_period(client_sqlite: hw.Client) -> None:
     tmp = client_sqlite.home / "blobs" / "tmp"
     tmp.mkdir(parents=True)
