@@ -31,7 +31,7 @@ STORY_ENVS = {"dagster", "prefect"}
 def core(session: nox.Session) -> None:
     """The library, the store contract on SQLite and PostgreSQL, the CLI."""
     session.install("-c", "constraints/core.txt", "-e", ".[postgres,server,openlineage]", *DEV, "--group", "browser")
-    session.run("pytest", *(session.posargs or ["tests", *_core_ignores()]), env={"PYTHONUNBUFFERED": "1"})
+    session.run("pytest", *(session.posargs or [*PARALLEL, "tests", *_core_ignores()]), env={"PYTHONUNBUFFERED": "1"})
 
 
 def _core_ignores() -> list[str]:
@@ -63,12 +63,22 @@ def schemathesis_long(session: nox.Session) -> None:
     )
 
 
+# Driven from outside (a browser, the documentation's and README's shell blocks, the demo, the
+# benches, the HTTP fuzzer, several servers at once): the same code whatever the Python, so only
+# 3.11 runs them; what they drive is tested on every Python by the suites that remain.
 SAME_ON_EVERY_PYTHON = (
     "test_ui_browser.py",
     "test_docs.py",
+    "test_readme.py",
+    "test_demo.py",
+    "test_bench_smoke.py",
+    "test_server_schemathesis.py",
     "test_stateless_servers.py",
     "test_scale_smoke.py",
 )
+# Files of tests run in two worker processes, whole files to a worker (module-scoped servers
+# start once): most tests wait on a subprocess, a server or an fsync, so two share two cores.
+PARALLEL = ("-n", "2", "--dist", "loadfile")
 
 
 def _interpreter(version: str) -> str | None:
@@ -111,7 +121,10 @@ def core_pythons(session: nox.Session, version: str) -> None:
         python,
         "-m",
         "pytest",
-        *(session.posargs or ["tests", *_core_ignores(), *(f"--ignore=tests/{name}" for name in SAME_ON_EVERY_PYTHON)]),
+        *(
+            session.posargs
+            or [*PARALLEL, "tests", *_core_ignores(), *(f"--ignore=tests/{name}" for name in SAME_ON_EVERY_PYTHON)]
+        ),
         env={"PYTHONUNBUFFERED": "1"},
         external=True,
     )
