@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -391,34 +391,27 @@ class SQLReads(SQLEngine):
         Two statements whatever the number of runs: the rows, then every edge of those runs (the
         ids bound as one list, not IN lists of a few hundred, whose compiling cost more than the
         database's work). The models are validated as one list (a per-model call costs twice)."""
-        rows = [dict(zip(_RUN_KEYS, row, strict=True)) for row in conn.execute(query.with_only_columns(*_RUN_COLUMNS))]
+        rows = conn.execute(query.with_only_columns(*_RUN_COLUMNS)).all()
         if not rows:
             return []
-        io: dict[str, dict[str, list[str]]] = {row["id"]: {"used": [], "produced": [], "inexact": []} for row in rows}
-        for edge in conn.execute(
-            sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
-            .join(versions, versions.c.id == edges.c.version_id)
-            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-            .where(edges.c.run_id.in_(self._members(list(io), RunId)))
-            .order_by(artifacts.c.name, versions.c.label)
+        io = _run_io([row[0] for row in rows])
+        # Sorted here, not by the database: names in code-point order whatever the collation,
+        # as SQLLineage's graphs list them.
+        for edge in sorted(
+            conn.execute(
+                sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
+                .join(versions, versions.c.id == edges.c.version_id)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(edges.c.run_id.in_(self._members(list(io), RunId)))
+            ).all(),
+            key=lambda edge: (edge[3], edge[4]),
         ):
-            ref = f"{edge.name}:{_label(edge.label)}"
-            found = io[edge.run_id]
-            found[edge.direction].append(ref)
-            if not edge.exact:
+            ref = f"{edge[3]}:{_label(edge[4])}"
+            found = io[edge[0]]
+            found[edge[1]].append(ref)
+            if not edge[2]:
                 found["inexact"].append(ref)
-        for fields in rows:
-            found = io[fields["id"]]
-            fields.update(inputs=found["used"], outputs=found["produced"], inexact=found["inexact"])
-            for column in ("params", "code", "links"):
-                fields[column] = fields[column] or {}
-        return _RUN_LIST.validate_python(rows)
-
-    def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
-        if not run_ids:
-            return []
-        found = self._runs(conn, sa.select(runs).where(runs.c.id.in_(self._members(list(run_ids), RunId))))
-        return sorted(found, key=lambda r: (r.started_at or _EPOCH, r.id))
+        return _run_models(rows, io)
 
     def _members(self, values: list[Any], of: sa.types.TypeEngine[Any]) -> sa.Select[Any]:
         """`SELECT` of `values` bound as one parameter, for `column IN (...)` of any length: a
@@ -555,3 +548,23 @@ _RUN_COLUMNS = [
 ]
 _RUN_KEYS = [column.name for column in _RUN_COLUMNS]
 _RUN_LIST = TypeAdapter(list[Run])
+
+
+def _run_io(run_ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """Empty inputs ("used"), outputs ("produced") and inexact refs of each run, to be filled in
+    the order Run lists them (artifact name, then label)."""
+    return {run_id: {"used": [], "produced": [], "inexact": []} for run_id in run_ids}
+
+
+def _run_models(rows: Sequence[Any], io: dict[str, dict[str, list[str]]]) -> list[Run]:
+    """Runs from rows of _RUN_COLUMNS, in their order, and their refs (_run_io, filled): one
+    validation of the whole list."""
+    found = []
+    for row in rows:
+        fields = dict(zip(_RUN_KEYS, row, strict=True))
+        refs = io[fields["id"]]
+        fields.update(inputs=refs["used"], outputs=refs["produced"], inexact=refs["inexact"])
+        for column in ("params", "code", "links"):
+            fields[column] = fields[column] or {}
+        found.append(fields)
+    return _RUN_LIST.validate_python(found)
