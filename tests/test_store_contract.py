@@ -265,6 +265,39 @@ def test_runs_using_and_path(client: hw.Client, files) -> None:
     assert client.path("report:v0", "raw:v0").versions == []
 
 
+def test_runs_using_pages_newest_first_ties_by_id(client: hw.Client, files) -> None:
+    root = files({"ds": "d", "other": "o"})
+    ds = client.content(root / "ds")
+    other = client.content(root / "other")
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    # Five runs of ds: two pairs recorded at the same instant (ties go to the greater id), one
+    # using two of its versions (listed once); and a run of another artifact, never listed.
+    times = {"r-a": at, "r-b": at + timedelta(seconds=2), "r-c": at + timedelta(seconds=2)}
+    times.update({"r-d": at + timedelta(seconds=1), "r-e": at + timedelta(seconds=1), "r-x": at})
+    events: list[object] = [
+        VersionRecorded(name="ds", digest=ds.digest, entries=ds.entries),
+        VersionRecorded(name="ds", digest=other.digest, entries=other.entries),
+        VersionRecorded(name="other", digest=other.digest, entries=other.entries),
+    ]
+    for run_id, time in times.items():
+        events.append(RunRecorded(run_id=run_id, job=run_id, status="succeeded", time=time))
+        events.append(EdgeRecorded(run_id=run_id, ref="other:v0" if run_id == "r-x" else "ds:v0"))
+    events.append(EdgeRecorded(run_id="r-d", ref="ds:v1"))
+    client.store.apply(events)  # type: ignore[arg-type]  # events of several kinds
+    newest_first = ["r-c", "r-b", "r-e", "r-d", "r-a"]
+    assert [r.id for r in client.runs_using("ds")] == newest_first
+    pages = [[r.id for r in client.runs_using("ds", limit=2, offset=start)] for start in (0, 2, 4, 6)]
+    assert pages == [["r-c", "r-b"], ["r-e", "r-d"], ["r-a"], []]
+    assert [r.id for r in client.runs_using("ds", offset=3)] == ["r-d", "r-a"]
+    assert client.runs_using("ds", limit=0) == []
+    assert client.runs_using("ds", limit=1, offset=3) == [client.get_run("r-d")]
+    assert client.get_run("r-d").inputs == ["ds:v0", "ds:v1"]
+    with pytest.raises(hw.InvalidInput):
+        client.runs_using("ds", offset=-1)
+    with pytest.raises(hw.InvalidInput):
+        client.runs_using("ds", limit=-1)
+
+
 def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) -> None:
     ids = three_steps(client, files)
     root: Path = ids["root"]  # type: ignore[assignment]

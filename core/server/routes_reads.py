@@ -36,6 +36,7 @@ RUNS: TypeAdapter[list[Run]] = TypeAdapter(list[Run])
 GRAPH: TypeAdapter[LineageGraph] = TypeAdapter(LineageGraph)
 MOVES: TypeAdapter[list[AliasMove]] = TypeAdapter(list[AliasMove])
 STRINGS: TypeAdapter[list[str]] = TypeAdapter(list[str])
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="how many to skip (a page's start)")]
 
 
 def read_routes(backend: Backend) -> APIRouter:
@@ -49,7 +50,7 @@ def read_routes(backend: Backend) -> APIRouter:
         name_like: Text = None,
         tag: Annotated[str | None, Query(max_length=256, description="with a version carrying this tag")] = None,
         order: Literal["name", "updated"] = "name",
-        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+        offset: Offset = 0,
     ) -> Response:
         """Artifacts by name, or newest update first (`order=updated`), a page from `offset`."""
         return json_answer(
@@ -144,9 +145,10 @@ def read_routes(backend: Backend) -> APIRouter:
         )
 
     @router.get(f"{API}/runs-using", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Run])
-    def runs_using(name: Name) -> Response:
-        """Every run that used any version of an artifact, newest first."""
-        return json_answer(RUNS, backend.store.runs_using(name))
+    def runs_using(name: Name, limit: Limit = None, offset: Offset = 0) -> Response:
+        """Every run that used any version of an artifact, newest first (ties: the greater id
+        first); `limit` runs from the `offset`-th when given."""
+        return json_answer(RUNS, backend.store.runs_using(name, limit=limit, offset=offset))
 
     @router.get(f"{API}/holding", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Version])
     def versions_holding(digest: Text = None, path: Text = None) -> Response:

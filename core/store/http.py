@@ -386,8 +386,10 @@ class HTTPStore(Store):
         params = {**_ref_params(source, "source_"), **_ref_params(target, "target_")}
         return LineageGraph.model_validate_json(self._get("/path", **params))
 
-    def runs_using(self, name: str) -> list[Run]:
-        return _RUNS.validate_json(self._get("/runs-using", name=name))
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
+        return _RUNS.validate_json(self._get("/runs-using", **_params(name=name, limit=limit, offset=offset or None)))
 
     def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
         if (digest is None) == (path is None):

@@ -372,7 +372,9 @@ class SQLLineage(SQLReads):
         graph.direction = "path"
         return graph
 
-    def runs_using(self, name: str) -> list[Run]:
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
         with self._read() as conn:
             artifact_id = self._artifact_id(conn, name)
             if artifact_id is None:
@@ -382,10 +384,12 @@ class SQLLineage(SQLReads):
                 .join(versions, versions.c.id == edges.c.version_id)
                 .where(versions.c.artifact_id == artifact_id, edges.c.direction == "used")
             )
-            return self._runs(
-                conn,
-                sa.select(runs).where(runs.c.id.in_(used_by)).order_by(runs.c.created_at.desc(), runs.c.id.desc()),
-            )
+            query = sa.select(runs).where(runs.c.id.in_(used_by)).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            if offset:
+                query = query.offset(offset)
+            return self._runs(conn, query)
 
 
 class _Walk:
