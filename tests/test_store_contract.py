@@ -265,7 +265,11 @@ def test_runs_using_and_path(client: hw.Client, files) -> None:
     assert client.path("report:v0", "raw:v0").versions == []
 
 
-def test_runs_using_pages_newest_first_ties_by_id(client: hw.Client, files) -> None:
+@pytest.mark.parametrize("sorted_at_most", [5_000, 1], ids=["sorted", "walked"])
+def test_runs_using_pages_newest_first_ties_by_id(client: hw.Client, files, monkeypatch, sorted_at_most) -> None:
+    # The SQL stores read a few users whole and walk the runs of many newest first: both ways
+    # (the server, in a process of its own, keeps its default).
+    monkeypatch.setattr("headwater.store.sql.lineage._SORTED_AT_MOST", sorted_at_most)
     root = files({"ds": "d", "other": "o"})
     ds = client.content(root / "ds")
     other = client.content(root / "other")

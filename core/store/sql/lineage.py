@@ -39,6 +39,7 @@ _VERSION_LIST = TypeAdapter(list[Version])
 _EDGE_LIST = TypeAdapter(list[Edge])
 
 _STARTED = _RUN_KEYS.index("started_at")
+_SORTED_AT_MOST = 5_000  # uses of an artifact a page of runs_using reads whole and sorts
 _EDGE_COLUMNS = (
     edges.c.run_id,
     edges.c.version_id,
@@ -384,12 +385,24 @@ class SQLLineage(SQLReads):
                 .join(versions, versions.c.id == edges.c.version_id)
                 .where(versions.c.artifact_id == artifact_id, edges.c.direction == "used")
             )
-            query = sa.select(runs).where(runs.c.id.in_(used_by)).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            chosen: sa.ColumnElement[bool] = runs.c.id.in_(used_by)
+            if limit is not None and self._many_users(conn, used_by):
+                # A page of a widely used artifact: newest runs first along ix_runs_created, each
+                # asked whether it used the artifact (its edges' primary key), until the page is
+                # full; not every user read and sorted (SQLite would, whatever the numbers).
+                chosen = sa.exists(used_by.where(edges.c.run_id == runs.c.id))
+            query = sa.select(runs).where(chosen).order_by(runs.c.created_at.desc(), runs.c.id.desc())
             if limit is not None:
                 query = query.limit(limit)
             if offset:
                 query = query.offset(offset)
             return self._runs(conn, query)
+
+    def _many_users(self, conn: sa.Connection, used_by: sa.Select[Any]) -> bool:
+        """Whether an artifact has more uses than a page is worth sorting (counted up to that
+        many only): fewer are all read and sorted, more are walked newest first."""
+        counted = sa.select(sa.func.count()).select_from(used_by.limit(_SORTED_AT_MOST).subquery())
+        return (conn.execute(counted).scalar() or 0) >= _SORTED_AT_MOST
 
 
 class _Walk:
