@@ -11,6 +11,7 @@ import pytest
 
 import headwater as hw
 from headwater.events import AliasMoved, ContentPurged, EdgeRecorded, RunRecorded, VersionRecorded
+from headwater.refs import Ref
 
 
 def edges_of(graph: hw.LineageGraph, client: hw.Client) -> set[tuple[str, str, str]]:
@@ -300,6 +301,40 @@ def test_runs_using_pages_newest_first_ties_by_id(client: hw.Client, files, monk
         client.runs_using("ds", offset=-1)
     with pytest.raises(hw.InvalidInput):
         client.runs_using("ds", limit=-1)
+
+
+def test_downstream_of_several_versions_is_one_graph(client: hw.Client, files) -> None:
+    ids = three_steps(client, files)
+    root: Path = ids["root"]  # type: ignore[assignment]
+    (root / "side.csv").write_text("s")
+    (root / "side-out.csv").write_text("so")
+    client.log_artifact("side", root / "side.csv")
+    with client.run("side-job") as side:
+        side.use("side")
+        side.log_artifact("side-out", root / "side-out.csv")
+    refs = [Ref("clean", label="v0"), Ref("side"), Ref("clean", label="v0")]
+    graph = client.store.downstream_of(refs)
+    assert (graph.root, graph.direction) == (None, None)
+    assert [v.ref for v in graph.versions] == ["clean:v0", "side:v0", "model:v0", "side-out:v0", "report:v0"]
+    assert graph.depth == {"clean:v0": 0, "side:v0": 0, "model:v0": 1, "side-out:v0": 1, "report:v0": 2}
+    assert sorted(r.job for r in graph.runs) == ["evaluate", "side-job", "train"]
+    assert edges_of(graph, client) == {
+        ("train", "used", "clean:v0"),
+        ("train", "produced", "model:v0"),
+        ("evaluate", "used", "model:v0"),
+        ("evaluate", "produced", "report:v0"),
+        ("side-job", "used", "side:v0"),
+        ("side-job", "produced", "side-out:v0"),
+    }
+    # A run lists all its inputs, the one outside the graph (raw:v0) too.
+    evaluate = next(r for r in graph.runs if r.job == "evaluate")
+    assert evaluate == client.get_run(ids["evaluate"])  # type: ignore[arg-type]
+    assert (evaluate.inputs, evaluate.outputs) == (["model:v0", "raw:v0"], ["report:v0"])
+    each = [client.store.lineage(ref, "downstream") for ref in refs[:2]]
+    assert {v.ref for v in graph.versions} == {v.ref for g in each for v in g.versions}
+    assert client.store.downstream_of([]) == hw.LineageGraph()
+    with pytest.raises(hw.NotFound, match="no artifact named 'nope'"):
+        client.store.downstream_of([Ref("clean", label="v0"), Ref("nope")])
 
 
 def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) -> None:
