@@ -21,7 +21,15 @@ from headwater.refs import LATEST, Ref
 from headwater.store.base import LineageDirection
 from headwater.store.schema import RunId, aliases, artifacts, edges, entries, output_inputs, runs, tags, versions
 from headwater.store.sql.purge import label_of, purge_info
-from headwater.store.sql.reads import _EPOCH, _RUN_COLUMNS, _RUN_KEYS, SQLReads, _run_io, _run_models
+from headwater.store.sql.reads import (
+    _EPOCH,
+    _RUN_COLUMNS,
+    SQLReads,
+    _run_io,
+    _run_models,
+    loads_json,
+    wire_columns,
+)
 
 _VERSION_COLUMNS = (
     versions.c.id,
@@ -38,7 +46,6 @@ _VERSION_COLUMNS = (
 _VERSION_LIST = TypeAdapter(list[Version])
 _EDGE_LIST = TypeAdapter(list[Edge])
 
-_STARTED = _RUN_KEYS.index("started_at")
 _SORTED_AT_MOST = 5_000  # uses of an artifact a page of runs_using reads whole and sorts
 _EDGE_COLUMNS = (
     edges.c.run_id,
@@ -186,7 +193,9 @@ class SQLLineage(SQLReads):
             )
         ).all():
             made_from[(run_id, output_id)].add(input_id)
-        run_edges = conn.execute(sa.select(*_EDGE_COLUMNS).where(edges.c.run_id.in_(stepping))).all()
+        run_edges = conn.execute(
+            sa.select(*wire_columns(self.dialect, _EDGE_COLUMNS)).where(edges.c.run_id.in_(stepping))
+        ).all()
         edge_rows: list[Any] = []  # (run_id, version_id, direction, exact, created_at, metadata)
         runs_of: dict[int, list[str]] = defaultdict(list)  # version -> runs one step on
         reaches: dict[str, list[int]] = defaultdict(list)  # run -> versions one step on
@@ -229,7 +238,7 @@ class SQLLineage(SQLReads):
                         "direction": edge_direction,
                         "exact": exact,
                         "created_at": created_at,
-                        "metadata": metadata or {},
+                        "metadata": loads_json(metadata),
                         "inputs": sorted(ref_of[i] for i in made_from.get((run_id, version_id), ()))
                         if edge_direction == "produced"
                         else [],
@@ -259,9 +268,11 @@ class SQLLineage(SQLReads):
             if not exact:
                 refs["inexact"].append(ref_of[version_id])
         rows = conn.execute(
-            sa.select(*_RUN_COLUMNS).where(runs.c.id.in_(self._members(sorted(kept_runs), RunId)))
+            sa.select(*wire_columns(self.dialect, _RUN_COLUMNS)).where(
+                runs.c.id.in_(self._members(sorted(kept_runs), RunId))
+            )
         ).all()
-        return _run_models(sorted(rows, key=lambda row: (row[_STARTED] or _EPOCH, row[0])), io)
+        return sorted(_run_models(rows, io), key=lambda run: (run.started_at or _EPOCH, run.id))
 
     def _graph_versions(
         self, conn: sa.Connection, ordered: list[int]
@@ -277,7 +288,7 @@ class SQLLineage(SQLReads):
         tag_map: dict[int, list[str]] = defaultdict(list)
         producer_map: dict[int, list[str]] = defaultdict(list)
         for row in conn.execute(
-            sa.select(*_VERSION_COLUMNS, artifacts.c.name, artifacts.c.type)
+            sa.select(*wire_columns(self.dialect, _VERSION_COLUMNS), artifacts.c.name, artifacts.c.type)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
             .where(versions.c.id.in_(self._members(ordered, sa.Integer())))
         ).all():
@@ -334,7 +345,7 @@ class SQLLineage(SQLReads):
                     "aliases": aliases_here,
                     "tags": tag_map[vid],
                     "entries": [],
-                    "metadata": metadata or {},
+                    "metadata": loads_json(metadata),
                     "description": description,
                     "size": size,
                     "files": n_entries,
