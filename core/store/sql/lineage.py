@@ -239,8 +239,8 @@ class SQLLineage(SQLReads):
                         "exact": exact,
                         "created_at": created_at,
                         "metadata": loads_json(metadata),
-                        "inputs": sorted(ref_of[i] for i in made_from.get((run_id, version_id), ()))
-                        if edge_direction == "produced"
+                        "inputs": sorted(ref_of[i] for i in made_from[(run_id, version_id)])
+                        if edge_direction == "produced" and (run_id, version_id) in made_from
                         else [],
                     }
                     for run_id, version_id, edge_direction, exact, created_at, metadata in graph_edges
