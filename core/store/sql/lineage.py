@@ -4,12 +4,9 @@ using an artifact."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
-import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +22,7 @@ from headwater.store.sql.reads import (
     _EPOCH,
     _RUN_COLUMNS,
     SQLReads,
+    _gc_paused,
     _run_io,
     _run_models,
     loads_json,
@@ -55,32 +53,6 @@ _EDGE_COLUMNS = (
     edges.c.created_at,
     edges.c.metadata,
 )
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0  # graphs being built with the collector paused, in every thread
-_gc_resume = False  # whether the collector ran before the first of them paused it
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off while a graph is built: its models are a hundred thousand new
-    containers, and the full collections they trigger scan the whole heap again and again (half
-    the time of a 20,000-version graph). Nothing built here is garbage; the collector resumes
-    (if it ran before) once the last graph being built in any thread is done."""
-    global _gc_holders, _gc_resume
-    with _gc_lock:
-        if _gc_holders == 0:
-            _gc_resume = gc.isenabled()
-            gc.disable()
-        _gc_holders += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_resume:
-                gc.enable()
 
 
 class SQLLineage(SQLReads):
