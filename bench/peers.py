@@ -437,6 +437,8 @@ def user_events(n: int) -> tuple[list[Any], list[list[Any]]]:
 
 
 def shape_users(size: dict[str, int], work: Path, peers: bool, pg: str | None, many: bool) -> dict[str, Any]:
+    import sqlalchemy as sa
+
     from headwater.store.sql import SQLStore
 
     counts = [size["users"]] + ([size["many_users"]] if many else [])
@@ -466,6 +468,12 @@ def shape_users(size: dict[str, int], work: Path, peers: bool, pg: str | None, m
             store.apply(seeds)
             for chunk in chunks:
                 store.apply(chunk)
+            if backend == "postgres":
+                # What autovacuum does within a minute of a load this size: without statistics
+                # the planner takes the newest page for a sort of every use.
+                with store.engine.connect() as conn:
+                    conn.execute(sa.text("ANALYZE"))
+                    conn.commit()
             store.close()
             client = fresh_client(work, f"users-{backend}", uri)
 
