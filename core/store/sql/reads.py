@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -100,8 +101,10 @@ def _ids_params(chunk: Sequence[int]) -> dict[str, Any]:
 
 
 _gc_lock = threading.Lock()
-_gc_holders = 0  # graphs being built with the collector paused, in every thread
+_gc_holders = 0  # builds under way with the collector paused, in every thread
 _gc_resume = False  # whether the collector ran before the first of them paused it
+_gc_paused_at = 0.0  # when the collector last ran, or was paused (time.monotonic)
+_GC_PAUSE_MAX_S = 1.0  # longest the collector stays off while builds in several threads overlap
 
 
 @contextlib.contextmanager
@@ -110,20 +113,28 @@ def _gc_paused() -> Iterator[None]:
     runs): they are hundreds of thousands of new containers, and the full collections they
     trigger scan the whole heap again and again (half the time of a 20,000-version graph).
     Nothing built here is garbage; the collector resumes (if it ran before) once the last such
-    build in any thread is done."""
-    global _gc_holders, _gc_resume
+    build in any thread is done. A server whose reads overlap without end would never get
+    there: a build ending more than a second after the collector last ran runs it then."""
+    global _gc_holders, _gc_resume, _gc_paused_at
     with _gc_lock:
         if _gc_holders == 0:
             _gc_resume = gc.isenabled()
+            _gc_paused_at = time.monotonic()
             gc.disable()
         _gc_holders += 1
     try:
         yield
     finally:
+        collect = False
         with _gc_lock:
             _gc_holders -= 1
             if _gc_holders == 0 and _gc_resume:
                 gc.enable()
+            elif _gc_resume and time.monotonic() - _gc_paused_at > _GC_PAUSE_MAX_S:
+                _gc_paused_at = time.monotonic()
+                collect = True
+        if collect:
+            gc.collect()
 
 
 class SQLReads(SQLEngine):
