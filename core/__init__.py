@@ -399,9 +399,10 @@ def runs(
     return default_client().runs(job=job, orchestrator=orchestrator, status=status, parent_id=parent_id, limit=limit)
 
 
-def runs_using(name: str) -> list[Run]:
-    """The runs that used any version of artifact `name`, newest first."""
-    return default_client().runs_using(name)
+def runs_using(name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+    """The runs that used any version of artifact `name`, newest first (ties: the greater id
+    first); a page of `limit` from the `offset`-th when given."""
+    return default_client().runs_using(name, limit=limit, offset=offset)
 
 
 def alias_history(name: str, alias: str | None = None) -> list[AliasMove]:

@@ -738,8 +738,10 @@ class Client:
     def path(self, source: str, target: str) -> LineageGraph:
         return self.store.lineage_path(self.parse(source), self.parse(target))
 
-    def runs_using(self, name: str) -> list[Run]:
-        return self.store.runs_using(normalize_name(name))
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        """Runs that used any version of artifact `name`, newest first (ties: the greater id
+        first); a page of `limit` from the `offset`-th when given."""
+        return self.store.runs_using(normalize_name(name), limit=limit, offset=offset)
 
     def diff(self, left: str, right: str) -> Diff:
         a, b = self.get(left), self.get(right)

@@ -889,8 +889,8 @@ class EmittingStore(Store):
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
         return self.inner.lineage_path(source, target)
 
-    def runs_using(self, name: str) -> list[Run]:
-        return self.inner.runs_using(name)
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        return self.inner.runs_using(name, limit, offset)
 
     def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
         return self.inner.versions_holding(digest, path)

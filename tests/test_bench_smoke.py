@@ -96,6 +96,7 @@ PEER_ROWS = [
     "get-ref",
     "use-ref",
     "users-runs_using-sqlite-60",
+    "users-page-sqlite-60",
     "users-downstream-sqlite-60",
     "lineage",
 ]

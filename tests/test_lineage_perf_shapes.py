@@ -132,3 +132,44 @@ def test_a_graph_larger_than_any_bound_list(tmp_path: Path, many: int) -> None:
     assert [v.ref for v in graph.versions] == ["seed:v0"] + [f"out:v{i}" for i in range(many)]
     assert len(store.runs_using("seed")) == many
     store.close()
+
+
+def test_the_collector_resumes_after_overlapping_builds(monkeypatch) -> None:
+    """Large reads pause the cyclic collector (reads._gc_paused); it runs again once the last
+    overlapping build ends, stays off if the program had turned it off, and runs meanwhile when
+    builds overlap for longer than the bound (0 here)."""
+    import gc
+
+    from headwater.store.sql import reads
+
+    assert gc.isenabled()
+    outer, inner = reads._gc_paused(), reads._gc_paused()
+    with outer:
+        assert not gc.isenabled()
+        with inner:
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # another build is still under way
+    assert gc.isenabled()
+    collections: list[str] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    monkeypatch.setattr(reads, "_GC_PAUSE_MAX_S", 0.0)
+    gc.callbacks.append(seen)
+    try:
+        with reads._gc_paused():
+            with reads._gc_paused():
+                pass
+            assert collections == ["start"] and not gc.isenabled()  # ran once, still paused
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with reads._gc_paused():
+            pass
+        assert not gc.isenabled()  # the program's own choice is kept
+    finally:
+        gc.enable()

@@ -376,3 +376,37 @@ def test_a_token_given_to_the_client_is_used_for_reads_writes_and_blobs(
     client = hw.Client(uri=secured.url, home=tmp_path / "block", token=RW)  # as the Prefect block does
     version = client.log_artifact("model", files({"m.bin": "weights"}) / "m.bin")
     assert version.label == "v0" and client.get("model:v0").download().read_text() == "weights"
+
+
+def test_downstream_of_is_one_read_with_a_read_token(secured, files, tmp_path: Path, monkeypatch) -> None:
+    root = files({"a": "a", "b": "b", "c": "c"})
+    monkeypatch.setenv("HEADWATER_TOKEN", RW)
+    writer = hw.Client(uri=secured.url, home=tmp_path / "writer")
+    writer.log_artifact("a", root / "a")
+    writer.log_artifact("b", root / "b")
+    with writer.run("join") as run:
+        run.use("a")
+        run.use("b")
+        run.log_artifact("c", root / "c")
+    path = "/api/v1/lineage/downstream-of"
+    answer = call(secured, "POST", path, RO, json=[{"name": "a", "label": "v0"}, {"name": "b"}])
+    assert answer.status_code == 200, answer.text
+    graph = hw.LineageGraph.model_validate(answer.json())
+    assert ([v.ref for v in graph.versions], [r.job for r in graph.runs]) == (["a:v0", "b:v0", "c:v0"], ["join"])
+    assert call(secured, "POST", path, None, json=[{"name": "a"}]).status_code == 401
+    assert call(secured, "POST", path, RO, json=[{"name": "nope"}]).status_code == 404
+    too_many = [{"name": "a", "label": "v0"}] * 1_001
+    assert call(secured, "POST", path, RO, json=too_many).status_code in (413, 422)
+    assert call(secured, "POST", path, RO, json=[{"name": "a", "tag": "x"}]).status_code == 422
+    form = call(secured, "POST", path, RO, content=b'[{"name": "a"}]', headers={"Content-Type": "text/plain"})
+    assert form.status_code == 415
+    # Client.impact over HTTP: one request for every version holding the file, not one each.
+    before = secured.log.read_text().count("downstream-of")
+    monkeypatch.setenv("HEADWATER_TOKEN", RO)
+    reader = hw.Client(uri=secured.url, home=tmp_path / "reader")
+    impact = reader.impact(ref="c:v0")
+    assert [v.ref for v in impact.downstream.versions] == ["c:v0"]
+    impact = reader.impact(ref="a:v0")
+    assert [v.ref for v in impact.downstream.versions] == ["a:v0", "c:v0"]
+    log = secured.log.read_text()
+    assert log.count("downstream-of") == before + 2 and "GET /api/v1/lineage?" not in log

@@ -11,6 +11,7 @@ import pytest
 
 import headwater as hw
 from headwater.events import AliasMoved, ContentPurged, EdgeRecorded, RunRecorded, VersionRecorded
+from headwater.refs import Ref
 
 
 def edges_of(graph: hw.LineageGraph, client: hw.Client) -> set[tuple[str, str, str]]:
@@ -263,6 +264,77 @@ def test_runs_using_and_path(client: hw.Client, files) -> None:
     assert sorted(v.ref for v in path.versions) == ["clean:v0", "model:v0", "raw:v0"]
     assert sorted(r.job for r in path.runs) == ["clean", "train"]
     assert client.path("report:v0", "raw:v0").versions == []
+
+
+@pytest.mark.parametrize("sorted_at_most", [5_000, 1], ids=["sorted", "walked"])
+def test_runs_using_pages_newest_first_ties_by_id(client: hw.Client, files, monkeypatch, sorted_at_most) -> None:
+    # The SQL stores read a few users whole and walk the runs of many newest first: both ways
+    # (the server, in a process of its own, keeps its default).
+    monkeypatch.setattr("headwater.store.sql.lineage._SORTED_AT_MOST", sorted_at_most)
+    root = files({"ds": "d", "other": "o"})
+    ds = client.content(root / "ds")
+    other = client.content(root / "other")
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    # Five runs of ds: two pairs recorded at the same instant (ties go to the greater id), one
+    # using two of its versions (listed once); and a run of another artifact, never listed.
+    times = {"r-a": at, "r-b": at + timedelta(seconds=2), "r-c": at + timedelta(seconds=2)}
+    times.update({"r-d": at + timedelta(seconds=1), "r-e": at + timedelta(seconds=1), "r-x": at})
+    events: list[object] = [
+        VersionRecorded(name="ds", digest=ds.digest, entries=ds.entries),
+        VersionRecorded(name="ds", digest=other.digest, entries=other.entries),
+        VersionRecorded(name="other", digest=other.digest, entries=other.entries),
+    ]
+    for run_id, time in times.items():
+        events.append(RunRecorded(run_id=run_id, job=run_id, status="succeeded", time=time))
+        events.append(EdgeRecorded(run_id=run_id, ref="other:v0" if run_id == "r-x" else "ds:v0"))
+    events.append(EdgeRecorded(run_id="r-d", ref="ds:v1"))
+    client.store.apply(events)  # type: ignore[arg-type]  # events of several kinds
+    newest_first = ["r-c", "r-b", "r-e", "r-d", "r-a"]
+    assert [r.id for r in client.runs_using("ds")] == newest_first
+    pages = [[r.id for r in client.runs_using("ds", limit=2, offset=start)] for start in (0, 2, 4, 6)]
+    assert pages == [["r-c", "r-b"], ["r-e", "r-d"], ["r-a"], []]
+    assert [r.id for r in client.runs_using("ds", offset=3)] == ["r-d", "r-a"]
+    assert client.runs_using("ds", limit=0) == []
+    assert client.runs_using("ds", limit=1, offset=3) == [client.get_run("r-d")]
+    assert client.get_run("r-d").inputs == ["ds:v0", "ds:v1"]
+    with pytest.raises(hw.InvalidInput):
+        client.runs_using("ds", offset=-1)
+    with pytest.raises(hw.InvalidInput):
+        client.runs_using("ds", limit=-1)
+
+
+def test_downstream_of_several_versions_is_one_graph(client: hw.Client, files) -> None:
+    ids = three_steps(client, files)
+    root: Path = ids["root"]  # type: ignore[assignment]
+    (root / "side.csv").write_text("s")
+    (root / "side-out.csv").write_text("so")
+    client.log_artifact("side", root / "side.csv")
+    with client.run("side-job") as side:
+        side.use("side")
+        side.log_artifact("side-out", root / "side-out.csv")
+    refs = [Ref("clean", label="v0"), Ref("side"), Ref("clean", label="v0")]
+    graph = client.store.downstream_of(refs)
+    assert (graph.root, graph.direction) == (None, None)
+    assert [v.ref for v in graph.versions] == ["clean:v0", "side:v0", "model:v0", "side-out:v0", "report:v0"]
+    assert graph.depth == {"clean:v0": 0, "side:v0": 0, "model:v0": 1, "side-out:v0": 1, "report:v0": 2}
+    assert sorted(r.job for r in graph.runs) == ["evaluate", "side-job", "train"]
+    assert edges_of(graph, client) == {
+        ("train", "used", "clean:v0"),
+        ("train", "produced", "model:v0"),
+        ("evaluate", "used", "model:v0"),
+        ("evaluate", "produced", "report:v0"),
+        ("side-job", "used", "side:v0"),
+        ("side-job", "produced", "side-out:v0"),
+    }
+    # A run lists all its inputs, the one outside the graph (raw:v0) too.
+    evaluate = next(r for r in graph.runs if r.job == "evaluate")
+    assert evaluate == client.get_run(ids["evaluate"])  # type: ignore[arg-type]
+    assert (evaluate.inputs, evaluate.outputs) == (["model:v0", "raw:v0"], ["report:v0"])
+    each = [client.store.lineage(ref, "downstream") for ref in refs[:2]]
+    assert {v.ref for v in graph.versions} == {v.ref for g in each for v in g.versions}
+    assert client.store.downstream_of([]) == hw.LineageGraph()
+    with pytest.raises(hw.NotFound, match="no artifact named 'nope'"):
+        client.store.downstream_of([Ref("clean", label="v0"), Ref("nope")])
 
 
 def test_diff_and_impact_answer_the_takedown_question(client: hw.Client, files) -> None:

@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
-from pydantic import TypeAdapter
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from headwater import times
 from headwater.errors import InvalidInput
@@ -24,6 +24,7 @@ from headwater.server.common import (
     Name,
     Text,
     json_answer,
+    json_body,
     ref,
 )
 
@@ -36,6 +37,22 @@ RUNS: TypeAdapter[list[Run]] = TypeAdapter(list[Run])
 GRAPH: TypeAdapter[LineageGraph] = TypeAdapter(LineageGraph)
 MOVES: TypeAdapter[list[AliasMove]] = TypeAdapter(list[AliasMove])
 STRINGS: TypeAdapter[list[str]] = TypeAdapter(list[str])
+DOWNSTREAM_OF_MAX = 1_000  # REFs in one downstream-of request (HTTPStore sends more in turns)
+
+
+class RefBody(BaseModel):
+    """A version as a REF's parts: the name and at most one of label, alias or digest (none: the
+    latest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=4096)
+    label: str | None = Field(default=None, max_length=32, description="v<N>")
+    alias: str | None = Field(default=None, max_length=256)
+    digest: str | None = Field(default=None, max_length=200, description="digest or hex prefix")
+
+
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="how many to skip (a page's start)")]
 
 
 def read_routes(backend: Backend) -> APIRouter:
@@ -49,7 +66,7 @@ def read_routes(backend: Backend) -> APIRouter:
         name_like: Text = None,
         tag: Annotated[str | None, Query(max_length=256, description="with a version carrying this tag")] = None,
         order: Literal["name", "updated"] = "name",
-        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+        offset: Offset = 0,
     ) -> Response:
         """Artifacts by name, or newest update first (`order=updated`), a page from `offset`."""
         return json_answer(
@@ -123,6 +140,21 @@ def read_routes(backend: Backend) -> APIRouter:
         """Versions and runs reachable from a version, at most `depth` runs away."""
         return json_answer(GRAPH, backend.store.lineage(ref(name, label, alias, digest), direction, depth))
 
+    @router.post(
+        f"{API}/lineage/downstream-of",
+        tags=["read"],
+        dependencies=[*READ, Depends(json_body)],
+        responses=ERRORS,
+        response_model=LineageGraph,
+    )
+    def downstream_of(
+        refs: Annotated[list[RefBody], Body(max_length=DOWNSTREAM_OF_MAX, description="the versions walked from")],
+    ) -> Response:
+        """Everything downstream of any of the versions (impact's walk), found in one walk: their
+        downstream graphs merged, without a root or direction. A read (a POST for the list's
+        sake): a read token is enough."""
+        return json_answer(GRAPH, backend.store.downstream_of([ref(r.name, r.label, r.alias, r.digest) for r in refs]))
+
     @router.get(f"{API}/path", tags=["read"], dependencies=READ, responses=ERRORS, response_model=LineageGraph)
     def lineage_path(
         source_name: Name,
@@ -144,9 +176,10 @@ def read_routes(backend: Backend) -> APIRouter:
         )
 
     @router.get(f"{API}/runs-using", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Run])
-    def runs_using(name: Name) -> Response:
-        """Every run that used any version of an artifact, newest first."""
-        return json_answer(RUNS, backend.store.runs_using(name))
+    def runs_using(name: Name, limit: Limit = None, offset: Offset = 0) -> Response:
+        """Every run that used any version of an artifact, newest first (ties: the greater id
+        first); `limit` runs from the `offset`-th when given."""
+        return json_answer(RUNS, backend.store.runs_using(name, limit=limit, offset=offset))
 
     @router.get(f"{API}/holding", tags=["read"], dependencies=READ, responses=ERRORS, response_model=list[Version])
     def versions_holding(digest: Text = None, path: Text = None) -> Response:

@@ -126,8 +126,9 @@ class Store(ABC):
         """The versions and runs on every path from `source` down to `target` (empty if none)."""
 
     @abstractmethod
-    def runs_using(self, name: str) -> list[Run]:
-        """Every run that used any version of an artifact, newest first."""
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        """Every run that used any version of an artifact, newest first (ties: the greater id
+        first); `limit` runs from the `offset`-th of them when given."""
 
     @abstractmethod
     def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:

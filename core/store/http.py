@@ -63,6 +63,7 @@ _RUNS = TypeAdapter(list[Run])
 _ARTIFACTS = TypeAdapter(list[Artifact])
 _MOVES = TypeAdapter(list[AliasMove])
 _STRINGS = TypeAdapter(list[str])
+_DOWNSTREAM_OF_MAX = 1_000  # REFs the server walks from in one request (routes_reads.DOWNSTREAM_OF_MAX)
 _AUDIT = TypeAdapter(list[AuditRecord])
 _POLICIES = TypeAdapter(list[RetentionPolicy])
 _ENTRIES = TypeAdapter(list[ManifestEntry])
@@ -382,12 +383,34 @@ class HTTPStore(Store):
         params = {**_ref_params(ref), **_params(direction=direction, depth=depth)}
         return LineageGraph.model_validate_json(self._get("/lineage", **params))
 
+    def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
+        """One request per thousand REFs (the server's limit), their graphs merged."""
+        from headwater.api import merge_graphs
+
+        bodies = list(dict.fromkeys(json.dumps(_ref_params(ref), sort_keys=True) for ref in refs))
+        if not bodies:
+            return LineageGraph()
+        graphs = [
+            LineageGraph.model_validate_json(
+                self._conn.request(
+                    "POST",
+                    "/lineage/downstream-of",
+                    content=f"[{','.join(bodies[start : start + _DOWNSTREAM_OF_MAX])}]",
+                    headers={"Content-Type": "application/json"},
+                ).content
+            )
+            for start in range(0, len(bodies), _DOWNSTREAM_OF_MAX)
+        ]
+        return graphs[0] if len(graphs) == 1 else merge_graphs(graphs)
+
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
         params = {**_ref_params(source, "source_"), **_ref_params(target, "target_")}
         return LineageGraph.model_validate_json(self._get("/path", **params))
 
-    def runs_using(self, name: str) -> list[Run]:
-        return _RUNS.validate_json(self._get("/runs-using", name=name))
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
+        return _RUNS.validate_json(self._get("/runs-using", **_params(name=name, limit=limit, offset=offset or None)))
 
     def versions_holding(self, digest: str | None = None, path: str | None = None) -> list[Version]:
         if (digest is None) == (path is None):

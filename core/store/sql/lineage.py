@@ -16,9 +16,18 @@ from headwater.errors import InvalidInput, NotFound
 from headwater.models import Edge, LineageGraph, Run, Version
 from headwater.refs import LATEST, Ref
 from headwater.store.base import LineageDirection
-from headwater.store.schema import aliases, artifacts, edges, entries, output_inputs, runs, tags, versions
+from headwater.store.schema import RunId, aliases, artifacts, edges, entries, output_inputs, runs, tags, versions
 from headwater.store.sql.purge import label_of, purge_info
-from headwater.store.sql.reads import SQLReads
+from headwater.store.sql.reads import (
+    _EPOCH,
+    _RUN_COLUMNS,
+    SQLReads,
+    _gc_paused,
+    _run_io,
+    _run_models,
+    loads_json,
+    wire_columns,
+)
 
 _VERSION_COLUMNS = (
     versions.c.id,
@@ -35,6 +44,7 @@ _VERSION_COLUMNS = (
 _VERSION_LIST = TypeAdapter(list[Version])
 _EDGE_LIST = TypeAdapter(list[Edge])
 
+_SORTED_AT_MOST = 5_000  # uses of an artifact a page of runs_using reads whole and sorts
 _EDGE_COLUMNS = (
     edges.c.run_id,
     edges.c.version_id,
@@ -125,6 +135,7 @@ class SQLLineage(SQLReads):
         )
         return {row[0] for row in conn.execute(sql, {"roots": bound, "depth": depth})}
 
+    @_gc_paused()
     def _graph(
         self,
         conn: sa.Connection,
@@ -137,9 +148,11 @@ class SQLLineage(SQLReads):
         (from the nearest root).
 
         Depths come from a walk over the edges loaded here anyway, so the closure query does not
-        have to carry them. A path graph keeps only runs that both use and produce in `ids`.
-        Every query binds the ids as one list (SQLReads._members): a handful of statements for
-        any size of graph, and the models are validated as whole lists.
+        have to carry them; those edges (every edge of every run stepping on from `ids`) also
+        give the runs' inputs and outputs. A path graph keeps only runs that both use and produce
+        in `ids`. Every query binds the ids as one list (SQLReads._members): a handful of
+        statements for any size of graph, and the models are validated as whole lists, with the
+        collector paused (_gc_paused).
         """
         step_in = "produced" if direction == "upstream" else "used"
         stepping = sa.select(edges.c.run_id).where(
@@ -150,12 +163,15 @@ class SQLLineage(SQLReads):
             sa.select(output_inputs.c.run_id, output_inputs.c.output_id, output_inputs.c.input_id).where(
                 output_inputs.c.run_id.in_(stepping)
             )
-        ):
+        ).all():
             made_from[(run_id, output_id)].add(input_id)
+        run_edges = conn.execute(
+            sa.select(*wire_columns(self.dialect, _EDGE_COLUMNS)).where(edges.c.run_id.in_(stepping))
+        ).all()
         edge_rows: list[Any] = []  # (run_id, version_id, direction, exact, created_at, metadata)
         runs_of: dict[int, list[str]] = defaultdict(list)  # version -> runs one step on
         reaches: dict[str, list[int]] = defaultdict(list)  # run -> versions one step on
-        for row in conn.execute(sa.select(*_EDGE_COLUMNS).where(edges.c.run_id.in_(stepping))):
+        for row in run_edges:
             if row[1] in ids:
                 edge_rows.append(row)
                 if row[2] == step_in:
@@ -165,22 +181,27 @@ class SQLLineage(SQLReads):
         walk = _Walk(direction, runs_of, reaches, made_from)
         depths, kept_runs = walk.depths(roots, depth)
         ordered = sorted(depths, key=lambda v: (depths[v], v))
-        version_models = self._graph_versions(conn, ordered)
-        ref_of = {vid: v.ref for vid, v in zip(ordered, version_models, strict=True)}
-        ref_of.update(
-            self._refs(
+        version_models, named = self._graph_versions(conn, ordered)
+        kept_edges = [r for r in run_edges if r[0] in kept_runs]
+        named.update(
+            self._names(
                 conn,
-                {i for (run_id, _), found in made_from.items() if run_id in kept_runs for i in found} - set(ref_of),
+                (
+                    {r[1] for r in kept_edges}
+                    | {i for (run_id, _), found in made_from.items() if run_id in kept_runs for i in found}
+                )
+                - set(named),
             )
         )
-        kept_edges = sorted(
+        ref_of = {vid: f"{name}:{label_of(label)}" for vid, (name, label) in named.items()}
+        graph_edges = sorted(
             (r for r in edge_rows if r[0] in kept_runs and r[1] in depths and walk.merged_has(roots, depths, r)),
             key=lambda r: (r[0], r[2], r[1]),
         )
         return LineageGraph(
             root=ref_of[roots[0]],
             versions=version_models,
-            runs=self._runs_by_id(conn, sorted(kept_runs)),
+            runs=self._kept_runs(conn, kept_runs, kept_edges, named, ref_of),
             edges=_EDGE_LIST.validate_python(
                 [
                     {
@@ -189,50 +210,78 @@ class SQLLineage(SQLReads):
                         "direction": edge_direction,
                         "exact": exact,
                         "created_at": created_at,
-                        "metadata": metadata or {},
-                        "inputs": sorted(ref_of[i] for i in made_from.get((run_id, version_id), ()))
-                        if edge_direction == "produced"
+                        "metadata": loads_json(metadata),
+                        "inputs": sorted(ref_of[i] for i in made_from[(run_id, version_id)])
+                        if edge_direction == "produced" and (run_id, version_id) in made_from
                         else [],
                     }
-                    for run_id, version_id, edge_direction, exact, created_at, metadata in kept_edges
+                    for run_id, version_id, edge_direction, exact, created_at, metadata in graph_edges
                 ]
             ),
             depth={ref_of[vid]: depths[vid] for vid in ordered},
         )
 
-    def _graph_versions(self, conn: sa.Connection, ordered: list[int]) -> list[Version]:
+    def _kept_runs(
+        self,
+        conn: sa.Connection,
+        kept_runs: set[str],
+        kept_edges: Sequence[Any],
+        named: dict[int, tuple[str, int]],
+        ref_of: dict[int, str],
+    ) -> list[Run]:
+        """The graph's runs, by start time then id, with their inputs and outputs from their
+        edges already loaded (every edge of each, inside the graph or not), not read again."""
+        if not kept_runs:
+            return []
+        io = _run_io(kept_runs)
+        for run_id, version_id, edge_direction, exact, _, _ in sorted(kept_edges, key=lambda r: named[r[1]]):
+            refs = io[run_id]
+            refs[edge_direction].append(ref_of[version_id])
+            if not exact:
+                refs["inexact"].append(ref_of[version_id])
+        rows = conn.execute(
+            sa.select(*wire_columns(self.dialect, _RUN_COLUMNS)).where(
+                runs.c.id.in_(self._members(sorted(kept_runs), RunId))
+            )
+        ).all()
+        return sorted(_run_models(rows, io), key=lambda run: (run.started_at or _EPOCH, run.id))
+
+    def _graph_versions(
+        self, conn: sa.Connection, ordered: list[int]
+    ) -> tuple[list[Version], dict[int, tuple[str, int]]]:
         """The versions of a graph, in the order of `ordered`: what SQLReads._versions gives
         without entries, read in five statements whatever their number and validated as one list
-        (a graph holds tens of thousands; _versions reads a few hundred at a time)."""
+        (a graph holds tens of thousands; _versions reads a few hundred at a time); and the
+        (artifact name, label) of each, by id."""
         if not ordered:
-            return []
+            return [], {}
         rows: dict[int, Any] = {}
         alias_map: dict[int, list[str]] = defaultdict(list)
         tag_map: dict[int, list[str]] = defaultdict(list)
         producer_map: dict[int, list[str]] = defaultdict(list)
         for row in conn.execute(
-            sa.select(*_VERSION_COLUMNS, artifacts.c.name, artifacts.c.type)
+            sa.select(*wire_columns(self.dialect, _VERSION_COLUMNS), artifacts.c.name, artifacts.c.type)
             .join(artifacts, artifacts.c.id == versions.c.artifact_id)
             .where(versions.c.id.in_(self._members(ordered, sa.Integer())))
-        ):
+        ).all():
             rows[row[0]] = row
         for vid, alias in conn.execute(
             sa.select(aliases.c.version_id, aliases.c.alias)
             .where(aliases.c.version_id.in_(self._members(ordered, sa.Integer())))
             .order_by(aliases.c.alias)
-        ):
+        ).all():
             alias_map[vid].append(alias)
         for vid, tag in conn.execute(
             sa.select(tags.c.version_id, tags.c.tag)
             .where(tags.c.version_id.in_(self._members(ordered, sa.Integer())))
             .order_by(tags.c.tag)
-        ):
+        ).all():
             tag_map[vid].append(tag)
         for vid, run_id in conn.execute(
             sa.select(edges.c.version_id, edges.c.run_id)
             .where(edges.c.version_id.in_(self._members(ordered, sa.Integer())), edges.c.direction == "produced")
             .order_by(edges.c.created_at, edges.c.run_id)
-        ):
+        ).all():
             producer_map[vid].append(run_id)
         any_purged = conn.execute(
             sa.select(entries.c.version_id)
@@ -268,7 +317,7 @@ class SQLLineage(SQLReads):
                     "aliases": aliases_here,
                     "tags": tag_map[vid],
                     "entries": [],
-                    "metadata": metadata or {},
+                    "metadata": loads_json(metadata),
                     "description": description,
                     "size": size,
                     "files": n_entries,
@@ -280,19 +329,20 @@ class SQLLineage(SQLReads):
                     "purges": purge_map[vid][1] if vid in purge_map else [],
                 }
             )
-        return _VERSION_LIST.validate_python(found)
+        return _VERSION_LIST.validate_python(found), {vid: (rows[vid][10], rows[vid][1]) for vid in ordered}
 
-    def _refs(self, conn: sa.Connection, ids: set[int]) -> dict[int, str]:
-        """name:vN of versions, by id (an output's declared inputs outside the graph)."""
+    def _names(self, conn: sa.Connection, ids: set[int]) -> dict[int, tuple[str, int]]:
+        """(artifact name, label) of versions outside the graph, by id: what its runs used or
+        produced besides, and an output's declared inputs."""
         if not ids:
             return {}
         return {
-            vid: f"{name}:{label_of(label)}"
+            vid: (name, label)
             for vid, name, label in conn.execute(
                 sa.select(versions.c.id, artifacts.c.name, versions.c.label)
                 .join(artifacts, artifacts.c.id == versions.c.artifact_id)
                 .where(versions.c.id.in_(self._members(sorted(ids), sa.Integer())))
-            )
+            ).all()
         }
 
     def lineage_path(self, source: Ref, target: Ref) -> LineageGraph:
@@ -306,7 +356,9 @@ class SQLLineage(SQLReads):
         graph.direction = "path"
         return graph
 
-    def runs_using(self, name: str) -> list[Run]:
+    def runs_using(self, name: str, limit: int | None = None, offset: int = 0) -> list[Run]:
+        if offset < 0 or (limit is not None and limit < 0):
+            raise InvalidInput("limit and offset must be 0 or more")
         with self._read() as conn:
             artifact_id = self._artifact_id(conn, name)
             if artifact_id is None:
@@ -316,10 +368,24 @@ class SQLLineage(SQLReads):
                 .join(versions, versions.c.id == edges.c.version_id)
                 .where(versions.c.artifact_id == artifact_id, edges.c.direction == "used")
             )
-            return self._runs(
-                conn,
-                sa.select(runs).where(runs.c.id.in_(used_by)).order_by(runs.c.created_at.desc(), runs.c.id.desc()),
-            )
+            chosen: sa.ColumnElement[bool] = runs.c.id.in_(used_by)
+            if limit is not None and self._many_users(conn, used_by):
+                # A page of a widely used artifact: newest runs first along ix_runs_created, each
+                # asked whether it used the artifact (its edges' primary key), until the page is
+                # full; not every user read and sorted (SQLite would, whatever the numbers).
+                chosen = sa.exists(used_by.where(edges.c.run_id == runs.c.id))
+            query = sa.select(runs).where(chosen).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+            if limit is not None:
+                query = query.limit(limit)
+            if offset:
+                query = query.offset(offset)
+            return self._runs(conn, query)
+
+    def _many_users(self, conn: sa.Connection, used_by: sa.Select[Any]) -> bool:
+        """Whether an artifact has more uses than a page is worth sorting (counted up to that
+        many only): fewer are all read and sorted, more are walked newest first."""
+        counted = sa.select(sa.func.count()).select_from(used_by.limit(_SORTED_AT_MOST).subquery())
+        return (conn.execute(counted).scalar() or 0) >= _SORTED_AT_MOST
 
 
 class _Walk:
@@ -338,6 +404,7 @@ class _Walk:
         self.reaches = reaches
         self.made_from = made_from
         self._reached: dict[int, set[int]] = {}
+        self._inputs_of: dict[str, list[int]] | None = None
 
     def _steps(self, vid: int) -> list[tuple[str, int | None]]:
         """(run, version one step on) from `vid`; (run, None) for a run that reaches nothing."""
@@ -386,7 +453,12 @@ class _Walk:
         declared = self.made_from.get((run_id, version_id))
         if declared is None or any(i in walked and run_id in self.runs_of.get(i, ()) for i in declared):
             return True
-        inputs = [vid for vid, used in self.runs_of.items() if run_id in used]
+        if self._inputs_of is None:  # run -> the versions it steps on from, built once
+            self._inputs_of = defaultdict(list)
+            for vid, stepped in self.runs_of.items():
+                for stepping_run in stepped:
+                    self._inputs_of[stepping_run].append(vid)
+        inputs = self._inputs_of.get(run_id, ())
         for root in roots:
             reached = self._reach(root)
             if version_id in reached and any(i in reached for i in inputs):

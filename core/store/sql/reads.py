@@ -3,9 +3,13 @@ aliases and the blobs versions hold."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +21,9 @@ from headwater.models import AliasMove, Artifact, ManifestEntry, Run, Version
 from headwater.refs import LATEST, Ref
 from headwater.store.base import ArtifactOrder
 from headwater.store.schema import (
+    JSON,
     RunId,
+    UTCDateTime,
     alias_moves,
     aliases,
     artifacts,
@@ -92,6 +98,43 @@ _Q_BY_ALIAS = (
 
 def _ids_params(chunk: Sequence[int]) -> dict[str, Any]:
     return {"vid": chunk[0]} if len(chunk) == 1 else {"ids": list(chunk)}
+
+
+_gc_lock = threading.Lock()
+_gc_holders = 0  # builds under way with the collector paused, in every thread
+_gc_resume = False  # whether the collector ran before the first of them paused it
+_gc_paused_at = 0.0  # when the collector last ran, or was paused (time.monotonic)
+_GC_PAUSE_MAX_S = 1.0  # longest the collector stays off while builds in several threads overlap
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic collector off while many models are built (a lineage graph, a long list of
+    runs): they are hundreds of thousands of new containers, and the full collections they
+    trigger scan the whole heap again and again (half the time of a 20,000-version graph).
+    Nothing built here is garbage; the collector resumes (if it ran before) once the last such
+    build in any thread is done. A server whose reads overlap without end would never get
+    there: a build ending more than a second after the collector last ran runs it then."""
+    global _gc_holders, _gc_resume, _gc_paused_at
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_resume = gc.isenabled()
+            _gc_paused_at = time.monotonic()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        collect = False
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_resume:
+                gc.enable()
+            elif _gc_resume and time.monotonic() - _gc_paused_at > _GC_PAUSE_MAX_S:
+                _gc_paused_at = time.monotonic()
+                collect = True
+        if collect:
+            gc.collect()
 
 
 class SQLReads(SQLEngine):
@@ -385,40 +428,34 @@ class SQLReads(SQLEngine):
         with self._read() as conn:
             return self._runs(conn, query)
 
+    @_gc_paused()
     def _runs(self, conn: sa.Connection, query: sa.Select[Any]) -> list[Run]:
         """The runs `query` selects, in its order, with their inputs and outputs.
 
         Two statements whatever the number of runs: the rows, then every edge of those runs (the
         ids bound as one list, not IN lists of a few hundred, whose compiling cost more than the
         database's work). The models are validated as one list (a per-model call costs twice)."""
-        rows = [dict(zip(_RUN_KEYS, row, strict=True)) for row in conn.execute(query.with_only_columns(*_RUN_COLUMNS))]
+        rows = conn.execute(query.with_only_columns(*wire_columns(self.dialect, _RUN_COLUMNS))).all()
         if not rows:
             return []
-        io: dict[str, dict[str, list[str]]] = {row["id"]: {"used": [], "produced": [], "inexact": []} for row in rows}
-        for edge in conn.execute(
-            sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
-            .join(versions, versions.c.id == edges.c.version_id)
-            .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-            .where(edges.c.run_id.in_(self._members(list(io), RunId)))
-            .order_by(artifacts.c.name, versions.c.label)
+        io = _run_io([row[0] for row in rows])
+        # Sorted here, not by the database: names in code-point order whatever the collation,
+        # as SQLLineage's graphs list them.
+        for edge in sorted(
+            conn.execute(
+                sa.select(edges.c.run_id, edges.c.direction, edges.c.exact, artifacts.c.name, versions.c.label)
+                .join(versions, versions.c.id == edges.c.version_id)
+                .join(artifacts, artifacts.c.id == versions.c.artifact_id)
+                .where(edges.c.run_id.in_(self._members(list(io), RunId)))
+            ).all(),
+            key=lambda edge: (edge[3], edge[4]),
         ):
-            ref = f"{edge.name}:{_label(edge.label)}"
-            found = io[edge.run_id]
-            found[edge.direction].append(ref)
-            if not edge.exact:
+            ref = f"{edge[3]}:{_label(edge[4])}"
+            found = io[edge[0]]
+            found[edge[1]].append(ref)
+            if not edge[2]:
                 found["inexact"].append(ref)
-        for fields in rows:
-            found = io[fields["id"]]
-            fields.update(inputs=found["used"], outputs=found["produced"], inexact=found["inexact"])
-            for column in ("params", "code", "links"):
-                fields[column] = fields[column] or {}
-        return _RUN_LIST.validate_python(rows)
-
-    def _runs_by_id(self, conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
-        if not run_ids:
-            return []
-        found = self._runs(conn, sa.select(runs).where(runs.c.id.in_(self._members(list(run_ids), RunId))))
-        return sorted(found, key=lambda r: (r.started_at or _EPOCH, r.id))
+        return _run_models(rows, io)
 
     def _members(self, values: list[Any], of: sa.types.TypeEngine[Any]) -> sa.Select[Any]:
         """`SELECT` of `values` bound as one parameter, for `column IN (...)` of any length: a
@@ -555,3 +592,49 @@ _RUN_COLUMNS = [
 ]
 _RUN_KEYS = [column.name for column in _RUN_COLUMNS]
 _RUN_LIST = TypeAdapter(list[Run])
+
+
+def _run_io(run_ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """Empty inputs ("used"), outputs ("produced") and inexact refs of each run, to be filled in
+    the order Run lists them (artifact name, then label)."""
+    return {run_id: {"used": [], "produced": [], "inexact": []} for run_id in run_ids}
+
+
+def _run_models(rows: Sequence[Any], io: dict[str, dict[str, list[str]]]) -> list[Run]:
+    """Runs from rows of _RUN_COLUMNS (as wire_columns selects them), in their order, and their
+    refs (_run_io, filled): one validation of the whole list."""
+    found = []
+    for row in rows:
+        fields = dict(zip(_RUN_KEYS, row, strict=True))
+        refs = io[fields["id"]]
+        fields.update(inputs=refs["used"], outputs=refs["produced"], inexact=refs["inexact"])
+        for column in ("params", "code", "links"):
+            fields[column] = loads_json(fields[column])
+        found.append(fields)
+    return _RUN_LIST.validate_python(found)
+
+
+def wire_columns(dialect: str, columns: Sequence[sa.Column[Any]]) -> list[sa.ColumnElement[Any]]:
+    """`columns` as bulk reads select them for pydantic to parse (validate_python of whole lists):
+    on SQLite, a datetime's stored text with its UTC offset (pydantic reads it in Rust, several
+    times faster than UTCDateTime's per-value Python) and JSON as stored text (loads_json);
+    PostgreSQL's driver already hands back datetimes and parsed JSON."""
+    if dialect != "sqlite":
+        return list(columns)
+    found: list[sa.ColumnElement[Any]] = []
+    for column in columns:
+        if isinstance(column.type, UTCDateTime):
+            found.append((sa.type_coerce(column, sa.String) + "+00:00").label(column.name))
+        elif isinstance(column.type, type(JSON)):
+            found.append(sa.type_coerce(column, sa.String).label(column.name))
+        else:
+            found.append(column)
+    return found
+
+
+def loads_json(value: Any) -> Any:
+    """A JSON cell of a wire_columns row: text on SQLite (most are an empty object), parsed on
+    PostgreSQL."""
+    if isinstance(value, str):
+        return {} if value == "{}" else json.loads(value)
+    return {} if value is None else value
