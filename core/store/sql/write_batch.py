@@ -44,7 +44,7 @@ SIMPLE = (RunRecorded, VersionRecorded, EdgeRecorded)
 class Statements(NamedTuple):
     """The multi-row writes of a flush, built once as the store opens (SQLWrites._prepare)."""
 
-    next_label: Any
+    counters: Any  # an artifact's next label, its count of live versions and last update
     edge_insert: Any
     produced_by: Any
     alias_set: Any
@@ -102,7 +102,8 @@ class WriteBatch:
         self.purged: set[str] = set()
         self.purges_read: set[str] = set()
         # Buffers, written by flush() in this order (entries, edges and aliases name versions).
-        self._counters: dict[int, int] = {}  # artifact id -> its next label
+        # artifact id -> its next label, versions added, and the newest created_at among them
+        self._counters: dict[int, tuple[int, int, datetime]] = {}
         self._version_ids: list[int] = []  # taken from the sequence for the versions of the batch
         self._versions: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
@@ -300,11 +301,13 @@ class WriteBatch:
             self.names_read.add(art.name)
         return art
 
-    def count_label(self, art: KnownArtifact) -> int:
-        """The artifact's next label, counted now and written at the flush."""
+    def count_version(self, art: KnownArtifact, created_at: datetime) -> int:
+        """A new version's label, counted now with the artifact's count of versions and last update
+        (artifacts.n_versions, updated_at), all written at the flush."""
         label = art.next_label
         art.next_label = label + 1
-        self._counters[art.id] = art.next_label
+        _, added, newest = self._counters.get(art.id, (0, 0, created_at))
+        self._counters[art.id] = (art.next_label, added + 1, max(newest, created_at))
         return label
 
     def created_version(self, artifact_id: int, name: str, row: dict[str, Any], version_id: int) -> None:
@@ -355,7 +358,11 @@ class WriteBatch:
         conn, statements = self.conn, self.statements
         if self._counters:
             conn.execute(
-                statements.next_label, [{"aid": aid, "next": label} for aid, label in sorted(self._counters.items())]
+                statements.counters,
+                [
+                    {"aid": aid, "next": label, "added": added, "updated": newest}
+                    for aid, (label, added, newest) in sorted(self._counters.items())
+                ],
             )
             self._counters = {}
         if self._versions:
