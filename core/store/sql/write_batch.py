@@ -3,11 +3,13 @@
 A batch of 100 events applied one statement at a time is ~500 round trips. Instead, before the
 first event (SQLWrites._apply_once):
 
-- the artifacts the batch names are read in two statements, those it writes locked in name order
-  (the lock order every writer uses, so two batches never deadlock on them), with the versions its
-  edges name by label or digest, the aliases of the artifacts it writes, and which of its stored
-  file digests were purged;
-- the runs the batch records are inserted in one multi-row statement.
+- what needs no lock is done first (`read_ahead`), since every artifact lock is held until the
+  commit and concurrent batches naming the same artifacts wait for it in turn: the artifacts its
+  edges only read, ids for its new versions, which of its stored file digests were purged; then
+  its event ids are claimed and the runs it records inserted, in one multi-row statement each;
+- then the artifacts it writes are locked in name order (the lock order every writer uses, so two
+  batches never deadlock on them) and read, with the versions its events name by label or digest
+  and the aliases of the artifacts it writes (`prefetch`).
 
 While the events are applied in order, reads are answered from what was read (a miss goes to the
 database), and pure writes (entries, edges, producers, alias moves, tags, label counters) wait in
@@ -115,49 +117,17 @@ class WriteBatch:
 
     # -- reading what the batch names, once ----------------------------------------------------
 
-    def prefetch(self, events: Sequence[Event]) -> None:
-        """Lock the batch's existing artifacts in name order, before any write (two servers applying
-        batches naming the same artifacts in another order would otherwise each hold one lock and
-        wait for the other's), and read what its simple events will look up."""
-        simple: list[Event] = []
-        for event in events:
-            if not isinstance(event, SIMPLE):
-                break
-            simple.append(event)
-        written = sorted(
-            {name for e in simple if isinstance(e, VersionRecorded) and (name := _valid_name(e.name)) is not None}
-        )
-        # The later events that write an artifact lock it too, in the same order.
-        written_later = {
-            name
-            for e in events[len(simple) :]
-            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))
-            and (name := _valid_name(e.name)) is not None
-        }
+    def read_ahead(self, events: Sequence[Event]) -> None:
+        """What needs no lock, read before any is taken (every lock is held until the commit):
+        the artifacts the batch's edges only read, ids for its new versions, and which of its
+        stored file digests were purged."""
+        simple = self._simple(events)
+        written = self._written(events)
         read_only: set[str] = set()
         for e in simple:
             if isinstance(e, EdgeRecorded):
                 read_only.update(self._edge_names(e.ref))
-        self._read_artifacts(sorted(set(written) | written_later), locked=True)
-        self._read_artifacts(sorted(read_only - set(written) - written_later), locked=False)
-        digest_keys: set[tuple[int, str]] = set()
-        label_keys: set[tuple[int, int]] = set()
-        stored: set[str] = set()
-        for e in simple:
-            if isinstance(e, VersionRecorded):
-                art = self.artifacts.get(e.name)
-                if art is not None:
-                    digest_keys.add((art.id, e.digest))
-                stored.update(entry.digest for entry in e.entries if entry.ref is None)
-            elif isinstance(e, EdgeRecorded):
-                key = self._edge_key(e.ref)
-                if isinstance(key, tuple) and isinstance(key[1], str):
-                    digest_keys.add(key)
-                elif key is not None:
-                    label_keys.add(key)
-        self._read_versions(digest_keys, versions.c.digest, digest_keys)
-        self._read_versions(label_keys, versions.c.label, set())
-        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+        self._read_artifacts(sorted(read_only - written), locked=False)
         recorded = sum(isinstance(e, VersionRecorded) for e in simple)
         if self._sequences and recorded > 1:
             self._version_ids = list(
@@ -167,9 +137,56 @@ class WriteBatch:
                     )
                 ).scalars()
             )
+        stored = {
+            entry.digest for e in simple if isinstance(e, VersionRecorded) for entry in e.entries if entry.ref is None
+        }
         if stored:
             self.purged = purged_among(self.conn, stored)
             self.purges_read = stored
+
+    def prefetch(self, events: Sequence[Event]) -> None:
+        """Lock the batch's existing artifacts in name order, before any write (two servers applying
+        batches naming the same artifacts in another order would otherwise each hold one lock and
+        wait for the other's), and read what its simple events will look up."""
+        simple = self._simple(events)
+        self._read_artifacts(sorted(self._written(events)), locked=True)
+        digest_keys: set[tuple[int, str]] = set()
+        label_keys: set[tuple[int, int]] = set()
+        for e in simple:
+            if isinstance(e, VersionRecorded):
+                art = self.artifacts.get(e.name)
+                if art is not None:
+                    digest_keys.add((art.id, e.digest))
+            elif isinstance(e, EdgeRecorded):
+                key = self._edge_key(e.ref)
+                if isinstance(key, tuple) and isinstance(key[1], str):
+                    digest_keys.add(key)
+                elif key is not None:
+                    label_keys.add(key)
+        self._read_versions(digest_keys, versions.c.digest, digest_keys)
+        self._read_versions(label_keys, versions.c.label, set())
+        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+
+    @staticmethod
+    def _simple(events: Sequence[Event]) -> list[Event]:
+        """The batch's first events, up to one of another kind."""
+        simple: list[Event] = []
+        for event in events:
+            if not isinstance(event, SIMPLE):
+                break
+            simple.append(event)
+        return simple
+
+    @staticmethod
+    def _written(events: Sequence[Event]) -> set[str]:
+        """The artifacts the batch writes: those its first events log versions of, and those its
+        later events write (a version, an alias, a delete) are locked up front too, in one order."""
+        return {
+            name
+            for e in events
+            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))
+            and (name := _valid_name(e.name)) is not None
+        }
 
     def _edge_names(self, text: str) -> set[str]:
         """The artifact names an edge's REF may mean: the whole text, and the name before a suffix."""

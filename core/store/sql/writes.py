@@ -162,7 +162,9 @@ class SQLWrites(SQLReads):
         notices: list[str] = []
         with self._write() as conn:
             batch = WriteBatch(conn, self._statements, self._lock, sequences=self.dialect == "postgresql")
-            batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
+            # What takes no artifact lock comes first: every lock is held until the commit, and
+            # concurrent batches naming the same artifacts wait for it in turn.
+            batch.read_ahead(events)
             claimed = self._claim(conn, [event.id for event in events])
             todo = []
             for event in events:
@@ -170,6 +172,7 @@ class SQLWrites(SQLReads):
                     claimed.discard(event.id)  # the same event twice in a group: applied once
                     todo.append(event)
             created_by = self._insert_runs(conn, todo)
+            batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
             for event in todo:
                 if not isinstance(event, SIMPLE) and batch.active:
                     batch.flush()
