@@ -24,7 +24,7 @@ everything), and artifact ids never change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -98,6 +98,7 @@ class WriteBatch:
         self.by_digest: dict[tuple[int, str], KnownVersion] = {}
         self.by_label: dict[tuple[int, int], KnownVersion] = {}
         self.digests_read: set[tuple[int, str]] = set()
+        self.keys_read: set[tuple[int, Any]] = set()  # (artifact id, digest or label) read already
         self.aliases: dict[tuple[int, str], tuple[int | None, datetime]] = {}
         self.aliases_read: set[int] = set()  # artifact ids whose every alias is in `aliases`
         self.created_ids: set[int] = set()  # artifacts created here: every version of theirs is known
@@ -128,6 +129,8 @@ class WriteBatch:
             if isinstance(e, EdgeRecorded):
                 read_only.update(self._edge_names(e.ref))
         self._read_artifacts(sorted(read_only - written), locked=False)
+        # the versions its edges name in those (a name it also writes is not read yet: later)
+        self._read_versions(*self._version_keys(simple))
         recorded = sum(isinstance(e, VersionRecorded) for e in simple)
         if self._sequences and recorded > 1:
             self._version_ids = list(
@@ -150,6 +153,12 @@ class WriteBatch:
         wait for the other's), and read what its simple events will look up."""
         simple = self._simple(events)
         self._read_artifacts(sorted(self._written(events)), locked=True)
+        self._read_versions(*self._version_keys(simple))
+        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+
+    def _version_keys(self, simple: list[Event]) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
+        """(artifact id, digest) and (artifact id, label) of the versions the events name, among
+        the artifacts read and not read yet."""
         digest_keys: set[tuple[int, str]] = set()
         label_keys: set[tuple[int, int]] = set()
         for e in simple:
@@ -163,9 +172,7 @@ class WriteBatch:
                     digest_keys.add(key)
                 elif key is not None:
                     label_keys.add(key)
-        self._read_versions(digest_keys, versions.c.digest, digest_keys)
-        self._read_versions(label_keys, versions.c.label, set())
-        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+        return digest_keys - self.keys_read, label_keys - self.keys_read
 
     @staticmethod
     def _simple(events: Sequence[Event]) -> list[Event]:
@@ -228,9 +235,17 @@ class WriteBatch:
                 )
         self.names_read.update(names)
 
-    def _read_versions(self, keys: Iterable[tuple[int, Any]], column: Any, read: set[tuple[int, str]]) -> None:
+    def _read_versions(self, digest_keys: set[tuple[int, str]], label_keys: set[tuple[int, int]]) -> None:
+        """The versions named by (artifact id, digest) or (artifact id, label), in one statement
+        (a chunk of each at a time); a digest not found is known not to exist."""
         name_of = {a.id: a.name for a in self.artifacts.values()}
-        for chunk in _chunks(sorted(keys)):
+        by_digest, by_label = list(_chunks(sorted(digest_keys))), list(_chunks(sorted(label_keys)))
+        for n in range(max(len(by_digest), len(by_label))):
+            found = []
+            if n < len(by_digest):
+                found.append(sa.tuple_(versions.c.artifact_id, versions.c.digest).in_(list(by_digest[n])))
+            if n < len(by_label):
+                found.append(sa.tuple_(versions.c.artifact_id, versions.c.label).in_(list(by_label[n])))
             rows = self.conn.execute(
                 sa.select(
                     versions.c.id,
@@ -239,11 +254,12 @@ class WriteBatch:
                     versions.c.digest,
                     versions.c.produced_by,
                     versions.c.deleted_at,
-                ).where(sa.tuple_(versions.c.artifact_id, column).in_(list(chunk)))
+                ).where(sa.or_(*found))
             )
             for row in rows:
                 self._know(row.artifact_id, name_of[row.artifact_id], row)
-        self.digests_read.update(read)
+        self.digests_read.update(digest_keys)
+        self.keys_read.update(digest_keys, label_keys)
 
     def _know(self, artifact_id: int, name: str, row: Any) -> KnownVersion:
         known = KnownVersion(row.id, row.label, row.digest, row.produced_by, row.deleted_at, f"{name}@{row.digest}")
