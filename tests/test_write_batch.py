@@ -226,3 +226,51 @@ def test_a_batch_ends_as_its_events_applied_one_by_one(two_stores: list[SQLStore
     for start in range(0, len(events), 100):
         assert batched.apply(events[start : start + 100]) == []
     assert _dump(batched) == expected
+
+
+@pytest.mark.postgres
+def test_batches_creating_the_same_artifacts_in_other_orders_never_deadlock(postgres_database: str) -> None:
+    """Two writers create the same new artifacts, one in the other's reverse order: neither waits
+    on the other's new row while holding one of its own (PostgreSQL would break the deadlock after
+    a second, and the batch be applied again)."""
+    import threading
+
+    from tests.conftest import _truncate
+    from tests.reliability.test_concurrent_writers import in_threads
+
+    _truncate(postgres_database)
+    rounds, names_each = 5, 8
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def new_version(name: str, worker: int) -> VersionRecorded:
+        entries = [ManifestEntry(path="p", digest=f"etag:{name}-{worker}", size=1, ref=f"s3://b/{name}")]
+        return VersionRecorded(name=name, digest=manifest_digest(entries), entries=entries)
+
+    def write(worker: int) -> None:
+        store = SQLStore(postgres_database)
+        try:
+            for n in range(rounds):
+                names = [f"new/{n}-{i}" for i in range(names_each)]
+                batch = [new_version(name, worker) for name in (names if worker == 0 else names[::-1])]
+                start.wait(timeout=30)
+                store.apply(batch)
+        except BaseException as err:  # noqa: BLE001 - reported below, from the test's thread
+            failures.append(err)
+        finally:
+            store.close()
+
+    deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    with sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg://")).connect() as conn:
+        before = conn.execute(sa.text(deadlocks)).scalar_one()
+    assert in_threads(write, 2, failures) == []
+    engine = sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:  # a new session: the writers' counts are flushed as they close
+        assert conn.execute(sa.text(deadlocks)).scalar_one() == before
+        labels = conn.execute(
+            sa.select(artifacts.c.name, sa.func.count(), sa.func.min(versions.c.label), sa.func.max(versions.c.label))
+            .join(versions, versions.c.artifact_id == artifacts.c.id)
+            .group_by(artifacts.c.name)
+        ).all()
+    engine.dispose()
+    assert sorted(labels) == sorted((f"new/{n}-{i}", 2, 0, 1) for n in range(rounds) for i in range(names_each))

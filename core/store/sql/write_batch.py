@@ -24,6 +24,7 @@ everything), and artifact ids never change.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,6 +72,19 @@ class KnownVersion:
     produced_by: str | None
     deleted_at: datetime | None
     ref: str  # name@digest, as a tombstone notice says it
+
+
+# Advisory locks on artifact names a batch creates (PostgreSQL): the two-key form, in a space of
+# their own ("HWar"), keyed by a 32-bit hash of the name (a collision only serialises two names).
+_NAME_LOCKS = 0x4857_6172
+_LOCK_NAMES = sa.text(
+    # unnest scans the sorted array in its order
+    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS integer[])) AS u(k)"
+)
+
+
+def _name_key(name: str) -> int:
+    return zlib.crc32(name.encode()) - 2**31
 
 
 def label_number(label: str) -> int | None:
@@ -152,7 +166,15 @@ class WriteBatch:
         batches naming the same artifacts in another order would otherwise each hold one lock and
         wait for the other's), and read what its simple events will look up."""
         simple = self._simple(events)
-        self._read_artifacts(sorted(self._written(events)), locked=True)
+        written = sorted(self._written(events))
+        self._read_artifacts(written, locked=True)
+        if self._sequences:
+            # A name not there yet has no row to lock: two batches creating the same artifacts in
+            # other orders would each insert one and wait on the other's. Its name is locked
+            # instead, after the rows and in one order (held until the commit, like a row lock).
+            keys = sorted({_name_key(name) for name in written if name not in self.artifacts})
+            if keys:
+                self.conn.execute(_LOCK_NAMES, {"space": _NAME_LOCKS, "keys": keys})
         self._read_versions(*self._version_keys(simple))
         self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
 
