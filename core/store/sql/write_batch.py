@@ -74,7 +74,7 @@ class KnownVersion:
     ref: str  # name@digest, as a tombstone notice says it
 
 
-# Advisory locks on artifact names a batch creates (PostgreSQL): the two-key form, in a space of
+# Advisory locks on the artifact names a batch writes (PostgreSQL): the two-key form, in a space of
 # their own ("HWar"), keyed by a 32-bit hash of the name (a collision only serialises two names).
 _NAME_LOCKS = 0x4857_6172
 _LOCK_NAMES = sa.text(
@@ -167,14 +167,13 @@ class WriteBatch:
         wait for the other's), and read what its simple events will look up."""
         simple = self._simple(events)
         written = sorted(self._written(events))
-        self._read_artifacts(written, locked=True)
-        if self._sequences:
+        if self._sequences and written:
             # A name not there yet has no row to lock: two batches creating the same artifacts in
-            # other orders would each insert one and wait on the other's. Its name is locked
-            # instead, after the rows and in one order (held until the commit, like a row lock).
-            keys = sorted({_name_key(name) for name in written if name not in self.artifacts})
-            if keys:
-                self.conn.execute(_LOCK_NAMES, {"space": _NAME_LOCKS, "keys": keys})
+            # other orders would each insert one and wait on the other's, and a batch that finds
+            # one created meanwhile would lock its row out of order. So every name written is
+            # locked first, in one order (held until the commit, like a row lock), then its row.
+            self.conn.execute(_LOCK_NAMES, {"space": _NAME_LOCKS, "keys": sorted({_name_key(n) for n in written})})
+        self._read_artifacts(written, locked=True)
         self._read_versions(*self._version_keys(simple))
         self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
 
