@@ -8,8 +8,9 @@ first event (SQLWrites._apply_once):
   edges only read, ids for its new versions, which of its stored file digests were purged; then
   its event ids are claimed and the runs it records inserted, in one multi-row statement each;
 - then the artifacts it writes are locked in name order (the lock order every writer uses, so two
-  batches never deadlock on them) and read, with the versions its events name by label or digest
-  and the aliases of the artifacts it writes (`prefetch`).
+  batches never deadlock on them; on PostgreSQL their names first, so that one not created yet
+  is locked too) and read, with the versions its events name by label or digest and the aliases
+  of the artifacts it writes (`prefetch`).
 
 While the events are applied in order, reads are answered from what was read (a miss goes to the
 database), and pure writes (entries, edges, producers, alias moves, tags, label counters) wait in
