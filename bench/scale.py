@@ -160,7 +160,8 @@ def load(url: str, graph: Graph, run_ids: list[str]) -> dict[str, float]:
             counts[a] += 1
         for a in range(graph.n_artifacts):
             kind = "dataset" if a % 4 == 0 else "model"
-            yield (a + 1, graph.name(a), kind, None, _at(0), counts[a])
+            # every version is live: the count is the label counter, the last update the newest's
+            yield (a + 1, graph.name(a), kind, None, _at(0), counts[a], counts[a], _at(last_of[a] + 1))
 
     def runs() -> Iterator[tuple[Any, ...]]:
         for i in range(n):
@@ -240,7 +241,7 @@ def load(url: str, graph: Graph, run_ids: list[str]) -> dict[str, float]:
             yield (str(uuid.UUID(int=rng.getrandbits(128), version=4)), _at(i))
 
     tables: list[tuple[str, str, Callable[[], Iterator[tuple[Any, ...]]]]] = [
-        ("artifacts", "id, name, type, description, created_at, next_label", artifacts),
+        ("artifacts", "id, name, type, description, created_at, next_label, n_versions, updated_at", artifacts),
         (
             "runs",
             "id, job, job_namespace, orchestrator, kind, status, status_at, started_at, ended_at, params, "

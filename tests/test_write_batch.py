@@ -28,6 +28,7 @@ from headwater.events import (
     VersionRecorded,
 )
 from headwater.models import ManifestEntry
+from headwater.store.schema import artifacts, versions
 from headwater.store.sql import SQLStore
 
 BASE = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -116,7 +117,7 @@ _entries_of: dict[str, list[ManifestEntry]] = {}
 def _dump(store: SQLStore) -> dict[str, Any]:
     """Every table by natural keys (ids may differ: a batch takes version ids ahead)."""
     query = {
-        "artifacts": "SELECT name, type, next_label FROM artifacts ORDER BY name",
+        "artifacts": "SELECT name, type, next_label, n_versions, updated_at FROM artifacts ORDER BY name",
         "versions": (
             "SELECT a.name, v.label, v.digest, v.size, v.n_entries, v.metadata, v.produced_by, v.deleted_at"
             " FROM versions v JOIN artifacts a ON a.id = v.artifact_id ORDER BY a.name, v.label"
@@ -148,6 +149,34 @@ def _dump(store: SQLStore) -> dict[str, Any]:
     }
     with store.engine.connect() as conn:
         return {table: [tuple(row) for row in conn.execute(sa.text(sql))] for table, sql in query.items()}
+
+
+def _kept(store: SQLStore) -> list[tuple[Any, ...]]:
+    query = sa.select(artifacts.c.name, artifacts.c.n_versions, artifacts.c.updated_at).order_by(artifacts.c.name)
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def _counted(store: SQLStore) -> list[tuple[Any, ...]]:
+    live = versions.c.deleted_at.is_(None)
+    query = (
+        sa.select(
+            artifacts.c.name,
+            sa.func.count(versions.c.id).filter(live),
+            sa.func.max(versions.c.created_at).filter(live),
+        )
+        .outerjoin(versions, versions.c.artifact_id == artifacts.c.id)
+        .group_by(artifacts.c.name)
+        .order_by(artifacts.c.name)
+    )
+    with store.engine.connect() as conn:
+        rows = [tuple(row) for row in conn.execute(query)]
+    # max() over a SQLite text column gives text: read it as the column reads it
+    return [(name, n, at if at is None or isinstance(at, datetime) else _utc(at)) for name, n, at in rows]
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -191,7 +220,57 @@ def test_a_batch_ends_as_its_events_applied_one_by_one(two_stores: list[SQLStore
     assert any(row[7] is not None for row in expected["versions"])
     assert {row[1] for row in expected["aliases"]} == {"latest", "prod"}
     assert expected["tags"] and expected["applied"] == [(len(events),)]
+    # each artifact's count and last update, kept on its row, are what counting its versions says
+    assert _counted(batched) == _kept(batched)
     # a replay of every batch changes nothing
     for start in range(0, len(events), 100):
         assert batched.apply(events[start : start + 100]) == []
     assert _dump(batched) == expected
+
+
+@pytest.mark.postgres
+def test_batches_creating_the_same_artifacts_in_other_orders_never_deadlock(postgres_database: str) -> None:
+    """Two writers create the same new artifacts, one in the other's reverse order: neither waits
+    on the other's new row while holding one of its own (PostgreSQL would break the deadlock after
+    a second, and the batch be applied again)."""
+    import threading
+
+    from tests.conftest import _truncate
+    from tests.reliability.test_concurrent_writers import in_threads
+
+    _truncate(postgres_database)
+    rounds, names_each = 5, 8
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def new_version(name: str, worker: int) -> VersionRecorded:
+        entries = [ManifestEntry(path="p", digest=f"etag:{name}-{worker}", size=1, ref=f"s3://b/{name}")]
+        return VersionRecorded(name=name, digest=manifest_digest(entries), entries=entries)
+
+    def write(worker: int) -> None:
+        store = SQLStore(postgres_database)
+        try:
+            for n in range(rounds):
+                names = [f"new/{n}-{i}" for i in range(names_each)]
+                batch = [new_version(name, worker) for name in (names if worker == 0 else names[::-1])]
+                start.wait(timeout=30)
+                store.apply(batch)
+        except BaseException as err:  # noqa: BLE001 - reported below, from the test's thread
+            failures.append(err)
+        finally:
+            store.close()
+
+    deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    with sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg://")).connect() as conn:
+        before = conn.execute(sa.text(deadlocks)).scalar_one()
+    assert in_threads(write, 2, failures) == []
+    engine = sa.create_engine(postgres_database.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:  # a new session: the writers' counts are flushed as they close
+        assert conn.execute(sa.text(deadlocks)).scalar_one() == before
+        labels = conn.execute(
+            sa.select(artifacts.c.name, sa.func.count(), sa.func.min(versions.c.label), sa.func.max(versions.c.label))
+            .join(versions, versions.c.artifact_id == artifacts.c.id)
+            .group_by(artifacts.c.name)
+        ).all()
+    engine.dispose()
+    assert sorted(labels) == sorted((f"new/{n}-{i}", 2, 0, 1) for n in range(rounds) for i in range(names_each))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 # The newest migration in headwater/migrations/versions/ (tests/test_migrations.py checks it).
-HEAD = "0004"
+HEAD = "0005"
 
 _PG_LOCK_KEY = 0x4857_6D69  # "HWmi": an arbitrary constant shared by every headwater process
 _VERSION_TABLE = "alembic_version"  # Alembic's default, where it keeps the revision

@@ -80,6 +80,12 @@ artifacts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     # Next label number; bumped under a row lock so labels stay gapless (no sequences).
     sa.Column("next_label", sa.Integer, nullable=False, server_default="0"),
+    # Its live (not deleted) versions and the newest one's created_at (NULL: none), kept by every
+    # write that adds or deletes a version, under the same lock: the artifact list reads them
+    # instead of counting versions. On PostgreSQL, migration 0005 adds a trigram index on `name`
+    # for search where pg_trgm is available (not declared here: it depends on the database).
+    sa.Column("n_versions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime),
 )
 
 versions = sa.Table(

@@ -227,39 +227,30 @@ class SQLReads(SQLEngine):
             raise InvalidInput(f"order must be 'name' or 'updated', not {order!r}")
         if offset < 0 or (limit is not None and limit < 0):
             raise InvalidInput("limit and offset must be 0 or more")
-        latest = (
-            sa.select(aliases.c.artifact_id, versions.c.label)
-            .join(versions, versions.c.id == aliases.c.version_id)
-            .where(aliases.c.alias == LATEST)
-            .subquery()
+        # The label `latest` points to, looked up for the rows returned only (not joined over
+        # every artifact's aliases): two index probes each.
+        latest_label = (
+            sa.select(versions.c.label)
+            .join(aliases, aliases.c.version_id == versions.c.id)
+            .where(aliases.c.artifact_id == artifacts.c.id, aliases.c.alias == LATEST)
+            .scalar_subquery()
+            .label("latest_label")
         )
-        counts = (
-            sa.select(
-                versions.c.artifact_id,
-                sa.func.count().label("n"),
-                sa.func.max(versions.c.created_at).label("updated_at"),
-            )
-            .where(versions.c.deleted_at.is_(None))
-            .group_by(versions.c.artifact_id)
-            .subquery()
-        )
-        query = (
-            sa.select(artifacts, latest.c.label.label("latest_label"), counts.c.n, counts.c.updated_at)
-            .outerjoin(latest, latest.c.artifact_id == artifacts.c.id)
-            .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
-        )
+        query = sa.select(artifacts, latest_label)
         if order == "updated":
             # An artifact without a live version counts as updated when it was created; the name
             # breaks ties, so pages never overlap.
-            updated = sa.func.coalesce(counts.c.updated_at, artifacts.c.created_at)
+            updated = sa.func.coalesce(artifacts.c.updated_at, artifacts.c.created_at)
             query = query.order_by(updated.desc(), artifacts.c.name)
         else:
             query = query.order_by(artifacts.c.name)
         if type is not None:
             query = query.where(artifacts.c.type == type)
         if name_like is not None:
-            # Case-insensitive on both databases (SQLite's LIKE folds ASCII case, PostgreSQL's none).
-            query = query.where(artifacts.c.name.icontains(name_like, autoescape=True))
+            # Case-insensitive on both databases: ILIKE on PostgreSQL, which its trigram index
+            # serves (migration 0005); lower() LIKE lower() on SQLite.
+            pattern = "%" + name_like.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+            query = query.where(artifacts.c.name.ilike(pattern, escape="/"))
         if tag is not None:
             tagged = (
                 sa.select(versions.c.artifact_id)
@@ -281,7 +272,7 @@ class SQLReads(SQLEngine):
                     description=row.description,
                     created_at=row.created_at,
                     latest=None if row.latest_label is None else _label(row.latest_label),
-                    versions=row.n or 0,
+                    versions=row.n_versions,
                     updated_at=row.updated_at if row.updated_at is not None else row.created_at,
                 )
                 for row in conn.execute(query)

@@ -3,11 +3,14 @@
 A batch of 100 events applied one statement at a time is ~500 round trips. Instead, before the
 first event (SQLWrites._apply_once):
 
-- the artifacts the batch names are read in two statements, those it writes locked in name order
-  (the lock order every writer uses, so two batches never deadlock on them), with the versions its
-  edges name by label or digest, the aliases of the artifacts it writes, and which of its stored
-  file digests were purged;
-- the runs the batch records are inserted in one multi-row statement.
+- what needs no lock is done first (`read_ahead`), since every artifact lock is held until the
+  commit and concurrent batches naming the same artifacts wait for it in turn: the artifacts its
+  edges only read, ids for its new versions, which of its stored file digests were purged; then
+  its event ids are claimed and the runs it records inserted, in one multi-row statement each;
+- then the artifacts it writes are locked in name order (the lock order every writer uses, so two
+  batches never deadlock on them; on PostgreSQL their names first, so that one not created yet
+  is locked too) and read, with the versions its events name by label or digest and the aliases
+  of the artifacts it writes (`prefetch`).
 
 While the events are applied in order, reads are answered from what was read (a miss goes to the
 database), and pure writes (entries, edges, producers, alias moves, tags, label counters) wait in
@@ -22,7 +25,8 @@ everything), and artifact ids never change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -44,7 +48,7 @@ SIMPLE = (RunRecorded, VersionRecorded, EdgeRecorded)
 class Statements(NamedTuple):
     """The multi-row writes of a flush, built once as the store opens (SQLWrites._prepare)."""
 
-    next_label: Any
+    counters: Any  # an artifact's next label, its count of live versions and last update
     edge_insert: Any
     produced_by: Any
     alias_set: Any
@@ -69,6 +73,19 @@ class KnownVersion:
     produced_by: str | None
     deleted_at: datetime | None
     ref: str  # name@digest, as a tombstone notice says it
+
+
+# Advisory locks on the artifact names a batch writes (PostgreSQL): the two-key form, in a space of
+# their own ("HWar"), keyed by a 32-bit hash of the name (a collision only serialises two names).
+_NAME_LOCKS = 0x4857_6172
+_LOCK_NAMES = sa.text(
+    # unnest scans the sorted array in its order
+    "SELECT count(pg_advisory_xact_lock(:space, k)) FROM unnest(CAST(:keys AS integer[])) AS u(k)"
+)
+
+
+def _name_key(name: str) -> int:
+    return zlib.crc32(name.encode()) - 2**31
 
 
 def label_number(label: str) -> int | None:
@@ -96,13 +113,15 @@ class WriteBatch:
         self.by_digest: dict[tuple[int, str], KnownVersion] = {}
         self.by_label: dict[tuple[int, int], KnownVersion] = {}
         self.digests_read: set[tuple[int, str]] = set()
+        self.keys_read: set[tuple[int, Any]] = set()  # (artifact id, digest or label) read already
         self.aliases: dict[tuple[int, str], tuple[int | None, datetime]] = {}
         self.aliases_read: set[int] = set()  # artifact ids whose every alias is in `aliases`
         self.created_ids: set[int] = set()  # artifacts created here: every version of theirs is known
         self.purged: set[str] = set()
         self.purges_read: set[str] = set()
         # Buffers, written by flush() in this order (entries, edges and aliases name versions).
-        self._counters: dict[int, int] = {}  # artifact id -> its next label
+        # artifact id -> its next label, versions added, and the newest created_at among them
+        self._counters: dict[int, tuple[int, int, datetime]] = {}
         self._version_ids: list[int] = []  # taken from the sequence for the versions of the batch
         self._versions: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
@@ -114,49 +133,19 @@ class WriteBatch:
 
     # -- reading what the batch names, once ----------------------------------------------------
 
-    def prefetch(self, events: Sequence[Event]) -> None:
-        """Lock the batch's existing artifacts in name order, before any write (two servers applying
-        batches naming the same artifacts in another order would otherwise each hold one lock and
-        wait for the other's), and read what its simple events will look up."""
-        simple: list[Event] = []
-        for event in events:
-            if not isinstance(event, SIMPLE):
-                break
-            simple.append(event)
-        written = sorted(
-            {name for e in simple if isinstance(e, VersionRecorded) and (name := _valid_name(e.name)) is not None}
-        )
-        # The later events that write an artifact lock it too, in the same order.
-        written_later = {
-            name
-            for e in events[len(simple) :]
-            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))
-            and (name := _valid_name(e.name)) is not None
-        }
+    def read_ahead(self, events: Sequence[Event]) -> None:
+        """What needs no lock, read before any is taken (every lock is held until the commit):
+        the artifacts the batch's edges only read, ids for its new versions, and which of its
+        stored file digests were purged."""
+        simple = self._simple(events)
+        written = self._written(events)
         read_only: set[str] = set()
         for e in simple:
             if isinstance(e, EdgeRecorded):
                 read_only.update(self._edge_names(e.ref))
-        self._read_artifacts(sorted(set(written) | written_later), locked=True)
-        self._read_artifacts(sorted(read_only - set(written) - written_later), locked=False)
-        digest_keys: set[tuple[int, str]] = set()
-        label_keys: set[tuple[int, int]] = set()
-        stored: set[str] = set()
-        for e in simple:
-            if isinstance(e, VersionRecorded):
-                art = self.artifacts.get(e.name)
-                if art is not None:
-                    digest_keys.add((art.id, e.digest))
-                stored.update(entry.digest for entry in e.entries if entry.ref is None)
-            elif isinstance(e, EdgeRecorded):
-                key = self._edge_key(e.ref)
-                if isinstance(key, tuple) and isinstance(key[1], str):
-                    digest_keys.add(key)
-                elif key is not None:
-                    label_keys.add(key)
-        self._read_versions(digest_keys, versions.c.digest, digest_keys)
-        self._read_versions(label_keys, versions.c.label, set())
-        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+        self._read_artifacts(sorted(read_only - written), locked=False)
+        # the versions its edges name in those (a name it also writes is not read yet: later)
+        self._read_versions(*self._version_keys(simple))
         recorded = sum(isinstance(e, VersionRecorded) for e in simple)
         if self._sequences and recorded > 1:
             self._version_ids = list(
@@ -166,9 +155,67 @@ class WriteBatch:
                     )
                 ).scalars()
             )
+        stored = {
+            entry.digest for e in simple if isinstance(e, VersionRecorded) for entry in e.entries if entry.ref is None
+        }
         if stored:
             self.purged = purged_among(self.conn, stored)
             self.purges_read = stored
+
+    def prefetch(self, events: Sequence[Event]) -> None:
+        """Lock the batch's existing artifacts in name order, before any write (two servers applying
+        batches naming the same artifacts in another order would otherwise each hold one lock and
+        wait for the other's), and read what its simple events will look up."""
+        simple = self._simple(events)
+        written = sorted(self._written(events))
+        if self._sequences and written:
+            # A name not there yet has no row to lock: two batches creating the same artifacts in
+            # other orders would each insert one and wait on the other's, and a batch that finds
+            # one created meanwhile would lock its row out of order. So every name written is
+            # locked first, in one order (held until the commit, like a row lock), then its row.
+            self.conn.execute(_LOCK_NAMES, {"space": _NAME_LOCKS, "keys": sorted({_name_key(n) for n in written})})
+        self._read_artifacts(written, locked=True)
+        self._read_versions(*self._version_keys(simple))
+        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+
+    def _version_keys(self, simple: list[Event]) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
+        """(artifact id, digest) and (artifact id, label) of the versions the events name, among
+        the artifacts read and not read yet."""
+        digest_keys: set[tuple[int, str]] = set()
+        label_keys: set[tuple[int, int]] = set()
+        for e in simple:
+            if isinstance(e, VersionRecorded):
+                art = self.artifacts.get(e.name)
+                if art is not None:
+                    digest_keys.add((art.id, e.digest))
+            elif isinstance(e, EdgeRecorded):
+                key = self._edge_key(e.ref)
+                if isinstance(key, tuple) and isinstance(key[1], str):
+                    digest_keys.add(key)
+                elif key is not None:
+                    label_keys.add(key)
+        return digest_keys - self.keys_read, label_keys - self.keys_read
+
+    @staticmethod
+    def _simple(events: Sequence[Event]) -> list[Event]:
+        """The batch's first events, up to one of another kind."""
+        simple: list[Event] = []
+        for event in events:
+            if not isinstance(event, SIMPLE):
+                break
+            simple.append(event)
+        return simple
+
+    @staticmethod
+    def _written(events: Sequence[Event]) -> set[str]:
+        """The artifacts the batch writes: those its first events log versions of, and those its
+        later events write (a version, an alias, a delete) are locked up front too, in one order."""
+        return {
+            name
+            for e in events
+            if isinstance(e, (VersionRecorded, AliasMoved, VersionDeleted))
+            and (name := _valid_name(e.name)) is not None
+        }
 
     def _edge_names(self, text: str) -> set[str]:
         """The artifact names an edge's REF may mean: the whole text, and the name before a suffix."""
@@ -210,9 +257,17 @@ class WriteBatch:
                 )
         self.names_read.update(names)
 
-    def _read_versions(self, keys: Iterable[tuple[int, Any]], column: Any, read: set[tuple[int, str]]) -> None:
+    def _read_versions(self, digest_keys: set[tuple[int, str]], label_keys: set[tuple[int, int]]) -> None:
+        """The versions named by (artifact id, digest) or (artifact id, label), in one statement
+        (a chunk of each at a time); a digest not found is known not to exist."""
         name_of = {a.id: a.name for a in self.artifacts.values()}
-        for chunk in _chunks(sorted(keys)):
+        by_digest, by_label = list(_chunks(sorted(digest_keys))), list(_chunks(sorted(label_keys)))
+        for n in range(max(len(by_digest), len(by_label))):
+            found = []
+            if n < len(by_digest):
+                found.append(sa.tuple_(versions.c.artifact_id, versions.c.digest).in_(list(by_digest[n])))
+            if n < len(by_label):
+                found.append(sa.tuple_(versions.c.artifact_id, versions.c.label).in_(list(by_label[n])))
             rows = self.conn.execute(
                 sa.select(
                     versions.c.id,
@@ -221,11 +276,12 @@ class WriteBatch:
                     versions.c.digest,
                     versions.c.produced_by,
                     versions.c.deleted_at,
-                ).where(sa.tuple_(versions.c.artifact_id, column).in_(list(chunk)))
+                ).where(sa.or_(*found))
             )
             for row in rows:
                 self._know(row.artifact_id, name_of[row.artifact_id], row)
-        self.digests_read.update(read)
+        self.digests_read.update(digest_keys)
+        self.keys_read.update(digest_keys, label_keys)
 
     def _know(self, artifact_id: int, name: str, row: Any) -> KnownVersion:
         known = KnownVersion(row.id, row.label, row.digest, row.produced_by, row.deleted_at, f"{name}@{row.digest}")
@@ -300,11 +356,13 @@ class WriteBatch:
             self.names_read.add(art.name)
         return art
 
-    def count_label(self, art: KnownArtifact) -> int:
-        """The artifact's next label, counted now and written at the flush."""
+    def count_version(self, art: KnownArtifact, created_at: datetime) -> int:
+        """A new version's label, counted now with the artifact's count of versions and last update
+        (artifacts.n_versions, updated_at), all written at the flush."""
         label = art.next_label
         art.next_label = label + 1
-        self._counters[art.id] = art.next_label
+        _, added, newest = self._counters.get(art.id, (0, 0, created_at))
+        self._counters[art.id] = (art.next_label, added + 1, max(newest, created_at))
         return label
 
     def created_version(self, artifact_id: int, name: str, row: dict[str, Any], version_id: int) -> None:
@@ -355,7 +413,11 @@ class WriteBatch:
         conn, statements = self.conn, self.statements
         if self._counters:
             conn.execute(
-                statements.next_label, [{"aid": aid, "next": label} for aid, label in sorted(self._counters.items())]
+                statements.counters,
+                [
+                    {"aid": aid, "next": label, "added": added, "updated": newest}
+                    for aid, (label, added, newest) in sorted(self._counters.items())
+                ],
             )
             self._counters = {}
         if self._versions:

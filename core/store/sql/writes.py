@@ -34,6 +34,7 @@ from headwater.events import (
 from headwater.models import TERMINAL_STATUSES, ManifestEntry
 from headwater.refs import LATEST, Ref, parse_ref, validate_alias, validate_name
 from headwater.store.schema import (
+    UTCDateTime,
     alias_moves,
     aliases,
     applied_events,
@@ -123,8 +124,19 @@ class SQLWrites(SQLReads):
             where=aliases.c.moved_at <= upsert.excluded.moved_at,
         )
         self._q_tag_insert = ins(tags).on_conflict_do_nothing(index_elements=["version_id", "tag"])
+        newest = b("updated", type_=UTCDateTime)
         self._statements = Statements(
-            next_label=sa.update(artifacts).where(artifacts.c.id == b("aid")).values(next_label=b("next")),
+            # A version's created_at is its event's time: a late event may be older than the last.
+            counters=sa.update(artifacts)
+            .where(artifacts.c.id == b("aid"))
+            .values(
+                next_label=b("next"),
+                n_versions=artifacts.c.n_versions + b("added"),
+                updated_at=sa.case(
+                    (sa.or_(artifacts.c.updated_at.is_(None), artifacts.c.updated_at < newest), newest),
+                    else_=artifacts.c.updated_at,
+                ),
+            ),
             edge_insert=self._q_edge_insert,
             produced_by=self._q_produced_by,
             alias_set=self._q_alias_set,
@@ -150,7 +162,9 @@ class SQLWrites(SQLReads):
         notices: list[str] = []
         with self._write() as conn:
             batch = WriteBatch(conn, self._statements, self._lock, sequences=self.dialect == "postgresql")
-            batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
+            # What takes no artifact lock comes first: every lock is held until the commit, and
+            # concurrent batches naming the same artifacts wait for it in turn.
+            batch.read_ahead(events)
             claimed = self._claim(conn, [event.id for event in events])
             todo = []
             for event in events:
@@ -158,6 +172,7 @@ class SQLWrites(SQLReads):
                     claimed.discard(event.id)  # the same event twice in a group: applied once
                     todo.append(event)
             created_by = self._insert_runs(conn, todo)
+            batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
             for event in todo:
                 if not isinstance(event, SIMPLE) and batch.active:
                     batch.flush()
@@ -263,7 +278,15 @@ class SQLWrites(SQLReads):
         if art is None:
             created = conn.execute(
                 self._q_artifact_insert,
-                {"name": name, "type": type_, "description": None, "created_at": at, "next_label": 1},
+                {
+                    "name": name,
+                    "type": type_,
+                    "description": None,
+                    "created_at": at,
+                    "next_label": 1,
+                    "n_versions": 1,
+                    "updated_at": at,
+                },
             ).first()
             if created is not None:
                 return batch.created_artifact(created), True
@@ -310,7 +333,7 @@ class SQLWrites(SQLReads):
             existing = existing or None
         created = existing is None
         if existing is None:
-            label = 0 if new_artifact else batch.count_label(art)
+            label = 0 if new_artifact else batch.count_version(art, ev.time)
             row = {
                 "artifact_id": art.id,
                 "label": label,
@@ -564,11 +587,23 @@ class SQLWrites(SQLReads):
         version_id = self._resolve(conn, Ref(ev.name, digest=ev.digest))
         artifact_id = self._artifact_id(conn, ev.name)
         assert artifact_id is not None
-        conn.execute(
+        deleted = conn.execute(
             sa.update(versions)
             .where(versions.c.id == version_id, versions.c.deleted_at.is_(None))
             .values(deleted_at=ev.time)
-        )
+        ).rowcount
+        if deleted:
+            # Under the artifact's lock (taken by prefetch): its count and last update, as listed.
+            conn.execute(
+                sa.update(artifacts)
+                .where(artifacts.c.id == artifact_id)
+                .values(
+                    n_versions=artifacts.c.n_versions - 1,
+                    updated_at=sa.select(sa.func.max(versions.c.created_at))
+                    .where(versions.c.artifact_id == artifact_id, versions.c.deleted_at.is_(None))
+                    .scalar_subquery(),
+                )
+            )
         audit_delete(conn, ev, version_id)
         pointing = conn.execute(
             sa.select(aliases.c.alias).where(aliases.c.artifact_id == artifact_id, aliases.c.version_id == version_id)
