@@ -496,7 +496,10 @@ class BareSQL:
         art_id, label = cur.fetchone()
         cur.execute(q("SELECT id FROM versions WHERE artifact_id = ? AND digest = ?"), (art_id, out.digest))
         assert cur.fetchone() is None
-        cur.execute(q("UPDATE artifacts SET next_label = ? WHERE id = ?"), (label + 1, art_id))
+        cur.execute(
+            q("UPDATE artifacts SET next_label = ?, n_versions = n_versions + 1, updated_at = ? WHERE id = ?"),
+            (label + 1, t(out.time), art_id),
+        )
         cur.execute(
             q(
                 "INSERT INTO versions (artifact_id, label, digest, size, n_entries, metadata, created_at, produced_by)"
@@ -741,9 +744,11 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
     run_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
     labels = [0] * n_artifacts
     label_of = [0] * n
+    last_of = [0] * n_artifacts  # the index of each artifact's newest version
     for i in range(n):
         label_of[i] = labels[i % n_artifacts]
         labels[i % n_artifacts] += 1
+        last_of[i % n_artifacts] = i
     start = time.perf_counter()
     chunk = 20_000
     n_edges = 0
@@ -757,6 +762,9 @@ def worker_closure_load(size: dict[str, int], work: Path, _pg: str | None) -> di
                     "type": "dataset" if a % 4 == 0 else "model",
                     "created_at": base,
                     "next_label": labels[a],
+                    # The artifact row keeps its count and last update (as every write path does).
+                    "n_versions": labels[a],
+                    "updated_at": base + timedelta(seconds=last_of[a] + 1) if labels[a] else None,
                 }
                 for a in range(n_artifacts)
             ],

@@ -161,7 +161,8 @@ def load(url: str, graph: Graph, run_ids: list[str]) -> dict[str, float]:
         for a in range(graph.n_artifacts):
             kind = "dataset" if a % 4 == 0 else "model"
             # every version is live: the count is the label counter, the last update the newest's
-            yield (a + 1, graph.name(a), kind, None, _at(0), counts[a], counts[a], _at(last_of[a] + 1))
+            last = _at(last_of[a] + 1) if a in last_of else None  # a small graph leaves some empty
+            yield (a + 1, graph.name(a), kind, None, _at(0), counts[a], counts[a], last)
 
     def runs() -> Iterator[tuple[Any, ...]]:
         for i in range(n):
