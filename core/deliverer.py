@@ -127,6 +127,23 @@ def serve(client: Client, lock: _Flock | None, *, linger: float = LINGER_S) -> N
         lock = taken if isinstance(taken, _Flock) else None
 
 
+def wait_delivered(client: Client, timeout: float = 120.0) -> bool:
+    """Until `client`'s outbox is empty and its deliverer has exited; whether that happened in time.
+
+    For benchmarks and tests, once their tasks are done: it takes the election lock for an
+    instant to see that it is free, and a task that found it held then would start nobody."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.outbox.pending():
+            lock = _lock(client.outbox.folder / ELECTION, 0) if client.outbox.folder.is_dir() else None
+            if lock is not None or not client.outbox.folder.is_dir():
+                if lock is not None:
+                    lock.release()
+                return True
+        time.sleep(POLL_S)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m headwater.deliverer FD`: FD is the election lock the starting task passed on."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(message)s")
