@@ -29,9 +29,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from headwater.errors import HeadwaterError
 from headwater.outbox import _Flock, _lock
 
 if TYPE_CHECKING:  # pragma: no cover
+    from subprocess import Popen
+
     from headwater.api import Client
 
 log = logging.getLogger("headwater")
@@ -41,6 +44,9 @@ LOG = ".deliverer.log"  # the deliverer's warnings (its stderr); restarted past 
 LOG_BYTES = 1 << 20
 LINGER_S = 2.0  # idle time a deliverer waits for more batches before it exits
 POLL_S = 0.02
+# Deliverers this process started, kept to be reaped (a long-lived process, dag.test(), starts
+# several) rather than left to the garbage collector, which warns about a child still running.
+_started: list[Popen[bytes]] = []
 
 
 def hand_over(client: Client) -> None:
@@ -84,10 +90,11 @@ def _start(client: Client, fd: int) -> None:
     if client._token:
         env["HEADWATER_TOKEN"] = client._token
     env.pop("HEADWATER_DELIVERY", None)  # the deliverer itself delivers inline
+    _started[:] = [process for process in _started if process.poll() is None]
     with open(client.outbox.folder / LOG, "ab") as errors:
         # A session of its own: the orchestrator's kill of the task's process group spares it.
         # No pipe of the task's: a supervisor reading the task's output must not wait for it.
-        subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "headwater.deliverer", str(fd)],  # the election lock, inherited
             env=env,
             cwd="/",
@@ -97,6 +104,7 @@ def _start(client: Client, fd: int) -> None:
             pass_fds=(fd,),
             start_new_session=True,
         )
+    _started.append(process)
 
 
 def serve(client: Client, lock: _Flock | None, *, linger: float = LINGER_S) -> None:
@@ -110,10 +118,13 @@ def serve(client: Client, lock: _Flock | None, *, linger: float = LINGER_S) -> N
         idle_since = time.monotonic()
         while True:
             if {path.name for path in outbox.pending()} - stuck:
-                result = client.sync()
-                stuck = {path.name for path in outbox.pending()} if result.error else set()
-                if result.error:
-                    log.warning("headwater: deliverer stopped: %s; %d batch(es) wait", result.error, len(stuck))
+                try:
+                    error = client.sync().error
+                except HeadwaterError as err:  # the disk refused removing a delivered batch, say
+                    error = str(err)
+                stuck = {path.name for path in outbox.pending()} if error else set()
+                if error:
+                    log.warning("headwater: deliverer stopped: %s; %d batch(es) wait", error, len(stuck))
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= linger:
                 break
