@@ -249,3 +249,20 @@ def test_a_read_delivers_what_the_outbox_holds_first(headwater_home: Path, monke
     assert (client.get_run("queued").job, client.get_run("queued").status) == ("dag.queued", "succeeded")
     assert client.outbox.pending() == []
     client.close()
+
+
+def test_a_deliverer_that_cannot_start_is_one_line_and_the_batch_waits(headwater_home: Path, inputs) -> None:
+    source, output = inputs
+    client = hw.Client()
+    (client.outbox.folder / LOG).mkdir(parents=True)  # its log cannot be opened: no deliverer starts
+    task = run_task("t0", source, output(0))
+    out, err = task.communicate(timeout=120)
+    assert task.returncode == 0 and json.loads(out)["delivered"] is False
+    (line,) = err.strip().splitlines()  # one line, nothing raised
+    assert "the deliverer for" in line and "did not start" in line and "`headwater sync`" in line
+    assert deliverers(headwater_home) == []
+    assert len(client.outbox.pending()) == 2
+    synced = client.sync()  # what `headwater sync` does
+    assert (synced.delivered, synced.pending, synced.dead) == (2, 0, {})
+    assert_tasks_recorded(client, ["t0"], [output(0)])
+    client.close()
