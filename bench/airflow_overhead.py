@@ -3,11 +3,14 @@
     python bench/airflow_overhead.py [--tasks 30] [--repeat 3] [--shapes assets,trivial]
 
 The same DAG runs with `dag.test()` (every task in one process)
-under three set-ups, alternated round by round so drift hits them alike:
+under four set-ups, alternated round by round so drift hits them alike:
 
   without      no lineage plugin (HEADWATER_DISABLED=1 at start: headwater registers nothing;
                the OpenLineage provider installed but disabled)
   headwater    the headwater plugin, recording to SQLite in a fresh HEADWATER_HOME
+  background   the same with HEADWATER_DELIVERY=background: each task's end batch is made durable
+               in the outbox and delivered by a deliverer process (one for the whole run: tasks
+               follow each other within its linger time); the run waits for it before checking
   openlineage  apache-airflow-providers-openlineage with the file transport, headwater off
 
 Two DAG shapes of independent tasks (dag.test() runs them back to back in one pass; a chain
@@ -43,7 +46,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUPS = ("without", "headwater", "openlineage")
+SETUPS = ("without", "headwater", "background", "openlineage")
 
 DAG_FILE = """
 import os
@@ -84,7 +87,7 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
 
     hooks: list[float] = []  # seconds in headwater's task hooks, start and end alternately
     hashing: list[float] = []  # seconds of that spent hashing inputs and outputs
-    if setup == "headwater":
+    if setup in ("headwater", "background"):
         from headwater.adapters.airflow import tasks as hw_tasks
         from headwater.observe import Batch
 
@@ -118,10 +121,13 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     dag_run = module.dag.test()
-    if setup == "headwater":
+    if setup in ("headwater", "background"):
         from headwater.adapters.airflow import listener
+        from headwater.api import default_client
+        from headwater.deliverer import wait_delivered
 
         listener.flush(60)
+        assert wait_delivered(default_client()), "the deliverer did not deliver the outbox"
     tis = sorted(dag_run.get_task_instances(), key=lambda ti: ti.start_date)
     assert dag_run.state == "success" and len(tis) == tasks, (dag_run.state, len(tis))
     starts = [ti.start_date.timestamp() for ti in tis]
@@ -129,7 +135,7 @@ def child(setup: str, tasks: int, work: Path) -> dict[str, float]:
     # median gap, not the mean: a 2-core machine shared with other work preempts now and then.
     period = statistics.median(b - a for a, b in itertools.pairwise(starts[1:]))
     checked = 0
-    if setup == "headwater":
+    if setup in ("headwater", "background"):
         import headwater as hw
 
         runs = [r for r in hw.runs() if r.kind == "task" and r.status == "succeeded"]
@@ -197,10 +203,12 @@ def setup_env(base: dict[str, str], setup: str, work: Path) -> dict[str, str]:
     env = dict(base)
     env["HEADWATER_HOME"] = str(work / "hwhome")
     env.pop("HEADWATER_URI", None)
-    if setup == "headwater":
+    if setup in ("headwater", "background"):
         env.pop("HEADWATER_DISABLED", None)
     else:
         env["HEADWATER_DISABLED"] = "1"
+    if setup == "background":
+        env["HEADWATER_DELIVERY"] = "background"
     if setup == "openlineage":
         env["AIRFLOW__OPENLINEAGE__DISABLED"] = "False"
         env["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "bench"
@@ -321,7 +329,7 @@ def report(
         if "hooks_ms" in row:
             inside = (
                 f"   {row['hooks_ms']:.1f} ms/task, {row['hash_ms']:.1f} of it hashing; "
-                f"first task {row['first_task_hooks_ms']:.0f} ms (opens the store)"
+                f"first task {row['first_task_hooks_ms']:.0f} ms (opens the store, or starts the deliverer)"
             )
         print(
             f"{row['shape']:9} {row['setup']:12} {row['ms_per_task']:8.1f} {added:>8} "

@@ -178,10 +178,21 @@ class Client:
 
     @property
     def store(self) -> Store:
-        """The backend, to read from: what this client's open runs buffered is delivered first."""
+        """The backend, to read from: what this client's open runs buffered is delivered first,
+        and with HEADWATER_DELIVERY=background what waits in the outbox (a deliverer's work)."""
         if self._unflushed:
             self._flush_runs()
+        if config.background_delivery() and self.outbox.pending():
+            self._deliver_waiting()
         return self._connect()
+
+    def _deliver_waiting(self) -> None:
+        # A read must not miss what a task handed to its deliverer: drain first, under the same
+        # lock. A backend that is away or a busy lock is the read's own business, not an error.
+        try:
+            self.outbox.deliver(config.timeout_s())
+        except HeadwaterError as err:
+            log.debug("outbox not delivered before a read: %s", err)
 
     def _flush_runs(self) -> None:
         runs, self._unflushed = self._unflushed, []

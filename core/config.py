@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,15 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         "The time budget of one write in seconds: hashing in adapters, delivery to the backend.",
         airflow="timeout",
+    ),
+    Setting(
+        "HEADWATER_DELIVERY",
+        "text",
+        "inline",
+        "How an orchestrator adapter delivers a task's events: `inline` (within the task, inside the time "
+        "budget) or `background` (the task only makes them durable in the outbox; a detached deliverer "
+        "process per outbox delivers them, and reads in a process with this setting deliver first). "
+        "POSIX only: on Windows, `background` is `inline`.",
     ),
     Setting("HEADWATER_HASH_THREADS", "int", "min(4, CPUs)", "Threads that hash files."),
     Setting(
@@ -246,6 +256,15 @@ def timeout_s(env: Mapping[str, str] | None = None) -> float:
     return _positive(raw("HEADWATER_TIMEOUT_S", env), _DEFAULT_TIMEOUT_S)
 
 
+def background_delivery(env: Mapping[str, str] | None = None) -> bool:
+    """`HEADWATER_DELIVERY=background` (anything else, or Windows: inline)."""
+    return (raw("HEADWATER_DELIVERY", env) or "").lower() == "background" and sys.platform != "win32"
+
+
+def delivery(env: Mapping[str, str] | None = None) -> str:
+    return "background" if background_delivery(env) else "inline"
+
+
 def hash_threads(env: Mapping[str, str] | None = None) -> int:
     """Threads used for hashing: `HEADWATER_HASH_THREADS`, default min(4, usable CPUs).
 
@@ -331,6 +350,7 @@ _READERS: dict[str, Callable[[Mapping[str, str] | None], Any]] = {
     "HEADWATER_URI": store_uri,
     "HEADWATER_BLOB_URI": blob_uri,
     "HEADWATER_TIMEOUT_S": timeout_s,
+    "HEADWATER_DELIVERY": delivery,
     "HEADWATER_HASH_THREADS": hash_threads,
     "HEADWATER_GC_GRACE": gc_grace_s,
     "HEADWATER_FOLLOW_LINKS": follow_links,

@@ -288,6 +288,8 @@ class Observer:
     def batch(self, what: str = "event", *, deliver: bool = True) -> Iterator[Batch]:
         """Collect one hook's events; on exit write them to the outbox and deliver within budget.
 
+        With HEADWATER_DELIVERY=background a delivering batch is made durable in the outbox and
+        handed to this outbox's deliverer process (headwater.deliverer); `delivered` is then False.
         With `deliver=False` the batch is only made durable in the outbox; the next delivering
         batch of this process (or `headwater sync`) carries it, in order. A task's start can wait
         for its end that way, and the task pays for one delivery instead of two.
@@ -299,11 +301,16 @@ class Observer:
         try:
             yield batch
             if batch.events and batch.active:
-                if deliver:
+                if deliver and not config.background_delivery():
                     batch.delivered = self.client().emit(batch.events, timeout=batch.remaining())
                 else:
-                    self.client().queue(batch.events)
+                    client = self.client()
+                    client.queue(batch.events)
                     batch.delivered = False
+                    if deliver:  # HEADWATER_DELIVERY=background: a deliverer process delivers it
+                        from headwater.deliverer import hand_over
+
+                        hand_over(client)
         except Unauthorized as err:  # the batch is in the outbox: it waits for a good token
             log.warning("headwater: %s %s waits in the outbox: %s", self.orchestrator, what, one_line(err))
         except Exception as err:  # noqa: BLE001 - the whole point: never break the pipeline
