@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -27,7 +28,8 @@ class BlackHole:
         self.server.listen(16)
         self.port = self.server.getsockname()[1]
         self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -41,6 +43,9 @@ class BlackHole:
         with contextlib.suppress(OSError):
             self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
+        # An accept() under way holds the listening socket open past close(): the port is free
+        # for a server of the same port (Catalogue) only once that thread has left it.
+        self._acceptor.join(timeout=10)
         for conn in self.accepted:
             conn.close()
 
@@ -141,7 +146,15 @@ class Catalogue:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        deadline = time.monotonic() + 10
+        while True:  # the port a BlackHole just gave up: the kernel may hold it a moment longer
+            try:
+                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError as err:
+                if err.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def seen(self) -> list[tuple[str, str, str]]:
