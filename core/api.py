@@ -334,7 +334,7 @@ class Client:
         # say) is refused unless HEADWATER_FOLLOW_LINKS asks for it. A reference copies none.
         links_out: Literal["follow", "refuse"] = "follow" if config.follow_links() else "refuse"
         entries = build_manifest(path, stat_cache=self.stat_cache, links_out=links_out, stage_into=self.blobs)
-        return _Content(entries, manifest_digest(entries), manifest_sources(entries, path))
+        return _Content(entries, manifest_digest(entries), manifest_sources(entries))
 
     def _store_blobs(self, content: _Content, skip: set[str] | frozenset[str] = frozenset()) -> None:
         # Blobs land before their event is queued, so a delivered version is always restorable.

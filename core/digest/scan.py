@@ -247,12 +247,12 @@ class _Manifest(list[ManifestEntry]):
     sources: dict[str, str]
 
 
-def manifest_sources(manifest: list[ManifestEntry], path: str | os.PathLike[str]) -> dict[str, str]:
+def manifest_sources(manifest: list[ManifestEntry]) -> dict[str, str]:
     """Entry path -> the file it was read from: what build_manifest's own scan found, so storing
-    a folder walks it once; `path` is scanned again only for a manifest made otherwise."""
-    if isinstance(manifest, _Manifest):
-        return manifest.sources
-    return {f.rel: f.abspath for f in _scan(path)[0]}
+    a folder walks it once."""
+    if not isinstance(manifest, _Manifest):
+        raise TypeError("only a manifest from build_manifest knows the files it was read from")
+    return manifest.sources
 
 
 class StagingSession(Staging, Protocol):
