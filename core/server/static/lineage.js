@@ -407,12 +407,29 @@
   });
   document.getElementById("fit").addEventListener("click", function () { fit(false); });
 
+  // The server draws at most HEADWATER_UI_MAX_NODES nodes: past that it sends the nearest hops
+  // and what it left out.
+  function leftOut(cut) {
+    const count = function (n) { return n.toLocaleString("en-US"); };
+    const parts = cut.sides.map(function (side) {
+      return side.direction + " " + count(side.total) + " versions and runs over " + side.hops +
+        " hop" + (side.hops === 1 ? "" : "s") + ", of which the nearest " + side.depth +
+        " hop" + (side.depth === 1 ? " is" : "s are") + " drawn";
+    });
+    const command = "headwater " + (cut.sides.length === 1 ? cut.sides[0].direction : "downstream") + " " + root + " --refs";
+    return "Too large to draw whole (more than " + count(cut.max_nodes) + " nodes): " + parts.join("; ") +
+      ". Pick a smaller depth, or list every ref with `" + command + "`.";
+  }
+
   load(box.dataset.src).then(function (data) {
     merge(data);
+    const notes = [];
+    if (data.truncated) notes.push(leftOut(data.truncated));
     if (nodes.size > AUTO_COLLAPSE) {
       collapseBox.checked = true;
-      say(nodes.size + " nodes: collapsed by artifact (versions) and job (runs) to stay readable. Untick “Collapse” to see every node.");
+      notes.push(nodes.size + " nodes: collapsed by artifact (versions) and job (runs) to stay readable. Untick “Collapse” to see every node.");
     }
+    say(notes.join(" "));
     draw();
     box.dataset.ready = "1";
   }).catch(function (err) {
