@@ -4,7 +4,7 @@ answers in about the time of its walk, where its graph takes tens of seconds).""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 
@@ -12,7 +12,6 @@ from headwater.errors import InvalidInput
 from headwater.models import Reachable
 from headwater.refs import Ref
 from headwater.store.base import LineageDirection
-from headwater.store.schema import artifacts, versions
 from headwater.store.sql.lineage import SQLLineage
 from headwater.store.sql.purge import label_of
 
@@ -36,21 +35,21 @@ class SQLReach(SQLLineage):
         with self._read() as conn:
             root = self._resolve(conn, ref)
             hops, runs = self._walk_hops(conn, root, direction, depth)
-            named = {
-                vid: (name, label)
-                for vid, name, label in conn.execute(
-                    sa.select(versions.c.id, artifacts.c.name, versions.c.label)
-                    .join(artifacts, artifacts.c.id == versions.c.artifact_id)
-                    .where(versions.c.id.in_(self._members(sorted(hops), sa.Integer())))
-                )
-            }
-        ordered = sorted(hops, key=lambda vid: (hops[vid], named[vid]))
+            named = conn.execute(_names_statement(self.dialect), {"seeds": self._ids(hops)}).all()
+        # by hops, then name, then label: tuples sorted as they are, no key function
+        ordered = sorted((hops[vid], name, label) for vid, name, label in named)
         return Reachable(
-            root=_ref(named[root]),
+            root=next(f"{name}:{label_of(label)}" for vid, name, label in named if vid == root),
             direction=direction,
-            versions={_ref(named[vid]): hops[vid] for vid in ordered},
+            versions={f"{name}:{label_of(label)}": hop for hop, name, label in ordered},
             runs=sorted(runs),
         )
+
+    def _ids(self, ids: Iterable[int]) -> str:
+        """Version ids bound as one parameter: a PostgreSQL array literal, a JSON array for
+        SQLite (both formatted in C; a list bound as an array is formatted in Python)."""
+        text = ",".join(map(str, sorted(ids)))
+        return f"{{{text}}}" if self.dialect == "postgresql" else f"[{text}]"
 
     def _walk_hops(
         self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None
@@ -92,9 +91,9 @@ class SQLReach(SQLLineage):
         """The steps from each of `seeds` (an empty list for one with none); `to_the_end`: and
         from every version reachable from them, or None past _AT_ONCE_ROWS rows."""
         found: Steps = {vid: [] for vid in seeds}
-        bound = sorted(seeds) if self.dialect == "postgresql" else json.dumps(sorted(seeds))
+        bound = self._ids(seeds)
         if not to_the_end:
-            for src, run_id, vid in conn.execute(_level_statement(self.dialect, direction), {"seeds": bound}):
+            for src, run_id, vid in conn.execute(_level_statement(self.dialect, direction), {"seeds": bound}).all():
                 found[src].append((run_id, vid))
             return found
         rows = conn.execute(
@@ -108,10 +107,6 @@ class SQLReach(SQLLineage):
             else:
                 found.setdefault(src, []).append((run_id, vid))
         return found
-
-
-def _ref(named: tuple[str, int]) -> str:
-    return f"{named[0]}:{label_of(named[1])}"
 
 
 def _seeds(dialect: str) -> str:
@@ -135,6 +130,17 @@ def _step(direction: LineageDirection, source: str) -> str:
                             WHERE f.run_id = cur.run_id AND f.output_id = {made}.version_id
                               AND f.input_id = {input_}.version_id))
     """
+
+
+def _names_statement(dialect: str) -> sa.TextClause:
+    """(id, artifact name, label) of the versions :seeds."""
+    return sa.text(
+        f"""
+        WITH seeds(vid) AS ({_seeds(dialect)})
+        SELECT versions.id, artifacts.name, versions.label
+        FROM seeds JOIN versions ON versions.id = seeds.vid JOIN artifacts ON artifacts.id = versions.artifact_id
+        """
+    )
 
 
 def _level_statement(dialect: str, direction: LineageDirection) -> sa.TextClause:
