@@ -36,12 +36,13 @@ class SQLReach(SQLLineage):
             root = self._resolve(conn, ref)
             hops, runs = self._walk_hops(conn, root, direction, depth)
             named = conn.execute(_names_statement(self.dialect), {"seeds": self._ids(hops)}).all()
-        # by hops, then name, then label: tuples sorted as they are, no key function
+        # by hops, then name, then label: tuples sorted as they are, no key function; built
+        # without validation (every field is made here, of the types it declares)
         ordered = sorted((hops[vid], name, label) for vid, name, label in named)
-        return Reachable(
-            root=next(f"{name}:{label_of(label)}" for vid, name, label in named if vid == root),
+        return Reachable.model_construct(
+            root=next(_ref(name, label) for vid, name, label in named if vid == root),
             direction=direction,
-            versions={f"{name}:{label_of(label)}": hop for hop, name, label in ordered},
+            versions={_ref(name, label): hop for hop, name, label in ordered},
             runs=sorted(runs),
         )
 
@@ -60,53 +61,55 @@ class SQLReach(SQLLineage):
         versions are read when it is reached, unless a walk to the end read them already."""
         hops = {root: 0}
         runs: set[str] = set()
-        steps: Steps = {}
+        steps: Steps = {}  # read ahead by a walk to the end, kept until walked from
         at_once = depth is None
         frontier = [root]
         while frontier and (depth is None or hops[frontier[0]] < depth):
             level = hops[frontier[0]]
-            unread = [vid for vid in frontier if vid not in steps]
-            if at_once and unread and len(unread) <= _NARROW:
-                ahead = self._steps(conn, unread, direction, to_the_end=True)
+            if at_once and len(frontier) <= _NARROW and any(vid not in steps for vid in frontier):
+                ahead = self._to_the_end(conn, [vid for vid in frontier if vid not in steps], direction)
                 at_once = ahead is not None
                 for vid, found in (ahead or {}).items():
                     if hops.get(vid, level) >= level:  # not walked from yet (the walk may come back)
                         steps.setdefault(vid, found)
-                unread = [vid for vid in frontier if vid not in steps]
-            if unread:
-                steps.update(self._steps(conn, unread, direction, to_the_end=False) or {})
-            following = []
+            pairs: list[tuple[str, int | None]] = []  # (run, version one step on or None)
+            unread = []
             for vid in frontier:
-                for run_id, nxt in steps.pop(vid):  # each version is walked from once
-                    runs.add(run_id)
-                    if nxt is not None and nxt not in hops:
-                        hops[nxt] = hops[vid] + 1
-                        following.append(nxt)
+                found = steps.pop(vid, None)
+                if found is None:
+                    unread.append(vid)
+                else:
+                    pairs += found
+            if unread:
+                pairs += conn.execute(_level_statement(self.dialect, direction), {"seeds": self._ids(unread)}).all()
+            following = []
+            for run_id, nxt in pairs:  # from versions all `level` hops away
+                runs.add(run_id)
+                if nxt is not None and nxt not in hops:
+                    hops[nxt] = level + 1
+                    following.append(nxt)
             frontier = following
         return hops, runs
 
-    def _steps(
-        self, conn: sa.Connection, seeds: list[int], direction: LineageDirection, *, to_the_end: bool
-    ) -> Steps | None:
-        """The steps from each of `seeds` (an empty list for one with none); `to_the_end`: and
-        from every version reachable from them, or None past _AT_ONCE_ROWS rows."""
-        found: Steps = {vid: [] for vid in seeds}
-        bound = self._ids(seeds)
-        if not to_the_end:
-            for src, run_id, vid in conn.execute(_level_statement(self.dialect, direction), {"seeds": bound}).all():
-                found[src].append((run_id, vid))
-            return found
+    def _to_the_end(self, conn: sa.Connection, seeds: list[int], direction: LineageDirection) -> Steps | None:
+        """The steps from `seeds` and every version they reach (an empty list for one with
+        none), or None past _AT_ONCE_ROWS rows."""
         rows = conn.execute(
-            _to_the_end_statement(self.dialect, direction), {"seeds": bound, "rows": _AT_ONCE_ROWS}
+            _to_the_end_statement(self.dialect, direction), {"seeds": self._ids(seeds), "rows": _AT_ONCE_ROWS}
         ).all()
         if len(rows) >= _AT_ONCE_ROWS:
             return None
+        found: Steps = {vid: [] for vid in seeds}
         for src, run_id, vid in rows:
             if run_id is None:
                 found.setdefault(vid, [])
             else:
                 found.setdefault(src, []).append((run_id, vid))
         return found
+
+
+def _ref(name: str, label: int) -> str:
+    return f"{name}:{label_of(label)}"
 
 
 def _seeds(dialect: str) -> str:
@@ -144,11 +147,11 @@ def _names_statement(dialect: str) -> sa.TextClause:
 
 
 def _level_statement(dialect: str, direction: LineageDirection) -> sa.TextClause:
-    """Every step from the versions :seeds: (from, run, to or NULL)."""
+    """Every step from the versions :seeds: (run, version one step on or NULL)."""
     return sa.text(
         f"""
         WITH seeds(vid) AS ({_seeds(dialect)})
-        SELECT seeds.vid, cur.run_id, nxt.version_id FROM seeds {_step(direction, "seeds")}
+        SELECT cur.run_id, nxt.version_id FROM seeds {_step(direction, "seeds")}
         """
     )
 
