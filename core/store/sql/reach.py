@@ -75,11 +75,10 @@ class SQLReach(SQLLineage):
             pairs: list[tuple[str, int | None]] = []  # (run, version one step on or None)
             unread = []
             for vid in frontier:
-                found = steps.pop(vid, None)
-                if found is None:
-                    unread.append(vid)
+                if vid in steps:
+                    pairs += steps.pop(vid)
                 else:
-                    pairs += found
+                    unread.append(vid)
             if unread:
                 pairs += conn.execute(_level_statement(self.dialect, direction), {"seeds": self._ids(unread)}).all()
             following = []
