@@ -135,12 +135,19 @@ def _step(direction: LineageDirection, source: str) -> str:
 
 
 def _names_statement(dialect: str) -> sa.TextClause:
-    """(id, artifact name, label) of the versions :seeds."""
+    """(id, artifact name, label) of the versions :seeds. On PostgreSQL `= ANY` of the array:
+    a hashed filter over a scan of the table for a large closure (a quarter faster at 100,000
+    of 1,000,000 than a join with the unnested array), the primary key for a few."""
+    where = (
+        "versions.id = ANY(CAST(:seeds AS INTEGER[]))"
+        if dialect == "postgresql"
+        else "versions.id IN (SELECT CAST(value AS INTEGER) FROM json_each(:seeds))"
+    )
     return sa.text(
         f"""
-        WITH seeds(vid) AS ({_seeds(dialect)})
         SELECT versions.id, artifacts.name, versions.label
-        FROM seeds JOIN versions ON versions.id = seeds.vid JOIN artifacts ON artifacts.id = versions.artifact_id
+        FROM versions JOIN artifacts ON artifacts.id = versions.artifact_id
+        WHERE {where}
         """
     )
 
