@@ -10,7 +10,7 @@ hw.upstream("mnist-cnn:latest")
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from headwater.errors import (
     Conflict,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Drift,
         Impact,
         LineageGraph,
+        Reachable,
         Run,
         RunStatus,
         VerifyReport,
@@ -66,6 +67,7 @@ _LAZY = {
     "Impact": "headwater.models",
     "LineageGraph": "headwater.models",
     "ManifestEntry": "headwater.models",
+    "Reachable": "headwater.models",
     "Run": "headwater.models",
     "Version": "headwater.models",
     "VerifyReport": "headwater.models",
@@ -271,6 +273,20 @@ def downstream(ref: str, depth: int | None = None) -> LineageGraph:
     return default_client().downstream(ref, depth=depth)
 
 
+def reachable(
+    ref: str, direction: Literal["upstream", "downstream"] = "downstream", depth: int | None = None
+) -> Reachable:
+    """The refs `upstream`/`downstream` of version `ref` would hold, without the rest of each
+    node: each version's ref with its hops from `ref`, and the ids of the runs walked through.
+    What to ask of a closure of tens of thousands of versions ("what depends on this data?").
+
+    Args:
+        direction: "downstream" (the default) or "upstream".
+        depth: at most this many runs away (default: all).
+    """
+    return default_client().reachable(ref, direction, depth=depth)
+
+
 def path(source: str, target: str) -> LineageGraph:
     """The versions and runs on the way from version `source` down to version `target`."""
     return default_client().path(source, target)
@@ -436,6 +452,7 @@ __all__ = [
     "PurgePlan",
     "PurgeReport",
     "Purged",
+    "Reachable",
     "Run",
     "SchemaTooNew",
     "Unauthorized",
@@ -459,6 +476,7 @@ __all__ = [
     "log_reference",
     "path",
     "purge",
+    "reachable",
     "run",
     "run_id",
     "runs",

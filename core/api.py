@@ -53,6 +53,7 @@ from headwater.models import (
     Impact,
     LineageGraph,
     ManifestEntry,
+    Reachable,
     RetentionPolicy,
     Run,
     RunStatus,
@@ -745,6 +746,13 @@ class Client:
 
     def downstream(self, ref: str, depth: int | None = None) -> LineageGraph:
         return self.store.lineage(self.parse(ref), "downstream", depth)
+
+    def reachable(
+        self, ref: str, direction: Literal["upstream", "downstream"] = "downstream", depth: int | None = None
+    ) -> Reachable:
+        """The refs `upstream`/`downstream` would hold, without the rest of each node: each
+        version's ref with its hops from `ref`, and the ids of the runs walked through."""
+        return self.store.reachable(self.parse(ref), direction, depth)
 
     def path(self, source: str, target: str) -> LineageGraph:
         return self.store.lineage_path(self.parse(source), self.parse(target))

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import click
 from rich.console import Console, RenderableType
@@ -965,7 +965,33 @@ def _depth_option(func: F) -> F:
     )(func)
 
 
-def _lineage(client: Client, ref: str, direction: str, depth: int | None, check: bool, as_json: bool) -> None:
+def _refs_option(func: F) -> F:
+    return click.option(
+        "--refs",
+        is_flag=True,
+        help="Print only the versions' refs, one a line, nearest first (with --json: refs with their"
+        " hops, and the runs' ids): what a closure of any size answers quickly.",
+    )(func)
+
+
+def _lineage(
+    client: Client,
+    ref: str,
+    direction: Literal["upstream", "downstream"],
+    depth: int | None,
+    check: bool,
+    as_json: bool,
+    refs: bool = False,
+) -> None:
+    if refs:
+        if check:
+            raise click.UsageError("--check reads each version's files: it needs the tree, not --refs")
+        reached = client.reachable(ref, direction, depth=depth)
+        if as_json:
+            _print_json(reached)
+        else:
+            click.echo("\n".join(reached.versions))
+        return
     graph = client.upstream(ref, depth=depth) if direction == "upstream" else client.downstream(ref, depth=depth)
     drift = _drift(client, (v.ref for v in graph.versions)) if check else None
     if as_json:
@@ -982,28 +1008,30 @@ def _lineage(client: Client, ref: str, direction: str, depth: int | None, check:
 @click.argument("ref")
 @_depth_option
 @_check_option
+@_refs_option
 @json_option
 @_with_client
-def upstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
+def upstream_cmd(client: Client, ref: str, depth: int | None, check: bool, refs: bool, as_json: bool) -> None:
     """What a version was made from, as a tree.
 
     version -> run that produced it -> versions that run used -> ...
     """
-    _lineage(client, ref, "upstream", depth, check, as_json)
+    _lineage(client, ref, "upstream", depth, check, as_json, refs)
 
 
 @cli.command("downstream")
 @click.argument("ref")
 @_depth_option
 @_check_option
+@_refs_option
 @json_option
 @_with_client
-def downstream_cmd(client: Client, ref: str, depth: int | None, check: bool, as_json: bool) -> None:
+def downstream_cmd(client: Client, ref: str, depth: int | None, check: bool, refs: bool, as_json: bool) -> None:
     """What was made from a version, as a tree.
 
     version -> runs that used it -> versions they produced -> ...
     """
-    _lineage(client, ref, "downstream", depth, check, as_json)
+    _lineage(client, ref, "downstream", depth, check, as_json, refs)
 
 
 @cli.command("graph")

@@ -344,6 +344,24 @@ class Diff(_Model):
     metadata: dict[str, list[Any]] = Field(default_factory=dict)
 
 
+class Reachable(_Model):
+    """The refs a walk from `root` reaches (`hw.reachable`): what `hw.upstream` or
+    `hw.downstream` would hold, without the fields of each node, for closures too large to read
+    as a graph. `versions` maps each version's ref to its hops from `root` (ordered by hops, then
+    name and label); `runs` are the ids of the runs the walk passes (sorted): on a downstream walk
+    every run that used a reached version, on an upstream one every run that produced one."""
+
+    root: str
+    direction: Literal["upstream", "downstream"]
+    versions: dict[str, int] = Field(default_factory=dict, description="version ref -> hops from root")
+    runs: list[str] = Field(default_factory=list, description="ids of the runs walked through")
+
+    def __contains__(self, ref: object) -> bool:
+        if isinstance(ref, Version):
+            ref = ref.ref
+        return ref in self.versions or ref in self.runs
+
+
 class Impact(_Model):
     """The versions that hold some content (`holding`) and everything built from them
     (`downstream`)."""

@@ -45,7 +45,7 @@ from headwater import __version__ as _version
 from headwater import config
 from headwater.errors import HeadwaterError, InvalidInput, InvalidRef, NotFound
 from headwater.events import EdgeRecorded, Event, RunRecorded, VersionRecorded
-from headwater.models import TERMINAL_STATUSES, AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.models import TERMINAL_STATUSES, AliasMove, Artifact, LineageGraph, Reachable, Run, Version
 from headwater.refs import Ref, name_to_ol_dataset, ol_dataset_to_name
 from headwater.store.base import ArtifactOrder, LineageDirection, Store
 
@@ -882,6 +882,9 @@ class EmittingStore(Store):
 
     def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
         return self.inner.lineage(ref, direction, depth)
+
+    def reachable(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> Reachable:
+        return self.inner.reachable(ref, direction, depth)
 
     def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
         return self.inner.downstream_of(refs)

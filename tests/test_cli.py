@@ -152,6 +152,30 @@ def test_log_from_says_which_inputs_made_each_output_and_run_adds_to_a_run(tmp_p
     assert "no run with id 'nope'" in hw("log", "--run", "nope", "--input", "a", code=3).stderr
 
 
+def test_refs_prints_one_ref_a_line_nearest_first(tmp_path: Path) -> None:
+    for name in "abcde":
+        (tmp_path / name).write_text(name)
+    ingest = hw_json("log", "--job", "ingest", "--output", f"a={tmp_path / 'a'}", "--output", f"b={tmp_path / 'b'}")
+    split = hw_json(
+        "log", "--job", "split", "--input", "a", "--input", "b", "--output", f"d={tmp_path / 'd'}",
+        "--output", f"c={tmp_path / 'c'}", "--from", "c=a", "--from", "d=b",
+    )  # fmt: skip
+    last = hw_json("log", "--job", "last", "--input", "c", "--output", f"e={tmp_path / 'e'}")
+    assert hw("downstream", "a", "--refs").stdout == "a:v0\nc:v0\ne:v0\n"  # d was made from b alone
+    assert hw("downstream", "a:v0", "--refs", "--depth", "1").stdout == "a:v0\nc:v0\n"
+    assert lines(hw("upstream", "e", "--refs")) == ["e:v0", "c:v0", "a:v0"]
+    assert lines(hw("downstream", "e", "--refs")) == ["e:v0"]
+    assert hw_json("downstream", "b", "--refs") == {
+        "root": "b:v0",
+        "direction": "downstream",
+        "versions": {"b:v0": 0, "d:v0": 1},
+        "runs": [split["id"]],
+    }
+    assert hw_json("upstream", "e", "--refs")["runs"] == sorted([ingest["id"], split["id"], last["id"]])
+    assert "--check reads each version's files" in hw("upstream", "e", "--refs", "--check", code=2).stderr
+    assert "no artifact named 'nope'" in hw("downstream", "nope", "--refs", code=3).stderr
+
+
 def test_upstream_json(pipeline: dict[str, Any]) -> None:
     graph = hw_json("upstream", "model:v0")
     assert graph["root"] == "model:v0" and graph["direction"] == "upstream"

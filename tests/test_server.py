@@ -336,6 +336,7 @@ def test_openapi_schema_describes_every_store_read(server_factory) -> None:
         "runs",
         "run",
         "lineage",
+        "lineage/reachable",
         "path",
         "runs-using",
         "holding",
@@ -410,3 +411,48 @@ def test_downstream_of_is_one_read_with_a_read_token(secured, files, tmp_path: P
     assert [v.ref for v in impact.downstream.versions] == ["a:v0", "c:v0"]
     log = secured.log.read_text()
     assert log.count("downstream-of") == before + 2 and "GET /api/v1/lineage?" not in log
+
+
+def test_reachable_is_one_small_read_with_a_read_token(secured, files, tmp_path: Path, monkeypatch) -> None:
+    root = files({"a": "a", "b": "b", "c": "c"})
+    monkeypatch.setenv("HEADWATER_TOKEN", RW)
+    writer = hw.Client(uri=secured.url, home=tmp_path / "writer")
+    writer.log_artifact("a", root / "a")
+    with writer.run("make-b") as make_b:
+        make_b.use("a")
+        make_b.log_artifact("b", root / "b")
+    with writer.run("make-c") as make_c:
+        make_c.use("b")
+        make_c.log_artifact("c", root / "c")
+    path = "/api/v1/lineage/reachable"
+    answer = call(secured, "GET", path, RO, params={"name": "a", "label": "v0", "direction": "downstream"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "root": "a:v0",
+        "direction": "downstream",
+        "versions": {"a:v0": 0, "b:v0": 1, "c:v0": 2},
+        "runs": sorted([make_b.id, make_c.id]),
+    }
+    up = call(secured, "GET", path, RO, params={"name": "c", "direction": "upstream", "depth": 1}).json()
+    assert (up["versions"], up["runs"]) == ({"c:v0": 0, "b:v0": 1}, [make_c.id])
+    refused = [
+        (None, {"name": "a", "direction": "downstream"}, 401, "token"),
+        (RO, {"name": "nope", "direction": "downstream"}, 404, "no artifact named 'nope'"),
+        (RO, {"name": "a", "label": "v7", "direction": "downstream"}, 404, "has no version v7"),
+        (RO, {"name": "a", "direction": "sideways"}, 422, "direction"),
+        (RO, {"name": "a"}, 422, "direction"),
+        (RO, {"name": "a", "direction": "upstream", "depth": -1}, 422, "depth"),
+        (RO, {"name": "a", "direction": "upstream", "depth": "all"}, 422, "depth"),
+        (RO, {"name": "a", "label": "x1", "direction": "upstream"}, 400, "invalid label"),
+    ]
+    for token, params, status, fragment in refused:
+        answer = call(secured, "GET", path, token, params=params)
+        assert (answer.status_code, fragment in answer.json()["message"]) == (status, True), (params, answer.text)
+    # HTTPStore asks this route: one request, never the graph's
+    before = secured.log.read_text().count(path)
+    monkeypatch.setenv("HEADWATER_TOKEN", RO)
+    reader = hw.Client(uri=secured.url, home=tmp_path / "reader")
+    assert list(reader.reachable("a:v0").versions) == ["a:v0", "b:v0", "c:v0"]
+    log = secured.log.read_text()
+    assert log.count(path) == before + 1 and "GET /api/v1/lineage?" not in log

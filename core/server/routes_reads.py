@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from headwater import times
 from headwater.errors import InvalidInput
-from headwater.models import AliasMove, Artifact, LineageGraph, Run, Version
+from headwater.models import AliasMove, Artifact, LineageGraph, Reachable, Run, Version
+from headwater.refs import Ref
 from headwater.server.backend import Backend
 from headwater.server.common import (
     API,
@@ -27,6 +28,7 @@ from headwater.server.common import (
     json_body,
     ref,
 )
+from headwater.store.base import LineageDirection
 
 ARTIFACT: TypeAdapter[Artifact] = TypeAdapter(Artifact)
 ARTIFACTS: TypeAdapter[list[Artifact]] = TypeAdapter(list[Artifact])
@@ -35,6 +37,7 @@ VERSIONS: TypeAdapter[list[Version]] = TypeAdapter(list[Version])
 RUN: TypeAdapter[Run] = TypeAdapter(Run)
 RUNS: TypeAdapter[list[Run]] = TypeAdapter(list[Run])
 GRAPH: TypeAdapter[LineageGraph] = TypeAdapter(LineageGraph)
+REACHABLE: TypeAdapter[Reachable] = TypeAdapter(Reachable)
 MOVES: TypeAdapter[list[AliasMove]] = TypeAdapter(list[AliasMove])
 STRINGS: TypeAdapter[list[str]] = TypeAdapter(list[str])
 DOWNSTREAM_OF_MAX = 1_000  # REFs in one downstream-of request (HTTPStore sends more in turns)
@@ -53,6 +56,22 @@ class RefBody(BaseModel):
 
 
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="how many to skip (a page's start)")]
+
+
+def walk_from(
+    name: Name,
+    direction: Literal["upstream", "downstream"],
+    label: Label = None,
+    alias: Alias = None,
+    digest: DigestPrefix = None,
+    depth: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> tuple[Ref, LineageDirection, int | None]:
+    """A walk's query parameters (lineage, reachable): the version's REF parts, the direction and
+    the depth."""
+    return ref(name, label, alias, digest), direction, depth
+
+
+Walk = Annotated[tuple[Ref, LineageDirection, int | None], Depends(walk_from)]
 
 
 def read_routes(backend: Backend) -> APIRouter:
@@ -129,16 +148,17 @@ def read_routes(backend: Backend) -> APIRouter:
         return json_answer(RUN, backend.store.get_run(id))
 
     @router.get(f"{API}/lineage", tags=["read"], dependencies=READ, responses=ERRORS, response_model=LineageGraph)
-    def lineage(
-        name: Name,
-        direction: Literal["upstream", "downstream"],
-        label: Label = None,
-        alias: Alias = None,
-        digest: DigestPrefix = None,
-        depth: Annotated[int | None, Query(ge=0, le=100_000)] = None,
-    ) -> Response:
+    def lineage(walk: Walk) -> Response:
         """Versions and runs reachable from a version, at most `depth` runs away."""
-        return json_answer(GRAPH, backend.store.lineage(ref(name, label, alias, digest), direction, depth))
+        return json_answer(GRAPH, backend.store.lineage(*walk))
+
+    @router.get(
+        f"{API}/lineage/reachable", tags=["read"], dependencies=READ, responses=ERRORS, response_model=Reachable
+    )
+    def reachable(walk: Walk) -> Response:
+        """The refs `lineage` would hold: each version's ref with its hops from the root, and
+        the ids of the runs walked through (a closure of any size answers in one small body)."""
+        return json_answer(REACHABLE, backend.store.reachable(*walk))
 
     @router.post(
         f"{API}/lineage/downstream-of",

@@ -21,7 +21,16 @@ from headwater.errors import (  # re-exported: the shared errors of every store
     Unavailable,
 )
 from headwater.events import ContentPurged, Event
-from headwater.models import AliasMove, Artifact, AuditRecord, LineageGraph, RetentionPolicy, Run, Version
+from headwater.models import (
+    AliasMove,
+    Artifact,
+    AuditRecord,
+    LineageGraph,
+    Reachable,
+    RetentionPolicy,
+    Run,
+    Version,
+)
 from headwater.refs import Ref
 
 __all__ = [
@@ -112,6 +121,11 @@ class Store(ABC):
     @abstractmethod
     def lineage(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> LineageGraph:
         """Versions and runs reachable from a version through edges, at most `depth` runs away."""
+
+    @abstractmethod
+    def reachable(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> Reachable:
+        """The refs `lineage(ref, direction, depth)` would hold: each version's ref with its hops
+        from `ref`, and the ids of the runs walked through; no other field of either."""
 
     def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
         """Everything downstream of any of `refs`: their downstream graphs merged, without a

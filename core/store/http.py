@@ -42,6 +42,7 @@ from headwater.models import (
     AuditRecord,
     LineageGraph,
     ManifestEntry,
+    Reachable,
     RetentionPolicy,
     Run,
     Version,
@@ -382,6 +383,12 @@ class HTTPStore(Store):
             raise InvalidInput("depth must be 0 or more")
         params = {**_ref_params(ref), **_params(direction=direction, depth=depth)}
         return LineageGraph.model_validate_json(self._get("/lineage", **params))
+
+    def reachable(self, ref: Ref, direction: LineageDirection, depth: int | None = None) -> Reachable:
+        if depth is not None and depth < 0:
+            raise InvalidInput("depth must be 0 or more")
+        params = {**_ref_params(ref), **_params(direction=direction, depth=depth)}
+        return Reachable.model_validate_json(self._get("/lineage/reachable", **params))
 
     def downstream_of(self, refs: Sequence[Ref]) -> LineageGraph:
         """One request per thousand REFs (the server's limit), their graphs merged."""
