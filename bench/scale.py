@@ -15,7 +15,8 @@
    events (25 runs: the run, two inputs by REF, one new output version) for --ingest-s seconds.
 3. Reads through the servers (alternating), one at a time, with the Python client a user has:
    get by REF, versions of the 10,000-version artifact, runs_using, upstream and downstream at
-   depth 3 and unbounded, impact of the shared file, the web UI's artifact search. p50 and p99.
+   depth 3 and unbounded (as graphs, and as refs: hw.reachable), impact of the shared file, the
+   web UI's artifact search. p50 and p99.
 4. EXPLAIN (ANALYZE, BUFFERS) of every statement those reads run, captured from the store
    in-process; the plans go to --workdir/plans.txt and their scans are summarised.
 
@@ -408,6 +409,9 @@ def queries(graph: Graph, chosen: dict[str, int]) -> list[tuple[str, str, Callab
     def nodes(g: Any) -> int:
         return len(g.versions) + len(g.runs)
 
+    def refs(r: Any) -> int:  # a Reachable's nodes: version refs and run ids
+        return len(r.versions) + len(r.runs)
+
     return [
         (
             "get",
@@ -434,6 +438,20 @@ def queries(graph: Graph, chosen: dict[str, int]) -> list[tuple[str, str, Callab
             lambda c: nodes(c.downstream(wide)),
             3,
             2000,
+        ),
+        (
+            "reach-down",
+            f"reachable refs (hw.reachable), downstream, unbounded, {chosen['wide_size']:,}-version closure",
+            lambda c: refs(c.reachable(wide)),
+            5,
+            2000,
+        ),
+        (
+            "reach-up",
+            "reachable refs (hw.reachable), upstream, unbounded, late version",
+            lambda c: refs(c.reachable(late, "upstream")),
+            3,
+            None,
         ),
         (
             "impact",

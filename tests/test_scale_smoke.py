@@ -26,6 +26,8 @@ READS = [
     "down-3",
     "up-all",
     "down-all",
+    "reach-down",
+    "reach-up",
     "impact",
     "search",
     "list-page",
@@ -76,6 +78,11 @@ def test_scale_bench_smoke(tmp_path: Path) -> None:
     assert list(reads) == READS and all(r["result"] > 0 for r in reads.values())
     assert reads["versions"]["result"] == 500  # the big artifact: every second version at this size
     assert reads["impact"]["result"] == 100  # the shared file's holders
+    # the refs of a walk are its graph's nodes, one for one
+    assert (reads["reach-down"]["result"], reads["reach-up"]["result"]) == (
+        reads["down-all"]["result"],
+        reads["up-all"]["result"],
+    )
     assert result["ingest"]["events"] >= 8 * 100  # every client sent at least one batch
     assert set(result["plans"]) == {*READS, "closure-sql"}
     assert all(result["plans"][key] for key in READS), "every read ran at least one SELECT"

@@ -999,12 +999,15 @@ def test_reachable_through_cycles_declared_inputs_and_runs_that_write_nothing(cl
     assert agrees_with_lineage(client, "loop", "downstream", None).versions == {"loop:v0": 0}
 
 
-def test_reachable_agrees_with_lineage_on_a_tangled_graph(client: hw.Client, files) -> None:
+def test_reachable_agrees_with_lineage_on_a_tangled_graph(client: hw.Client, files, monkeypatch) -> None:
     """A seeded graph of 20 runs over 4 sources: outputs that declare some of their run's
     inputs, outputs that rewrite bytes already recorded (cycles through several runs), new
     versions of earlier artifacts, runs that write nothing. Every version, both ways, at every
-    depth that matters, gives lineage's refs, hops and runs."""
+    depth that matters, gives lineage's refs, hops and runs; on the SQL store also when every
+    level is read on its own, and when a walk to the end is given up at once."""
     import random
+
+    from headwater.store.sql import SQLStore
 
     rng = random.Random(18)
     root = files({f"f{i}": f"content {i}" for i in range(40)})
@@ -1050,6 +1053,14 @@ def test_reachable_agrees_with_lineage_on_a_tangled_graph(client: hw.Client, fil
                 longest = max(longest, *reached.versions.values())
                 if direction == "downstream" and depth is None:
                     below[ref] = set(reached.versions) - {ref}
+    if isinstance(client.store, SQLStore):
+        for narrow, at_once_rows in ((0, 10_000), (1_000, 6)):
+            monkeypatch.setattr("headwater.store.sql.reach._NARROW", narrow)
+            monkeypatch.setattr("headwater.store.sql.reach._AT_ONCE_ROWS", at_once_rows)
+            for ref in sorted(file_of):
+                for direction in ("downstream", "upstream"):
+                    for depth in (None, 1, 3):
+                        agrees_with_lineage(client, ref, direction, depth)
     # The graph is as tangled as the docstring says: the walks go deep, some pass a cycle
     # through several runs, some outputs declare their inputs.
     assert len(file_of) >= 20 and declaring >= 3 and longest >= 4, (len(file_of), declaring, longest)
