@@ -411,14 +411,14 @@
   // and what it left out.
   function leftOut(cut) {
     const count = function (n) { return n.toLocaleString("en-US"); };
+    const hops = function (n) { return n + " hop" + (n === 1 ? "" : "s"); };
     const parts = cut.sides.map(function (side) {
-      return side.direction + " " + count(side.total) + " versions and runs over " + side.hops +
-        " hop" + (side.hops === 1 ? "" : "s") + ", of which the nearest " + side.depth +
-        " hop" + (side.depth === 1 ? " is" : "s are") + " drawn";
+      return side.direction + ", " + count(side.total) + " versions and runs over " + hops(side.hops) +
+        ": the nearest " + hops(side.depth) + " drawn";
     });
-    const command = "headwater " + (cut.sides.length === 1 ? cut.sides[0].direction : "downstream") + " " + root + " --refs";
-    return "Too large to draw whole (more than " + count(cut.max_nodes) + " nodes): " + parts.join("; ") +
-      ". Pick a smaller depth, or list every ref with `" + command + "`.";
+    const command = "headwater " + cut.sides[0].direction + " " + root + " --refs";
+    return "Too large to draw whole (over " + count(cut.max_nodes) + " nodes): " + parts.join("; ") +
+      " (" + count(cut.shown) + " nodes). Pick a smaller depth, or list every ref with: " + command;
   }
 
   load(box.dataset.src).then(function (data) {

@@ -221,6 +221,13 @@ def _depth(value: str | None) -> int | None:
     return _int(value, "depth", 0, MAX_DEPTH, DEFAULT_DEPTH)
 
 
+_SIDES: dict[str, tuple[Literal["upstream", "downstream"], ...]] = {
+    "both": ("upstream", "downstream"),
+    "upstream": ("upstream",),
+    "downstream": ("downstream",),
+}
+
+
 def drawable(
     client: Client, ref: str, direction: str, depth: int | None, max_nodes: int
 ) -> tuple[LineageGraph, dict[str, Any] | None]:
@@ -231,11 +238,11 @@ def drawable(
     The walk's refs (`reachable`) are counted first, so a closure of a hundred thousand nodes
     is never built whole to be cut down: a browser could not draw it, and the server would
     spend seconds and gigabytes on it."""
-    sides = ("upstream", "downstream") if direction == "both" else (direction,)
+    sides = _SIDES[direction]
     room = max(1, max_nodes // len(sides))
     graphs, cut = [], []
     for side in sides:
-        reach = client.reachable(ref, side, depth)  # type: ignore[arg-type]
+        reach = client.reachable(ref, side, depth)
         within = Counter(reach.versions.values()) + Counter(reach.runs.values())  # nodes a hop adds
         total, hops, drawn = sum(within.values()), 0, within[0]
         if total > room:  # the graph at `hops` holds the versions and runs of hops 0 to `hops`
