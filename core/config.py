@@ -164,6 +164,14 @@ SETTINGS: tuple[Setting, ...] = (
         scope="tracking server",
     ),
     Setting(
+        "HEADWATER_UI_MAX_NODES",
+        "int",
+        "5000",
+        "The most versions and runs the web UI's lineage graph draws; a larger graph shows the hops "
+        "nearest its version that fit, and says so.",
+        scope="tracking server",
+    ),
+    Setting(
         "HEADWATER_SERVER_BIND",
         "text",
         "",
@@ -337,6 +345,12 @@ def _positive(given: str | None, default: float) -> float:
     return value if value > 0 else default
 
 
+def ui_max_nodes(env: Mapping[str, str] | None = None) -> int:
+    """`HEADWATER_UI_MAX_NODES`: a whole number of nodes, at least 1 (default 5,000)."""
+    given = raw("HEADWATER_UI_MAX_NODES", env) or ""
+    return int(given) if given.isdigit() and 0 < int(given) < 10**9 else 5000
+
+
 def _text(name: str, default: str = "") -> Callable[[Mapping[str, str] | None], str]:
     return lambda env: raw(name, env) or default
 
@@ -364,6 +378,7 @@ _READERS: dict[str, Callable[[Mapping[str, str] | None], Any]] = {
     "HEADWATER_SERVER_MAX_BLOB_GB": _number("HEADWATER_SERVER_MAX_BLOB_GB", 1024),
     "HEADWATER_BLOB_PRESIGN": blob_presign,
     "HEADWATER_BLOB_PRESIGN_EXPIRY": blob_presign_expiry_s,
+    "HEADWATER_UI_MAX_NODES": ui_max_nodes,
     "HEADWATER_SERVER_BIND": _text("HEADWATER_SERVER_BIND"),
     "HEADWATER_OPENLINEAGE_URL": _text("HEADWATER_OPENLINEAGE_URL"),
     "HEADWATER_OPENLINEAGE_API_KEY": _text("HEADWATER_OPENLINEAGE_API_KEY"),

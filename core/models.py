@@ -348,13 +348,17 @@ class Reachable(_Model):
     """The refs a walk from `root` reaches (`hw.reachable`): what `hw.upstream` or
     `hw.downstream` would hold, without the fields of each node, for closures too large to read
     as a graph. `versions` maps each version's ref to its hops from `root` (ordered by hops, then
-    name and label); `runs` are the ids of the runs the walk passes (sorted): on a downstream walk
-    every run that used a reached version, on an upstream one every run that produced one."""
+    name and label); `runs` maps the id of each run the walk passes to the hop it makes (ordered
+    by hop, then id): on a downstream walk every run that used a reached version, 1 for one that
+    used the root; on an upstream one every run that produced one. The graph of the same walk
+    at depth d holds the versions and runs of hops up to d."""
 
     root: str
     direction: Literal["upstream", "downstream"]
     versions: dict[str, int] = Field(default_factory=dict, description="version ref -> hops from root")
-    runs: list[str] = Field(default_factory=list, description="ids of the runs walked through")
+    runs: dict[str, int] = Field(
+        default_factory=dict, description="run id -> the hop it makes (1: it used or produced the root)"
+    )
 
     def __contains__(self, ref: object) -> bool:
         if isinstance(ref, Version):

@@ -169,9 +169,9 @@ def test_refs_prints_one_ref_a_line_nearest_first(tmp_path: Path) -> None:
         "root": "b:v0",
         "direction": "downstream",
         "versions": {"b:v0": 0, "d:v0": 1},
-        "runs": [split["id"]],
+        "runs": {split["id"]: 1},
     }
-    assert hw_json("upstream", "e", "--refs")["runs"] == sorted([ingest["id"], split["id"], last["id"]])
+    assert hw_json("upstream", "e", "--refs")["runs"] == {last["id"]: 1, split["id"]: 2, ingest["id"]: 3}
     assert "--check reads each version's files" in hw("upstream", "e", "--refs", "--check", code=2).stderr
     assert "no artifact named 'nope'" in hw("downstream", "nope", "--refs", code=3).stderr
 

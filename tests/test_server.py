@@ -432,10 +432,10 @@ def test_reachable_is_one_small_read_with_a_read_token(secured, files, tmp_path:
         "root": "a:v0",
         "direction": "downstream",
         "versions": {"a:v0": 0, "b:v0": 1, "c:v0": 2},
-        "runs": sorted([make_b.id, make_c.id]),
+        "runs": {make_b.id: 1, make_c.id: 2},
     }
     up = call(secured, "GET", path, RO, params={"name": "c", "direction": "upstream", "depth": 1}).json()
-    assert (up["versions"], up["runs"]) == ({"c:v0": 0, "b:v0": 1}, [make_c.id])
+    assert (up["versions"], up["runs"]) == ({"c:v0": 0, "b:v0": 1}, {make_c.id: 1})
     refused = [
         (None, {"name": "a", "direction": "downstream"}, 401, "token"),
         (RO, {"name": "nope", "direction": "downstream"}, 404, "no artifact named 'nope'"),

@@ -945,7 +945,11 @@ def agrees_with_lineage(client: hw.Client, ref: str, direction: str, depth: int 
     assert (reached.root, reached.direction) == (graph.root, graph.direction), where
     assert reached.versions == graph.depth, where
     assert list(reached.versions) == sorted(reached.versions, key=lambda r: (reached.versions[r], ref_order(r)))
-    assert reached.runs == sorted(r.id for r in graph.runs), where
+    assert set(reached.runs) == {r.id for r in graph.runs}, where
+    assert list(reached.runs) == sorted(reached.runs, key=lambda r: (reached.runs[r], r))
+    for hop in set(reached.runs.values()):  # a run's hop: the depth of the first graph holding it
+        within = {r.id for r in client.store.lineage(client.parse(ref), direction, hop).runs}  # type: ignore[arg-type]
+        assert within == {r for r, at in reached.runs.items() if at <= hop}, (where, hop)
     return reached
 
 
@@ -953,16 +957,16 @@ def test_reachable_refs_hops_and_runs_are_the_graphs(client: hw.Client, files) -
     ids = three_steps(client, files)
     down = agrees_with_lineage(client, "raw:v0", "downstream", None)
     assert list(down.versions.items()) == [("raw:v0", 0), ("clean:v0", 1), ("report:v0", 1), ("model:v0", 2)]
-    assert down.runs == sorted([ids["clean"], ids["train"], ids["evaluate"]])  # type: ignore[type-var]
+    assert down.runs == {ids["clean"]: 1, ids["evaluate"]: 1, ids["train"]: 2}
     assert "model:v0" in down and ids["train"] in down and "raw:v1" not in down
     one = agrees_with_lineage(client, "raw:v0", "downstream", 1)
     assert list(one.versions.items()) == [("raw:v0", 0), ("clean:v0", 1), ("report:v0", 1)]
-    assert one.runs == sorted([ids["clean"], ids["evaluate"]])  # type: ignore[type-var]
+    assert one.runs == {ids["clean"]: 1, ids["evaluate"]: 1}
     up = agrees_with_lineage(client, "model:candidate", "upstream", None)
     assert (up.root, list(up.versions.items())) == ("model:v0", [("model:v0", 0), ("clean:v0", 1), ("raw:v0", 2)])
-    assert up.runs == sorted([ids["clean"], ids["train"]])  # type: ignore[type-var]
+    assert up.runs == {ids["train"]: 1, ids["clean"]: 2}
     none = agrees_with_lineage(client, "raw", "downstream", 0)
-    assert (none.versions, none.runs) == ({"raw:v0": 0}, [])
+    assert (none.versions, none.runs) == ({"raw:v0": 0}, {})
     assert client.reachable("raw:v0", "upstream") == hw.Reachable(
         root="raw:v0", direction="upstream", versions={"raw:v0": 0}
     )
@@ -984,18 +988,18 @@ def test_reachable_through_cycles_declared_inputs_and_runs_that_write_nothing(cl
     with client.run("look") as look:  # uses e and writes nothing
         look.use("e")
     one = agrees_with_lineage(client, "a", "downstream", 1)
-    assert (one.versions, one.runs) == ({"a:v0": 0, "c:v0": 1, "e:v0": 1}, [run.id])
+    assert (one.versions, one.runs) == ({"a:v0": 0, "c:v0": 1, "e:v0": 1}, {run.id: 1})
     for depth in (None, 2):
         down = agrees_with_lineage(client, "a", "downstream", depth)
         assert down.versions == {"a:v0": 0, "c:v0": 1, "e:v0": 1, "loop:v0": 2}
-        assert down.runs == sorted([run.id, rewrite.id, look.id])
-    for depth, runs in ((None, [run.id, look.id]), (1, [run.id])):  # at 1, e's users are a run too far
+        assert down.runs == {run.id: 1, rewrite.id: 2, look.id: 2}
+    for depth, runs in ((None, {run.id: 1, look.id: 2}), (1, {run.id: 1})):  # at 1, e's users are a run too far
         b = agrees_with_lineage(client, "b", "downstream", depth)
-        assert (b.versions, b.runs) == ({"b:v0": 0, "d:v0": 1, "e:v0": 1}, sorted(runs))  # not c: made from a
+        assert (b.versions, b.runs) == ({"b:v0": 0, "d:v0": 1, "e:v0": 1}, runs)  # not c: made from a
         assert agrees_with_lineage(client, "d", "upstream", depth).versions == {"d:v0": 0, "b:v0": 1}
     loop = agrees_with_lineage(client, "loop", "upstream", None)
     assert loop.versions == {"loop:v0": 0, "c:v0": 1, "a:v0": 2}
-    assert loop.runs == sorted([run.id, rewrite.id])
+    assert loop.runs == {rewrite.id: 1, run.id: 2}
     assert agrees_with_lineage(client, "loop", "downstream", None).versions == {"loop:v0": 0}
 
 

@@ -317,3 +317,33 @@ def test_an_output_made_from_some_inputs_says_which(page, tmp_path) -> None:
         shot(page, "made-from")
     finally:
         ui.stop()
+
+
+def test_a_graph_too_large_to_draw_says_what_it_left_out(page, tmp_path) -> None:
+    """A chain src -> a -> b -> c with HEADWATER_UI_MAX_NODES=5: the page draws the two hops
+    nearest src (src:v0, a:v0, b:v0 and the runs making a and b) and says the rest is left out."""
+    home = tmp_path / "home"
+    client = hw.Client(home=home)
+    for name in ("src", "a", "b", "c"):
+        (tmp_path / name).write_text(name)
+    client.log_artifact("src", tmp_path / "src")
+    for before, after in (("src", "a"), ("a", "b"), ("b", "c")):
+        client.link(f"make-{after}", inputs=[f"{before}:v0"], outputs=[hw.Output(after, tmp_path / after)])
+    expected = client.downstream("src:v0", 2)
+    client.close()
+    ui = UIProcess({"HEADWATER_HOME": str(home), "HEADWATER_UI_MAX_NODES": "5"}, tmp_path / "ui.log")
+    try:
+        page.goto(f"{ui.url}/ui/lineage?ref=src:v0&direction=downstream&depth=all")
+        wait_graph(page)
+        assert graph_nodes(page) == ({"src:v0", "a:v0", "b:v0"}, {r.id for r in expected.runs})
+        assert len(expected.runs) == 2
+        notice = page.locator("#graph-notice")
+        assert notice.is_visible()
+        assert notice.text_content() == (
+            "Too large to draw whole (over 5 nodes): downstream, 7 versions and runs over 3 hops: "
+            "the nearest 2 hops drawn (5 nodes). Pick a smaller depth, or list every ref with: "
+            "headwater downstream src:v0 --refs"
+        )
+        shot(page, "lineage-cut")
+    finally:
+        ui.stop()

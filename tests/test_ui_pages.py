@@ -284,3 +284,52 @@ def test_headwater_ui_answers_only_to_loopback_names(tmp_path) -> None:
         assert browser.get("/", headers={"host": "localhost:8766"}).status_code == 200
         assert browser.get("/").status_code == 200
     client.close()
+
+
+def test_a_graph_too_large_to_draw_shows_the_nearest_hops_that_fit(tmp_path, headwater_home) -> None:
+    """src:v0 feeds one run making a and a2 (hop 1: three nodes), each feeding a run (hop 2:
+    four), b feeding one more (hop 3: two): ten nodes downstream, depth by depth 1, 4, 8, 10."""
+    from headwater.server.ui.views import drawable
+
+    client = hw.Client(uri=f"sqlite:///{tmp_path / 'ui.db'}", home=headwater_home)
+    made = {}
+    for name in ("src", "a", "a2", "b", "b2", "c"):
+        made[name] = tmp_path / f"{name}.txt"
+        made[name].write_text(name)
+    client.link(job="src", outputs=[hw.Output("src", made["src"])])
+    client.link(job="split", inputs=["src:v0"], outputs=[hw.Output("a", made["a"]), hw.Output("a2", made["a2"])])
+    client.link(job="b", inputs=["a:v0"], outputs=[hw.Output("b", made["b"])])
+    client.link(job="b2", inputs=["a2:v0"], outputs=[hw.Output("b2", made["b2"])])
+    client.link(job="c", inputs=["b:v0"], outputs=[hw.Output("c", made["c"])])
+
+    def nodes(graph) -> set[str]:
+        return {v.ref for v in graph.versions} | {r.job for r in graph.runs}
+
+    graph, cut = drawable(client, "src:v0", "downstream", None, 10)
+    assert cut is None and nodes(graph) == {"src:v0", "a:v0", "a2:v0", "b:v0", "b2:v0", "c:v0", "split", "b", "b2", "c"}
+    for max_nodes, depth in ((9, 2), (7, 1), (4, 1), (3, 0), (1, 0)):
+        graph, cut = drawable(client, "src:v0", "downstream", None, max_nodes)
+        assert nodes(graph) == nodes(client.downstream("src:v0", depth)), max_nodes
+        assert cut == {
+            "max_nodes": max_nodes,
+            "shown": {2: 8, 1: 4, 0: 1}[depth],
+            "sides": [{"direction": "downstream", "depth": depth, "total": 10, "hops": 3}],
+        }
+    # an asked depth that fits is kept; one that does not is cut the same way
+    assert drawable(client, "src:v0", "downstream", 2, 8)[1] is None
+    assert drawable(client, "src:v0", "downstream", 2, 7)[1]["sides"][0] == {
+        "direction": "downstream",
+        "depth": 1,
+        "total": 8,
+        "hops": 2,
+    }
+    # both directions share the room, 4 nodes each: upstream of b:v0 holds six (b:v0; its run b
+    # and a:v0; split and src:v0; the run that made src:v0), downstream three (b:v0, c, c:v0)
+    graph, cut = drawable(client, "b:v0", "both", None, 8)
+    assert nodes(graph) == {"b:v0", "b", "a:v0", "c", "c:v0"}
+    assert cut == {
+        "max_nodes": 8,
+        "shown": 5,
+        "sides": [{"direction": "upstream", "depth": 1, "total": 6, "hops": 3}],
+    }
+    client.close()

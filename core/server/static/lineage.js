@@ -407,12 +407,29 @@
   });
   document.getElementById("fit").addEventListener("click", function () { fit(false); });
 
+  // The server draws at most HEADWATER_UI_MAX_NODES nodes: past that it sends the nearest hops
+  // and what it left out.
+  function leftOut(cut) {
+    const count = function (n) { return n.toLocaleString("en-US"); };
+    const hops = function (n) { return n + " hop" + (n === 1 ? "" : "s"); };
+    const parts = cut.sides.map(function (side) {
+      return side.direction + ", " + count(side.total) + " versions and runs over " + hops(side.hops) +
+        ": the nearest " + hops(side.depth) + " drawn";
+    });
+    const command = "headwater " + cut.sides[0].direction + " " + root + " --refs";
+    return "Too large to draw whole (over " + count(cut.max_nodes) + " nodes): " + parts.join("; ") +
+      " (" + count(cut.shown) + " nodes). Pick a smaller depth, or list every ref with: " + command;
+  }
+
   load(box.dataset.src).then(function (data) {
     merge(data);
+    const notes = [];
+    if (data.truncated) notes.push(leftOut(data.truncated));
     if (nodes.size > AUTO_COLLAPSE) {
       collapseBox.checked = true;
-      say(nodes.size + " nodes: collapsed by artifact (versions) and job (runs) to stay readable. Untick “Collapse” to see every node.");
+      notes.push(nodes.size + " nodes: collapsed by artifact (versions) and job (runs) to stay readable. Untick “Collapse” to see every node.");
     }
+    say(notes.join(" "));
     draw();
     box.dataset.ready = "1";
   }).catch(function (err) {

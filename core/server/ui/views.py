@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from headwater import times
+from headwater import config, times
 from headwater.api import Client, merge_graphs
 from headwater.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.models import AliasMove, LineageGraph, ManifestEntry, Version
@@ -220,13 +221,42 @@ def _depth(value: str | None) -> int | None:
     return _int(value, "depth", 0, MAX_DEPTH, DEFAULT_DEPTH)
 
 
-def lineage(client: Client, ref: str, direction: str, depth: int | None) -> LineageGraph:
-    """The graph of the lineage page: upstream, downstream, or both merged."""
-    if direction == "both":
-        graph = merge_graphs([client.upstream(ref, depth), client.downstream(ref, depth)])
-    else:
-        graph = client.upstream(ref, depth) if direction == "upstream" else client.downstream(ref, depth)
-    return graph
+_SIDES: dict[str, tuple[Literal["upstream", "downstream"], ...]] = {
+    "both": ("upstream", "downstream"),
+    "upstream": ("upstream",),
+    "downstream": ("downstream",),
+}
+
+
+def drawable(
+    client: Client, ref: str, direction: str, depth: int | None, max_nodes: int
+) -> tuple[LineageGraph, dict[str, Any] | None]:
+    """The graph of the lineage page (upstream, downstream, or both merged), or, when it holds
+    more than `max_nodes` versions and runs, the hops nearest `ref` that fit (each side of
+    "both" gets half): the graph, and what was left out (None when nothing was).
+
+    The walk's refs (`reachable`) are counted first, so a closure of a hundred thousand nodes
+    is never built whole to be cut down: a browser could not draw it, and the server would
+    spend seconds and gigabytes on it."""
+    sides = _SIDES[direction]
+    room = max(1, max_nodes // len(sides))
+    graphs, cut = [], []
+    for side in sides:
+        reach = client.reachable(ref, side, depth)
+        within = Counter(reach.versions.values()) + Counter(reach.runs.values())  # nodes a hop adds
+        total, hops, drawn = sum(within.values()), 0, within[0]
+        if total > room:  # the graph at `hops` holds the versions and runs of hops 0 to `hops`
+            while hops + 1 in within and drawn + within[hops + 1] <= room:
+                hops += 1
+                drawn += within[hops]
+            cut.append({"direction": side, "depth": hops, "total": total, "hops": max(within)})
+        at = depth if total <= room else hops
+        graphs.append(client.upstream(ref, at) if side == "upstream" else client.downstream(ref, at))
+    graph = merge_graphs(graphs) if len(graphs) > 1 else graphs[0]
+    if not cut:
+        return graph, None
+    shown = len(graph.versions) + len(graph.runs)
+    return graph, {"max_nodes": max_nodes, "shown": shown, "sides": cut}
 
 
 def lineage_view(client: Client, ref: str | None, direction: str | None, depth: str | None) -> dict[str, Any]:
@@ -265,7 +295,11 @@ def graph_json(
         return {"root": None, "direction": "both", "nodes": nodes, "edges": edges}
     version = client.get(_need(ref, "a version (ref=)"))
     chosen = _direction(direction)
-    return graph_payload(lineage(client, version.ref, chosen, _depth(depth)), version.ref, chosen)
+    graph, left_out = drawable(client, version.ref, chosen, _depth(depth), config.ui_max_nodes())
+    payload = graph_payload(graph, version.ref, chosen)
+    if left_out is not None:
+        payload["truncated"] = left_out
+    return payload
 
 
 # -- diff and impact -----------------------------------------------------------------------------

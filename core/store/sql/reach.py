@@ -43,7 +43,7 @@ class SQLReach(SQLLineage):
             root=next(_ref(name, label) for vid, name, label in named if vid == root),
             direction=direction,
             versions={_ref(name, label): hop for hop, name, label in ordered},
-            runs=sorted(runs),
+            runs=dict(sorted(runs.items(), key=lambda item: (item[1], item[0]))),
         )
 
     def _ids(self, ids: Iterable[int]) -> str:
@@ -54,13 +54,13 @@ class SQLReach(SQLLineage):
 
     def _walk_hops(
         self, conn: sa.Connection, root: int, direction: LineageDirection, depth: int | None
-    ) -> tuple[dict[int, int], set[str]]:
-        """Hops from `root` (the fewest runs away) and the runs passed, as SQLLineage's _Walk
-        counts them: every run stepping on from a version fewer than `depth` hops away, whether
-        it reaches a version or not. Breadth first, a level at a time; the steps of a level's
+    ) -> tuple[dict[int, int], dict[str, int]]:
+        """Hops from `root` (the fewest runs away) and the runs passed with theirs, as
+        SQLLineage's _Walk counts them: every run stepping on from a version fewer than `depth`
+        hops away, whether it reaches a version or not. Breadth first, a level at a time; the steps of a level's
         versions are read when it is reached, unless a walk to the end read them already."""
         hops = {root: 0}
-        runs: set[str] = set()
+        runs: dict[str, int] = {}  # run -> the hop it makes: one more than the version it steps from
         steps: Steps = {}  # read ahead by a walk to the end, kept until walked from
         at_once = depth is None
         frontier = [root]
@@ -83,7 +83,7 @@ class SQLReach(SQLLineage):
                 pairs += conn.execute(_level_statement(self.dialect, direction), {"seeds": self._ids(unread)}).all()
             following = []
             for run_id, nxt in pairs:  # from versions all `level` hops away
-                runs.add(run_id)
+                runs.setdefault(run_id, level + 1)
                 if nxt is not None and nxt not in hops:
                     hops[nxt] = level + 1
                     following.append(nxt)
