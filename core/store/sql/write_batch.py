@@ -10,7 +10,12 @@ first event (SQLWrites._apply_once):
 - then the artifacts it writes are locked in name order (the lock order every writer uses, so two
   batches never deadlock on them; on PostgreSQL their names first, so that one not created yet
   is locked too) and read, with the versions its events name by label or digest and the aliases
-  of the artifacts it writes (`prefetch`).
+  of the artifacts it writes (`prefetch`). On SQLite, whose BEGIN IMMEDIATE already holds the
+  only lock there is, the artifacts its edges only read are read there too: one statement for
+  every artifact the batch names, one for their versions.
+
+The runs a batch's first events record are inserted as one row each, holding every one of those
+events of the run (SQLWrites._insert_runs): a run's start and end delivered together are one row.
 
 While the events are applied in order, reads are answered from what was read (a miss goes to the
 database), and pure writes (entries, edges, producers, alias moves, tags, label counters) wait in
