@@ -236,8 +236,9 @@ class Client:
         """Write events to the outbox without delivering them: the next emit() or sync() will.
 
         For a hook whose events can wait a moment (a task's start, delivered with its end).
-        `until_emit`: an emit() follows in this process, so the folder's fsync is left to it
-        (it syncs the folder whenever it does not deliver); a crash keeps the batch either way."""
+        `until_emit`: a batch written after it in this process makes the folder durable, so the
+        folder's fsync is left to it (an emit() syncs the folder whenever it does not deliver, a
+        queue() without `until_emit` always does); a crash keeps the batch either way."""
         self.outbox.write(events, sync_dir=not until_emit)
 
     def emit(self, events: Sequence[Event], timeout: float | None = None) -> bool:

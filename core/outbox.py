@@ -69,11 +69,20 @@ class Delivery:
     """What one drain did. `dead` maps a batch file name to the reason it was refused."""
 
     delivered: int = 0
-    pending: int = 0
     dead: dict[str, HeadwaterError] = field(default_factory=dict)
     error: str | None = None  # why delivery stopped early (backend away, lock busy)
     notices: list[str] = field(default_factory=list)  # recorded otherwise than asked (Store.apply)
     stopped_by: Unavailable | None = None  # the backend's error behind `error` (Unauthorized: a bad token)
+    _pending: int | None = field(default=None, repr=False)
+    _outbox: Outbox | None = field(default=None, repr=False)
+
+    @property
+    def pending(self) -> int:
+        """Batches left in the outbox when the drain ended (for emit()'s drain, which never asks,
+        counted when first asked: listing the folder again would cost every task's batch)."""
+        if self._pending is None:
+            self._pending = len(self._outbox.pending()) if self._outbox is not None else 0
+        return self._pending
 
 
 class Outbox:
@@ -235,7 +244,7 @@ class Outbox:
         deadline = time.monotonic() + timeout
         lock = _lock(self.folder / ".lock", timeout)
         if lock is None:
-            result.pending = len(self.pending())
+            result._pending = len(self.pending())
             result.error = "another process is delivering"
             return result
         try:
@@ -258,7 +267,10 @@ class Outbox:
                 except Unavailable as err:
                     result.error, result.stopped_by = str(err), err
                     break
-            result.pending = len(self.pending())
+            if own is None:
+                result._pending = len(self.pending())
+            else:  # emit() asks only whether its own batch went: the folder is listed if asked
+                result._outbox = self
         finally:
             lock.release()
         if result.notices:

@@ -474,3 +474,26 @@ def test_wrap_methods_checks_every_signature_before_wrapping_any() -> None:
     wrap_methods([(Engine, "call_hooks", False, loud)], ["self", "state"])
     assert Engine().call_hooks("x") == "X" and Engine.call_hooks.__headwater_original__("", "y") == "y"
     assert [version_tuple(v) for v in ("3.9.1", "3.10.0rc1", "4.0a2")] == [(3, 9), (3, 10), (4, 0)]
+
+
+def test_a_task_start_leaves_the_folder_fsync_to_the_batch_after_it(tmp_path: Path, monkeypatch) -> None:
+    """A batch that is not delivered (a task's start) is fsynced and renamed, and the folder's own
+    fsync is left to the next batch of the process: one folder fsync per task, not two."""
+    from headwater import outbox
+
+    synced: list[Path] = []
+    fsync_dir = outbox._fsync_dir
+    monkeypatch.setattr(outbox, "_fsync_dir", lambda folder: (synced.append(folder), fsync_dir(folder)))
+    (tmp_path / "not-a-folder").write_text("")  # the backend cannot open its database: nothing delivered
+    client = hw.Client(uri=f"sqlite:///{tmp_path / 'not-a-folder' / 'hw.db'}", home=tmp_path / "home")
+    observer = Observer("test", client_factory=lambda: client, timeout=1.0)
+    rid = str(uuid.uuid4())
+    with observer.batch("task start", deliver=False) as b:
+        b.run(rid, job="j", kind="task", status="running")
+    assert synced == [] and len(client.outbox.pending()) == 1
+    with observer.batch("task succeeded") as b:
+        b.run(rid, status="succeeded")
+    assert b.delivered is False  # waiting: the folder holding both is synced once, by the end
+    assert synced == [client.outbox.folder] and len(client.outbox.pending()) == 2
+    queued = client.outbox.pending()[0].read_bytes()
+    assert json.loads(queued)[0]["status"] == "running"  # the start, whole, under its name

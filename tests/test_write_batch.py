@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from headwater.digest.hashing import manifest_digest
 from headwater.events import (
     AliasMoved,
+    ContentPurged,
     EdgeRecorded,
     Event,
     RunRecorded,
@@ -28,7 +29,7 @@ from headwater.events import (
     VersionRecorded,
 )
 from headwater.models import ManifestEntry
-from headwater.store.schema import artifacts, versions
+from headwater.store.schema import artifacts, runs, versions
 from headwater.store.sql import SQLStore
 
 BASE = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -274,3 +275,93 @@ def test_batches_creating_the_same_artifacts_in_other_orders_never_deadlock(post
         ).all()
     engine.dispose()
     assert sorted(labels) == sorted((f"new/{n}-{i}", 2, 0, 1) for n in range(rounds) for i in range(names_each))
+
+
+def _runs(store: SQLStore) -> list[tuple[Any, ...]]:
+    c = runs.c
+    columns = (c.id, c.job, c.job_namespace, c.orchestrator, c.kind, c.status, c.status_at, c.started_at)
+    more = (c.ended_at, c.params, c.parent_id, c.error, c.code, c.links, c.created_at)
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(*columns, *more).order_by(c.id))]
+
+
+def test_a_runs_events_in_one_batch_end_as_applied_one_by_one(two_stores: list[SQLStore]) -> None:
+    """A run's events in one batch are written as one row (its start and end folded together):
+    every rule of how run events merge still holds, as if each were applied alone."""
+    batched, alone = two_stores
+    t = [BASE + timedelta(seconds=s) for s in range(10)]
+    a, b, c, d = (str(uuid.uuid4()) for _ in range(4))
+    events: list[Event] = [
+        RunRecorded(run_id=a, job="train", status="running", started_at=t[2], params={"lr": 1}, time=t[2]),
+        RunRecorded(run_id=a, params={"lr": 2, "epochs": 3}, code={"sha": "x"}, links={"ui": "u"}, time=t[3]),
+        RunRecorded(run_id=a, started_at=t[1], job_namespace="ns", parent_id=b, time=t[4]),
+        RunRecorded(run_id=a, status="succeeded", ended_at=t[5], time=t[5]),
+        RunRecorded(run_id=a, status="running", time=t[6]),  # late: a terminal state never reverts
+        RunRecorded(run_id=a, status="failed", error="boom", ended_at=t[7], time=t[7]),  # keeps succeeded
+        # b: its events out of time order, an error filled in by the same outcome
+        RunRecorded(run_id=b, status="failed", time=t[5]),
+        RunRecorded(run_id=b, job="late", status="running", orchestrator="airflow", time=t[1]),
+        RunRecorded(run_id=b, status="failed", error="oom", time=t[6]),
+        # c: an older event that changes nothing, then a terminal state, older yet, that wins
+        RunRecorded(run_id=c, status="running", time=t[3]),
+        RunRecorded(run_id=c, status="running", started_at=t[3], time=t[2]),
+        RunRecorded(run_id=c, status="skipped", time=t[1]),
+        # an event of another kind: what follows is applied after it
+        ContentPurged(digests=[f"blake3:{0:064x}"], reason="an event of another kind", who="ops", time=t[8]),
+        RunRecorded(run_id=c, status="succeeded", ended_at=t[9], time=t[9]),
+        RunRecorded(run_id=d, job="after", time=t[9]),
+    ]
+    batched.apply(events)
+    for event in events:
+        alone.apply([event])
+    assert _runs(batched) == _runs(alone)
+    # the same events again, and a run that exists already, folded from its new events
+    more = [
+        RunRecorded(run_id=c, params={"k": "v"}, time=t[9]),
+        RunRecorded(run_id=c, error="late", time=t[9]),
+    ]
+    batched.apply(events + more)
+    for event in more:
+        alone.apply([event])
+    rows = _runs(batched)
+    assert rows == _runs(alone)
+    by_id = {row[0]: row for row in rows}
+    assert by_id[a][5] == "succeeded" and by_id[a][11] is None and by_id[a][7] == t[1]
+    assert by_id[a][9] == {"lr": 2, "epochs": 3} and by_id[a][10] == b and by_id[a][2] == "ns"
+    assert by_id[b][1:6] == ("late", "default", "airflow", "manual", "failed") and by_id[b][11] == "oom"
+    assert by_id[c][5] == "skipped" and by_id[c][9] == {"k": "v"} and by_id[c][11] == "late"
+
+
+def test_content_purged_by_another_connection_is_marked_as_it_arrives(tmp_path: Path) -> None:
+    """A store that found no purge stops asking until another connection commits (SQLite's
+    data_version): a purge committed by another store, or by its own connection, is never missed."""
+    uri = f"sqlite:///{tmp_path / 'p.db'}"
+    writer, purger = SQLStore(uri), SQLStore(uri)
+
+    def logged(n: int, digest: str) -> VersionRecorded:
+        entries = [ManifestEntry(path=f"f{n}", digest=digest, size=1)]
+        return VersionRecorded(name=f"ds{n}", digest=manifest_digest(entries), entries=entries)
+
+    def purged_paths(store: SQLStore) -> list[str]:
+        with store.engine.connect() as conn:
+            return sorted(conn.execute(sa.text("SELECT path FROM entries WHERE purge_id IS NOT NULL")).scalars())
+
+    digests = [f"blake3:{n:064x}" for n in range(4)]
+    try:
+        # held by versions before their purge: a purge marks the entries holding its digests
+        writer.apply([logged(10 + n, digest) for n, digest in enumerate(digests)])
+        writer.apply([logged(0, digests[0])])  # no purge anywhere: known, and remembered
+        assert writer.purged_digests([digests[0]]) == set()
+        purger.apply([ContentPurged(digests=[digests[1]], reason="gdpr", who="ops")])
+        assert writer.purged_digests([digests[1]]) == {digests[1]}
+        notices = writer.apply([logged(1, digests[1])])
+        assert purged_paths(writer) == ["f1", "f11"] and "purged content" in notices[0]
+        # its own connection's purge: its data_version does not change, the purge forgets
+        writer.apply([ContentPurged(digests=[digests[2]], reason="gdpr", who="ops")])
+        writer.apply([logged(2, digests[2])])
+        assert purged_paths(writer) == ["f1", "f11", "f12", "f2"]
+        writer.apply([logged(3, digests[3])])
+        assert purged_paths(writer) == ["f1", "f11", "f12", "f2"]
+    finally:
+        writer.close()
+        purger.close()

@@ -305,7 +305,10 @@ class Observer:
                     batch.delivered = self.client().emit(batch.events, timeout=batch.remaining())
                 else:
                     client = self.client()
-                    client.queue(batch.events)
+                    # A batch that is not delivered (a task's start) leaves the folder's fsync to
+                    # the delivering batch that follows it in this process (its end), as a manual
+                    # run's start does: a crash keeps it either way (it is fsynced and renamed).
+                    client.queue(batch.events, until_emit=not deliver)
                     batch.delivered = False
                     if deliver:  # HEADWATER_DELIVERY=background: a deliverer process delivers it
                         from headwater.deliverer import hand_over

@@ -187,6 +187,37 @@ class SQLEngine(Store):
         return query.with_for_update() if self.dialect == "postgresql" else query
 
 
+_NONE_PURGED = "headwater_none_purged_at"  # in a SQLite connection's info: its data_version then
+_Q_ANY_PURGE = sa.text("SELECT 1 FROM entries WHERE purge_id IS NOT NULL LIMIT 1")
+
+
+def none_purged(conn: sa.Connection) -> bool:
+    """True when the database is known to hold no purge, cheaply: most never see one, and then
+    every write would ask for the purges of its files for nothing.
+
+    SQLite only. A connection's `PRAGMA data_version` changes whenever ANOTHER connection commits;
+    its own commits are this process's (a purge applied through it forgets the answer,
+    forget_none_purged). So "no purge at data_version D" holds as long as D does; purges are
+    never undone, so a purge found is simply looked up, every time. False: not known, ask."""
+    if conn.dialect.name != "sqlite":
+        return False
+    pooled = conn.connection
+    raw: Any = pooled.dbapi_connection  # a sqlite3.Connection: its pragma, without a statement
+    version = raw.execute("PRAGMA data_version").fetchone()[0]
+    if pooled.info.get(_NONE_PURGED) == version:
+        return True
+    # Read after the version: a purge committed in between only makes it look newer than it is.
+    if conn.execute(_Q_ANY_PURGE).first() is not None:
+        return False
+    pooled.info[_NONE_PURGED] = version
+    return True
+
+
+def forget_none_purged(conn: sa.Connection) -> None:
+    """Before this connection applies a purge: its own commits leave its data_version as it was."""
+    conn.connection.info.pop(_NONE_PURGED, None)
+
+
 def _watchable_file(url: sa.URL) -> str | None:
     """The database file read_token() can watch: a plain path, not memory or a URI filename."""
     database = url.database

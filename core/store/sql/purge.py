@@ -23,7 +23,7 @@ from headwater.errors import Conflict
 from headwater.events import ContentPurged, VersionDeleted, VersionRecorded
 from headwater.models import AuditAction, AuditRecord
 from headwater.store.schema import artifacts, audit_log, entries, versions
-from headwater.store.sql.engine import SQLEngine, _chunks
+from headwater.store.sql.engine import SQLEngine, _chunks, none_purged
 
 UNKNOWN_WHO = "unknown"
 
@@ -148,6 +148,8 @@ def _last_purges(conn: sa.Connection, digests: Collection[str]) -> dict[str, int
 
 
 def purged_among(conn: sa.Connection, digests: Collection[str]) -> set[str]:
+    if not digests or none_purged(conn):
+        return set()
     return set(_last_purges(conn, digests))
 
 

@@ -10,7 +10,12 @@ first event (SQLWrites._apply_once):
 - then the artifacts it writes are locked in name order (the lock order every writer uses, so two
   batches never deadlock on them; on PostgreSQL their names first, so that one not created yet
   is locked too) and read, with the versions its events name by label or digest and the aliases
-  of the artifacts it writes (`prefetch`).
+  of the artifacts it writes (`prefetch`). On SQLite, whose BEGIN IMMEDIATE already holds the
+  only lock there is, the artifacts its edges only read are read there too: one statement for
+  every artifact the batch names, one for their versions.
+
+The runs a batch's first events record are inserted as one row each, holding every one of those
+events of the run (SQLWrites._insert_runs): a run's start and end delivered together are one row.
 
 While the events are applied in order, reads are answered from what was read (a miss goes to the
 database), and pure writes (entries, edges, producers, alias moves, tags, label counters) wait in
@@ -53,6 +58,39 @@ class Statements(NamedTuple):
     produced_by: Any
     alias_set: Any
     tag_insert: Any
+    # The reads of read_ahead and prefetch, each name, key or id list an expanding parameter.
+    artifacts: Any
+    artifacts_locked: Any  # FOR UPDATE on PostgreSQL
+    versions: dict[tuple[bool, bool], Any]  # by (any digest keys, any label keys)
+    aliases: Any
+
+
+def read_statements(lock: Any) -> dict[str, Any]:
+    """Statements' fields of the batch's reads, built once (SQLWrites._prepare)."""
+    names: Any = sa.bindparam("names", expanding=True)
+    query = sa.select(artifacts).where(artifacts.c.name.in_(names)).order_by(artifacts.c.name)
+    columns = (
+        versions.c.id,
+        versions.c.artifact_id,
+        versions.c.label,
+        versions.c.digest,
+        versions.c.produced_by,
+        versions.c.deleted_at,
+    )
+    by_digest = sa.tuple_(versions.c.artifact_id, versions.c.digest).in_(sa.bindparam("digests", expanding=True))
+    by_label = sa.tuple_(versions.c.artifact_id, versions.c.label).in_(sa.bindparam("labels", expanding=True))
+    return {
+        "artifacts": query,
+        "artifacts_locked": lock(query),
+        "versions": {
+            (True, False): sa.select(*columns).where(by_digest),
+            (False, True): sa.select(*columns).where(by_label),
+            (True, True): sa.select(*columns).where(sa.or_(by_digest, by_label)),
+        },
+        "aliases": sa.select(aliases.c.artifact_id, aliases.c.alias, aliases.c.version_id, aliases.c.moved_at).where(
+            aliases.c.artifact_id.in_(sa.bindparam("ids", expanding=True))
+        ),
+    }
 
 
 @dataclass
@@ -102,11 +140,10 @@ def _valid_name(text: str) -> str | None:
 
 
 class WriteBatch:
-    def __init__(self, conn: sa.Connection, statements: Statements, lock: Any, *, sequences: bool) -> None:
+    def __init__(self, conn: sa.Connection, statements: Statements, *, sequences: bool) -> None:
         self.conn = conn
         self._sequences = sequences  # PostgreSQL: version ids are taken ahead, so versions wait too
         self.statements = statements
-        self._lock = lock  # FOR UPDATE on PostgreSQL
         self.active = True
         self.artifacts: dict[str, KnownArtifact] = {}
         self.names_read: set[str] = set()  # looked up: a name here but not in `artifacts` has none
@@ -136,16 +173,13 @@ class WriteBatch:
     def read_ahead(self, events: Sequence[Event]) -> None:
         """What needs no lock, read before any is taken (every lock is held until the commit):
         the artifacts the batch's edges only read, ids for its new versions, and which of its
-        stored file digests were purged."""
+        stored file digests were purged. On SQLite, BEGIN IMMEDIATE has already taken the only
+        lock there is: what the batch names is all read at once, by prefetch."""
         simple = self._simple(events)
-        written = self._written(events)
-        read_only: set[str] = set()
-        for e in simple:
-            if isinstance(e, EdgeRecorded):
-                read_only.update(self._edge_names(e.ref))
-        self._read_artifacts(sorted(read_only - written), locked=False)
-        # the versions its edges name in those (a name it also writes is not read yet: later)
-        self._read_versions(*self._version_keys(simple))
+        if self._sequences:
+            self._read_artifacts(sorted(self._read_only(simple) - self._written(events)), locked=set())
+            # the versions its edges name in those (a name it also writes is not read yet: later)
+            self._read_versions(*self._version_keys(simple))
         recorded = sum(isinstance(e, VersionRecorded) for e in simple)
         if self._sequences and recorded > 1:
             self._version_ids = list(
@@ -167,16 +201,25 @@ class WriteBatch:
         batches naming the same artifacts in another order would otherwise each hold one lock and
         wait for the other's), and read what its simple events will look up."""
         simple = self._simple(events)
-        written = sorted(self._written(events))
+        written = self._written(events)
         if self._sequences and written:
             # A name not there yet has no row to lock: two batches creating the same artifacts in
             # other orders would each insert one and wait on the other's, and a batch that finds
             # one created meanwhile would lock its row out of order. So every name written is
             # locked first, in one order (held until the commit, like a row lock), then its row.
             self.conn.execute(_LOCK_NAMES, {"space": _NAME_LOCKS, "keys": sorted({_name_key(n) for n in written})})
-        self._read_artifacts(written, locked=True)
+        names = written if self._sequences else written | self._read_only(simple)
+        self._read_artifacts(sorted(names - self.names_read), locked=written)
         self._read_versions(*self._version_keys(simple))
-        self._read_aliases([a.id for a in self.artifacts.values() if a.locked])
+        self._read_aliases([a.id for a in self.artifacts.values() if a.locked and a.id not in self.aliases_read])
+
+    def _read_only(self, simple: list[Event]) -> set[str]:
+        """The artifact names the batch's edges may read."""
+        names: set[str] = set()
+        for e in simple:
+            if isinstance(e, EdgeRecorded):
+                names.update(self._edge_names(e.ref))
+        return names
 
     def _version_keys(self, simple: list[Event]) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
         """(artifact id, digest) and (artifact id, label) of the versions the events name, among
@@ -248,12 +291,13 @@ class WriteBatch:
         number = label_number(ref.label)
         return None if number is None else (art.id, number)
 
-    def _read_artifacts(self, names: list[str], *, locked: bool) -> None:
+    def _read_artifacts(self, names: list[str], *, locked: set[str]) -> None:
+        """The artifacts named, those in `locked` read FOR UPDATE (on PostgreSQL)."""
+        query = self.statements.artifacts_locked if locked else self.statements.artifacts
         for chunk in _chunks(names):
-            query = sa.select(artifacts).where(artifacts.c.name.in_(chunk)).order_by(artifacts.c.name)
-            for row in self.conn.execute(self._lock(query) if locked else query):
+            for row in self.conn.execute(query, {"names": list(chunk)}):
                 self.artifacts[row.name] = KnownArtifact(
-                    row.id, row.name, row.type, row.description, row.next_label, locked
+                    row.id, row.name, row.type, row.description, row.next_label, row.name in locked
                 )
         self.names_read.update(names)
 
@@ -263,22 +307,10 @@ class WriteBatch:
         name_of = {a.id: a.name for a in self.artifacts.values()}
         by_digest, by_label = list(_chunks(sorted(digest_keys))), list(_chunks(sorted(label_keys)))
         for n in range(max(len(by_digest), len(by_label))):
-            found = []
-            if n < len(by_digest):
-                found.append(sa.tuple_(versions.c.artifact_id, versions.c.digest).in_(list(by_digest[n])))
-            if n < len(by_label):
-                found.append(sa.tuple_(versions.c.artifact_id, versions.c.label).in_(list(by_label[n])))
-            rows = self.conn.execute(
-                sa.select(
-                    versions.c.id,
-                    versions.c.artifact_id,
-                    versions.c.label,
-                    versions.c.digest,
-                    versions.c.produced_by,
-                    versions.c.deleted_at,
-                ).where(sa.or_(*found))
-            )
-            for row in rows:
+            digests = list(by_digest[n]) if n < len(by_digest) else []
+            labels = list(by_label[n]) if n < len(by_label) else []
+            query = self.statements.versions[bool(digests), bool(labels)]
+            for row in self.conn.execute(query, {"digests": digests, "labels": labels}):
                 self._know(row.artifact_id, name_of[row.artifact_id], row)
         self.digests_read.update(digest_keys)
         self.keys_read.update(digest_keys, label_keys)
@@ -291,11 +323,7 @@ class WriteBatch:
 
     def _read_aliases(self, artifact_ids: list[int]) -> None:
         for chunk in _chunks(sorted(artifact_ids)):
-            for row in self.conn.execute(
-                sa.select(aliases.c.artifact_id, aliases.c.alias, aliases.c.version_id, aliases.c.moved_at).where(
-                    aliases.c.artifact_id.in_(chunk)
-                )
-            ):
+            for row in self.conn.execute(self.statements.aliases, {"ids": list(chunk)}):
                 self.aliases[(row.artifact_id, row.alias)] = (row.version_id, row.moved_at)
         self.aliases_read.update(artifact_ids)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,11 +46,19 @@ from headwater.store.schema import (
     tags,
     versions,
 )
-from headwater.store.sql.engine import _chunks
+from headwater.store.sql.engine import _chunks, forget_none_purged
 from headwater.store.sql.purge import apply_purge, audit_delete, on_arrival
 from headwater.store.sql.reads import SQLReads
 from headwater.store.sql.retention import apply_retention
-from headwater.store.sql.write_batch import SIMPLE, KnownArtifact, KnownVersion, Statements, WriteBatch, label_number
+from headwater.store.sql.write_batch import (
+    SIMPLE,
+    KnownArtifact,
+    KnownVersion,
+    Statements,
+    WriteBatch,
+    label_number,
+    read_statements,
+)
 
 # A batch PostgreSQL failed to break a deadlock (or a serialization conflict) is applied again.
 _DEADLOCK_ATTEMPTS = 4
@@ -141,6 +149,7 @@ class SQLWrites(SQLReads):
             produced_by=self._q_produced_by,
             alias_set=self._q_alias_set,
             tag_insert=self._q_tag_insert,
+            **read_statements(self._lock),
         )
 
     def apply(self, events: Sequence[Event], *, before_commit: Callable[[], None] | None = None) -> list[str]:
@@ -161,7 +170,7 @@ class SQLWrites(SQLReads):
     def _apply_once(self, events: Sequence[Event], before_commit: Callable[[], None] | None) -> list[str]:
         notices: list[str] = []
         with self._write() as conn:
-            batch = WriteBatch(conn, self._statements, self._lock, sequences=self.dialect == "postgresql")
+            batch = WriteBatch(conn, self._statements, sequences=self.dialect == "postgresql")
             # What takes no artifact lock comes first: every lock is held until the commit, and
             # concurrent batches naming the same artifacts wait for it in turn.
             batch.read_ahead(events)
@@ -171,14 +180,14 @@ class SQLWrites(SQLReads):
                 if event.id in claimed:
                     claimed.discard(event.id)  # the same event twice in a group: applied once
                     todo.append(event)
-            created_by = self._insert_runs(conn, todo)
+            held = self._insert_runs(conn, todo)  # the ids of the run events already applied
             batch.prefetch(events)  # locks the artifacts it writes, in name order, before any write
             for event in todo:
                 if not isinstance(event, SIMPLE) and batch.active:
                     batch.flush()
                     batch.forget()
                 if isinstance(event, RunRecorded):
-                    if created_by.get(event.run_id) != event.id:
+                    if event.id not in held:
                         self._apply_run(conn, event)
                 elif isinstance(event, VersionRecorded):
                     self._apply_version(conn, batch, event, notices)
@@ -191,6 +200,7 @@ class SQLWrites(SQLReads):
                 elif isinstance(event, VersionDeleted):
                     self._apply_delete(conn, batch, event)
                 elif isinstance(event, ContentPurged):
+                    forget_none_purged(conn)
                     apply_purge(conn, event, notices)
                 elif isinstance(event, RetentionSet):
                     apply_retention(conn, event)
@@ -209,58 +219,33 @@ class SQLWrites(SQLReads):
         rows = [{"id": event_id, "applied_at": at} for event_id in dict.fromkeys(event_ids)]
         return set(conn.execute(self._q_claim, rows).scalars())
 
-    def _insert_runs(self, conn: sa.Connection, todo: Sequence[Event]) -> dict[str, str]:
-        """Insert the runs the batch's first events record, in one statement: run id -> the id of
-        the event that created it (a run that existed goes through _apply_run, event by event)."""
-        first: dict[str, RunRecorded] = {}
+    def _insert_runs(self, conn: sa.Connection, todo: Sequence[Event]) -> set[str]:
+        """Insert the runs the batch's first events record, in one statement, each row holding
+        every one of those events of its run, applied in order (_run_changes, as _apply_run would
+        one by one): a manual run's start and end are one row written once. Returns the ids of
+        the events a new row holds; a run that existed goes through _apply_run, event by event."""
+        folded: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for event in todo:
             if not isinstance(event, SIMPLE):
                 break  # what follows an event of another kind is applied after it
-            if isinstance(event, RunRecorded) and event.run_id not in first:
-                first[event.run_id] = event
-        if not first:
-            return {}
-        created = conn.execute(self._q_run_insert, [_run_row(ev) for ev in first.values()]).scalars()
-        return {run_id: first[run_id].id for run_id in created}
+            if isinstance(event, RunRecorded):
+                held = folded.get(event.run_id)
+                if held is None:
+                    folded[event.run_id] = (_run_row(event), [event.id])
+                else:
+                    held[0].update(_run_changes(held[0], event))
+                    held[1].append(event.id)
+        if not folded:
+            return set()
+        created = conn.execute(self._q_run_insert, [row for row, _ in folded.values()]).scalars()
+        return {event_id for run_id in created for event_id in folded[run_id][1]}
 
     def _apply_run(self, conn: sa.Connection, ev: RunRecorded) -> None:
         created = conn.execute(self._q_run_insert, _run_row(ev)).first()
         if created is not None:
             return  # a new run holds exactly what the event says
         row = conn.execute(self._q_run_get, {"rid": ev.run_id}).one()
-        changes: dict[str, Any] = {}
-        for field, column in (
-            ("job", "job"),
-            ("job_namespace", "job_namespace"),
-            ("orchestrator", "orchestrator"),
-            ("run_kind", "kind"),
-            ("parent_id", "parent_id"),
-        ):
-            value = getattr(ev, field)
-            if value is not None and value != row._mapping[column]:
-                changes[column] = value
-        # A finished run keeps the error of how it finished: a late `failed` after `succeeded`
-        # (or a second failure) does not rewrite it; the same outcome may still fill it in.
-        if (
-            ev.error is not None
-            and ev.error != row.error
-            and (row.status not in TERMINAL_STATUSES or (row.error is None and ev.status in (None, row.status)))
-        ):
-            changes["error"] = ev.error
-        if ev.started_at is not None and (row.started_at is None or ev.started_at < row.started_at):
-            changes["started_at"] = ev.started_at
-        if ev.ended_at is not None and row.ended_at is None:
-            changes["ended_at"] = ev.ended_at
-        for column, value in (("params", ev.params), ("code", ev.code), ("links", ev.links)):
-            if value:
-                merged = {**(row._mapping[column] or {}), **value}
-                if merged != row._mapping[column]:
-                    changes[column] = merged
-        if ev.status is not None and ev.status != row.status:
-            # Terminal states never revert; otherwise the later event wins (events may arrive late).
-            if row.status not in TERMINAL_STATUSES and (ev.status in TERMINAL_STATUSES or ev.time >= row.status_at):
-                changes["status"] = ev.status
-                changes["status_at"] = ev.time
+        changes = _run_changes(row._mapping, ev)
         if changes:
             conn.execute(self._q_run_update, {"rid": ev.run_id, **changes})
 
@@ -639,6 +624,44 @@ def _run_row(ev: RunRecorded) -> dict[str, Any]:
         "links": ev.links or {},
         "created_at": ev.time,
     }
+
+
+def _run_changes(row: Mapping[Any, Any], ev: RunRecorded) -> dict[str, Any]:
+    """The columns `ev` changes in a run's row (SQL column names), by the rules events merge by."""
+    changes: dict[str, Any] = {}
+    for field, column in (
+        ("job", "job"),
+        ("job_namespace", "job_namespace"),
+        ("orchestrator", "orchestrator"),
+        ("run_kind", "kind"),
+        ("parent_id", "parent_id"),
+    ):
+        value = getattr(ev, field)
+        if value is not None and value != row[column]:
+            changes[column] = value
+    # A finished run keeps the error of how it finished: a late `failed` after `succeeded`
+    # (or a second failure) does not rewrite it; the same outcome may still fill it in.
+    if (
+        ev.error is not None
+        and ev.error != row["error"]
+        and (row["status"] not in TERMINAL_STATUSES or (row["error"] is None and ev.status in (None, row["status"])))
+    ):
+        changes["error"] = ev.error
+    if ev.started_at is not None and (row["started_at"] is None or ev.started_at < row["started_at"]):
+        changes["started_at"] = ev.started_at
+    if ev.ended_at is not None and row["ended_at"] is None:
+        changes["ended_at"] = ev.ended_at
+    for column, value in (("params", ev.params), ("code", ev.code), ("links", ev.links)):
+        if value:
+            merged = {**(row[column] or {}), **value}
+            if merged != row[column]:
+                changes[column] = merged
+    if ev.status is not None and ev.status != row["status"]:
+        # Terminal states never revert; otherwise the later event wins (events may arrive late).
+        if row["status"] not in TERMINAL_STATUSES and (ev.status in TERMINAL_STATUSES or ev.time >= row["status_at"]):
+            changes["status"] = ev.status
+            changes["status_at"] = ev.time
+    return changes
 
 
 def _entry_row(version_id: int, e: ManifestEntry) -> dict[str, Any]:
