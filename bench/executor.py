@@ -20,12 +20,17 @@ provider record nothing there), the scheduler with LocalExecutor is started per 
 in that set-up's environment, which its task processes inherit. The DAG is a chain of N
 PythonOperator tasks; task i reads file asset i-1 (its inlet) and writes asset i (its outlet).
 Parallelism 1: one task process at a time, so consecutive tasks never share the two CPUs.
-Per task, from what Airflow records: `workload`, the supervisor's own "Workload finished"
-duration (fork, the task process from start to exit, its state sent: the whole fresh process,
-the success hook included, which runs after Airflow has the task's end_date); `duration`,
-end_date - start_date from the metadata DB (process start to the task's end, so the start hook
-and the first durable batch, not the success hook); `period`, one task's start_date to the
-next's (adds the scheduler's passes; its idle sleep is set to 0.1 s instead of 1 s).
+Per task, from what Airflow records: `process`, start_date (the supervisor sets it right after
+the fork) to the task process's last log line (the end of `finalize`, after the success hooks:
+the whole fresh process but its interpreter's exit); `duration`, end_date - start_date from the
+metadata DB (the task's end is taken before the success hooks, so this holds the process start,
+the start hooks with headwater's import and first durable batch, and the task); `gap`, that last
+log line to the next task's start_date (the exit, the supervisor, the scheduler's passes with
+its idle sleep set to 0.1 s instead of 1 s, the next fork). The supervisor's "Workload finished"
+duration is kept in --json only: Airflow 3.3's supervisor, when the task process has closed its
+sockets but cannot be reaped yet, sleeps in select() until its next heartbeat (up to
+[workers] min_heartbeat_interval, 5 s by default, set to 1 s here), a race hit by a varying
+share of tasks in every set-up; `waits` counts them.
 
 Dagster 1.13: a job of N ops in a chain with the multiprocess executor (spawn: every step a
 fresh interpreter; max_concurrent 1), FilesystemIOManager alone or wrapped by
@@ -62,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -172,6 +178,9 @@ class Airflow:
             # The scheduler's loop sleeps this long when idle (default 1 s): shorter, so the period
             # between two tasks is less quantised by it.
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.1",
+            # A supervisor that loses the race described above sleeps this long (default 5 s): with
+            # parallelism 1 the next task waits for it.
+            AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="1",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
             AIRFLOW__API__PORT=str(port),
             AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(16).hex(),
@@ -209,6 +218,27 @@ class Airflow:
                 time.sleep(0.1)
         raise SystemExit(f"cannot read {self.db}")
 
+    def schedule(self, setup: str, run_id: str, env: dict[str, str], log_path: Path) -> tuple[str, list[float]]:
+        """A scheduler in the set-up's environment until the DAG run and its last task process end;
+        the run's state and the CPU time of each task process, in order."""
+        with open(log_path, "wb") as log:
+            scheduler = subprocess.Popen([self.airflow, "scheduler"], env=env, stdout=log, stderr=log)
+        try:
+            with ChildCPU(lambda: worker_of(scheduler.pid)) as cpu:
+                deadline = time.monotonic() + 60 + 20 * self.tasks
+                while True:
+                    state = self.query("SELECT state FROM dag_run WHERE run_id = ?", run_id)
+                    # The DAG run ends when the last task has reported success; its process may still
+                    # be running its success hook: wait for its supervisor's last word too.
+                    ended = state and state[0][0] in ("success", "failed") and len(workloads(log_path)) >= self.tasks
+                    if ended and len(cpu.reaped) >= self.tasks:
+                        return str(state[0][0]), cpu.reaped
+                    if time.monotonic() > deadline or scheduler.poll() is not None:
+                        raise SystemExit(f"{setup}: the DAG run did not end; see {log_path}")
+                    time.sleep(0.2)
+        finally:
+            stop(scheduler)
+
     def trial(self, setup: str, round_: int) -> dict[str, Any]:
         work = self.home / f"{setup}-{round_}"
         work.mkdir()
@@ -227,37 +257,34 @@ class Airflow:
             capture_output=True,
         )
         log_path = work / "scheduler.log"
-        with open(log_path, "wb") as log:
-            scheduler = subprocess.Popen([self.airflow, "scheduler"], env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 60 + 20 * self.tasks
-            while True:
-                state = self.query("SELECT state FROM dag_run WHERE run_id = ?", run_id)
-                ended = state and state[0][0] in ("success", "failed")
-                # The DAG run ends when the last task has reported success; its process may still be
-                # running its success hook: wait for its supervisor's last word too.
-                if ended and len(workloads(log_path)) >= self.tasks:
-                    break
-                if time.monotonic() > deadline or scheduler.poll() is not None:
-                    raise SystemExit(f"{setup}: the DAG run did not end; see {log_path}")
-                time.sleep(0.5)
-        finally:
-            stop(scheduler)
-        assert state[0][0] == "success", f"{setup}: DAG run {state[0][0]}; see {log_path}"
+        with Deliverers(work / "hwhome") as deliverers:
+            state, cpu = self.schedule(setup, run_id, env, log_path)
+            if setup in HEADWATER_SETUPS:
+                delivered(work / "hwhome")
+        assert state == "success", f"{setup}: DAG run {state}; see {log_path}"
         rows = self.query(
             "SELECT task_id, id, state, start_date, end_date FROM task_instance WHERE run_id = ? ORDER BY task_id",
             run_id,
         )
         assert len(rows) == self.tasks and all(r[2] == "success" for r in rows), rows
         took = workloads(log_path)
-        starts = [parse_time(r[3]) for r in rows]
+        logs = self.home / "airflow" / "logs" / "dag_id=hw_exec" / f"run_id={run_id}"
+        start = [parse_time(r[3]) for r in rows]
+        end = [parse_time(r[4]) for r in rows]
+        last = [last_logged(logs / f"task_id={r[0]}" / "attempt=1.log") for r in rows]
+        workload = [took[r[1].replace("-", "")] for r in rows]
         result: dict[str, Any] = {
-            "workload_ms": median_ms(took[r[1].replace("-", "")] for r in rows[1:]),
-            "duration_ms": median_ms(parse_time(r[4]) - parse_time(r[3]) for r in rows[1:]),
-            "period_ms": median_ms(b - a for a, b in itertools.pairwise(starts[1:])),
+            "lifetime_ms": median_ms(b - a for a, b in zip(start[1:], last[1:], strict=True)),
+            "duration_ms": median_ms(b - a for a, b in zip(start[1:], end[1:], strict=True)),
+            "gap_ms": median_ms(start[i + 1] - last[i] for i in range(1, self.tasks - 1)),
+            "cpu_ms": median_ms(cpu[1 : self.tasks]),
+            "workload_ms": median_ms(workload[1:]),
+            # Tasks whose supervisor slept until its next heartbeat after the process had closed its
+            # sockets but before it could be reaped (Airflow's, not the observers': see the docstring).
+            "waits": sum(w - (b - a) > 0.5 for w, a, b in zip(workload[1:], start[1:], last[1:], strict=True)),
         }
         if setup in HEADWATER_SETUPS:
-            delivered(work / "hwhome")
+            result["deliverers"] = len(deliverers.seen)
             checked = subprocess.run(
                 [str(self.python), __file__, "--check-graph", str(self.tasks), "--first-inputs", "1"],
                 env=env,
@@ -283,6 +310,11 @@ def workloads(log: Path) -> dict[str, float]:
             if took and ti:
                 found[ti.group(1).replace("-", "")] = float(took.group(1))  # the DB keeps it without dashes
     return found
+
+
+def last_logged(log: Path) -> float:
+    """When a task process logged its last line: the end of `finalize`, after the success hooks."""
+    return parse_time(json.loads(log.read_text().strip().splitlines()[-1])["timestamp"])
 
 
 def parse_time(text: str) -> float:
@@ -334,22 +366,110 @@ def dagster_run(python: Path, home: Path, tasks: int, setup: str, round_: int) -
         env["HEADWATER_DISABLED"] = "1"
     if setup == "background":
         env["HEADWATER_DELIVERY"] = "background"
-    done = subprocess.run(
-        [str(python), __file__, "--dagster-child", setup, "--tasks", str(tasks), "--work", str(work)],
-        env=env,
-        cwd=Path(__file__).parent,  # where the step processes find the job's module
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0 or not (work / "result.json").is_file():
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-6000:])
+    with Deliverers(work / "hwhome") as deliverers, open(work / "child.log", "wb") as log:
+        child = subprocess.Popen(
+            [str(python), __file__, "--dagster-child", setup, "--tasks", str(tasks), "--work", str(work)],
+            env=env,
+            cwd=Path(__file__).parent,  # where the step processes find the job's module
+            stdout=log,
+            stderr=log,
+        )
+        with ChildCPU(child.pid) as cpu:  # its children: the step processes, in order
+            child.wait(1800)
+    if child.returncode != 0 or not (work / "result.json").is_file():
+        sys.stderr.write((work / "child.log").read_text(errors="replace")[-6000:])
         raise SystemExit(f"dagster / {setup}: the child run failed")
-    return json.loads((work / "result.json").read_text())
+    result: dict[str, Any] = json.loads((work / "result.json").read_text())
+    result["cpu_ms"] = median_ms(cpu.reaped[1:tasks])
+    result["reaped"] = cpu.reaped
+    if setup in HEADWATER_SETUPS:
+        result["deliverers"] = len(deliverers.seen)
+    return result
 
 
 # -- shared -------------------------------------------------------------------------------------
+
+
+class ChildCPU:
+    """The CPU time of each child process one process reaps, one at a time: the cutime + cstime
+    of its /proc stat, sampled every 10 ms, grows by a child's whole CPU time when it is reaped.
+    Less bent by a busy machine than wall time; a deliverer is not anyone's reaped child here."""
+
+    def __init__(self, pid: Any) -> None:
+        self.pid = pid  # an int, or a function that finds it (None until it exists)
+        self.reaped: list[float] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+
+    def __enter__(self) -> ChildCPU:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def watch(self) -> None:
+        tick, pid, last = os.sysconf("SC_CLK_TCK"), None, 0
+        while not self.done.wait(0.01):
+            pid = pid or (self.pid() if callable(self.pid) else self.pid)
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError, TypeError):
+                continue
+            total = int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17
+            if total != last:
+                self.reaped.append((total - last) / tick)
+                last = total
+
+
+def worker_of(parent: int) -> int | None:
+    """The pid of the LocalExecutor worker the scheduler `parent` forked (parallelism 1: one)."""
+    for entry in os.scandir("/proc"):
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat, open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                if stat.read().rsplit(")", 1)[1].split()[1] == str(parent) and cmdline.read().startswith(
+                    b"airflow worker"
+                ):
+                    return int(entry.name)
+        except (OSError, IndexError):
+            continue
+    return None
+
+
+class Deliverers:
+    """Counts the deliverer processes started for one HEADWATER_HOME while it is open (a thread
+    looks at /proc every 20 ms: a deliverer lives at least its 2 s linger)."""
+
+    def __init__(self, home: Path) -> None:
+        self.marker = f"HEADWATER_HOME={home}".encode()
+        self.seen: set[int] = set()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+
+    def __enter__(self) -> Deliverers:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def watch(self) -> None:
+        while not self.done.wait(0.02):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit() or int(entry.name) in self.seen:
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                        if b"headwater.deliverer" not in f.read():
+                            continue
+                    with open(f"/proc/{entry.name}/environ", "rb") as f:
+                        if self.marker in f.read().split(b"\0"):
+                            self.seen.add(int(entry.name))
+                except OSError:  # gone meanwhile, or not ours to read
+                    continue
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -427,6 +547,7 @@ def main() -> int:
         parser.error(f"--orchestrators: a subset of {','.join(SETUPS)}")
     wanted = set(args.setups.split(",")) if args.setups else None
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the services are stopped on the way out
     loads: list[tuple[float, float, float]] = [os.getloadavg()]
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="headwater-executor-bench-"))
@@ -491,12 +612,12 @@ def report(
         f"{args.repeat} rounds ({seconds:.0f} s)"
     )
     print(
-        f"{'executor':27} {'set-up':12} {'process':>8} {'added':>7} {'ratio':>6} "
-        f"{'duration':>9} {'added':>7} {'period':>8} {'added':>7}   checked"
+        f"{'executor':21} {'set-up':11} {'process':>7} {'added':>6} {'ratio':>5} {'cpu':>6} {'added':>6} "
+        f"{'duration':>8} {'added':>6} {'gap':>6} {'added':>6} {'waits':>5}   checked"
     )
-    columns = {  # process, duration, period
-        "airflow": ("workload_ms", "duration_ms", "period_ms"),
-        "dagster": ("period_ms", "duration_ms", None),
+    columns = {  # process, cpu, duration, gap
+        "airflow": ("lifetime_ms", "cpu_ms", "duration_ms", "gap_ms"),
+        "dagster": ("period_ms", "cpu_ms", "duration_ms", None),
     }
     for orchestrator in orchestrators:
         name = "Airflow LocalExecutor" if orchestrator == "airflow" else "Dagster multiprocess"
@@ -505,25 +626,30 @@ def report(
             if (orchestrator, setup) not in results:
                 continue
             cells = []
-            for key in keys:
+            for key, width in zip(keys, (7, 6, 8, 6), strict=True):
                 if key is None:
-                    cells.append(f"{'':8} {'':>7}")
+                    cells.append(f"{'':{width}} {'':>6}")
                     continue
                 value, base = med(orchestrator, setup, key), med(orchestrator, "without", key)
-                cells.append(f"{value:8.0f} {'-' if setup == 'without' else f'{value - base:+.0f}':>7}")
+                cells.append(f"{value:{width}.0f} {'-' if setup == 'without' else f'{value - base:+.0f}':>6}")
                 if key == keys[0]:
-                    cells.append(f"{value / base:6.2f}")
+                    cells.append(f"{value / base:5.2f}")
             runs = results[(orchestrator, setup)]
+            cells.append(f"{sum(r['waits'] for r in runs):5}" if "waits" in runs[0] else f"{'':5}")
             checked = []
             if "versions" in runs[0]:
                 checked.append(f"graph exact ({runs[0]['versions']} versions a run)")
+            if "deliverers" in runs[0]:
+                checked.append(f"deliverers started a run: {', '.join(str(r['deliverers']) for r in runs)}")
             if "ol_events" in runs[0]:
                 checked.append(f"{runs[0]['ol_events']} OpenLineage events a run")
-            print(f"{name:27} {setup:12} {' '.join(cells)}   {', '.join(checked) or '-'}")
-    print("process: the whole task process (Airflow: the supervisor's workload duration; Dagster: one step's")
-    print("worker start to the next one's); duration: Airflow end_date - start_date (without the success")
-    print("hook), Dagster worker start to STEP_SUCCESS; period: Airflow start_date to the next task's.")
+            print(f"{name:21} {setup:11} {' '.join(cells)}   {', '.join(checked) or '-'}")
+    print("process: the whole task process, wall time (Airflow: start_date to its last log line, after the")
+    print("success hooks; Dagster: one step's worker start to the next one's); cpu: its CPU time, user + sys, as")
+    print("the process that reaps it counts it; duration: Airflow end_date - start_date (no success hook),")
+    print("Dagster worker start to STEP_SUCCESS; gap: Airflow's last log line to the next start_date.")
     print("ms; added: minus `without`; ratio: process / without's. Target (#17): <= 50 ms added per process.")
+    print("waits: tasks (all rounds) whose supervisor slept until its next heartbeat before reaping the process.")
     print("load average (1 min) at the start and after each round: " + ", ".join(f"{x[0]:.2f}" for x in loads))
 
 
