@@ -284,7 +284,8 @@ class Airflow:
             "waits": sum(w - (b - a) > 0.5 for w, a, b in zip(workload[1:], start[1:], last[1:], strict=True)),
         }
         if setup in HEADWATER_SETUPS:
-            result["deliverers"] = len(deliverers.seen)
+            result["deliverers"] = len(deliverers.cpu)
+            result["deliverer_cpu_ms"] = sum(deliverers.cpu.values()) * 1000
             checked = subprocess.run(
                 [str(self.python), __file__, "--check-graph", str(self.tasks), "--first-inputs", "1"],
                 env=env,
@@ -383,7 +384,8 @@ def dagster_run(python: Path, home: Path, tasks: int, setup: str, round_: int) -
     result["cpu_ms"] = median_ms(cpu.reaped[1:tasks])
     result["reaped"] = cpu.reaped
     if setup in HEADWATER_SETUPS:
-        result["deliverers"] = len(deliverers.seen)
+        result["deliverers"] = len(deliverers.cpu)
+        result["deliverer_cpu_ms"] = sum(deliverers.cpu.values()) * 1000
     return result
 
 
@@ -439,12 +441,13 @@ def worker_of(parent: int) -> int | None:
 
 
 class Deliverers:
-    """Counts the deliverer processes started for one HEADWATER_HOME while it is open (a thread
-    looks at /proc every 20 ms: a deliverer lives at least its 2 s linger)."""
+    """The deliverer processes started for one HEADWATER_HOME while it is open, and the CPU time
+    each used (a thread looks at /proc every 20 ms: a deliverer lives at least its 2 s linger)."""
 
     def __init__(self, home: Path) -> None:
         self.marker = f"HEADWATER_HOME={home}".encode()
-        self.seen: set[int] = set()
+        self.cpu: dict[int, float] = {}  # pid -> user + sys seconds, last seen
+        self.others: set[int] = set()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.watch, daemon=True)
 
@@ -457,18 +460,26 @@ class Deliverers:
         self.thread.join()
 
     def watch(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
         while not self.done.wait(0.02):
             for entry in os.scandir("/proc"):
-                if not entry.name.isdigit() or int(entry.name) in self.seen:
+                if not entry.name.isdigit() or int(entry.name) in self.others:
                     continue
+                pid = int(entry.name)
                 try:
-                    with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                        if b"headwater.deliverer" not in f.read():
+                    if pid not in self.cpu:
+                        with open(f"/proc/{pid}/cmdline", "rb") as f:
+                            ours = b"headwater.deliverer" in f.read()
+                        if ours:
+                            with open(f"/proc/{pid}/environ", "rb") as f:
+                                ours = self.marker in f.read().split(b"\0")
+                        if not ours:
+                            self.others.add(pid)
                             continue
-                    with open(f"/proc/{entry.name}/environ", "rb") as f:
-                        if self.marker in f.read().split(b"\0"):
-                            self.seen.add(int(entry.name))
-                except OSError:  # gone meanwhile, or not ours to read
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    self.cpu[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+                except (OSError, IndexError):  # gone meanwhile, or not ours to read
                     continue
 
 
@@ -639,8 +650,10 @@ def report(
             checked = []
             if "versions" in runs[0]:
                 checked.append(f"graph exact ({runs[0]['versions']} versions a run)")
-            if "deliverers" in runs[0]:
-                checked.append(f"deliverers started a run: {', '.join(str(r['deliverers']) for r in runs)}")
+            if "deliverers" in runs[0] and any(r["deliverers"] for r in runs):
+                cpu = statistics.median(r["deliverer_cpu_ms"] / r["deliverers"] for r in runs if r["deliverers"])
+                counts = ", ".join(str(r["deliverers"]) for r in runs)
+                checked.append(f"deliverers a run: {counts} ({cpu:.0f} ms CPU each)")
             if "ol_events" in runs[0]:
                 checked.append(f"{runs[0]['ol_events']} OpenLineage events a run")
             print(f"{name:21} {setup:11} {' '.join(cells)}   {', '.join(checked) or '-'}")
