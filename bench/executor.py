@@ -55,6 +55,7 @@ bench's own (.nox/executor-pycache), as an installed package has it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -222,7 +223,11 @@ class Airflow:
         """A scheduler in the set-up's environment until the DAG run and its last task process end;
         the run's state and the CPU time of each task process, in order."""
         with open(log_path, "wb") as log:
-            scheduler = subprocess.Popen([self.airflow, "scheduler"], env=env, stdout=log, stderr=log)
+            # A session of its own: the OpenLineage provider's process pool outlives a stopped
+            # scheduler, so the whole group goes when it stops (a deliverer is in a session of its own).
+            scheduler = subprocess.Popen(
+                [self.airflow, "scheduler"], env=env, stdout=log, stderr=log, start_new_session=True
+            )
         try:
             with ChildCPU(lambda: worker_of(scheduler.pid)) as cpu:
                 deadline = time.monotonic() + 60 + 20 * self.tasks
@@ -232,12 +237,18 @@ class Airflow:
                     # be running its success hook: wait for its supervisor's last word too.
                     ended = state and state[0][0] in ("success", "failed") and len(workloads(log_path)) >= self.tasks
                     if ended and len(cpu.reaped) >= self.tasks:
+                        # A few more loops before the scheduler is stopped: once in ~20 headwater runs
+                        # stopped at once, the DAG run's container stayed `running` in headwater's
+                        # graph (its hook in the scheduler not called, or its batch not written).
+                        time.sleep(3)
                         return str(state[0][0]), cpu.reaped
                     if time.monotonic() > deadline or scheduler.poll() is not None:
                         raise SystemExit(f"{setup}: the DAG run did not end; see {log_path}")
                     time.sleep(0.2)
         finally:
             stop(scheduler)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(scheduler.pid, signal.SIGKILL)
 
     def trial(self, setup: str, round_: int) -> dict[str, Any]:
         work = self.home / f"{setup}-{round_}"
@@ -562,6 +573,7 @@ def main() -> int:
     loads: list[tuple[float, float, float]] = [os.getloadavg()]
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="headwater-executor-bench-"))
+    kept = False
     try:
         for orchestrator in orchestrators:
             setups = tuple(s for s in SETUPS[orchestrator] if wanted is None or s in wanted)
@@ -600,8 +612,13 @@ def main() -> int:
             finally:
                 if orchestrator == "airflow":
                     airflow.stop()
+    except (SystemExit, AssertionError):
+        kept = True  # the logs and stores of a failed check, to look at
+        print(f"kept {home}", file=sys.stderr)
+        raise
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(home, ignore_errors=True)
     report(results, orchestrators, args, loads, time.monotonic() - started)
     if args.json:
         args.json.write_text(json.dumps({f"{o}/{s}": r for (o, s), r in results.items()}, indent=1))
