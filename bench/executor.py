@@ -403,18 +403,16 @@ def dagster_run(python: Path, home: Path, tasks: int, setup: str, round_: int) -
 # -- shared -------------------------------------------------------------------------------------
 
 
-class ChildCPU:
-    """The CPU time of each child process one process reaps, one at a time: the cutime + cstime
-    of its /proc stat, sampled every 10 ms, grows by a child's whole CPU time when it is reaped.
-    Less bent by a busy machine than wall time; a deliverer is not anyone's reaped child here."""
+class _Watcher:
+    """A thread that calls `look()` every `interval` seconds while the `with` block runs."""
 
-    def __init__(self, pid: Any) -> None:
-        self.pid = pid  # an int, or a function that finds it (None until it exists)
-        self.reaped: list[float] = []
+    interval = 0.01
+
+    def __init__(self) -> None:
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ChildCPU:
+    def __enter__(self) -> Any:
         self.thread.start()
         return self
 
@@ -422,19 +420,37 @@ class ChildCPU:
         self.done.set()
         self.thread.join()
 
-    def watch(self) -> None:
-        tick, pid, last = os.sysconf("SC_CLK_TCK"), None, 0
-        while not self.done.wait(0.01):
-            pid = pid or (self.pid() if callable(self.pid) else self.pid)
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError, TypeError):
-                continue
-            total = int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17
-            if total != last:
-                self.reaped.append((total - last) / tick)
-                last = total
+    def _run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.look()
+
+    def look(self) -> None:
+        raise NotImplementedError
+
+
+class ChildCPU(_Watcher):
+    """The CPU time of each child process one process reaps, one at a time: the cutime + cstime
+    of its /proc stat, sampled every 10 ms, grows by a child's whole CPU time when it is reaped.
+    Less bent by a busy machine than wall time; a deliverer is not anyone's reaped child here."""
+
+    def __init__(self, pid: Any) -> None:
+        super().__init__()
+        self.pid = pid  # an int, or a function that finds it (None until it exists)
+        self.reaped: list[float] = []
+        self.found: int | None = None
+        self.last = 0
+
+    def look(self) -> None:
+        self.found = self.found or (self.pid() if callable(self.pid) else self.pid)
+        try:
+            with open(f"/proc/{self.found}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, TypeError):
+            return
+        total = int(fields[13]) + int(fields[14])  # cutime, cstime: fields 16 and 17
+        if total != self.last:
+            self.reaped.append((total - self.last) / os.sysconf("SC_CLK_TCK"))
+            self.last = total
 
 
 def worker_of(parent: int) -> int | None:
@@ -451,47 +467,38 @@ def worker_of(parent: int) -> int | None:
     return None
 
 
-class Deliverers:
+class Deliverers(_Watcher):
     """The deliverer processes started for one HEADWATER_HOME while it is open, and the CPU time
-    each used (a thread looks at /proc every 20 ms: a deliverer lives at least its 2 s linger)."""
+    each used (every 20 ms: a deliverer lives at least its 2 s linger)."""
+
+    interval = 0.02
 
     def __init__(self, home: Path) -> None:
+        super().__init__()
         self.marker = f"HEADWATER_HOME={home}".encode()
         self.cpu: dict[int, float] = {}  # pid -> user + sys seconds, last seen
         self.others: set[int] = set()
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.watch, daemon=True)
 
-    def __enter__(self) -> Deliverers:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def watch(self) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
-        while not self.done.wait(0.02):
-            for entry in os.scandir("/proc"):
-                if not entry.name.isdigit() or int(entry.name) in self.others:
-                    continue
-                pid = int(entry.name)
-                try:
-                    if pid not in self.cpu:
-                        with open(f"/proc/{pid}/cmdline", "rb") as f:
-                            ours = b"headwater.deliverer" in f.read()
-                        if ours:
-                            with open(f"/proc/{pid}/environ", "rb") as f:
-                                ours = self.marker in f.read().split(b"\0")
-                        if not ours:
-                            self.others.add(pid)
-                            continue
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                    self.cpu[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-                except (OSError, IndexError):  # gone meanwhile, or not ours to read
-                    continue
+    def look(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) in self.others:
+                continue
+            pid = int(entry.name)
+            try:
+                if pid not in self.cpu:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        ours = b"headwater.deliverer" in f.read()
+                    if ours:
+                        with open(f"/proc/{pid}/environ", "rb") as f:
+                            ours = self.marker in f.read().split(b"\0")
+                    if not ours:
+                        self.others.add(pid)
+                        continue
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                self.cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            except (OSError, IndexError):  # gone meanwhile, or not ours to read
+                continue
 
 
 def child_env(**extra: str) -> dict[str, str]:
