@@ -477,11 +477,14 @@ class Deliverers(_Watcher):
         super().__init__()
         self.marker = f"HEADWATER_HOME={home}".encode()
         self.cpu: dict[int, float] = {}  # pid -> user + sys seconds, last seen
-        self.others: set[int] = set()
+        # Other processes, by when first seen: looked at again for a second, as a deliverer's
+        # cmdline is its parent's between the fork and the exec.
+        self.others: dict[int, float] = {}
 
     def look(self) -> None:
+        now = time.monotonic()
         for entry in os.scandir("/proc"):
-            if not entry.name.isdigit() or int(entry.name) in self.others:
+            if not entry.name.isdigit() or now - self.others.get(int(entry.name), now) > 1:
                 continue
             pid = int(entry.name)
             try:
@@ -492,7 +495,7 @@ class Deliverers(_Watcher):
                         with open(f"/proc/{pid}/environ", "rb") as f:
                             ours = self.marker in f.read().split(b"\0")
                     if not ours:
-                        self.others.add(pid)
+                        self.others.setdefault(pid, now)
                         continue
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
