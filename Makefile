@@ -64,7 +64,7 @@ bench-peers: tools postgres
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s peers -- $(PEERS_ARGS)
 
 # headwater per task process under Airflow's LocalExecutor and Dagster's multiprocess executor,
-# beside the OpenLineage provider (bench/executor.py, ~25 minutes); not part of `make test`.
+# beside the OpenLineage provider (bench/executor.py, ~15 minutes); not part of `make test`.
 # EXECUTOR_ARGS="--orchestrators airflow --repeat 5" to choose.
 EXECUTOR_ARGS ?=
 bench-executor: tools
