@@ -16,7 +16,7 @@ SESSIONS ?= lint core reliability core_pythons docs dagster airflow prefect e2e
 NOX := $(TOOLS)/bin/nox
 UV := $(TOOLS)/bin/uv
 
-.PHONY: test demo docs bench bench-peers fuzz dist postgres chromium tools clean
+.PHONY: test demo docs bench bench-peers bench-executor fuzz dist postgres chromium tools clean
 
 $(NOX) $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -62,6 +62,14 @@ bench: tools postgres chromium
 PEERS_ARGS ?=
 bench-peers: tools postgres
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s peers -- $(PEERS_ARGS)
+
+# headwater per task process under Airflow's LocalExecutor and Dagster's multiprocess executor,
+# beside the OpenLineage provider (bench/executor.py, ~15 minutes); not part of `make test`.
+# EXECUTOR_ARGS="--orchestrators airflow --repeat 5" to choose.
+EXECUTOR_ARGS ?=
+bench-executor: tools
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(NOX) -s dagster --install-only
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(PYTHON) bench/executor.py $(EXECUTOR_ARGS)
 
 clean:
 	rm -rf $(TOOLS) .nox dist site
