@@ -27,6 +27,7 @@ READS = [
     "up-all",
     "down-all",
     "reach-down",
+    "reach-half",
     "reach-up",
     "impact",
     "search",

@@ -40,7 +40,7 @@ class SQLReach(SQLLineage):
         # without validation (every field is made here, of the types it declares)
         ordered = sorted((hops[vid], name, label) for vid, name, label in named)
         return Reachable.model_construct(
-            root=next(_ref(name, label) for vid, name, label in named if vid == root),
+            root=_ref(*ordered[0][1:]),  # the only version 0 hops away
             direction=direction,
             versions={_ref(name, label): hop for hop, name, label in ordered},
             runs=dict(sorted(runs.items(), key=lambda item: (item[1], item[0]))),
