@@ -7,6 +7,11 @@ import socket
 import sys
 from typing import Any
 
+# Request lines and headers up to 1 MiB, so a long query (a name of 1024 characters,
+# percent-encoded) gets a clear 422 from the app instead of a dropped connection. Past it, h11
+# answers 400 and closes, and a client still sending sees the connection reset.
+MAX_REQUEST_HEAD = 1 << 20
+
 
 def log_config() -> dict[str, Any]:
     """uvicorn's logging, plus headwater's own warnings printed live by every worker."""
@@ -32,9 +37,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
         log_config=log_config(),
         timeout_graceful_shutdown=10,
         server_header=False,
-        # Request lines and headers up to 1 MiB, so a long query (a name of 1024 characters,
-        # percent-encoded) gets a clear 422 from the app instead of a dropped connection.
-        h11_max_incomplete_event_size=1 << 20,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
     )
     server = uvicorn.Server(config)
     if workers <= 1:
